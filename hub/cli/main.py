@@ -1,0 +1,64 @@
+"""Entry point of the ``hub`` console script: parses arguments and turns user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hub.errors import HubError, UserError
+from hub.settings import load_settings
+
+# Each module registers its commands with ``register(subparsers)`` and sets ``func`` to a
+# handler ``func(args, settings) -> int``.
+COMMAND_MODULES = (
+    "hub.cli.stack",    # up, down, status, worker
+    "hub.cli.kafka",    # kafka install|start|stop|status|topics
+    "hub.cli.data",     # emit, sql, migrate
+    "hub.cli.config",   # config
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hub",
+        description="gameday-hub: observe chaos experiments. Kafka in, ClickHouse out.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        return int(args.func(args, settings) or 0)
+    except UserError as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hub: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

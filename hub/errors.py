@@ -1,0 +1,40 @@
+"""Errors that say what the caller should do next.
+
+- ``UserError``: the person at the CLI or API did something wrong; printed as one line.
+- ``RecoverableError``: a dependency is briefly unavailable; the operation is retried.
+- ``InvalidRecord``: one record cannot be used; it goes to the dead-letter topic with the
+  reason and its source coordinates, and processing moves on.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class UserError(HubError):
+    """A mistake by the user: shown as one clear line, exit code non-zero."""
+
+
+class ConfigError(UserError):
+    """A setting has an invalid value or a required file is missing."""
+
+
+class RecoverableError(HubError):
+    """A dependency (broker, store) failed in a way that a retry may fix."""
+
+
+class StoreUnavailable(RecoverableError):
+    """The ClickHouse store could not be reached or refused the write."""
+
+
+class InvalidRecord(HubError):
+    """A record that cannot be decoded or validated; it belongs in the dead-letter topic."""
+
+    def __init__(self, reason: str, topic: str = "", partition: int = -1, offset: int = -1):
+        super().__init__(reason)
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset

@@ -1,0 +1,195 @@
+"""One typed settings object for the whole hub, read from ``HUB_*`` environment variables.
+
+Every field names its environment variable and says in one sentence what it does; the
+README's configuration table is generated from this list (``hub config``), so the two
+cannot drift. Defaults give the embedded mode: a local Kafka broker the hub runs itself
+and the embedded ClickHouse engine (chDB) under the hub's home.
+
+An optional file (``HUB_CONFIG_FILE``, or ``<home>/hub.env``) holds ``KEY=VALUE`` lines
+with the same names; the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hub.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = _setting(
+        "HUB_HOME", Path("~/.gameday-hub"),
+        "Directory for the hub's state: broker data, the embedded store, logs and pid files.")
+    config_file: str = _setting(
+        "HUB_CONFIG_FILE", "",
+        "Optional file of KEY=VALUE lines read before the environment (default <home>/hub.env).")
+
+    kafka_bootstrap: str = _setting(
+        "HUB_KAFKA_BOOTSTRAP", "",
+        "Bootstrap servers of an existing Kafka cluster; when set the hub starts no broker of its own.")
+    kafka_version: str = _setting(
+        "HUB_KAFKA_VERSION", "4.1.1",
+        "Apache Kafka version of the embedded broker, fetched from Maven Central.")
+    kafka_cache: Path = _setting(
+        "HUB_KAFKA_CACHE", Path("~/.cache/gameday-hub/kafka"),
+        "Where the embedded broker's jars are cached (outside the repository), one folder per version.")
+    kafka_port: int = _setting(
+        "HUB_KAFKA_PORT", 19092,
+        "Loopback port of the embedded broker's client listener (the controller uses the next port).")
+    kafka_heap: str = _setting(
+        "HUB_KAFKA_HEAP", "512m",
+        "Java heap size of the embedded broker.")
+    kafka_start_timeout: float = _setting(
+        "HUB_KAFKA_START_TIMEOUT", 90.0,
+        "Seconds to wait for the embedded broker to answer before giving up.")
+    partitions: int = _setting(
+        "HUB_PARTITIONS", 4,
+        "Partitions of each hub topic when the hub creates it.")
+
+    clickhouse_url: str = _setting(
+        "HUB_CLICKHOUSE_URL", "",
+        "URL of a ClickHouse server (http://user:pass@host:8123); empty means the embedded engine under <home>/clickhouse.")
+    database: str = _setting(
+        "HUB_DATABASE", "hub",
+        "ClickHouse database that holds the hub's tables.")
+    ttl_days: int = _setting(
+        "HUB_TTL_DAYS", 90,
+        "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever).")
+
+    topic_requests: str = _setting(
+        "HUB_TOPIC_REQUESTS", "hub.requests", "Topic of gateway request-leg records.")
+    topic_dlq: str = _setting(
+        "HUB_TOPIC_DLQ", "hub.dlq", "Dead-letter topic: records that could not be decoded, with the reason.")
+
+    app_id: str = _setting(
+        "HUB_APP_ID", "gameday-hub",
+        "Faust application id: the consumer group of the workers.")
+    sink_batch_max: int = _setting(
+        "HUB_SINK_BATCH_MAX", 20000,
+        "Most records the sink writes to ClickHouse in one insert.")
+    sink_batch_seconds: float = _setting(
+        "HUB_SINK_BATCH_SECONDS", 0.5,
+        "Longest a record waits in the sink's buffer before its batch is written.")
+    max_record_bytes: int = _setting(
+        "HUB_MAX_RECORD_BYTES", 1_000_000,
+        "Records larger than this are refused to the dead-letter topic as oversized.")
+
+    http_host: str = _setting(
+        "HUB_HTTP_HOST", "127.0.0.1", "Address the hub's HTTP endpoint listens on.")
+    http_port: int = _setting(
+        "HUB_HTTP_PORT", 8765, "Port of the hub's HTTP endpoint (queries, health).")
+    worker_web_port: int = _setting(
+        "HUB_WORKER_WEB_PORT", 6066, "Port of the Faust worker's own web server (loopback only).")
+    ready_timeout: float = _setting(
+        "HUB_READY_TIMEOUT", 180.0,
+        "Seconds `hub up` waits for the whole stack to be ready.")
+    log_level: str = _setting(
+        "HUB_LOG_LEVEL", "info", "Log level of the worker and broker supervisor (debug, info, warning, error).")
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home_dir / "run"
+
+    @property
+    def clickhouse_path(self) -> Path:
+        return self.home_dir / "clickhouse"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse_url or f"chdb://{self.clickhouse_path}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return not self.clickhouse_url
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}"
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def _coerce(name: str, kind: Any, raw: str) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        if kind_name == "Path":
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind_name}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the file (if any) and the environment."""
+    env = dict(os.environ if environ is None else environ)
+    fields = {f.metadata["env"]: f for f in dataclasses.fields(Settings)}
+    home = Path(env.get("HUB_HOME", "~/.gameday-hub")).expanduser()
+    file_name = env.get("HUB_CONFIG_FILE") or str(home / "hub.env")
+    merged: dict[str, str] = {}
+    file_path = Path(file_name).expanduser()
+    if file_path.is_file():
+        merged.update(_read_env_file(file_path))
+    elif env.get("HUB_CONFIG_FILE"):
+        raise ConfigError(f"HUB_CONFIG_FILE={file_name} does not exist")
+    merged.update({k: v for k, v in env.items() if k.startswith("HUB_")})
+    values: dict[str, Any] = {}
+    for name, raw in merged.items():
+        f = fields.get(name)
+        if f is None:
+            continue
+        values[f.name] = _coerce(name, f.type, raw)
+    return Settings(**values)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(env name, default, sentence) for every setting, for docs and `hub config`."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        rows.append((f.metadata["env"], str(f.default), f.metadata["doc"]))
+    return rows
