@@ -89,8 +89,9 @@ class Settings:
         "HUB_HTTP_HOST", "127.0.0.1", "Address the hub's HTTP endpoint listens on.")
     http_port: int = _setting(
         "HUB_HTTP_PORT", 8765, "Port of the hub's HTTP endpoint (queries, health).")
-    worker_web_port: int = _setting(
-        "HUB_WORKER_WEB_PORT", 6066, "Port of the Faust worker's own web server (loopback only).")
+    api_token: str = _setting(
+        "HUB_API_TOKEN", "",
+        "Bearer token the HTTP endpoint requires (except /health and /ready); empty allows loopback callers without one.")
     ready_timeout: float = _setting(
         "HUB_READY_TIMEOUT", 180.0,
         "Seconds `hub up` waits for the whole stack to be ready.")

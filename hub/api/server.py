@@ -1,0 +1,119 @@
+"""The hub's HTTP endpoint, served by the worker that owns the store: health, status, metrics, SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import decimal
+import hmac
+import ipaddress
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import orjson
+from aiohttp import web
+
+from hub.storage.client import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiContext:
+    store: Store
+    token: str = ""
+    is_ready: Callable[[], bool] = lambda: True
+    status: Callable[[], dict] = dict
+    metrics: Callable[[], dict] = dict
+    max_rows: int = 100_000
+    extra: dict = field(default_factory=dict)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(type(value).__name__)
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    body = orjson.dumps(payload, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def run_sql(store: Store, sql: str, max_rows: int) -> dict:
+    """Run one query and return its columns and rows (at most ``max_rows``)."""
+    result = store.query(sql, settings={"max_result_rows": max_rows, "result_overflow_mode": "break"})
+    rows = [list(r) for r in result.result_rows[:max_rows]]
+    return {"columns": list(result.column_names), "rows": rows, "row_count": len(rows)}
+
+
+def build_app(ctx: ApiContext) -> web.Application:
+    @web.middleware
+    async def auth(request: web.Request, handler):
+        if ctx.token and request.path not in ("/health", "/ready"):
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {ctx.token}"):
+                return json_response({"error": "missing or wrong bearer token"}, status=401)
+        return await handler(request)
+
+    async def health(_: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def ready(_: web.Request) -> web.Response:
+        ok = ctx.is_ready()
+        return json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def status(_: web.Request) -> web.Response:
+        return json_response(ctx.status())
+
+    async def metrics(_: web.Request) -> web.Response:
+        lines = []
+        for name, value in sorted(ctx.metrics().items()):
+            metric = "hub_" + name.replace(".", "_").replace("-", "_")
+            lines.append(f"{metric} {value}")
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def sql(request: web.Request) -> web.Response:
+        try:
+            payload = await request.json()
+            query = payload["query"]
+        except Exception:
+            return json_response({"error": 'expected a JSON body {"query": "..."}'}, status=400)
+        if not isinstance(query, str) or not query.strip():
+            return json_response({"error": "the query is empty"}, status=400)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(None, run_sql, ctx.store, query, ctx.max_rows)
+        except Exception as exc:
+            return json_response({"error": first_line(exc)}, status=400)
+        return json_response(result)
+
+    app = web.Application(middlewares=[auth], client_max_size=8 * 1024 * 1024)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/v1/status", status)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/v1/sql", sql)
+    return app
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return text[:500]
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    return runner

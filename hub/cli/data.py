@@ -1,0 +1,168 @@
+"""``hub emit``, ``hub sql`` and ``hub migrate``: putting records in and getting answers out."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import sys
+import uuid
+from typing import Iterable, Iterator
+
+from hub.errors import HubError, UserError
+from hub.runtime.stack import Stack
+from hub.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("emit", help="send request-leg records to hub.requests",
+                       description="Send records from a file of JSON lines (CloudEvents envelopes), "
+                                   "from standard input, or generated synthetic gateway traffic.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--count", type=int, metavar="N", help="generate N synthetic request-leg records")
+    source.add_argument("--file", metavar="PATH", help="read JSON lines from PATH ('-' for standard input)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    p.add_argument("--experiment", default="", metavar="ID", help="tag generated records with this experiment id")
+    p.add_argument("--topic", default=None, help="topic to send to (default HUB_TOPIC_REQUESTS)")
+    p.add_argument("--raw", action="store_true",
+                   help="send file lines as they are, without checking them (the hub dead-letters bad ones)")
+    p.set_defaults(func=cmd_emit)
+
+    p = sub.add_parser("sql", help="run a SQL query through the running hub, or on the store when none runs")
+    p.add_argument("query", help="the SQL text, e.g. \"SELECT count() FROM hub.requests\"")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("migrate", help="apply the ClickHouse migrations not yet applied")
+    p.set_defaults(func=cmd_migrate)
+
+
+# ---- emit ---------------------------------------------------------------------------------
+def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+    if path == "-":
+        for number, line in enumerate(sys.stdin.buffer, 1):
+            yield number, line
+        return
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            yield number, line
+
+
+def file_records(path: str, raw: bool) -> Iterable[tuple[bytes | None, bytes]]:
+    """(key, value) pairs from JSON lines; the key is the record's correlation id."""
+    for number, line in _lines(path):
+        line = line.strip()
+        if not line:
+            continue
+        if raw:
+            yield None, line
+            continue
+        try:
+            event = json.loads(line)
+            key = event["data"]["correlation_id"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path}:{number}: not a request-leg envelope with data.correlation_id "
+                            "(use --raw to send it anyway)") from None
+        yield str(key).encode(), line
+
+
+def cmd_emit(args, settings: Settings) -> int:
+    from hub.producer import send_records
+
+    topic = args.topic or settings.topic_requests
+    if args.count is not None:
+        if args.count <= 0:
+            raise UserError("--count must be a positive number")
+        from hub.records.generate import generate_request_legs
+
+        records = generate_request_legs(args.count, seed=args.seed, experiment_id=args.experiment)
+    else:
+        records = file_records(args.file, args.raw)
+    progress = (lambda m: print(m, file=sys.stderr)) if sys.stderr.isatty() or args.count else None
+    count, seconds = send_records(settings.bootstrap, topic, records, progress=progress)
+    print(f"sent {count:,} records to {topic} in {seconds:.2f}s ({count / max(seconds, 1e-9):,.0f}/s), all acknowledged")
+    return 0
+
+
+# ---- sql ----------------------------------------------------------------------------------
+def _cell(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID,)):
+        return str(value)
+    return str(value)
+
+
+def run_query(settings: Settings, query: str) -> dict:
+    stack = Stack(settings)
+    if stack.worker_pid() is not None or stack.hub_answers():
+        return stack.api("/v1/sql", {"query": query}, timeout=120)
+    from hub.api.server import first_line, run_sql
+    from hub.storage.client import open_store
+
+    store = open_store(settings)
+    try:
+        return run_sql(store, query, 100_000)
+    except HubError:
+        raise
+    except Exception as exc:
+        raise HubError(first_line(exc)) from None
+    finally:
+        store.close()
+
+
+def print_result(result: dict, fmt: str, out=sys.stdout) -> None:
+    columns, rows = result["columns"], result["rows"]
+    if fmt == "json":
+        for row in rows:
+            out.write(json.dumps(dict(zip(columns, row)), default=str) + "\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        return
+    cells = [[_cell(v) for v in row] for row in rows]
+    if len(columns) == 1 and len(cells) == 1:
+        out.write(cells[0][0] + "\n")  # a single value prints bare, for scripts
+        return
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+    out.write(f"({len(cells)} row{'s' if len(cells) != 1 else ''})\n")
+
+
+def cmd_sql(args, settings: Settings) -> int:
+    try:
+        result = run_query(settings, args.query)
+    except HubError as exc:
+        raise UserError(f"query failed: {exc}") from None
+    print_result(result, args.format)
+    return 0
+
+
+# ---- migrate ------------------------------------------------------------------------------
+def cmd_migrate(args, settings: Settings) -> int:
+    from hub.storage.client import open_store
+    from hub.storage.migrations import migrate
+
+    stack = Stack(settings)
+    if settings.embedded_clickhouse and stack.worker_pid() is not None:
+        print("the running hub owns the embedded store and applied its migrations at start-up")
+        return 0
+    store = open_store(settings)
+    try:
+        applied = migrate(store, settings, progress=print)
+    finally:
+        store.close()
+    print(f"{len(applied)} migration(s) applied; the store is up to date")
+    return 0

@@ -1,0 +1,85 @@
+"""``hub up``, ``hub down``, ``hub status`` and ``hub worker``: the embedded stack's lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hub.runtime.stack import Stack
+from hub.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="start the broker (unless HUB_KAFKA_BOOTSTRAP is set) and the worker",
+                       description="Start the embedded stack in the background and return once it is ready.")
+    p.add_argument("--foreground", action="store_true",
+                   help="run the worker attached to this terminal; Ctrl-C stops the worker and the broker")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="stop the worker and the embedded broker")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="show what runs: broker, worker, store, HTTP endpoint")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("worker", help="run only the worker, attached (the broker must be reachable)")
+    p.set_defaults(func=cmd_worker)
+
+
+def cmd_up(args, settings: Settings) -> int:
+    stack = Stack(settings)
+    if not args.foreground:
+        stack.up()
+        return 0
+    from streams.worker import run
+
+    stack.start_kafka(print)
+    print(f"running the worker attached; HTTP endpoint {settings.http_url}; Ctrl-C stops")
+    try:
+        run(settings)
+    finally:
+        if settings.embedded_kafka:
+            stack.kafka.stop()
+    return 0
+
+
+def cmd_down(args, settings: Settings) -> int:
+    Stack(settings).down()
+    return 0
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    from streams.worker import run
+
+    run(settings)
+    return 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    info = Stack(settings).status()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    kafka = info["kafka"]
+    if kafka.get("external"):
+        print(f"kafka:  external cluster {kafka['bootstrap']}")
+    else:
+        state = f"running (pid {kafka.get('pid')})" if kafka.get("running") else "stopped"
+        print(f"kafka:  {state} at {kafka.get('bootstrap')}, version {kafka.get('version')}")
+    worker = info["worker"]
+    if worker["running"]:
+        sink = worker.get("sink", {}).get("requests", {})
+        print(f"worker: running (pid {worker['pid']}), ready={worker.get('ready')}, "
+              f"partitions={len(worker.get('assignment', []))}")
+        if sink:
+            print(f"sink:   stored={sink.get('stored')} dead-lettered={sink.get('invalid')} "
+                  f"batches={sink.get('batches')} skipped-after-restart={sink.get('skipped')}")
+        if worker.get("error"):
+            print(f"        {worker['error']}")
+    else:
+        print("worker: stopped")
+    print(f"store:  {info['store']}")
+    print(f"http:   {info['http']}")
+    print(f"home:   {info['home']}")
+    return 0

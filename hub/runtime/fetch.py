@@ -1,0 +1,54 @@
+"""Reads an exact offset range of one partition, outside any consumer group (used by sink recovery)."""
+
+from __future__ import annotations
+
+import time
+
+from hub.errors import RecoverableError
+from hub.records.decode import RawMessage
+
+
+class KafkaRangeFetcher:
+    """Fetches offsets ``[first, last]`` of a partition with a group-less kafka-python consumer."""
+
+    def __init__(self, bootstrap: str, timeout: float = 30.0):
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+        self._consumer = None
+
+    def _client(self):
+        if self._consumer is None:
+            from kafka import KafkaConsumer
+
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", max_poll_records=5000,
+            )
+        return self._consumer
+
+    def fetch(self, topic: str, partition: int, first: int, last: int) -> list[RawMessage]:
+        from kafka import TopicPartition
+
+        consumer = self._client()
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        beginning = consumer.beginning_offsets([tp])[tp]
+        if beginning > first:
+            return []
+        consumer.seek(tp, first)
+        out: list[RawMessage] = []
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    if r.offset > last:
+                        return out
+                    out.append(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                    if r.offset == last:
+                        return out
+        raise RecoverableError(f"fetching {topic}[{partition}] offsets {first}-{last} timed out")
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

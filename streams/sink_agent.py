@@ -1,0 +1,46 @@
+"""The sink agent: buffers raw records from ``hub.requests`` and hands each batch to the exactly-once sink."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from hub.records.decode import RawMessage
+from hub.storage.sink import ExactlyOnceSink, write_with_retry
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def to_raw(event) -> RawMessage:
+    message = event.message
+    return RawMessage(message.topic, message.partition, message.offset,
+                      message.key, message.value, int(message.timestamp * 1000))
+
+
+def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSink,
+                        executor: ThreadPoolExecutor) -> faust.types.AgentT:
+    topic = app.topic(sink.spec.topic, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw",
+                      partitions=settings.partitions)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender, revoked, **kwargs) -> None:  # noqa: ANN001
+        sink.forget(tp.partition for tp in revoked if tp.topic == sink.spec.topic)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
+        sink.forget(tp.partition for tp in assigned if tp.topic == sink.spec.topic)
+
+    async def sink_requests(stream) -> None:
+        loop = asyncio.get_running_loop()
+        # take_events acks the batch only after this body returns: offsets are committed
+        # after the rows are stored.
+        async for events in stream.take_events(settings.sink_batch_max, within=settings.sink_batch_seconds):
+            messages = [to_raw(e) for e in events]
+            await loop.run_in_executor(executor, write_with_retry, sink, messages)
+
+    return app.agent(topic, name=f"sink-{sink.spec.table}", concurrency=1)(sink_requests)

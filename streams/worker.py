@@ -1,0 +1,111 @@
+"""The hub worker process: owns the store, runs the Faust agents and serves the HTTP endpoint.
+
+Started by ``hub up`` (in the background) or ``hub worker`` (attached); ``python -m streams.worker``
+does the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from hub.api.server import ApiContext, build_app, serve
+from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
+from hub.runtime.fetch import KafkaRangeFetcher
+from hub.runtime.topics import ensure_topics
+from hub.settings import Settings, load_settings
+from hub.storage.client import open_store
+from hub.storage.dead_letters import DeadLetterPublisher
+from hub.storage.migrations import migrate
+from hub.storage.sink import ExactlyOnceSink, SinkSpec
+from streams.app import create_app
+from streams.sink_agent import register_sink_agent
+
+log = logging.getLogger("hub.worker")
+
+
+def pid_file(settings: Settings):
+    return settings.run_dir / "worker.pid"
+
+
+def build(settings: Settings):
+    """Everything the worker runs, wired together; returns the Faust app."""
+    store = open_store(settings)
+    migrate(store, settings, progress=log.info)
+    ensure_topics(settings.bootstrap, {settings.topic_requests: settings.partitions,
+                                       settings.topic_dlq: settings.partitions})
+    max_bytes = settings.max_record_bytes
+    spec = SinkSpec(
+        name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
+        decode=lambda messages: decode_request_legs(messages, max_bytes),
+    )
+    sink = ExactlyOnceSink(store, spec, DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq),
+                           KafkaRangeFetcher(settings.bootstrap))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+    app = create_app(settings)
+    register_sink_agent(app, settings, sink, executor)
+    started = time.time()
+
+    def is_ready() -> bool:
+        try:
+            return bool(app.consumer.assignment())
+        except Exception:
+            return False
+
+    def status() -> dict:
+        try:
+            assignment = sorted(f"{tp.topic}[{tp.partition}]" for tp in app.consumer.assignment())
+        except Exception:
+            assignment = []
+        return {
+            "pid": os.getpid(), "uptime_seconds": round(time.time() - started, 1),
+            "bootstrap": settings.bootstrap, "store": "embedded" if settings.embedded_clickhouse else "server",
+            "assignment": assignment, "sink": {spec.name: sink.stats.as_dict()},
+        }
+
+    def metrics() -> dict:
+        s = sink.stats
+        out = {"sink_records_stored": s.stored, "sink_records_skipped": s.skipped,
+               "sink_batches": s.batches, "sink_insert_seconds": round(s.insert_seconds, 3),
+               "dlq_records": s.invalid}
+        for reason, count in s.invalid_by_reason.items():
+            out[f'dlq_records{{reason="{reason}"}}'] = count
+        return out
+
+    ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics)
+
+    @app.task
+    async def http_endpoint() -> None:
+        await serve(build_app(ctx), settings.http_host, settings.http_port)
+        log.info("HTTP endpoint on %s", settings.http_url)
+
+    return app
+
+
+def run(settings: Settings) -> None:
+    from faust.worker import Worker
+
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    app = build(settings)
+    pid_file(settings).write_text(str(os.getpid()))
+    try:
+        Worker(app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+    finally:
+        try:
+            if pid_file(settings).read_text().strip() == str(os.getpid()):
+                pid_file(settings).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(load_settings())
+
+
+if __name__ == "__main__":
+    main()
