@@ -75,6 +75,9 @@ class Settings:
     app_id: str = _setting(
         "HUB_APP_ID", "gameday-hub",
         "Faust application id: the consumer group of the workers.")
+    session_timeout: float = _setting(
+        "HUB_SESSION_TIMEOUT", 10.0,
+        "Seconds without a heartbeat after which a worker's partitions move to the others (a crashed worker's too).")
     sink_batch_max: int = _setting(
         "HUB_SINK_BATCH_MAX", 20000,
         "Most records the sink writes to ClickHouse in one insert.")

@@ -25,4 +25,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=65536,
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_wait_empty=True,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(settings.session_timeout / 4, 0.5),
+        broker_rebalance_timeout=max(settings.session_timeout * 2, 10.0),
     )

@@ -89,10 +89,13 @@ def run(settings: Settings) -> None:
     from faust.worker import Worker
 
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     app = build(settings)
     pid_file(settings).write_text(str(os.getpid()))
     try:
-        Worker(app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+        worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+        worker.execute_from_commandline()
     finally:
         try:
             if pid_file(settings).read_text().strip() == str(os.getpid()):

@@ -1,0 +1,116 @@
+"""Helpers for tests, the hub's own and its users': run a real worker process against a broker.
+
+Example::
+
+    from hub.testing import WorkerProcess, free_port
+
+    with WorkerProcess.start(tmp_path, bootstrap="127.0.0.1:9092") as worker:
+        send_records(worker.settings.bootstrap, worker.settings.topic_requests, records)
+        worker.wait_for_count("SELECT count() FROM requests", 1000)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from hub.runtime.kafka import tail
+from hub.runtime.stack import Stack
+from hub.settings import Settings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(home: Path, bootstrap: str, **overrides: str) -> dict[str, str]:
+    """Environment for a worker with its own home, topics, consumer group and port."""
+    suffix = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({
+        "HUB_HOME": str(home),
+        "HUB_KAFKA_BOOTSTRAP": bootstrap,
+        "HUB_TOPIC_REQUESTS": f"requests-{suffix}",
+        "HUB_TOPIC_DLQ": f"dlq-{suffix}",
+        "HUB_APP_ID": f"hub-test-{suffix}",
+        "HUB_HTTP_PORT": str(free_port()),
+        "HUB_SESSION_TIMEOUT": "6",
+    })
+    env.update(overrides)
+    return env
+
+
+class WorkerProcess:
+    """A ``python -m streams.worker`` child process with its own settings."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.settings: Settings = load_settings(env)
+        self.stack = Stack(self.settings)
+        self.process: subprocess.Popen | None = None
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.settings.logs_dir / "worker.log"
+
+    @classmethod
+    def start(cls, home: Path, bootstrap: str, timeout: float = 120.0, **overrides: str) -> "WorkerProcess":
+        worker = cls(isolated_env(home, bootstrap, **overrides))
+        worker.launch(timeout)
+        return worker
+
+    def launch(self, timeout: float = 120.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{tail(self.log_path, 40)}")
+            if self.stack.is_ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{tail(self.log_path, 40)}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def sql(self, query: str) -> list[list]:
+        return self.stack.api("/v1/sql", {"query": query}, timeout=60)["rows"]
+
+    def wait_for(self, query: str, expected, timeout: float = 120.0, interval: float = 0.25):
+        """Poll a single-value query until it equals ``expected``; returns the last value seen."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.sql(query)[0][0]
+            if value == expected:
+                return value
+            time.sleep(interval)
+        return value
+
+    def __enter__(self) -> "WorkerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
