@@ -32,8 +32,10 @@ class StoreUnavailable(RecoverableError):
 class InvalidRecord(HubError):
     """A record that cannot be decoded or validated; it belongs in the dead-letter topic."""
 
-    def __init__(self, reason: str, topic: str = "", partition: int = -1, offset: int = -1):
+    def __init__(self, reason: str, topic: str = "", partition: int = -1, offset: int = -1,
+                 index: int = -1):
         super().__init__(reason)
+        self.index = index  # position of the event inside a batch record; -1 for the whole record
         self.reason = reason
         self.topic = topic
         self.partition = partition

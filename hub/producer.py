@@ -19,7 +19,7 @@ Progress = Callable[[str], None]
 
 
 async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
-                progress: Progress | None, every: int) -> int:
+                progress: Progress | None, every: int, events_per_record: int = 1) -> int:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
     from aiokafka.partitioner import DefaultPartitioner
@@ -40,11 +40,12 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
         count = 0
         round_robin = 0
         started = time.perf_counter()
-        for key, value in records:
-            if key is None:
+        packing: dict[int, list] = {}
+        for partition, key, value, events in _pack(records, events_per_record, partitions, partitioner, packing):
+            if partition is None and key is None:
                 partition = partitions[round_robin % len(partitions)]
                 round_robin += 1
-            else:
+            elif partition is None:
                 partition = partitioner(key, partitions, partitions)
             batch = batches.get(partition)
             if batch is None:
@@ -54,8 +55,8 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
                 batch = batches[partition] = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise HubError(f"a record of {len(value)} bytes is larger than a whole batch")
-            count += 1
-            if progress and count % every == 0:
+            count += events
+            if progress and count % every < events_per_record:
                 rate = count / max(time.perf_counter() - started, 1e-9)
                 progress(f"  sent {count:,} records ({rate:,.0f}/s)")
             if len(pending) > 64:
@@ -72,6 +73,31 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
         await producer.stop()
 
 
+def _pack(records, events_per_record, partitions, partitioner, packing):
+    """With ``events_per_record`` > 1, pack events of one partition into CloudEvents batches.
+
+    Yields ``(partition or None, key, value, events)``; a packed batch's key is its first
+    event's key, and it goes to the partition each of its events would have gone to.
+    """
+    if events_per_record <= 1:
+        for key, value in records:
+            yield None, key, value, 1
+        return
+    for key, value in records:
+        partition = partitioner(key, partitions, partitions) if key is not None else partitions[0]
+        pending = packing.setdefault(partition, [None, []])
+        if pending[0] is None:
+            pending[0] = key
+        pending[1].append(value)
+        if len(pending[1]) >= events_per_record:
+            yield partition, pending[0], b"[" + b",".join(pending[1]) + b"]", len(pending[1])
+            packing[partition] = [None, []]
+    for partition, (key, values) in list(packing.items()):
+        if values:
+            yield partition, key, b"[" + b",".join(values) + b"]", len(values)
+    packing.clear()
+
+
 async def _partitions(producer, topic: str) -> list[int]:
     deadline = time.monotonic() + 30
     while True:
@@ -84,11 +110,14 @@ async def _partitions(producer, topic: str) -> list[int]:
 
 
 def send_records(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
-                 progress: Progress | None = None, every: int = 20_000) -> tuple[int, float]:
+                 progress: Progress | None = None, every: int = 20_000,
+                 events_per_record: int = 1) -> tuple[int, float]:
     """Send (key, value) pairs and wait until the broker acknowledged all of them.
 
-    Returns (records sent, seconds). Raises HubError if any record was not acknowledged.
+    With ``events_per_record`` > 1 the values (CloudEvents in structured mode) are packed into
+    CloudEvents batches of up to that many events, per partition. Returns (events sent,
+    seconds). Raises HubError if any record was not acknowledged.
     """
     started = time.perf_counter()
-    count = asyncio.run(_send(bootstrap, topic, records, progress, every))
+    count = asyncio.run(_send(bootstrap, topic, records, progress, every, events_per_record))
     return count, time.perf_counter() - started

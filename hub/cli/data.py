@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     p.add_argument("--experiment", default="", metavar="ID", help="tag generated records with this experiment id")
     p.add_argument("--topic", default=None, help="topic to send to (default HUB_TOPIC_REQUESTS)")
+    p.add_argument("--batch", type=int, default=100, metavar="N",
+                   help="pack up to N events of one partition into one Kafka record as a CloudEvents "
+                        "batch (default 100; 1 sends one event per record)")
     p.add_argument("--raw", action="store_true",
                    help="send file lines as they are, without checking them (the hub dead-letters bad ones)")
     p.set_defaults(func=cmd_emit)
@@ -84,8 +87,11 @@ def cmd_emit(args, settings: Settings) -> int:
     else:
         records = file_records(args.file, args.raw)
     progress = (lambda m: print(m, file=sys.stderr)) if sys.stderr.isatty() or args.count else None
-    count, seconds = send_records(settings.bootstrap, topic, records, progress=progress)
-    print(f"sent {count:,} records to {topic} in {seconds:.2f}s ({count / max(seconds, 1e-9):,.0f}/s), all acknowledged")
+    if args.batch < 1:
+        raise UserError("--batch must be at least 1")
+    batch = 1 if args.raw else args.batch
+    count, seconds = send_records(settings.bootstrap, topic, records, progress=progress, events_per_record=batch)
+    print(f"sent {count:,} events to {topic} in {seconds:.2f}s ({count / max(seconds, 1e-9):,.0f}/s), all acknowledged")
     return 0
 
 

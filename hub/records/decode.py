@@ -86,19 +86,19 @@ def _schema_reason(value: bytes, exc: msgspec.ValidationError) -> str:
     return "schema: " + str(exc).replace("`", "")[:_MAX_SHOWN * 2]
 
 
+_LIST_DECODER: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
     """Decode a batch of ``dev.gamedayhub.request.leg.v1`` records into ``requests`` rows.
 
-    Never raises for a bad record: each becomes an ``InvalidRecord`` in ``invalid``.
+    A Kafka record holds one CloudEvent (structured mode, a JSON object) or a CloudEvents
+    batch (``application/cloudevents-batch+json``, a JSON array of them). Never raises for a
+    bad record: each becomes an ``InvalidRecord`` in ``invalid``; for an event inside a batch,
+    ``index`` says which one, and the batch's other events still decode.
     """
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
-    add_row = rows.append
-    decode = _DECODER.decode
-    utc = UTC
-    parse_uuid = uuid.UUID
-    uuid5 = uuid.uuid5
-    ns = EVENT_ID_NAMESPACE
     for m in messages:
         value = m[4]
         if not value:
@@ -107,32 +107,54 @@ def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int) -> Decod
         if len(value) > max_bytes:
             invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
             continue
-        try:
-            e = decode(value)
-        except msgspec.ValidationError as exc:
-            invalid.append(InvalidRecord(_schema_reason(value, exc), m[0], m[1], m[2]))
-            continue
-        except msgspec.DecodeError as exc:
-            invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
-            continue
-        # Inlined ``request_leg.to_row`` (same result; see test_decode), to save a call per record.
-        d = e.data
-        t = d.event_time
-        if t.tzinfo is not utc:
-            t = t.astimezone(utc)
-        try:
-            eid = parse_uuid(e.id)
-        except ValueError:
-            eid = uuid5(ns, e.id)
-        add_row((
-            eid, t,
-            d.experiment_id or e.experimentid or "",
-            d.phase or e.experimentphase or "",
-            d.correlation_id, d.leg, d.gateway, d.route, d.method, d.backend,
-            d.status, d.latency_ms, d.request_bytes, d.response_bytes,
-            d.response_hash, d.error, e.source,
-        ))
+        if value[:1] == b"[" or value.lstrip()[:1] == b"[":
+            try:
+                elements = _LIST_DECODER.decode(value)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
+                continue
+            for index, element in enumerate(elements):
+                _decode_one(bytes(element), m, index, rows, invalid)
+        else:
+            _decode_one(value, m, -1, rows, invalid)
     return DecodedBatch(rows, invalid)
+
+
+def _decode_one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
+    try:
+        e = _DECODER.decode(value)
+    except msgspec.ValidationError as exc:
+        invalid.append(InvalidRecord(_schema_reason(value, exc), m[0], m[1], m[2], index=index))
+        return
+    except msgspec.DecodeError as exc:
+        invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2], index=index))
+        return
+    d = e.data
+    t = d.event_time
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    try:
+        eid = uuid.UUID(e.id)
+    except ValueError:
+        eid = uuid.uuid5(EVENT_ID_NAMESPACE, e.id)
+    rows.append((
+        eid, t,
+        d.experiment_id or e.experimentid or "",
+        d.phase or e.experimentphase or "",
+        d.correlation_id, d.leg, d.gateway, d.route, d.method, d.backend,
+        d.status, d.latency_ms, d.request_bytes, d.response_bytes,
+        d.response_hash, d.error, e.source,
+    ))
+
+
+def element_bytes(raw: RawMessage, index: int) -> bytes | None:
+    """The bytes of one event of a batch record (the whole value when ``index`` is -1)."""
+    if index < 0 or not raw.value:
+        return raw.value
+    try:
+        return bytes(_LIST_DECODER.decode(raw.value)[index])
+    except (msgspec.ValidationError, msgspec.DecodeError, IndexError):
+        return raw.value
 
 
 # ---- dead letters --------------------------------------------------------------------------
@@ -145,6 +167,7 @@ class DeadLetter(msgspec.Struct, forbid_unknown_fields=True):
     source_topic: str
     source_partition: int
     source_offset: int
+    source_index: int
     source_timestamp_ms: int
     key: str | None
     value: str | None
@@ -157,6 +180,7 @@ DEAD_LETTER_COLUMNS: Final[tuple[str, ...]] = (
     "source_topic",
     "source_partition",
     "source_offset",
+    "source_index",
     "reason",
     "key",
     "value",
@@ -182,9 +206,10 @@ def make_dead_letter(invalid: InvalidRecord, raw: RawMessage, dead_time: datetim
         source_topic=raw.topic,
         source_partition=raw.partition,
         source_offset=raw.offset,
+        source_index=invalid.index,
         source_timestamp_ms=raw.timestamp_ms,
         key=_b64(raw.key),
-        value=_b64(raw.value),
+        value=_b64(element_bytes(raw, invalid.index)),
         dead_time=dead_time if dead_time is not None else _now(),
     )
 
@@ -209,6 +234,7 @@ def dead_letter_record_row(letter: DeadLetter) -> tuple:
         letter.source_topic,
         letter.source_partition,
         letter.source_offset,
+        letter.source_index,
         letter.reason,
         letter.key or "",
         letter.value or "",

@@ -7,10 +7,11 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
     source_topic      LowCardinality(String),
     source_partition  Int32,
     source_offset     Int64,
+    source_index      Int32,
     reason            String,
     key               String,
     value             String
 )
 ENGINE = MergeTree
-ORDER BY (source_topic, source_partition, source_offset)
+ORDER BY (source_topic, source_partition, source_offset, source_index)
 SETTINGS non_replicated_deduplication_window = 10000

@@ -140,7 +140,7 @@ BAD = [
     (orjson.dumps({**doc(), "type": "dev.gamedayhub.fault.v1"}), "unknown type: 'dev.gamedayhub.fault.v1'"),
     (orjson.dumps({**doc(), "type": "dev.gamedayhub.other.v1", "data": {"anything": 1}}),
      "unknown type: 'dev.gamedayhub.other.v1'"),
-    (orjson.dumps([1, 2]), "schema: Expected object, got array"),
+    (orjson.dumps("a string"), "schema: Expected object, got str"),
     (b"", "empty value"),
     (None, "empty value"),
 ]
@@ -154,6 +154,25 @@ def test_each_bad_record_is_reported_and_its_neighbours_still_decode(value, reas
     assert isinstance(bad, InvalidRecord)
     assert (bad.reason, bad.topic, bad.partition, bad.offset) == (reason, TOPIC, 3, 11)
     assert str(bad) == reason
+
+
+def test_a_batch_record_decodes_every_event_and_dead_letters_only_the_bad_one():
+    batch_value = b"[" + b",".join([good(0), orjson.dumps(doc(status="x")), good(1)]) + b"]"
+    batch = decode_request_legs([raw(20, batch_value), raw(21, good(2))], MAX)
+    assert [r[0] for r in batch.rows] == [uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)]
+    [bad] = batch.invalid
+    assert (bad.offset, bad.index) == (20, 1)
+    assert bad.reason == "schema: Expected int, got str - at $.data.status"
+    letter = decode_dead_letter(to_dead_letter(bad, raw(20, batch_value)))
+    assert letter.source_index == 1
+    assert orjson.loads(base64.b64decode(letter.value))["data"]["status"] == "x"
+
+
+def test_a_batch_that_is_not_a_json_array_is_one_dead_letter():
+    batch = decode_request_legs([raw(5, b"[" + good(0)), raw(6, good(1))], MAX)
+    assert len(batch.rows) == 1
+    [bad] = batch.invalid
+    assert (bad.offset, bad.index) == (5, -1) and bad.reason.startswith("not JSON")
 
 
 def test_oversized_is_rejected_before_decoding():
@@ -247,7 +266,7 @@ def test_dead_letter_round_trip():
     row = dead_letter_record_row(letter)
     assert row == dead_letter_row(invalid, source, dead_time=when)
     assert dict(zip(DEAD_LETTER_COLUMNS, row, strict=True)) == {
-        "dead_time": when, "source_topic": TOPIC, "source_partition": 2, "source_offset": 42,
+        "dead_time": when, "source_topic": TOPIC, "source_partition": 2, "source_offset": 42, "source_index": -1,
         "reason": invalid.reason, "key": letter.key, "value": letter.value,
     }
 
@@ -259,4 +278,4 @@ def test_dead_letter_of_absent_key_and_value():
     assert (letter.key, letter.value, letter.reason) == (None, None, "empty value")
     assert letter.dead_time.tzinfo is not None
     assert abs((datetime.now(UTC) - letter.dead_time).total_seconds()) < 60
-    assert dead_letter_record_row(letter)[5:] == ("", "")
+    assert dead_letter_record_row(letter)[6:] == ("", "")
