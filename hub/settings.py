@@ -94,7 +94,7 @@ class Settings:
         "HUB_HTTP_PORT", 8765, "Port of the hub's HTTP endpoint (queries, health).")
     api_token: str = _setting(
         "HUB_API_TOKEN", "",
-        "Bearer token the HTTP endpoint requires (except /health and /ready); empty allows loopback callers without one.")
+        "Bearer token the HTTP endpoint requires (except /health and /ready); empty asks for none, so keep HUB_HTTP_HOST on loopback then.")
     ready_timeout: float = _setting(
         "HUB_READY_TIMEOUT", 180.0,
         "Seconds `hub up` waits for the whole stack to be ready.")

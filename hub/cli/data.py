@@ -42,23 +42,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # ---- emit ---------------------------------------------------------------------------------
-def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+def _open(path: str):
+    """The file's handle, opened now so that a missing file is reported before any connection."""
     if path == "-":
-        for number, line in enumerate(sys.stdin.buffer, 1):
-            yield number, line
-        return
+        return sys.stdin.buffer
     try:
-        handle = open(path, "rb")
+        return open(path, "rb")
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            yield number, line
 
 
 def file_records(path: str, raw: bool) -> Iterable[tuple[bytes | None, bytes]]:
     """(key, value) pairs from JSON lines; the key is the record's correlation id."""
-    for number, line in _lines(path):
+    return _file_records(path, _open(path), raw)
+
+
+def _file_records(path: str, handle, raw: bool) -> Iterator[tuple[bytes | None, bytes]]:
+    for number, line in enumerate(handle, 1):
         line = line.strip()
         if not line:
             continue

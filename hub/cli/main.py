@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Client libraries log connection failures themselves; the CLI reports them in one line.
+        for name in ("aiokafka", "kafka"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         settings = load_settings()
         return int(args.func(args, settings) or 0)

@@ -1,0 +1,1 @@
+"""Benchmarks of the hub: ``python -m bench.run`` runs them and prints a table (see bench/README.md)."""
