@@ -13,14 +13,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
-from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
-from hub.runtime.fetch import KafkaRangeFetcher
+from hub.pipeline import build_sinks, topics_to_create
 from hub.runtime.topics import ensure_topics
 from hub.settings import Settings, load_settings
 from hub.storage.client import open_store
-from hub.storage.dead_letters import DeadLetterPublisher
 from hub.storage.migrations import migrate
-from hub.storage.sink import ExactlyOnceSink, SinkSpec
 from streams.app import create_app
 from streams.sink_agent import register_sink_agent
 
@@ -35,18 +32,12 @@ def build(settings: Settings):
     """Everything the worker runs, wired together; returns the Faust app."""
     store = open_store(settings)
     migrate(store, settings, progress=log.info)
-    ensure_topics(settings.bootstrap, {settings.topic_requests: settings.partitions,
-                                       settings.topic_dlq: settings.partitions})
-    max_bytes = settings.max_record_bytes
-    spec = SinkSpec(
-        name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-        decode=lambda messages: decode_request_legs(messages, max_bytes),
-    )
-    sink = ExactlyOnceSink(store, spec, DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq),
-                           KafkaRangeFetcher(settings.bootstrap))
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+    ensure_topics(settings.bootstrap, topics_to_create(settings))
+    sinks = build_sinks(settings, store)
     app = create_app(settings)
-    register_sink_agent(app, settings, sink, executor)
+    for sink in sinks:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{sink.spec.name}")
+        register_sink_agent(app, settings, sink, executor)
     started = time.time()
 
     def is_ready() -> bool:
@@ -63,16 +54,19 @@ def build(settings: Settings):
         return {
             "pid": os.getpid(), "uptime_seconds": round(time.time() - started, 1),
             "bootstrap": settings.bootstrap, "store": "embedded" if settings.embedded_clickhouse else "server",
-            "assignment": assignment, "sink": {spec.name: sink.stats.as_dict()},
+            "assignment": assignment, "sink": {sink.spec.name: sink.stats.as_dict() for sink in sinks},
         }
 
     def metrics() -> dict:
-        s = sink.stats
-        out = {"sink_records_stored": s.stored, "sink_records_skipped": s.skipped,
-               "sink_batches": s.batches, "sink_insert_seconds": round(s.insert_seconds, 3),
-               "dlq_records": s.invalid}
-        for reason, count in s.invalid_by_reason.items():
-            out[f'dlq_records{{reason="{reason}"}}'] = count
+        out: dict = {}
+        for sink in sinks:
+            s, label = sink.stats, f'{{sink="{sink.spec.name}"}}'
+            out[f"sink_records_stored{label}"] = s.stored
+            out[f"sink_records_skipped{label}"] = s.skipped
+            out[f"sink_batches{label}"] = s.batches
+            out[f"sink_insert_seconds{label}"] = round(s.insert_seconds, 3)
+            for reason, count in s.invalid_by_reason.items():
+                out[f'dlq_records{{sink="{sink.spec.name}",reason="{reason}"}}'] = count
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics)

@@ -75,8 +75,9 @@ def build_app(ctx: ApiContext) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         lines = []
         for name, value in sorted(ctx.metrics().items()):
-            metric = "hub_" + name.replace(".", "_").replace("-", "_")
-            lines.append(f"{metric} {value}")
+            base, brace, labels = name.partition("{")
+            metric = "hub_" + base.replace(".", "_").replace("-", "_")
+            lines.append(f"{metric}{brace}{labels} {value}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def sql(request: web.Request) -> web.Response:

@@ -37,6 +37,12 @@ LEDGER_COLUMNS = ("sink", "topic", "partition", "first_offset", "last_offset", "
 
 
 class Decoded(Protocol):
+    """What a sink's decode function returns: rows for the spec's table, and invalid records.
+
+    A decoder that fills several tables (OpenTelemetry metrics) also has ``tables``: a list of
+    ``(table, columns, rows)``; each is inserted with its own token derived from the chunk's.
+    """
+
     rows: list
     invalid: list
 
@@ -161,11 +167,16 @@ class ExactlyOnceSink:
         self.store.insert(
             f"{self.store.database}.sink_ledger",
             [[self.spec.name, self.spec.topic, partition, first, last, token,
-              len(decoded.rows), len(decoded.invalid)]],
+              len(decoded.rows) + sum(len(t[2]) for t in getattr(decoded, "tables", ())),
+              len(decoded.invalid)]],
             LEDGER_COLUMNS, token=token + ":ledger",
         )
         self.store.insert(f"{self.store.database}.{self.spec.table}", decoded.rows,
                           self.spec.columns, token=token)
+        stored_rows = len(decoded.rows)
+        for table, columns, rows in getattr(decoded, "tables", ()):
+            self.store.insert(f"{self.store.database}.{table}", rows, columns, token=f"{token}:{table}")
+            stored_rows += len(rows)
         if decoded.invalid:
             by_offset = {m.offset: m for m in chunk}
             raws = [by_offset[i.offset] for i in decoded.invalid]
@@ -175,11 +186,11 @@ class ExactlyOnceSink:
             self.stats.recovered_batches += 1
             return 0
         self.stats.batches += 1
-        self.stats.stored += len(decoded.rows)
+        self.stats.stored += stored_rows
         self.stats.invalid += len(decoded.invalid)
         for invalid in decoded.invalid:
             self.stats.invalid_by_reason[reason_kind(invalid.reason)] += 1
-        return len(decoded.rows)
+        return stored_rows
 
 
 def write_with_retry(sink: ExactlyOnceSink, messages: Sequence[RawMessage],

@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -49,6 +50,8 @@ def test_malformed_record_lands_in_dead_letters_with_reason_and_offset_and_later
         assert [(d["source_offset"], d["reason"][:8]) for d in letters] == [(100, "not JSON")]
         metrics = worker.stack.api("/v1/status")["sink"]["requests"]
         assert metrics["invalid_by_reason"] == {"not JSON": 1}
+        prometheus = urllib.request.urlopen(worker.settings.http_url + "/metrics").read().decode()
+        assert 'hub_dlq_records{sink="requests",reason="not JSON"} 1' in prometheus
 
 
 def test_worker_killed_three_times_while_100000_records_flow_stores_each_exactly_once(tmp_path, kafka_bootstrap):
