@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True, help="chDB data directory of this process")
     parser.add_argument("--batch-rows", type=int, default=20_000)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--no-check-crcs", dest="check_crcs", action="store_false",
+                        help="skip kafka-python's CRC32C check of record batches (pure Python "
+                             "unless the crc32c package is installed)")
     args = parser.parse_args(argv)
 
     import clickhouse_connect
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     consumer = KafkaConsumer(
         bootstrap_servers=args.bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=1_000_000,
+        auto_offset_reset="earliest", max_poll_records=1_000_000, check_crcs=args.check_crcs,
         fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     try:
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"table holds {count:,} rows, expected {args.events:,} ({invalid} invalid)")
         print(json.dumps({
             "first_poll": first_poll, "done": done, "rows": count, "records": records,
-            "invalid": invalid, "inserts": inserts, "insert_seconds": round(insert_seconds, 3),
+            "invalid": invalid, "inserts": inserts, "check_crcs": args.check_crcs, "insert_seconds": round(insert_seconds, 3),
         }), flush=True)
         return 0
     finally:

@@ -98,10 +98,14 @@ def _git(*args: str) -> str | None:
         return None
 
 
+def git_state() -> dict:
+    """The commit checked out and the files changed since it (the working tree is what runs)."""
+    return {"git_commit": _git("rev-parse", "HEAD"),
+            "git_dirty_files": (_git("diff", "--name-only", "HEAD") or "").split()}
+
+
 def environment(kafka_version: str) -> dict:
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "machine": {
             "nproc": os.cpu_count(),
             "platform": platform.platform(),
@@ -184,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
     load_before = os.getloadavg()
+    git = git_state()  # at the start: other commits may land while the benchmarks run
     scratch = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     broker = Broker(scratch)
     results: list[Result] = []
@@ -210,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - t0, 1),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
+        **git,
         **environment(broker.kafka_version),
         "results": [r.as_dict() for r in results],
     }
