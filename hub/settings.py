@@ -69,6 +69,15 @@ class Settings:
 
     topic_requests: str = _setting(
         "HUB_TOPIC_REQUESTS", "hub.requests", "Topic of gateway request-leg records.")
+    topic_spans: str = _setting(
+        "HUB_TOPIC_SPANS", "otlp_spans", "Topic of OTLP trace exports (the Collector's Kafka exporter default).")
+    topic_metrics: str = _setting(
+        "HUB_TOPIC_METRICS", "otlp_metrics", "Topic of OTLP metric exports.")
+    topic_logs: str = _setting(
+        "HUB_TOPIC_LOGS", "otlp_logs", "Topic of OTLP log exports.")
+    otlp_encoding: str = _setting(
+        "HUB_OTLP_ENCODING", "auto",
+        "Encoding on the OTLP topics: otlp_proto, otlp_json, or auto (JSON when a record starts with '{').")
     topic_dlq: str = _setting(
         "HUB_TOPIC_DLQ", "hub.dlq", "Dead-letter topic: records that could not be decoded, with the reason.")
 
