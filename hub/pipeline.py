@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hub.experiments.correlate import correlate_request_rows, correlate_span_rows
+from hub.experiments.events import EVENT_COLUMNS
+from hub.experiments.projection import decode_experiment_events
+from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
 from hub.runtime.fetch import KafkaRangeFetcher
@@ -27,15 +31,42 @@ def _metrics(messages, encoding: str, max_bytes: int) -> MultiTableBatch:
     return MultiTableBatch(tables=batch.tables(), invalid=batch.invalid)
 
 
-def sink_specs(settings: Settings) -> list[SinkSpec]:
+class Correlator:
+    """Places decoded rows on experiments, after waiting until the timeline covers them."""
+
+    def __init__(self, registry: ExperimentRegistry | None, lateness: float):
+        self.registry = registry
+        self.lateness = lateness
+
+    def _ready(self, newest: float) -> None:
+        if self.registry is not None:
+            self.registry.wait_until_known(newest + self.lateness, max_wait=self.lateness + 1.0)
+
+    def requests(self, batch):
+        if self.registry is not None and batch.rows:
+            self._ready(max(row[1] for row in batch.rows).timestamp())
+            batch.rows = correlate_request_rows(self.registry.index(), batch.rows)
+        return batch
+
+    def spans(self, batch):
+        if self.registry is not None and batch.rows:
+            self._ready(max(row[0] for row in batch.rows) / 1e9)
+            batch.rows = correlate_span_rows(self.registry.index(), batch.rows)
+        return batch
+
+
+def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
     encoding = settings.otlp_encoding
+    place = Correlator(registry, settings.correlation_lateness)
     return [
+        SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
+                 columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-                 decode=lambda messages: decode_request_legs(messages, max_bytes)),
+                 decode=lambda messages: place.requests(decode_request_legs(messages, max_bytes))),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
-                 decode=lambda messages: decode_spans(messages, encoding, max_bytes)),
+                 decode=lambda messages: place.spans(decode_spans(messages, encoding, max_bytes))),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
                  decode=lambda messages: decode_logs(messages, encoding, max_bytes)),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),
@@ -43,10 +74,11 @@ def sink_specs(settings: Settings) -> list[SinkSpec]:
     ]
 
 
-def build_sinks(settings: Settings, store: Store) -> list[ExactlyOnceSink]:
+def build_sinks(settings: Settings, store: Store,
+                registry: ExperimentRegistry | None = None) -> list[ExactlyOnceSink]:
     dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq)
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
-            for spec in sink_specs(settings)]
+            for spec in sink_specs(settings, registry)]
 
 
 def topics_to_create(settings: Settings) -> dict[str, int]:

@@ -69,6 +69,12 @@ class Settings:
 
     topic_requests: str = _setting(
         "HUB_TOPIC_REQUESTS", "hub.requests", "Topic of gateway request-leg records.")
+    topic_experiments: str = _setting(
+        "HUB_TOPIC_EXPERIMENTS", "hub.experiments",
+        "The experiment event log: every lifecycle step, keyed by experiment id, never deleted.")
+    correlation_lateness: float = _setting(
+        "HUB_CORRELATION_LATENESS", 2.0,
+        "Seconds a record may precede the experiment event that opens its window (clock skew, delivery order) and still be placed on it.")
     topic_spans: str = _setting(
         "HUB_TOPIC_SPANS", "otlp_spans", "Topic of OTLP trace exports (the Collector's Kafka exporter default).")
     topic_metrics: str = _setting(

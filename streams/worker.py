@@ -33,7 +33,8 @@ def build(settings: Settings):
     store = open_store(settings)
     migrate(store, settings, progress=log.info)
     ensure_topics(settings.bootstrap, topics_to_create(settings))
-    sinks = build_sinks(settings, store)
+    registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments).start()
+    sinks = build_sinks(settings, store, registry)
     app = create_app(settings)
     for sink in sinks:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{sink.spec.name}")
@@ -42,7 +43,7 @@ def build(settings: Settings):
 
     def is_ready() -> bool:
         try:
-            return bool(app.consumer.assignment())
+            return bool(app.consumer.assignment()) and registry.known_until > 0
         except Exception:
             return False
 
@@ -69,7 +70,8 @@ def build(settings: Settings):
                 out[f'dlq_records{{sink="{sink.spec.name}",reason="{reason}"}}'] = count
         return out
 
-    ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics)
+    ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
+                     extra={"settings": settings, "registry": registry})
 
     @app.task
     async def http_endpoint() -> None:

@@ -101,6 +101,10 @@ def build_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/sql", sql)
+    if ctx.extra.get("settings") is not None:
+        from hub.api.experiments import add_experiment_routes
+
+        add_experiment_routes(app, ctx.extra["settings"], json_response)
     return app
 
 

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import sys
+import time
 import uuid
 from typing import Iterable, Iterator
 
@@ -39,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("migrate", help="apply the ClickHouse migrations not yet applied")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka log (stop the worker first)",
+                       description="Drop the hub's database, re-create it with the migrations, and store every "
+                                   "topic again from its first offset through the same sinks as the worker.")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    p.set_defaults(func=cmd_replay)
 
 
 # ---- emit ---------------------------------------------------------------------------------
@@ -171,4 +178,22 @@ def cmd_migrate(args, settings: Settings) -> int:
     finally:
         store.close()
     print(f"{len(applied)} migration(s) applied; the store is up to date")
+    return 0
+
+
+# ---- replay -------------------------------------------------------------------------------
+def cmd_replay(args, settings: Settings) -> int:
+    from hub.replay import replay
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError("replay drops and rebuilds the database; pass --yes to confirm")
+        answer = input(f"drop database {settings.database} and rebuild it from Kafka? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing done")
+            return 1
+    started = time.perf_counter()
+    stored = replay(settings, progress=print)
+    seconds = time.perf_counter() - started
+    print(f"replayed in {seconds:.1f}s: " + ", ".join(f"{name} {rows:,} rows" for name, rows in stored.items()))
     return 0

@@ -15,7 +15,8 @@ from hub.settings import load_settings
 COMMAND_MODULES = (
     "hub.cli.stack",    # up, down, status, worker
     "hub.cli.kafka",    # kafka install|start|stop|status|topics
-    "hub.cli.data",     # emit, sql, migrate
+    "hub.cli.data",     # emit, sql, migrate, replay
+    "hub.cli.experiment",  # experiment ..., inject, note
     "hub.cli.config",   # config
 )
 

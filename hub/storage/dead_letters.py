@@ -19,8 +19,9 @@ class DeadLetterPublisher:
     topic is at-least-once (a crash between publishing and acking can publish a record twice).
     """
 
-    def __init__(self, store: Store, bootstrap: str, topic: str):
+    def __init__(self, store: Store, bootstrap: str, topic: str, publish: bool = True):
         self.store = store
+        self.publish_to_topic = publish  # False when rebuilding the table (replay): they are on the topic already
         self.bootstrap = bootstrap
         self.topic = topic
         self._producer = None
@@ -34,15 +35,16 @@ class DeadLetterPublisher:
         return self._producer
 
     def publish(self, invalid: Sequence[InvalidRecord], raws: Sequence[RawMessage], token: str) -> None:
-        producer = self._kafka()
-        futures = []
-        for record, raw in zip(invalid, raws):
-            key = f"{raw.topic}:{raw.partition}:{raw.offset}".encode()
-            futures.append(producer.send(self.topic, key=key, value=to_dead_letter(record, raw)))
-        producer.flush(timeout=30)
-        for future in futures:
-            if future.failed():
-                raise RecoverableError(f"dead-letter publish failed: {future.exception}")
+        if self.publish_to_topic:
+            producer = self._kafka()
+            futures = []
+            for record, raw in zip(invalid, raws):
+                key = f"{raw.topic}:{raw.partition}:{raw.offset}".encode()
+                futures.append(producer.send(self.topic, key=key, value=to_dead_letter(record, raw)))
+            producer.flush(timeout=30)
+            for future in futures:
+                if future.failed():
+                    raise RecoverableError(f"dead-letter publish failed: {future.exception}")
         self.store.insert(f"{self.store.database}.dead_letters",
                           [dead_letter_row(r, raw) for r, raw in zip(invalid, raws)],
                           DEAD_LETTER_COLUMNS, token=token)

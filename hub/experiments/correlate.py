@@ -1,0 +1,110 @@
+"""Places records on their experiment and phase: explicitly by id, or by target and time window.
+
+A record names its experiment explicitly (an ``experiment.id`` attribute, header or baggage
+entry, carried into the row) or it is matched: an experiment claims a record when one of the
+record's gateway, route, backend or service is among the experiment's targets and the record's
+event time falls inside the experiment's run ``[started, ended)``. When several running
+experiments claim one record (overlapping targets), the one started last wins, so a narrower
+experiment started inside a broader one gets its own traffic. The phase is the experiment's
+phase at the record's event time, from the timeline, whatever order things arrived in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+from hub.experiments.lifecycle import ExperimentState, phase_at
+
+UTC = timezone.utc
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    experiment_id: str
+    start: datetime
+    end: datetime
+    state: ExperimentState
+
+
+class TargetIndex:
+    """Experiments by target value, for matching many records quickly."""
+
+    def __init__(self, states: Iterable[ExperimentState]):
+        self.by_id: dict[str, ExperimentState] = {}
+        self.by_target: dict[tuple[str, str], list[Window]] = {}
+        for state in states:
+            self.by_id[state.id] = state
+            if state.started_at is None:
+                continue
+            window = Window(state.id, state.started_at, state.ended_at or _FAR_FUTURE, state)
+            targets = state.definition.targets
+            for kind in ("gateways", "routes", "backends", "services"):
+                for value in getattr(targets, kind):
+                    self.by_target.setdefault((kind, value), []).append(window)
+        for windows in self.by_target.values():
+            windows.sort(key=lambda w: (w.start, w.experiment_id), reverse=True)
+
+    def match(self, t: datetime, candidates: Sequence[tuple[str, str]]) -> Window | None:
+        best: Window | None = None
+        for key in candidates:
+            for window in self.by_target.get(key, ()):
+                if window.start <= t < window.end:
+                    if best is None or (window.start, window.experiment_id) > (best.start, best.experiment_id):
+                        best = window
+                    break  # windows are sorted newest first
+        return best
+
+    def place(self, t: datetime, experiment_id: str, phase: str,
+              candidates: Sequence[tuple[str, str]]) -> tuple[str, str]:
+        """(experiment id, phase) of a record at event time ``t``."""
+        if experiment_id:
+            if phase:
+                return experiment_id, phase
+            state = self.by_id.get(experiment_id)
+            return experiment_id, (phase_at(state, t) if state is not None else "")
+        window = self.match(t, candidates)
+        if window is None:
+            return "", phase
+        return window.experiment_id, phase or phase_at(window.state, t)
+
+
+# Positions of the fields correlation reads and writes in a ``requests`` row.
+_REQ_TIME, _REQ_EXPERIMENT, _REQ_PHASE, _REQ_GATEWAY, _REQ_ROUTE, _REQ_BACKEND = 1, 2, 3, 6, 7, 9
+
+
+def correlate_request_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
+    """Fill experiment id and phase of ``requests`` rows (REQUEST_COLUMNS order)."""
+    if not index.by_id:
+        return rows
+    out = []
+    for row in rows:
+        experiment_id, phase = index.place(
+            row[_REQ_TIME], row[_REQ_EXPERIMENT], row[_REQ_PHASE],
+            (("gateways", row[_REQ_GATEWAY]), ("routes", row[_REQ_ROUTE]), ("backends", row[_REQ_BACKEND])),
+        )
+        if experiment_id != row[_REQ_EXPERIMENT] or phase != row[_REQ_PHASE]:
+            row = row[:_REQ_EXPERIMENT] + (experiment_id, phase) + row[_REQ_PHASE + 1:]
+        out.append(row)
+    return out
+
+
+# Positions in an ``otel_traces`` row (TRACE_COLUMNS order): Timestamp (ns), ServiceName, and the
+# two experiment columns at the end.
+_SPAN_TIME, _SPAN_SERVICE = 0, 7
+
+
+def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
+    """Fill ExperimentId and ExperimentPhase of ``otel_traces`` rows by service and time."""
+    if not index.by_id:
+        return rows
+    out = []
+    for row in rows:
+        t = datetime.fromtimestamp(row[_SPAN_TIME] / 1e9, tz=UTC)
+        experiment_id, phase = index.place(t, row[-2], row[-1], (("services", row[_SPAN_SERVICE]),))
+        if experiment_id != row[-2] or phase != row[-1]:
+            row = row[:-2] + (experiment_id, phase)
+        out.append(row)
+    return out

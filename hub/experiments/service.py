@@ -1,0 +1,132 @@
+"""Experiment commands and queries over the event log: used alike by the CLI and the HTTP API.
+
+A command reads the experiment's timeline from ``hub.experiments``, lets the lifecycle decide
+(an invalid transition raises and writes nothing), and appends the resulting events. Reads fold
+the log; the log is small (lifecycle steps, not telemetry), so reading it whole is cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import socket
+from typing import Callable, Iterable
+
+from hub.errors import UserError
+from hub.experiments import lifecycle
+from hub.experiments.definition import ExperimentDefinition
+from hub.experiments.events import BadEvent, Event, decode_event, encode_event
+from hub.experiments.lifecycle import ExperimentState
+from hub.experiments.log import LogWriter, read_log
+from hub.runtime.topics import ensure_topics
+from hub.settings import Settings
+
+
+def default_actor() -> str:
+    """Who is acting: ``HUB_ACTOR``, else user@host."""
+    actor = os.environ.get("HUB_ACTOR")
+    if actor:
+        return actor
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UnknownExperiment(UserError):
+    pass
+
+
+class ExperimentService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.topic = settings.topic_experiments
+        self._writer: LogWriter | None = None
+
+    # ---- reading ---------------------------------------------------------------------------
+    def events(self) -> list[Event]:
+        out = []
+        for _, _, value in read_log(self.settings.bootstrap, self.topic):
+            try:
+                out.append(decode_event(value))
+            except BadEvent:
+                continue  # the sink dead-letters it; the timeline ignores it
+        return out
+
+    def states(self) -> dict[str, ExperimentState]:
+        states: dict[str, ExperimentState] = {}
+        for event in self.events():
+            try:
+                states[event.experiment_id] = lifecycle.apply(states.get(event.experiment_id), event)
+            except lifecycle.InvalidTransition:
+                continue  # written concurrently by two commands: the first one wins
+        return states
+
+    def get(self, experiment_id: str) -> ExperimentState:
+        state = self.states().get(experiment_id)
+        if state is None:
+            raise UnknownExperiment(f"no experiment {experiment_id!r} (see `hub experiment list`)")
+        return state
+
+    def history(self, experiment_id: str) -> list[Event]:
+        events = [e for e in self.events() if e.experiment_id == experiment_id]
+        if not events:
+            raise UnknownExperiment(f"no experiment {experiment_id!r} (see `hub experiment list`)")
+        return events
+
+    # ---- writing ---------------------------------------------------------------------------
+    def _append(self, experiment_id: str, events: Iterable[Event]) -> list[Event]:
+        events = list(events)
+        if self._writer is None:
+            ensure_topics(self.settings.bootstrap, {self.topic: self.settings.partitions})
+            self._writer = LogWriter(self.settings.bootstrap, self.topic)
+        self._writer.append(experiment_id, [encode_event(e) for e in events])
+        return events
+
+    def create(self, definition: ExperimentDefinition, actor: str | None = None) -> Event:
+        event = lifecycle.create(definition, actor or default_actor(), now())
+        if event.experiment_id in self.states():
+            raise UserError(f"experiment {event.experiment_id!r} exists already; choose another id")
+        self._append(event.experiment_id, [event])
+        return event
+
+    def command(self, experiment_id: str, decide: Callable[[ExperimentState], Event | list[Event]]) -> list[Event]:
+        """Run one lifecycle decision against the current state and append what it returns."""
+        state = self.get(experiment_id)
+        decided = decide(state)
+        events = decided if isinstance(decided, list) else [decided]
+        return self._append(experiment_id, events)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def summarize(state: ExperimentState) -> dict:
+    """The JSON-able view of an experiment's current state (CLI ``show --json``, API)."""
+    return {
+        "id": state.id, "title": state.title, "status": state.status, "phase": state.phase,
+        "environment": state.definition.environment.kind, "risk": state.definition.environment.risk,
+        "created_by": state.created_by, "created_at": state.created_at.isoformat(),
+        "started_at": state.started_at.isoformat() if state.started_at else None,
+        "ended_at": state.ended_at.isoformat() if state.ended_at else None,
+        "abort_reason": state.abort_reason, "aborted_by": state.aborted_by, "version": state.version,
+        "prerequisites": [{"item": p.item, "done": p.done, "note": p.note} for p in state.prerequisites],
+        "phases": [{"phase": s.phase, "start": s.start.isoformat(), "end": s.end.isoformat() if s.end else None}
+                   for s in state.phase_history],
+        "active_faults": [{"fault_id": f.fault_id, "action": f.action, "target": f.target,
+                           "since": f.start.isoformat()} for f in state.faults.values()],
+        "faults": [{"fault_id": f.fault_id, "action": f.action, "target": f.target, "injector": f.injector,
+                    "parameters": f.parameters, "start": f.start.isoformat(),
+                    "end": f.end.isoformat() if f.end else None} for f in state.fault_history],
+        "notes": [{"note_id": n.note_id, "kind": n.note_kind, "text": n.text, "expected": n.expected,
+                   "actual": n.actual, "tags": list(n.tags), "actor": n.actor, "time": n.time.isoformat(),
+                   "phase": n.phase} for n in state.notes],
+    }
