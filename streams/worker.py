@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
+from hub.experiments.registry import ExperimentRegistry
 from hub.pipeline import build_sinks, topics_to_create
 from hub.runtime.topics import ensure_topics
 from hub.settings import Settings, load_settings

@@ -135,7 +135,7 @@ def print_result(result: dict, fmt: str, out=sys.stdout) -> None:
     columns, rows = result["columns"], result["rows"]
     if fmt == "json":
         for row in rows:
-            out.write(json.dumps(dict(zip(columns, row)), default=str) + "\n")
+            out.write(json.dumps(dict(zip(columns, row)), default=_cell) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(out)
