@@ -110,6 +110,9 @@ class Settings:
     api_token: str = _setting(
         "HUB_API_TOKEN", "",
         "Bearer token the HTTP endpoint requires (except /health and /ready); empty asks for none, so keep HUB_HTTP_HOST on loopback then.")
+    ingest_token: str = _setting(
+        "HUB_INGEST_TOKEN", "",
+        "Bearer token for POST /v1/events only (emitters); HUB_API_TOKEN is accepted there too.")
     ready_timeout: float = _setting(
         "HUB_READY_TIMEOUT", 180.0,
         "Seconds `hub up` waits for the whole stack to be ready.")

@@ -72,7 +72,7 @@ def build(settings: Settings):
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
-                     extra={"settings": settings, "registry": registry})
+                     extra={"settings": settings, "registry": registry, "ingest_token": settings.ingest_token})
 
     @app.task
     async def http_endpoint() -> None:

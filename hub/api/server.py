@@ -54,11 +54,16 @@ def run_sql(store: Store, sql: str, max_rows: int) -> dict:
 
 
 def build_app(ctx: ApiContext) -> web.Application:
+    ingest_token = ctx.extra.get("ingest_token", "")
+
     @web.middleware
     async def auth(request: web.Request, handler):
-        if ctx.token and request.path not in ("/health", "/ready"):
+        if request.path in ("/health", "/ready"):
+            return await handler(request)
+        accepted = [t for t in (ctx.token, ingest_token if request.path == "/v1/events" else "") if t]
+        if ctx.token or (ingest_token and request.path == "/v1/events"):
             given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {ctx.token}"):
+            if not any(hmac.compare_digest(given, f"Bearer {t}") for t in accepted):
                 return json_response({"error": "missing or wrong bearer token"}, status=401)
         return await handler(request)
 
@@ -105,6 +110,9 @@ def build_app(ctx: ApiContext) -> web.Application:
         from hub.api.experiments import add_experiment_routes
 
         add_experiment_routes(app, ctx.extra["settings"], json_response)
+        from hub.api.ingest import add_ingest_routes
+
+        add_ingest_routes(app, ctx.extra["settings"], json_response)
     return app
 
 

@@ -1,0 +1,115 @@
+"""CloudEvents over HTTP into the hub's topics: structured and binary content modes, single and batch.
+
+``POST /v1/events`` accepts
+
+- structured mode: ``Content-Type: application/cloudevents+json``, one event as JSON;
+- batch mode: ``Content-Type: application/cloudevents-batch+json``, a JSON array of events;
+- binary mode: the event's attributes as ``ce-*`` headers and its ``data`` as the body
+  (``Content-Type: application/json``).
+
+Every event is validated as the worker would validate it; valid ones are written to the topic of
+their type (keyed by correlation id), the others are refused with their reason. The answer says
+which: ``{"accepted": N, "refused": [{"index": i, "id": ..., "reason": ...}]}``, status 202 when
+all were accepted, 207 when some were refused, 400 when none was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from hub.records.decode import RawMessage, decode_request_legs
+from hub.settings import Settings
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+# CloudEvents HTTP binding: context attributes travel as ce-<name> headers in binary mode.
+_BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dataschema",
+                      "experimentid", "experimentphase", "traceparent", "tracestate")
+
+
+def binary_event(headers, body: bytes, content_type: str) -> bytes:
+    """A structured-mode event from a binary-mode request (headers + data)."""
+    event: dict[str, Any] = {}
+    for name in _BINARY_ATTRIBUTES:
+        value = headers.get(f"ce-{name}")
+        if value is not None:
+            event[name] = value
+    event["datacontenttype"] = content_type or "application/json"
+    try:
+        event["data"] = json.loads(body) if body else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: the body of a binary-mode event must be JSON data ({exc.msg})") from None
+    return json.dumps(event).encode()
+
+
+def split_events(content_type: str, headers, body: bytes) -> list[bytes]:
+    """The events of a request, each as structured-mode JSON bytes; ValueError if unreadable."""
+    if content_type == BATCH:
+        try:
+            elements = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"not a JSON array of events: {exc}") from None
+        return [bytes(e) for e in elements]
+    if content_type == STRUCTURED:
+        return [body]
+    if headers.get("ce-specversion") is not None:
+        return [binary_event(headers, body, content_type)]
+    raise ValueError(f"unsupported content type {content_type or 'none'!r}: send {STRUCTURED}, {BATCH}, "
+                     "or a binary-mode event with ce-* headers")
+
+
+def add_ingest_routes(app: web.Application, settings: Settings, json_response) -> None:
+    producer_holder: dict = {}
+
+    def producer():
+        if "p" not in producer_holder:
+            from kafka import KafkaProducer
+
+            producer_holder["p"] = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+                                                 linger_ms=5, retries=5)
+        return producer_holder["p"]
+
+    def publish(accepted: list[tuple[bytes, bytes]]) -> None:
+        p = producer()
+        futures = [p.send(settings.topic_requests, key=k, value=v) for k, v in accepted]
+        p.flush(timeout=30)
+        for f in futures:
+            f.get(timeout=30)
+
+    async def ingest(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > settings.max_record_bytes * 16:
+            return json_response({"error": f"request body over {settings.max_record_bytes * 16} bytes"}, status=413)
+        body = await request.read()
+        try:
+            raw_events = split_events(request.content_type, request.headers, body)
+        except ValueError as exc:
+            return json_response({"accepted": 0, "refused": [{"index": -1, "reason": str(exc)}]}, status=400)
+        not_objects = [i for i, value in enumerate(raw_events) if value.lstrip()[:1] != b"{"]
+        messages = [RawMessage("http", 0, i, None, value, 0) for i, value in enumerate(raw_events)
+                    if i not in not_objects]
+        decoded = decode_request_legs(messages, settings.max_record_bytes)
+        refused = [{"index": i, "reason": "not an event: each event must be a JSON object"} for i in not_objects]
+        refused += [{"index": bad.offset, "reason": bad.reason} for bad in decoded.invalid]
+        refused.sort(key=lambda item: item["index"])
+        bad_indexes = {item["index"] for item in refused}
+        good = [raw_events[i] for i in range(len(raw_events)) if i not in bad_indexes]
+        accepted = [(row[4].encode(), value) for row, value in zip(decoded.rows, good)]
+        for item in refused:
+            try:
+                item["id"] = json.loads(raw_events[item["index"]]).get("id")
+            except Exception:
+                item["id"] = None
+        if accepted:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, publish, accepted)
+            except Exception as exc:
+                return json_response({"error": f"the broker did not take the events: {exc}"}, status=503)
+        status = 202 if not refused else (207 if accepted else 400)
+        return json_response({"accepted": len(accepted), "refused": refused}, status=status)
+
+    app.router.add_post("/v1/events", ingest)
