@@ -1,0 +1,98 @@
+"""``hub import vegeta|dropwizard|chaostoolkit``: bring other tools' output onto the hub."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hub.errors import UserError
+from hub.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import other tools' output: vegeta results, Dropwizard metrics, Chaos Toolkit journals",
+                       description="Bring the output of the tools used in a gameday onto the hub (see hub/integrations/README.md).")
+    cmds = p.add_subparsers(dest="import_command", metavar="TOOL")
+    cmds.required = True
+
+    c = cmds.add_parser("vegeta", help="send `vegeta encode` JSON results as request legs tagged to an experiment")
+    c.add_argument("file", help="the output of `vegeta encode` (JSON lines), or '-' for standard input")
+    c.add_argument("--experiment", required=True, metavar="ID", help="the experiment the load belongs to")
+    c.add_argument("--route", action="append", default=[], metavar="TEMPLATE",
+                   help="a route template such as /patients/{id} to store instead of the path (repeatable; "
+                        "query strings are always dropped, identifier-like segments become {id})")
+    c.add_argument("--gateway", default="vegeta", help="the gateway name the legs carry (default vegeta)")
+    c.add_argument("--backend", default=None, help="the backend name (default: the host of each result's URL)")
+    c.add_argument("--batch", type=int, default=100, metavar="N", help="events per Kafka record (default 100)")
+    c.set_defaults(func=cmd_vegeta)
+
+    c = cmds.add_parser("dropwizard", help="poll a service's Dropwizard /metrics JSON and store it as OTLP metrics")
+    c.add_argument("url", help="the admin metrics URL, e.g. http://patients:8081/metrics")
+    c.add_argument("--service", required=True, help="the service name the metrics are stored under")
+    c.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
+    c.add_argument("--count", type=int, default=None, metavar="N", help="stop after N polls (default: until Ctrl-C)")
+    c.add_argument("--experiment", default="", metavar="ID", help="tag the metrics with this experiment id")
+    c.set_defaults(func=cmd_dropwizard)
+
+    c = cmds.add_parser("chaostoolkit", help="write a finished Chaos Toolkit journal onto an experiment's timeline")
+    c.add_argument("journal", help="the journal.json of a `chaos run`")
+    c.add_argument("--experiment", required=True, metavar="ID", help="the hub experiment the run belongs to")
+    c.add_argument("--restores", action="append", default=[], metavar="ACTION",
+                   help="a method action that undoes an earlier one instead of injecting a fault (repeatable)")
+    c.add_argument("--actor", default=None, help="who records it (default HUB_ACTOR, else user@host)")
+    c.set_defaults(func=cmd_chaostoolkit)
+
+
+def cmd_vegeta(args, settings: Settings) -> int:
+    from hub.cli.data import _open
+    from hub.integrations.vegeta import route_matcher, vegeta_to_legs
+    from hub.producer import send_records
+
+    if args.batch < 1:
+        raise UserError("--batch must be at least 1")
+    route_of = route_matcher(args.route)
+    handle = _open(args.file)
+    records = vegeta_to_legs(handle, experiment_id=args.experiment, gateway=args.gateway, backend=args.backend,
+                             route_of=route_of)
+    count, seconds = send_records(settings.bootstrap, settings.topic_requests, records, events_per_record=args.batch)
+    print(f"sent {count:,} vegeta results to {settings.topic_requests} as request legs of experiment "
+          f"{args.experiment} in {seconds:.2f}s")
+    return 0
+
+
+def cmd_dropwizard(args, settings: Settings) -> int:
+    from hub.integrations.dropwizard import poll
+
+    done = poll(args.url, service=args.service, bootstrap=settings.bootstrap, topic=settings.topic_metrics,
+                interval=args.interval, count=args.count, experiment_id=args.experiment,
+                progress=lambda m: print(m, file=sys.stderr))
+    print(f"sent {done} poll(s) of {args.url} to {settings.topic_metrics} as service {args.service}")
+    return 0
+
+
+def cmd_chaostoolkit(args, settings: Settings) -> int:
+    from hub.experiments.service import ExperimentService, default_actor
+    from hub.integrations.chaostoolkit import import_journal
+
+    try:
+        with open(args.journal, "rb") as f:
+            journal = json.load(f)
+    except OSError as exc:
+        raise UserError(f"cannot read {args.journal}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UserError(f"{args.journal}: not JSON ({exc})") from None
+    service = ExperimentService(settings)
+    try:
+        try:
+            events, problems = import_journal(journal, args.experiment, service, actor=args.actor or default_actor(),
+                                              restores=args.restores)
+        except ValueError as exc:
+            raise UserError(f"{args.journal}: {exc}") from None
+    finally:
+        service.close()
+    for e in events:
+        print(f"{e.experiment_id}  #{e.sequence}  {e.__struct_config__.tag}  {e.time.isoformat()}")
+    for problem in problems:
+        print(f"hub: warning: {problem}", file=sys.stderr)
+    return 0
