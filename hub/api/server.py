@@ -111,6 +111,9 @@ def build_app(ctx: ApiContext) -> web.Application:
 
         add_experiment_routes(app, ctx.extra["settings"], json_response)
         from hub.api.ingest import add_ingest_routes
+        from hub.integrations.spinnaker import add_spinnaker_routes
+
+        add_spinnaker_routes(app, ctx.extra["settings"], json_response)
 
         add_ingest_routes(app, ctx.extra["settings"], json_response)
     return app

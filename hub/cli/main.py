@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "hub.cli.kafka",    # kafka install|start|stop|status|topics
     "hub.cli.data",     # emit, sql, migrate, replay
     "hub.cli.experiment",  # experiment ..., inject, note
+    "hub.cli.imports",  # import vegeta|dropwizard|chaostoolkit
     "hub.cli.config",   # config
 )
 
