@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hub.abort.records import ALERT_COLUMNS, decode_alerts
+from hub.abort.rollup import encode_rollups, request_cells, span_cells
+from hub.abort.runtime import RollupPublisher
 from hub.experiments.correlate import correlate_request_rows, correlate_span_rows
 from hub.experiments.events import EVENT_COLUMNS
 from hub.experiments.projection import decode_experiment_events
@@ -55,18 +58,29 @@ class Correlator:
         return batch
 
 
-def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None) -> list[SinkSpec]:
+def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
+               rollups: RollupPublisher | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
     encoding = settings.otlp_encoding
     place = Correlator(registry, settings.correlation_lateness)
+
+    def rollup(cells_of):
+        if rollups is None:
+            return None
+        return lambda token, decoded: rollups.publish(encode_rollups(token, cells_of(decoded.rows)))
+
     return [
+        SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
+                 decode=lambda messages: decode_alerts(messages, max_bytes)),
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-                 decode=lambda messages: place.requests(decode_request_legs(messages, max_bytes))),
+                 decode=lambda messages: place.requests(decode_request_legs(messages, max_bytes)),
+                 after_store=rollup(request_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
-                 decode=lambda messages: place.spans(decode_spans(messages, encoding, max_bytes))),
+                 decode=lambda messages: place.spans(decode_spans(messages, encoding, max_bytes)),
+                 after_store=rollup(span_cells)),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
                  decode=lambda messages: decode_logs(messages, encoding, max_bytes)),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),
@@ -74,14 +88,15 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None) -
     ]
 
 
-def build_sinks(settings: Settings, store: Store,
-                registry: ExperimentRegistry | None = None) -> list[ExactlyOnceSink]:
+def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
+                rollups: RollupPublisher | None = None) -> list[ExactlyOnceSink]:
     dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq)
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
-            for spec in sink_specs(settings, registry)]
+            for spec in sink_specs(settings, registry, rollups)]
 
 
 def topics_to_create(settings: Settings) -> dict[str, int]:
     topics = {spec.topic: settings.partitions for spec in sink_specs(settings)}
     topics[settings.topic_dlq] = settings.partitions
+    topics[settings.topic_rollups] = settings.partitions
     return topics

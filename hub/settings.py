@@ -75,6 +75,21 @@ class Settings:
     correlation_lateness: float = _setting(
         "HUB_CORRELATION_LATENESS", 2.0,
         "Seconds a record may precede the experiment event that opens its window (clock skew, delivery order) and still be placed on it.")
+    topic_rollups: str = _setting(
+        "HUB_TOPIC_ROLLUPS", "hub.rollups",
+        "Per-second partial aggregates of stored records, keyed by experiment, that the abort judge reads.")
+    topic_alerts: str = _setting(
+        "HUB_TOPIC_ALERTS", "hub.alerts", "Alerts (firing, resolved) and the outcome of each action taken on them.")
+    judge_horizon: float = _setting(
+        "HUB_JUDGE_HORIZON", 900.0,
+        "Seconds of rollups a restarted judge replays to rebuild its windows (longer than any rule's window plus hold).")
+    halt_webhooks: str = _setting(
+        "HUB_HALT_WEBHOOKS", "",
+        "Comma-separated URLs called (POST, JSON, retried) when an abort rule fires, to halt the fault injectors.")
+    alertmanager_url: str = _setting(
+        "HUB_ALERTMANAGER_URL", "", "Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.")
+    chat_webhook: str = _setting(
+        "HUB_CHAT_WEBHOOK", "", "Incoming-webhook URL of a chat room (Slack-compatible {\"text\": ...}) for alert messages.")
     topic_spans: str = _setting(
         "HUB_TOPIC_SPANS", "otlp_spans", "Topic of OTLP trace exports (the Collector's Kafka exporter default).")
     topic_metrics: str = _setting(

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
+from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
 from hub.pipeline import build_sinks, topics_to_create
 from hub.runtime.topics import ensure_topics
@@ -20,6 +21,7 @@ from hub.settings import Settings, load_settings
 from hub.storage.client import open_store
 from hub.storage.migrations import migrate
 from streams.app import create_app
+from streams.judge_agent import register_judge_agent
 from streams.sink_agent import register_sink_agent
 
 log = logging.getLogger("hub.worker")
@@ -35,11 +37,13 @@ def build(settings: Settings):
     migrate(store, settings, progress=log.info)
     ensure_topics(settings.bootstrap, topics_to_create(settings))
     registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments).start()
-    sinks = build_sinks(settings, store, registry)
+    sinks = build_sinks(settings, store, registry, RollupPublisher(settings))
+    judge = JudgeRuntime(settings, registry)
     app = create_app(settings)
     for sink in sinks:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{sink.spec.name}")
         register_sink_agent(app, settings, sink, executor)
+    register_judge_agent(app, settings, judge)
     started = time.time()
 
     def is_ready() -> bool:
@@ -57,6 +61,8 @@ def build(settings: Settings):
             "pid": os.getpid(), "uptime_seconds": round(time.time() - started, 1),
             "bootstrap": settings.bootstrap, "store": "embedded" if settings.embedded_clickhouse else "server",
             "assignment": assignment, "sink": {sink.spec.name: sink.stats.as_dict() for sink in sinks},
+            "judge": {"rollups": judge.processed, "duplicate_rollups": judge.judge.duplicates,
+                      "experiments": len(judge.judge.experiments)},
         }
 
     def metrics() -> dict:
@@ -72,7 +78,8 @@ def build(settings: Settings):
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
-                     extra={"settings": settings, "registry": registry, "ingest_token": settings.ingest_token})
+                     extra={"settings": settings, "registry": registry, "ingest_token": settings.ingest_token,
+                            "judge": judge})
 
     @app.task
     async def http_endpoint() -> None:

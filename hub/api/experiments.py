@@ -28,7 +28,7 @@ from hub.experiments.events import encode_event
 from hub.experiments.service import ExperimentService, UnknownExperiment, now, summarize
 
 
-def add_experiment_routes(app: web.Application, settings, json_response) -> None:
+def add_experiment_routes(app: web.Application, settings, json_response, judge=None) -> None:
     service = ExperimentService(settings)
     lock = asyncio.Lock()  # one command at a time: read the timeline, decide, append
 
@@ -111,7 +111,23 @@ def add_experiment_routes(app: web.Application, settings, json_response) -> None
             return error(exc)
         return json_response(events_json(events))
 
+    async def rules(request: web.Request) -> web.Response:
+        experiment_id = request.match_info["id"]
+        experiment = judge.judge.experiments.get(experiment_id) if judge is not None else None
+        if experiment is None:
+            try:
+                state = await blocking(service.get, experiment_id)
+            except UserError as exc:
+                return error(exc)
+            return json_response([{"rule": c.name, "measurement": c.measurement, "comparison": c.comparison,
+                                   "threshold": c.threshold, "window": c.window, "severity": c.severity,
+                                   "value": None, "samples": 0, "firing": False, "breaching_since": None,
+                                   "evaluated_at": None, "detail": "no data yet"}
+                                  for c in state.definition.abort_conditions])
+        return json_response(experiment.view())
+
     r = app.router
+    r.add_get("/v1/experiments/{id}/rules", rules)
     r.add_post("/v1/experiments", create)
     r.add_get("/v1/experiments", list_all)
     r.add_get("/v1/experiments/{id}", show)

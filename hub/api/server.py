@@ -109,7 +109,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     if ctx.extra.get("settings") is not None:
         from hub.api.experiments import add_experiment_routes
 
-        add_experiment_routes(app, ctx.extra["settings"], json_response)
+        add_experiment_routes(app, ctx.extra["settings"], json_response, ctx.extra.get("judge"))
         from hub.api.ingest import add_ingest_routes
         from hub.integrations.spinnaker import add_spinnaker_routes
 

@@ -56,6 +56,9 @@ class SinkSpec:
     table: str
     columns: Sequence[str]
     decode: Callable[[Sequence[RawMessage]], Decoded]
+    # Called once a chunk is stored (and again when a crash made it be stored again), before the
+    # chunk is acknowledged: derived records for other topics, e.g. the judge's rollups.
+    after_store: Callable[[str, Decoded], None] | None = None
 
 
 class DeadLetters(Protocol):
@@ -177,6 +180,8 @@ class ExactlyOnceSink:
         for table, columns, rows in getattr(decoded, "tables", ()):
             self.store.insert(f"{self.store.database}.{table}", rows, columns, token=f"{token}:{table}")
             stored_rows += len(rows)
+        if self.spec.after_store is not None:
+            self.spec.after_store(token, decoded)
         if decoded.invalid:
             by_offset = {m.offset: m for m in chunk}
             raws = [by_offset[i.offset] for i in decoded.invalid]

@@ -1,0 +1,291 @@
+"""The abort judge: evaluates each experiment's abort conditions over event-time windows of rollups.
+
+Determinism is what makes it trustworthy across restarts. The judge of an experiment changes
+state only when a rollup arrives (and, for absence rules, on a clock tick), and rollups of one
+experiment share a partition, so the sequence of evaluations is the sequence of the log. A
+restarted judge replays its partitions' recent rollups in log order and reaches the same
+decisions with the same alert ids; alerts already on ``hub.alerts`` are not raised again.
+A rollup seen twice (a chunk stored again after a crash) is counted once, by its token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from hub.abort.rollup import Cell, decode_rollup
+from hub.abort.sketch import QuantileSketch
+from hub.experiments.definition import parse_duration
+
+log = logging.getLogger(__name__)
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+}
+_QUANTILE = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
+SUPPORTED = {"error_rate", "request_rate", "span_error_rate", "absence", *_QUANTILE}
+
+
+def _iso(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.timezone.utc).isoformat()
+
+
+def _matches(cell: Cell, scope) -> bool:
+    if scope is None:
+        return True
+    if scope.leg and cell.leg != scope.leg:
+        return False
+    if scope.route and cell.route != scope.route:
+        return False
+    if scope.service and cell.service != scope.service and cell.gateway != scope.service:
+        return False
+    if scope.target and scope.target not in (cell.gateway, cell.backend, cell.route, cell.service):
+        return False
+    return True
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal variable."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def two_proportion_p_value(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
+    """One-sided p-value that group a's error rate exceeds group b's (pooled z-test)."""
+    if n_a == 0 or n_b == 0:
+        return 1.0
+    p_a, p_b = errors_a / n_a, errors_b / n_b
+    pooled = (errors_a + errors_b) / (n_a + n_b)
+    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    if variance <= 0:
+        return 0.0 if p_a > p_b else 1.0
+    return normal_sf((p_a - p_b) / math.sqrt(variance))
+
+
+@dataclass
+class Measured:
+    value: float | None
+    samples: int
+    contributors: list[dict] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+def measure(condition, cells: list[Cell], window: float) -> Measured:
+    """The condition's measurement over cells already limited to its window."""
+    kind = condition.measurement
+    source = "spans" if kind == "span_error_rate" else "requests"
+    group = [c for c in cells if c.source == source and _matches(c, condition.scope)]
+    count = sum(c.count for c in group)
+    errors = sum(c.errors for c in group)
+    by_route: dict[str, list[Cell]] = {}
+    for c in group:
+        by_route.setdefault(c.route or c.service, []).append(c)
+    examples = [e for c in group for e in c.examples][:5]
+    control = getattr(condition, "control", None)
+    if control is not None and kind in ("error_rate", "span_error_rate"):
+        base = [c for c in cells if c.source == source and _matches(c, control)]
+        n_b, e_b = sum(c.count for c in base), sum(c.errors for c in base)
+        if count == 0 or n_b == 0:
+            return Measured(None, min(count, n_b))
+        difference = errors / count - e_b / n_b
+        p_value = two_proportion_p_value(errors, count, e_b, n_b)
+        confidence = getattr(condition, "confidence", 0.99) or 0.99
+        significant = p_value < 1 - confidence
+        detail = (f"experiment {errors}/{count} vs control {e_b}/{n_b}, difference {difference:+.4f}, "
+                  f"p={p_value:.2g} ({'significant' if significant else 'not significant'} at {confidence:.0%})")
+        # Only a significant difference counts; otherwise the rule sees no difference at all.
+        return Measured(difference if significant else 0.0, min(count, n_b), _top(by_route, "errors"), examples, detail)
+    if kind in ("error_rate", "span_error_rate"):
+        value = errors / count if count else None
+        return Measured(value, count, _top(by_route, "errors"), examples)
+    if kind == "request_rate":
+        return Measured(count / window if window else None, count, _top(by_route, "count"))
+    if kind in _QUANTILE:
+        sketch = QuantileSketch()
+        for c in group:
+            sketch.merge(c.sketch)
+        return Measured(sketch.quantile(_QUANTILE[kind]), count, _top(by_route, kind), examples)
+    return Measured(None, 0, detail=f"measurement {kind} is not evaluated yet")
+
+
+def _top(by_route: dict[str, list[Cell]], kind: str) -> list[dict]:
+    rows = []
+    for route, cells in by_route.items():
+        n = sum(c.count for c in cells)
+        if kind == "errors":
+            e = sum(c.errors for c in cells)
+            rows.append({"route": route, "value": round(e / n, 4) if n else 0.0, "errors": e, "samples": n})
+        elif kind == "count":
+            rows.append({"route": route, "value": n, "samples": n})
+        else:
+            sketch = QuantileSketch()
+            for c in cells:
+                sketch.merge(c.sketch)
+            q = sketch.quantile(_QUANTILE[kind])
+            rows.append({"route": route, "value": round(q, 3) if q is not None else None, "samples": n})
+    key = "errors" if kind == "errors" else "value"
+    rows.sort(key=lambda r: (r.get(key) or 0, r["samples"]), reverse=True)
+    return rows[:3]
+
+
+@dataclass
+class RuleState:
+    breach_since: int | None = None
+    firing: str | None = None  # alert id while firing
+    value: float | None = None
+    samples: int = 0
+    evaluated_at: int | None = None
+    detail: str = ""
+
+
+class ExperimentJudge:
+    """Windows and rule states of one experiment."""
+
+    def __init__(self, experiment_id: str, conditions: list):
+        self.experiment_id = experiment_id
+        self.conditions = [c for c in conditions]
+        self.cells: dict[int, list[Cell]] = {}
+        self.watermark = 0
+        self.last_seen: dict[str, int] = {}
+        self.states = {c.name: RuleState() for c in self.conditions}
+
+    def add(self, cells: Iterable[Cell]) -> None:
+        for cell in cells:
+            self.cells.setdefault(cell.second, []).append(cell)
+            self.watermark = max(self.watermark, cell.second)
+            for condition in self.conditions:
+                if condition.measurement == "absence" and _matches(cell, condition.scope):
+                    self.last_seen[condition.name] = max(self.last_seen.get(condition.name, 0), cell.second)
+
+    def forget_before(self, second: int) -> None:
+        for s in [s for s in self.cells if s < second]:
+            del self.cells[s]
+
+    def window_cells(self, end: int, window: float) -> list[Cell]:
+        start = end - max(int(math.ceil(window)), 1)
+        return [c for s, cells in self.cells.items() if start < s <= end for c in cells]
+
+    def evaluate(self, at: int, absence_only: bool = False) -> list[dict]:
+        """Evaluate every rule at event-time second ``at``; returns alert records (firing/resolved)."""
+        alerts = []
+        for condition in self.conditions:
+            is_absence = condition.measurement == "absence"
+            if absence_only != is_absence:
+                continue
+            state = self.states[condition.name]
+            window = parse_duration(condition.window)
+            hold = parse_duration(condition.for_)
+            if is_absence:
+                last = self.last_seen.get(condition.name)
+                if last is None:
+                    continue  # no data yet at all: absence counts from the first record
+                measured = Measured(float(at - last), 1)
+            else:
+                measured = measure(condition, self.window_cells(at, window), window)
+            state.value, state.samples, state.evaluated_at = measured.value, measured.samples, at
+            state.detail = measured.detail
+            breaching = (measured.value is not None and measured.samples >= condition.min_samples
+                         and _COMPARE[condition.comparison](measured.value, condition.threshold))
+            if breaching:
+                if state.breach_since is None:
+                    state.breach_since = at
+                if state.firing is None and at - state.breach_since >= hold:
+                    state.firing = f"{self.experiment_id}/{condition.name}/{state.breach_since}"
+                    alerts.append(self._alert(condition, state, measured, at, window, "firing"))
+            else:
+                if state.firing is not None:
+                    alerts.append(self._alert(condition, state, measured, at, window, "resolved"))
+                state.breach_since, state.firing = None, None
+        return alerts
+
+    def _alert(self, condition, state: RuleState, measured: Measured, at: int, window: float, status: str) -> dict:
+        value = measured.value
+        shown = "no value" if value is None else f"{value:.4g}"
+        message = (f"{self.experiment_id}: rule '{condition.name}' ({condition.severity}) {status}: "
+                   f"{condition.measurement} {shown} {condition.comparison} {condition.threshold:g} "
+                   f"over {condition.window} with {measured.samples} samples")
+        if measured.detail:
+            message += f"; {measured.detail}"
+        if measured.contributors:
+            top = measured.contributors[0]
+            message += f"; top: {top['route']} ({top['value']})"
+        return {
+            "kind": "alert", "alert_id": state.firing, "status": status, "experiment_id": self.experiment_id,
+            "rule": condition.name, "severity": condition.severity, "measurement": condition.measurement,
+            "comparison": condition.comparison, "threshold": condition.threshold, "observed": value,
+            "samples": measured.samples, "window_start": _iso(at - int(math.ceil(window))), "window_end": _iso(at),
+            "breach_since": _iso(state.breach_since) if state.breach_since is not None else None,
+            "top_contributors": measured.contributors, "example_request_ids": measured.examples,
+            "message": message, "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+
+    def view(self) -> list[dict]:
+        out = []
+        for c in self.conditions:
+            s = self.states[c.name]
+            out.append({"rule": c.name, "measurement": c.measurement, "comparison": c.comparison,
+                        "threshold": c.threshold, "window": c.window, "severity": c.severity,
+                        "value": s.value, "samples": s.samples, "firing": s.firing is not None,
+                        "breaching_since": _iso(s.breach_since) if s.breach_since is not None else None,
+                        "evaluated_at": _iso(s.evaluated_at) if s.evaluated_at else None, "detail": s.detail})
+        return out
+
+
+class Judge:
+    """All experiments' judges of this worker, fed by rollups in log order."""
+
+    def __init__(self, conditions_of: Callable[[str], list | None], emit: Callable[[dict], None],
+                 horizon: float = 900.0):
+        self.conditions_of = conditions_of
+        self.emit = emit
+        self.horizon = horizon
+        self.experiments: dict[str, ExperimentJudge] = {}
+        self.seen_tokens: dict[str, int] = {}
+        self.known_alerts: set[tuple[str, str]] = set()  # (alert id, status) already on hub.alerts
+        self.duplicates = 0
+
+    def judge_for(self, experiment_id: str) -> ExperimentJudge | None:
+        judge = self.experiments.get(experiment_id)
+        if judge is None:
+            conditions = self.conditions_of(experiment_id)
+            if conditions is None:
+                return None
+            judge = self.experiments[experiment_id] = ExperimentJudge(experiment_id, conditions)
+        return judge
+
+    def add_rollup(self, value: bytes) -> list[dict]:
+        token, experiment_id, cells = decode_rollup(value)
+        if token in self.seen_tokens:
+            self.duplicates += 1
+            return []
+        judge = self.judge_for(experiment_id)
+        if judge is None:
+            return []
+        self.seen_tokens[token] = max((c.second for c in cells), default=0)
+        judge.add(cells)
+        return self._publish(judge.evaluate(judge.watermark))
+
+    def tick(self, now_second: int) -> list[dict]:
+        """Absence rules move with the clock, not with data."""
+        out = []
+        for judge in self.experiments.values():
+            out += self._publish(judge.evaluate(now_second, absence_only=True))
+            judge.forget_before(now_second - int(self.horizon))
+        cutoff = now_second - int(self.horizon)
+        for token in [t for t, s in self.seen_tokens.items() if s < cutoff]:
+            del self.seen_tokens[token]
+        return out
+
+    def _publish(self, alerts: list[dict]) -> list[dict]:
+        fresh = []
+        for alert in alerts:
+            key = (alert["alert_id"], alert["status"])
+            if key in self.known_alerts:
+                continue
+            self.known_alerts.add(key)
+            fresh.append(alert)
+            self.emit(alert)
+        return fresh
