@@ -114,6 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print the events as JSON lines")
     c.set_defaults(func=cmd_history)
 
+    c = cmds.add_parser("watch", help="a live view for the gameday room: phase, each rule against its threshold, alerts")
+    c.add_argument("id", help="experiment id")
+    c.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    c.add_argument("--once", action="store_true", help="print one screen and exit (for scripts)")
+    c.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("inject", help="record a fault injected into a running experiment (= experiment inject)")
     _fault_arguments(p)
     p.set_defaults(func=cmd_inject)
@@ -285,3 +291,59 @@ def cmd_history(args, settings: Settings) -> int:
             detail = f"by {e.by}: {e.reason}"
         print(f"#{e.sequence:<3} {e.time.isoformat()}  {e.actor:24}  {kind:22} {detail}")
     return 0
+
+
+def render_watch(info: dict, rules: list[dict], alerts: list[list], width: int = 100) -> str:
+    """One screen of ``hub experiment watch``."""
+    lines = [f"{info['id']}: {info['title']}"[:width],
+             f"status {info['status'].upper()}   phase {info['phase'] or '-'}   started {info['started_at'] or '-'}"]
+    if info.get("abort_reason"):
+        lines.append(f"ABORTED by {info['aborted_by']}: {info['abort_reason']}"[:width])
+    active = ", ".join(f"{f['fault_id']} ({f['action']} on {f['target']})" for f in info.get("active_faults", []))
+    lines.append(f"active faults: {active or 'none'}"[:width])
+    lines.append("")
+    lines.append(f"{'rule':24} {'measurement':14} {'value':>10} {'':2} {'threshold':>10} {'samples':>8}  state")
+    for r in rules:
+        value = "-" if r["value"] is None else f"{r['value']:.4g}"
+        state = "FIRING" if r["firing"] else ("breaching" if r["breaching_since"] else "ok")
+        if r["value"] is None:
+            state = r.get("detail") or "no data"
+        lines.append(f"{r['rule'][:24]:24} {r['measurement'][:14]:14} {value:>10} {r['comparison']:2} "
+                     f"{r['threshold']:>10g} {r['samples']:>8}  {state}"[:width])
+    lines.append("")
+    lines.append("alerts:" if alerts else "alerts: none")
+    for time_, status, rule, message in alerts[-8:]:
+        lines.append(f"  {str(time_)[11:19]} {status:8} {message}"[:width])
+    return "\n".join(lines)
+
+
+def cmd_watch(args, settings: Settings) -> int:
+    import shutil
+    import sys
+    import time
+
+    from hub.errors import HubError
+    from hub.runtime.stack import Stack
+
+    stack = Stack(settings)
+    if not stack.hub_answers():
+        raise UserError(f"no hub answers at {settings.http_url}; `hub watch` needs the running hub (`hub up`)")
+    query = ("SELECT time, status, rule, message FROM hub.alerts WHERE kind = 'alert' AND experiment_id = "
+             f"'{args.id.replace(chr(39), '')}' ORDER BY time")
+    try:
+        while True:
+            try:
+                info = stack.api(f"/v1/experiments/{args.id}")
+                rules = stack.api(f"/v1/experiments/{args.id}/rules")
+                alerts = stack.api("/v1/sql", {"query": query})["rows"]
+            except HubError as exc:
+                raise UserError(str(exc)) from None
+            screen = render_watch(info, rules, alerts, shutil.get_terminal_size((100, 40)).columns)
+            if args.once:
+                print(screen)
+                return 0
+            sys.stdout.write("\x1b[2J\x1b[H" + screen + f"\n\n(refreshing every {args.interval:g}s; Ctrl-C to stop)\n")
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0

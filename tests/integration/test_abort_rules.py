@@ -132,4 +132,49 @@ def test_a_breach_fires_one_alert_aborts_the_experiment_and_calls_the_halt_webho
         assert worker.wait_for(
             f"SELECT countIf(action = 'webhook' AND ok) FROM hub.alerts WHERE experiment_id = '{experiment}'",
             1, timeout=30) == 1
+        screen = hub(env, "experiment", "watch", experiment, "--once")
+        assert "ABORTED" in screen and "checkout-errors" in screen and "FIRING" in screen and "firing" in screen
         print(f"breach sent to halt webhook called: {min(t for p, _, t in calls if p == '/halt') - sent:.2f}s")
+
+
+HELD = DEFINITION.replace('min_samples: 50, severity: abort}}', 'min_samples: 50, severity: abort, for: 4s}}')
+
+
+def test_a_breach_straddling_a_worker_kill_fires_once_from_its_first_second(tmp_path, kafka_bootstrap):
+    worker = WorkerProcess.start(tmp_path / "home", kafka_bootstrap, HUB_CORRELATION_LATENESS="1")
+    try:
+        env, topic = worker.env, worker.settings.topic_requests
+        experiment, gateway = f"exp-{uuid.uuid4().hex[:6]}", f"gw-{uuid.uuid4().hex[:6]}"
+        (tmp_path / "e.yaml").write_text(HELD.format(id=experiment, gateway=gateway))
+        hub(env, "experiment", "create", str(tmp_path / "e.yaml"))
+        hub(env, "experiment", "start", experiment, "--force")
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
+        # seconds 0..2 breach; the rule needs 4 s of breach before it fires
+        send_records(kafka_bootstrap, topic, legs(gateway, start, 150, errors=90, spread=2.9))
+        deadline = time.time() + 60
+        breaching = None
+        while time.time() < deadline and not breaching:
+            rules = worker.stack.api(f"/v1/experiments/{experiment}/rules")
+            breaching = next(r for r in rules if r["rule"] == "checkout-errors")["breaching_since"]
+            time.sleep(0.2)
+        assert breaching is not None
+        assert worker.sql(f"SELECT count() FROM hub.alerts WHERE experiment_id = '{experiment}'") == [[0]]
+        worker.kill()
+        worker.launch()
+        # seconds 3..6 breach on: the hold completes across the restart
+        send_records(kafka_bootstrap, topic, legs(gateway, start + dt.timedelta(seconds=3), 200, errors=120,
+                                                  spread=3.9))
+        firing = ("SELECT count() FROM hub.alerts WHERE kind = 'alert' AND status = 'firing' "
+                  f"AND experiment_id = '{experiment}'")
+        assert worker.wait_for(firing, 1, timeout=60) == 1
+        time.sleep(3)
+        [[count, breach_since]] = worker.sql(
+            "SELECT count(), any(alert_id) FROM hub.alerts WHERE kind = 'alert' AND status = 'firing' "
+            f"AND experiment_id = '{experiment}'")
+        assert count == 1
+        # The breach began before the kill; without the rebuilt windows it would start after it.
+        began = int(dt.datetime.fromisoformat(breaching).timestamp())
+        assert began < int((start + dt.timedelta(seconds=3)).timestamp())
+        assert breach_since == f"{experiment}/checkout-errors/{began}"
+    finally:
+        worker.stop()
