@@ -1,0 +1,572 @@
+"""Applying the redaction policy to decoded rows, at ingest, before they reach the store.
+
+The hot path. What keeps it cheap:
+
+- one compiled alternation of every mask pattern (``(?P<m0>...)|(?P<m1>...)``), searched once per
+  value; the replacement callback only runs where something was found;
+- a bounded set of values already known to be clean (attribute values repeat: methods, status
+  codes, routes, host names), so a repeated value costs one set lookup; only clean values are
+  remembered, never a value that contained something to redact;
+- the decision per attribute key (keep / mask as text / treat as URL / drop, and why) is cached;
+- attribute maps shared by many rows (resource and scope attributes) are redacted once per batch;
+- a row, map or list in which nothing changed is returned as the same object (no copy).
+
+Every function takes the rows the decoders make (``hub.records.decode`` / ``hub.otel.decode``),
+returns rows of the same shape, and counts what it removed in a ``RedactionStats``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Final, Sequence
+from urllib.parse import unquote
+
+from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS
+from hub.records.request_leg import REQUEST_COLUMNS
+from hub.redaction.policy import (
+    ALWAYS_KEPT,
+    MARKER,
+    PATH_PLACEHOLDER,
+    RedactionPolicy,
+    RedactionStats,
+    default_policy,
+    glob_regex,
+)
+
+__all__ = [
+    "Redactor",
+    "redact_text",
+    "redact_url",
+    "redact_attributes",
+    "redact_request_rows",
+    "redact_span_rows",
+    "redact_log_rows",
+    "redact_metric_rows",
+    "redact_rows",
+    "redact_dead_letter_value",
+]
+
+# ---- what to do with each column -----------------------------------------------------------
+_TEXT, _TEXTLIST, _URL, _MAP, _SHARED_MAP, _MAPLIST = range(6)
+
+#: Column name -> how it is redacted (columns not listed are structured and left alone: ids,
+#: timestamps, numbers, enums, service/scope names, experiment ids).
+_COLUMN_KINDS: Final[dict[str, int]] = {
+    # request legs
+    "route": _URL, "source": _URL, "error": _TEXT,
+    # OTLP
+    "SpanName": _TEXT, "StatusMessage": _TEXT, "Body": _TEXT, "EventName": _TEXT,
+    "Events.Name": _TEXTLIST,
+    "SpanAttributes": _MAP, "LogAttributes": _MAP, "Attributes": _MAP,
+    "ResourceAttributes": _SHARED_MAP, "ScopeAttributes": _SHARED_MAP,
+    "Events.Attributes": _MAPLIST, "Links.Attributes": _MAPLIST, "Exemplars.FilteredAttributes": _MAPLIST,
+}
+
+# key actions
+_KEEP, _MASK, _AS_URL, _DROP = 0, 1, 2, 3
+
+_CLEAN_MAX: Final = 100_000   # values remembered as clean, per kind (text / URL)
+_KEYS_MAX: Final = 20_000     # attribute keys whose decision is remembered, per allowlist
+_SHORT: Final = 10            # texts up to this long skip the "requires" tests
+_ROUNDS: Final = 4            # most masking rounds per text (each round after the first is rare)
+
+_QUERY_IN_TEXT: Final = re.compile(r"(?<=\S)\?[^\s\"'<>=?]*=[^\s\"'<>]*")
+_PATH_IN_TEXT: Final = re.compile(r"/[^\s?#\"'<>]+")
+_AUTHORITY: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#]*)")
+_BACKREF: Final = re.compile(r"\\[1-9]|\(\?P=")
+_PLAIN: Final = re.compile(r"(?:[^\\.^$*+?{}\[\]|()]|\\[^A-Za-z0-9])+")
+
+# kinds of "requires" checks
+_LITERAL, _LOWER, _REGEX = 0, 1, 2
+
+
+def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[tuple[int, int, str, Any]]:
+    """How to test one pattern's ``requires``: as few, as cheap tests as possible.
+
+    Plain literals become one substring test (one literal) or one alternation of literals (which
+    the regex engine scans for in C); case-insensitive ones are looked for in the lower-cased text,
+    but only in ASCII text: Unicode case folding (the Kelvin sign matches ``k``, the long s matches
+    ``s``) is left to the regex, so that the shortcut never disagrees with it. Anything else is
+    one regex search.
+    """
+    exact: list[str] = []
+    lower: list[str] = []
+    checks: list[tuple[int, int, str, Any]] = []
+    for requirement in requires:
+        body, folded = requirement, ignore_case
+        if body.startswith("(?i)"):
+            body, folded = body[4:], True
+        rx = re.compile(body, re.I if folded else 0)
+        if _PLAIN.fullmatch(body):
+            literal = re.sub(r"\\(.)", r"\1", body)
+            if not folded:
+                exact.append(literal)
+                continue
+            if literal.isascii():
+                lower.append(literal.lower())
+                continue
+        checks.append((bit, _REGEX, "", rx))
+    if len(exact) == 1:
+        checks.insert(0, (bit, _LITERAL, exact[0], None))
+    elif exact:
+        checks.insert(0, (bit, _REGEX, "", re.compile("|".join(map(re.escape, exact)))))
+    if lower:
+        alternatives = "|".join(map(re.escape, lower))
+        checks.insert(0, (bit, _LOWER, "", (re.compile(alternatives), re.compile(alternatives, re.I))))
+    return checks
+
+
+class _Engine:
+    """The compiled form of a ``RedactionPolicy``; built once (``policy.engine()``)."""
+
+    def __init__(self, policy: RedactionPolicy):
+        self.policy = policy
+        self.drop_query = policy.drop_query_strings
+        self.mask_segments = policy.mask_path_segments
+        pats = policy.mask_patterns
+        self._patterns = pats
+        self._branches: list[str] = []
+        self._sequential = any(_BACKREF.search(p.pattern) for p in pats)
+        for i, p in enumerate(pats):
+            body = p.pattern
+            if "(?P<value>" in body:  # group names must be unique inside one alternation
+                body = body.replace("(?P<value>", f"(?P<v{i}>")
+            if p.ignore_case:
+                body = f"(?i:{body})"
+            self._branches.append(f"(?P<m{i}>{body})")
+        # (bit, compiled "requires" or None) per pattern; a text activates the patterns whose
+        # requirement it meets, and is searched with the alternation of just those
+        self._always = 0
+        self._checks: list[tuple[int, int, str, re.Pattern]] = []
+        for i, p in enumerate(pats):
+            if not p.requires:
+                self._always |= 1 << i
+            self._checks.extend(_checks_of(1 << i, p.requires, p.ignore_case))
+        self._single = [re.compile(p.pattern, re.I if p.ignore_case else 0) for p in pats]
+        self._keeps_cue = ["value" in rx.groupindex for rx in self._single]
+        self._by_mask: dict[int, Any] = {}
+        self._all = (1 << len(pats)) - 1
+        if not self._sequential:
+            try:
+                self._regex_for(self._all)
+            except re.error:  # e.g. two patterns use the same group name: apply them one by one
+                self._sequential = True
+                self._by_mask.clear()
+        self._markers = {p.name: MARKER.format(name=p.name) for p in pats}
+        self._rules = {p.name: "mask:" + p.name for p in pats}
+        self._segment = (re.compile("|".join(f"(?:{s})" for s in policy.path_segment_patterns))
+                         if policy.path_segment_patterns else None)
+        self._url_keys = frozenset(policy.url_attributes)
+        self._drop = [(g, glob_regex((g,), ignore_case=True)) for g in policy.drop_attributes]
+        self._keep = glob_regex(policy.keep_attributes)
+        self._allow = {name: glob_regex(tuple(keys) + ALWAYS_KEPT) for name, keys in policy.allowlists.items()}
+        self._key_actions: dict[Any, dict[str, tuple[int, str]]] = {}
+        self._clean_text: set[str] = set()
+        self._clean_url: set[str] = set()
+
+    # ---- free text ------------------------------------------------------------------------
+
+    def _active(self, text: str) -> int:
+        """Bit mask of the patterns whose ``requires`` the text meets (all bits for patterns without)."""
+        mask = self._always
+        low = None
+        ascii_only = text.isascii()
+        for bit, kind, literal, rx in self._checks:
+            if mask & bit:
+                continue
+            if kind == _LITERAL:
+                if literal in text:
+                    mask |= bit
+            elif kind == _LOWER:
+                if ascii_only:
+                    if low is None:
+                        low = text.lower()
+                    if rx[0].search(low) is not None:
+                        mask |= bit
+                elif rx[1].search(text) is not None:  # non-ASCII: the case-insensitive regex decides
+                    mask |= bit
+            elif rx.search(text) is not None:
+                mask |= bit
+        return mask
+
+    def _regex_for(self, mask: int) -> re.Pattern | None:
+        """The alternation of the patterns in ``mask`` (``None`` in sequential mode)."""
+        if self._sequential:
+            return None
+        rx = self._by_mask.get(mask)
+        if rx is None:
+            rx = self._by_mask[mask] = re.compile(
+                "|".join(self._branches[i] for i in range(len(self._patterns)) if mask >> i & 1))
+        return rx
+
+    def _hit(self, text: str) -> bool:
+        mask = self._all if len(text) <= _SHORT else self._active(text)
+        if not mask:
+            return False
+        rx = self._regex_for(mask)
+        if rx is not None:
+            return rx.search(text) is not None
+        return any(self._single[i].search(text) is not None for i in range(len(self._patterns)) if mask >> i & 1)
+
+    def _mask_patterns(self, text: str, hits: list) -> str:
+        """Every hit of every pattern masked. The clean case is one search of one alternation.
+
+        When something is found, each pattern is searched on its own and the union of all hits is
+        masked, so that a hit that overlaps another (an e-mail address running into ``MRN123...``)
+        cannot shield the other. Masking repeats until nothing more is found (at most a few rounds),
+        so that masked output is a fixed point.
+        """
+        for _ in range(_ROUNDS):
+            # short texts: one search with every pattern is cheaper than the "requires" tests
+            mask = self._all if len(text) <= _SHORT else self._active(text)
+            if not mask:
+                return text
+            rx = self._regex_for(mask)
+            if rx is not None and rx.search(text) is None:
+                return text
+            spans = []
+            for i in range(len(self._patterns)):
+                if not mask >> i & 1:
+                    continue
+                single, keep_cue, name = self._single[i], self._keeps_cue[i], self._patterns[i].name
+                for m in single.finditer(text):
+                    start, end = m.span("value") if keep_cue and m.start("value") >= 0 else m.span()
+                    if end > start:
+                        spans.append((start, end, name))
+            if not spans:
+                return text
+            spans.sort()
+            pieces = []
+            position, rules, markers = 0, self._rules, self._markers
+            current_start, current_end, current_name = spans[0]
+            for start, end, name in spans:
+                hits.append(rules[name])
+                if start < current_end:  # overlaps the current run: extend it
+                    if end > current_end:
+                        current_end = end
+                    continue
+                pieces.append(text[position:current_start])
+                pieces.append(markers[current_name])
+                position = current_end
+                current_start, current_end, current_name = start, end, name
+            pieces.append(text[position:current_start])
+            pieces.append(markers[current_name])
+            pieces.append(text[current_end:])
+            text = "".join(pieces)
+        return text
+
+    def _mask_path(self, path: str, hits: list) -> str:
+        """``/patients/004417829/chart`` -> ``/patients/{id}/chart`` (segments only, no query)."""
+        segments = path.split("/")
+        changed = False
+        seg_rx = self._segment
+        for i, seg in enumerate(segments):
+            if not seg or seg == PATH_PLACEHOLDER:
+                continue
+            plain = unquote(seg) if "%" in seg else seg
+            if (seg_rx is not None and seg_rx.fullmatch(plain)) or self._hit(plain):
+                segments[i] = PATH_PLACEHOLDER
+                hits.append("path_id")
+                changed = True
+        return "/".join(segments) if changed else path
+
+    def text(self, text: str, hits: list) -> str:
+        """Free text: query strings in embedded URLs, mask patterns, identifiers in embedded paths."""
+        if not text or text in self._clean_text:
+            return text
+        out = text
+        if self.drop_query and "?" in out:
+            out, n = _QUERY_IN_TEXT.subn("", out)
+            hits.extend(["query_string"] * n)
+        out = self._mask_patterns(out, hits)
+        if self.mask_segments and "/" in out:
+            out = _PATH_IN_TEXT.sub(lambda m: self._mask_path(m.group(0), hits), out)
+        if out == text:
+            clean = self._clean_text
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(text)
+            return text
+        return out
+
+    # ---- URLs and paths ------------------------------------------------------------------
+
+    def url(self, value: str, hits: list) -> str:
+        """A URL, path or route: userinfo and query cut, identifier segments masked, then masked as text."""
+        if not value or value in self._clean_url:
+            return value
+        out, rest = value, ""
+        cut = len(out)
+        for ch in "?#":
+            i = out.find(ch)
+            if 0 <= i < cut:
+                cut = i
+        if cut < len(out):
+            out, rest = out[:cut], out[cut:]
+            if self.drop_query:
+                rest = ""
+                hits.append("query_string")
+        head, path = "", out
+        m = _AUTHORITY.match(out)
+        if m is not None:
+            scheme, authority = m.group(1) or "", m.group(2)
+            if "@" in authority:
+                authority = authority.rsplit("@", 1)[1]
+                hits.append("userinfo")
+            head, path = f"{scheme}//{authority}", out[m.end():]
+        if self.mask_segments and path:
+            path = self._mask_path(path, hits)
+        out = self._mask_patterns(head + path + rest, hits)
+        if out == value:
+            clean = self._clean_url
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(value)
+            return value
+        return out
+
+    # ---- attribute maps -------------------------------------------------------------------
+
+    def _actions(self, allow_name: str | None) -> dict[str, tuple[int, str]]:
+        actions = self._key_actions.get(allow_name)
+        if actions is None or len(actions) >= _KEYS_MAX:
+            actions = self._key_actions[allow_name] = {}
+        return actions
+
+    def _decide(self, key: str, allow_name: str | None) -> tuple[int, str]:
+        if allow_name is not None and not self._allow[allow_name].match(key):
+            return _DROP, "allowlist"
+        if self.drop_query and key in ("url.query", "url.fragment"):
+            return _DROP, "query_string"
+        if self._keep is None or not self._keep.match(key):
+            for glob, rx in self._drop:
+                if rx.match(key):
+                    return _DROP, "drop:" + glob
+        if key in self._url_keys:
+            return _AS_URL, ""
+        return _MASK, ""
+
+    def attributes(self, attrs: dict, allow_name: str | None, hits: list) -> dict:
+        """An attribute map with keys dropped and values masked; the same dict if nothing changed."""
+        if not attrs:
+            return attrs
+        actions = self._actions(allow_name)
+        out = None
+        clean = self._clean_text
+        for key, value in attrs.items():
+            action = actions.get(key)
+            if action is None:
+                action = actions[key] = self._decide(key, allow_name)
+            what = action[0]
+            if what == _MASK:
+                if not value or value in clean:
+                    continue
+                new = self.text(value, hits)
+            elif what == _AS_URL:
+                new = self.url(value, hits)
+            elif what == _DROP:
+                hits.append(action[1])
+                if out is None:
+                    out = dict(attrs)
+                del out[key]
+                continue
+            else:
+                continue
+            if new is not value:
+                if out is None:
+                    out = dict(attrs)
+                out[key] = new
+        return attrs if out is None else out
+
+    # ---- rows ---------------------------------------------------------------------------------
+
+    def rows(self, source: str, columns: Sequence[str], rows: list, stats: RedactionStats | None) -> list:
+        plan = [(i, _COLUMN_KINDS[c]) for i, c in enumerate(columns) if c in _COLUMN_KINDS]
+        if not plan or not rows:
+            return rows
+        allowlists = self.policy.allowlists
+        signal_allow = source if source in allowlists else None
+        svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
+        text, url, attributes = self.text, self.url, self.attributes
+        hits: list[str] = []
+        shared: dict[tuple[int, Any], dict] = {}
+        shared_hits: dict[tuple[int, Any], tuple] = {}
+        out: list = []
+        append = out.append
+        changed_any = False
+        for row in rows:
+            allow = signal_allow
+            if svc >= 0:
+                service = row[svc]
+                if service in allowlists:
+                    allow = service
+            new_row = None
+            for i, kind in plan:
+                value = row[i]
+                if kind == _TEXT:
+                    new = text(value, hits) if value else value
+                elif kind == _URL:
+                    new = url(value, hits) if value else value
+                elif kind == _MAP:
+                    new = attributes(value, allow, hits) if value else value
+                elif kind == _SHARED_MAP:
+                    if not value:
+                        continue
+                    memo = (id(value), allow)
+                    new = shared.get(memo)
+                    if new is None:
+                        mark = len(hits)
+                        new = shared[memo] = attributes(value, allow, hits)
+                        shared_hits[memo] = tuple(hits[mark:])
+                    else:
+                        hits.extend(shared_hits[memo])
+                elif kind == _TEXTLIST:
+                    new = _each(value, lambda v: text(v, hits) if v else v)
+                else:  # _MAPLIST
+                    new = _each(value, lambda v: attributes(v, allow, hits) if v else v)
+                if new is not value:
+                    if new_row is None:
+                        new_row = list(row)
+                    new_row[i] = new
+            if new_row is None:
+                append(row)
+            else:
+                append(tuple(new_row))
+                changed_any = True
+        if stats is not None and hits:
+            stats.add(source, hits)
+        return out if changed_any else rows
+
+
+def _each(values: list, fn: Callable[[Any], Any]) -> list:
+    """``[fn(v) for v in values]``, or ``values`` itself when nothing changed."""
+    if not values:
+        return values
+    out = None
+    for i, v in enumerate(values):
+        new = fn(v)
+        if new is not v:
+            if out is None:
+                out = list(values)
+            out[i] = new
+    return values if out is None else out
+
+
+# ---- public functions ---------------------------------------------------------------------------
+
+
+def _engine(policy: RedactionPolicy | None) -> _Engine:
+    return (policy or default_policy()).engine()
+
+
+def redact_text(policy: RedactionPolicy | None, text: str, stats: RedactionStats | None = None,
+                source: str = "text") -> str:
+    """Free text with query strings, mask-pattern hits and identifier path segments masked."""
+    hits: list[str] = []
+    out = _engine(policy).text(text, hits)
+    if stats is not None:
+        stats.add(source, hits)
+    return out
+
+
+def redact_url(policy: RedactionPolicy | None, url: str, stats: RedactionStats | None = None,
+               source: str = "text") -> str:
+    """A URL, path or route: userinfo and query/fragment cut, identifier segments -> ``{id}``, masked."""
+    hits: list[str] = []
+    out = _engine(policy).url(url, hits)
+    if stats is not None:
+        stats.add(source, hits)
+    return out
+
+
+def redact_attributes(policy: RedactionPolicy | None, attrs: dict, source: str = "spans", service: str = "",
+                      stats: RedactionStats | None = None) -> dict:
+    """One attribute map, as the row functions treat it (allowlist of ``service`` or ``source``)."""
+    p = policy or default_policy()
+    allow = service if service and service in p.allowlists else (source if source in p.allowlists else None)
+    hits: list[str] = []
+    out = p.engine().attributes(attrs, allow, hits)
+    if stats is not None:
+        stats.add(source, hits)
+    return out
+
+
+def redact_rows(policy: RedactionPolicy | None, source: str, columns: Sequence[str], rows: list,
+                stats: RedactionStats | None = None) -> list:
+    """Rows of any hub table: the columns known to carry text, URLs or attributes are redacted."""
+    return _engine(policy).rows(source, columns, rows, stats)
+
+
+def redact_request_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
+    """``requests`` rows (``REQUEST_COLUMNS``): ``route`` and ``source`` as URLs, ``error`` as text."""
+    return _engine(policy).rows("requests", REQUEST_COLUMNS, rows, stats)
+
+
+def redact_span_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
+    """``otel_traces`` rows (``TRACE_COLUMNS``): names, status message, every attribute map."""
+    return _engine(policy).rows("spans", TRACE_COLUMNS, rows, stats)
+
+
+def redact_log_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
+    """``otel_logs`` rows (``LOG_COLUMNS``): body, event name, every attribute map."""
+    return _engine(policy).rows("logs", LOG_COLUMNS, rows, stats)
+
+
+def redact_metric_rows(policy: RedactionPolicy | None, table: str, columns: Sequence[str], rows: list,
+                       stats: RedactionStats | None = None) -> list:
+    """Rows of one ``otel_metrics_*`` table: every attribute map (point, resource, scope, exemplars)."""
+    return _engine(policy).rows("metrics", columns, rows, stats)
+
+
+def redact_dead_letter_value(policy: RedactionPolicy | None, value: bytes | None,
+                             stats: RedactionStats | None = None) -> bytes | None:
+    """A dead letter's original bytes, masked as text (UTF-8, or byte for byte as Latin-1 if not UTF-8).
+
+    The result is for storage and inspection, not for replay: a masked record no longer decodes.
+    """
+    if not value:
+        return value
+    try:
+        text, codec = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, codec = value.decode("latin-1"), "latin-1"
+    out = redact_text(policy, text, stats, source="dead_letters")
+    return value if out == text else out.encode(codec)
+
+
+class Redactor:
+    """Redacts decoded batches in place of the pipeline, before the sink stores them.
+
+    Each method takes the decoder's batch (``DecodedBatch`` with ``.rows``; for metrics a batch with
+    ``.tables``: ``[(table, columns, rows)]``), replaces its rows and returns it, so that it chains
+    like ``Correlator``. ``stats`` counts what was redacted (never the values).
+    """
+
+    def __init__(self, policy: RedactionPolicy | None = None, stats: RedactionStats | None = None):
+        self.policy = policy or default_policy()
+        self.stats = stats if stats is not None else RedactionStats()
+        self._engine = self.policy.engine()
+
+    def requests(self, batch):
+        batch.rows = self._engine.rows("requests", REQUEST_COLUMNS, batch.rows, self.stats)
+        return batch
+
+    def spans(self, batch):
+        batch.rows = self._engine.rows("spans", TRACE_COLUMNS, batch.rows, self.stats)
+        return batch
+
+    def logs(self, batch):
+        batch.rows = self._engine.rows("logs", LOG_COLUMNS, batch.rows, self.stats)
+        return batch
+
+    def metrics(self, batch):
+        batch.tables = [(table, columns, self._engine.rows("metrics", columns, rows, self.stats))
+                        for table, columns, rows in batch.tables]
+        return batch
+
+    def text(self, text: str, source: str = "text") -> str:
+        """Free text (a dead letter's reason, a note) with the same masking."""
+        return redact_text(self.policy, text, self.stats, source)
+
+    def dead_letter_value(self, value: bytes | None) -> bytes | None:
+        return redact_dead_letter_value(self.policy, value, self.stats)
