@@ -1,0 +1,1 @@
+"""Experiments: the written definition of a gameday and its lifecycle as an event-sourced timeline."""
