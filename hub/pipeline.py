@@ -13,6 +13,7 @@ from hub.experiments.projection import decode_experiment_events
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
+from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
 from hub.storage.client import Store
@@ -64,6 +65,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
     max_bytes = settings.max_record_bytes
     encoding = settings.otlp_encoding
     place = Correlator(registry, settings.correlation_lateness)
+    clean = redactor_for(settings)
 
     def rollup(cells_of):
         if rollups is None:
@@ -76,21 +78,33 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-                 decode=lambda messages: place.requests(decode_request_legs(messages, max_bytes)),
+                 decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
                  after_store=rollup(request_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
-                 decode=lambda messages: place.spans(decode_spans(messages, encoding, max_bytes)),
+                 decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
                  after_store=rollup(span_cells)),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
-                 decode=lambda messages: decode_logs(messages, encoding, max_bytes)),
+                 decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes))),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),
-                 decode=lambda messages: _metrics(messages, encoding, max_bytes)),
+                 decode=lambda messages: clean.metrics(_metrics(messages, encoding, max_bytes))),
     ]
+
+
+_REDACTORS: dict = {}
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """One redactor (policy and counters) per policy file for the process."""
+    key = settings.redaction_policy
+    if key not in _REDACTORS:
+        _REDACTORS[key] = Redactor(load_policy(settings.redaction_policy))
+    return _REDACTORS[key]
 
 
 def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
                 rollups: RollupPublisher | None = None) -> list[ExactlyOnceSink]:
-    dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq)
+    dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
+                                       redactor=redactor_for(settings))
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
             for spec in sink_specs(settings, registry, rollups)]
 

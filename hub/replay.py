@@ -16,7 +16,7 @@ from typing import Callable
 
 from hub.errors import UserError
 from hub.experiments.registry import ExperimentRegistry
-from hub.pipeline import sink_specs
+from hub.pipeline import redactor_for, sink_specs
 from hub.records.decode import RawMessage
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
@@ -43,7 +43,8 @@ def replay(settings: Settings, progress: Progress = print, batch: int = 20_000) 
         migrate(store, settings)
         registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments).load_all()
         progress(f"experiment log: {len(registry.states)} experiment(s)")
-        dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq, publish=False)
+        dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq, publish=False,
+                                           redactor=redactor_for(settings))
         stored: dict[str, int] = {}
         for spec in sink_specs(settings, registry):
             sink = ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))

@@ -99,6 +99,9 @@ class Settings:
     otlp_encoding: str = _setting(
         "HUB_OTLP_ENCODING", "auto",
         "Encoding on the OTLP topics: otlp_proto, otlp_json, or auto (JSON when a record starts with '{').")
+    redaction_policy: str = _setting(
+        "HUB_REDACTION_POLICY", "",
+        "YAML redaction policy applied at ingest before anything is stored (docs/redaction.md); empty applies the built-in default policy.")
     topic_dlq: str = _setting(
         "HUB_TOPIC_DLQ", "hub.dlq", "Dead-letter topic: records that could not be decoded, with the reason.")
 

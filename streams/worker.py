@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from hub.api.server import ApiContext, build_app, serve
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
-from hub.pipeline import build_sinks, topics_to_create
+from hub.pipeline import build_sinks, redactor_for, topics_to_create
 from hub.runtime.topics import ensure_topics
 from hub.settings import Settings, load_settings
 from hub.storage.client import open_store
@@ -61,12 +61,15 @@ def build(settings: Settings):
             "pid": os.getpid(), "uptime_seconds": round(time.time() - started, 1),
             "bootstrap": settings.bootstrap, "store": "embedded" if settings.embedded_clickhouse else "server",
             "assignment": assignment, "sink": {sink.spec.name: sink.stats.as_dict() for sink in sinks},
+            "redacted": {f"{source}:{rule}": n for (source, rule), n in redactor_for(settings).stats.snapshot().items()},
             "judge": {"rollups": judge.processed, "duplicate_rollups": judge.judge.duplicates,
                       "experiments": len(judge.judge.experiments)},
         }
 
     def metrics() -> dict:
         out: dict = {}
+        for (source, rule), n in redactor_for(settings).stats.snapshot().items():
+            out[f'redactions{{source="{source}",rule="{rule}"}}'] = n
         for sink in sinks:
             s, label = sink.stats, f'{{sink="{sink.spec.name}"}}'
             out[f"sink_records_stored{label}"] = s.stored

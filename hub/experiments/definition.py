@@ -201,6 +201,12 @@ class AbortCondition(_Strict, kw_only=True):
     for_: Duration = msgspec.field(default="0s", name="for")
     min_samples: Annotated[int, msgspec.Meta(ge=1)] = 1
     severity: Literal["abort", "warn"] = "abort"
+    # A comparison against a control group instead of a fixed level: the rule's value is the
+    # experiment group's error rate minus the control group's when a one-sided two-proportion
+    # test finds it significant at ``confidence``, else 0; ``threshold`` is then the smallest
+    # difference worth aborting for. A noisy metric moves both groups alike and aborts nothing.
+    control: AbortScope | None = None
+    confidence: Annotated[float, msgspec.Meta(gt=0.5, lt=1.0)] = 0.99
 
 
 class ExperimentDefinition(_Strict, kw_only=True):

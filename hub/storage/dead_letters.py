@@ -19,8 +19,10 @@ class DeadLetterPublisher:
     topic is at-least-once (a crash between publishing and acking can publish a record twice).
     """
 
-    def __init__(self, store: Store, bootstrap: str, topic: str, publish: bool = True):
+    def __init__(self, store: Store, bootstrap: str, topic: str, publish: bool = True, redactor=None):
         self.store = store
+        # Dead letters keep the original record for diagnosis; like everything stored, redacted first.
+        self.redactor = redactor
         self.publish_to_topic = publish  # False when rebuilding the table (replay): they are on the topic already
         self.bootstrap = bootstrap
         self.topic = topic
@@ -35,6 +37,11 @@ class DeadLetterPublisher:
         return self._producer
 
     def publish(self, invalid: Sequence[InvalidRecord], raws: Sequence[RawMessage], token: str) -> None:
+        if self.redactor is not None:
+            raws = [raw._replace(value=self.redactor.dead_letter_value(raw.value) if raw.value else raw.value)
+                    for raw in raws]
+            invalid = [InvalidRecord(self.redactor.text(i.reason), i.topic, i.partition, i.offset, index=i.index)
+                       for i in invalid]
         if self.publish_to_topic:
             producer = self._kafka()
             futures = []
