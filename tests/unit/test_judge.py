@@ -146,3 +146,35 @@ def test_two_proportion_p_value():
     assert two_proportion_p_value(50, 1000, 50, 1000) == pytest.approx(0.5)
     assert two_proportion_p_value(150, 1000, 50, 1000) < 1e-6
     assert two_proportion_p_value(0, 0, 1, 10) == 1.0
+
+
+def test_definition_rules_with_a_control_group_drive_the_judge():
+    from hub.experiments.definition import parse_definition
+
+    definition = parse_definition("""
+title: Canary of the patient search
+scenario: s
+hypothesis: h
+expected_outcome: e
+steady_state: [{name: errors, sli: error_rate, source: requests, tolerance: {max: 0.05}}]
+environment: {name: staging, kind: non-live, risk: low}
+targets: {gateways: [gw]}
+abort_conditions:
+  - name: canary-worse
+    measurement: error_rate
+    scope: {leg: canary}
+    control: {leg: primary}
+    confidence: 0.999
+    window: 30s
+    comparison: ">"
+    threshold: 0.02
+    min_samples: 100
+""")
+    [condition] = definition.abort_conditions
+    assert condition.control.leg == "primary" and condition.confidence == 0.999
+    judge = ExperimentJudge("e", definition.abort_conditions)
+    judge.add([cell(T, 1000, 50, leg="primary"), cell(T, 300, 15, leg="canary")])
+    assert judge.evaluate(T) == []
+    judge.add([cell(T + 1, 1000, 50, leg="primary"), cell(T + 1, 300, 60, leg="canary")])
+    [alert] = judge.evaluate(T + 1)
+    assert alert["rule"] == "canary-worse" and "significant" in alert["message"]
