@@ -1,0 +1,109 @@
+"""An experiment's abort rules as Grafana alert rules (optional: the hub's own judge is the one that
+aborts; these let Grafana's alerting notify people who route alerts through Grafana).
+
+Each rule evaluates three queries: A, the rule's measurement over its window on ClickHouse (NULL
+below ``min_samples``); B, reduce A to its last value; C, a math expression comparing B with the
+threshold. ``for`` is the rule's hold. Rules on ``shadow_mismatch_rate`` need ``shadow_pairs`` and
+are left out without it. Output shape: the provisioning API's rule (``POST
+/api/v1/provisioning/alert-rules``), which ``alerting.jsonschema.json`` describes; ``file_group``
+turns rules into a file-provisioning group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from dashboards import queries as Q
+from dashboards.config import GrafanaConfig
+from dashboards.experiment import dashboard_uid
+from dashboards.panels import ClickHouseQuery
+from hub.experiments.definition import AbortCondition, ExperimentDefinition, parse_duration
+
+RULE_GROUP = "gameday-abort-rules"
+
+
+def rule_uid(experiment_id: str, rule: str) -> str:
+    return "gdr-" + hashlib.sha1(f"{experiment_id}/{rule}".encode()).hexdigest()[:20]
+
+
+def _value_sql(db: str, eid: str, c: AbortCondition) -> str:
+    source = Q.measurement_source(c.measurement)
+    scope = {k: v for k, v in (("leg", c.scope.leg), ("route", c.scope.route), ("service", c.scope.service),
+                               ("target", c.scope.target)) if v}
+    where = Q._scope_sql(source, **scope)
+    window = max(1, int(math.ceil(parse_duration(c.window))))
+    if source == "spans":
+        table, time_col, exp_col = "otel_traces", "Timestamp", "ExperimentId"
+    elif source == "shadow_pairs":
+        table, time_col, exp_col = "shadow_pairs", "event_time", "experiment_id"
+    else:
+        table, time_col, exp_col = "requests", "event_time", "experiment_id"
+    values = {
+        "error_rate": f"avg({Q.REQUEST_FAILED})", "span_error_rate": f"avg({Q.SPAN_FAILED})",
+        "request_rate": f"count() / {window}", "shadow_mismatch_rate": f"avg(outcome != {Q.lit(Q.SHADOW_MATCH)})",
+        "latency_p50": "quantile(0.5)(latency_ms)", "latency_p90": "quantile(0.9)(latency_ms)",
+        "latency_p95": "quantile(0.95)(latency_ms)", "latency_p99": "quantile(0.99)(latency_ms)",
+        "absence": f"if(count() = 0, {window}, toUnixTimestamp(now()) - toUnixTimestamp(max({time_col})))",
+    }
+    value = values[c.measurement]
+    if c.measurement != "absence":
+        value = f"if(count() >= {c.min_samples}, {value}, NULL)"
+    return (f"SELECT {value} AS value FROM {db}.{table} "
+            f"WHERE {exp_col} = {Q.lit(eid)} AND $__timeFilter({time_col}) AND {where}")
+
+
+def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str) -> dict:
+    window = max(1, int(math.ceil(parse_duration(c.window))))
+    hold = int(parse_duration(c.for_))
+    query = ClickHouseQuery(_value_sql(cfg.database, experiment_id, c), ref_id="A", datasource=cfg.datasource_ref).to_json()
+    query["intervalMs"], query["maxDataPoints"] = 1000, 43200
+    return {
+        "uid": rule_uid(experiment_id, c.name),
+        "orgID": 1,
+        "folderUID": cfg.folder_uid,
+        "ruleGroup": RULE_GROUP,
+        "title": f"{experiment_id}: {c.name}"[:190],
+        "condition": "C",
+        "data": [
+            {"refId": "A", "datasourceUid": cfg.datasource_uid, "queryType": "table",
+             "relativeTimeRange": {"from": window, "to": 0}, "model": query},
+            {"refId": "B", "datasourceUid": "__expr__", "relativeTimeRange": {"from": 0, "to": 0},
+             "model": {"refId": "B", "type": "reduce", "expression": "A", "reducer": "last",
+                       "settings": {"mode": "dropNN"}, "datasource": {"type": "__expr__", "uid": "__expr__"}}},
+            {"refId": "C", "datasourceUid": "__expr__", "relativeTimeRange": {"from": 0, "to": 0},
+             "model": {"refId": "C", "type": "math", "expression": f"$B {c.comparison} {c.threshold!r}",
+                       "datasource": {"type": "__expr__", "uid": "__expr__"}}},
+        ],
+        "noDataState": "OK",
+        "execErrState": "Error",
+        "for": f"{hold}s",
+        "annotations": {
+            "summary": f"{c.measurement} {c.comparison} {c.threshold:g} over {c.window} ({c.severity})",
+            "description": f"Abort rule '{c.name}' of experiment {experiment_id} ({defn.title}).",
+            "__dashboardUid__": dashboard_uid(experiment_id),
+        },
+        "labels": {"experiment": experiment_id, "rule": c.name, "severity": c.severity, "source": "gameday-hub"},
+    }
+
+
+def alert_rules(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id: str | None = None,
+                shadow_pairs: bool = False) -> tuple[list[dict], list[str]]:
+    """(rules, names of the abort conditions left out with the reason)."""
+    eid = experiment_id or defn.id
+    rules, skipped = [], []
+    for c in defn.abort_conditions:
+        if c.measurement == "shadow_mismatch_rate" and not shadow_pairs:
+            skipped.append(f"{c.name}: shadow_mismatch_rate needs the shadow_pairs table")
+            continue
+        rules.append(alert_rule(defn, c, cfg, eid))
+    return rules, skipped
+
+
+def file_group(rules: list[dict], cfg: GrafanaConfig, interval_s: int = 10) -> dict:
+    """The rules as a file-provisioning document (``provisioning/alerting/*.yaml``)."""
+    keep = ("uid", "title", "condition", "data", "noDataState", "execErrState", "for", "annotations", "labels")
+    return {"apiVersion": 1, "groups": [{
+        "orgId": 1, "name": RULE_GROUP, "folder": cfg.folder, "interval": f"{interval_s}s",
+        "rules": [{k: r[k] for k in keep if k in r} for r in rules],
+    }]}

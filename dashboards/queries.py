@@ -1,0 +1,329 @@
+"""Every SQL statement of the generated dashboards, in one place.
+
+The statements are written for the Grafana plugin ``grafana-clickhouse-datasource`` (raw SQL
+editor): they use its macros (``$__timeFilter(col)``, ``$__timeInterval(col)``, ``$__interval_s``,
+``$__fromTime``, ``$__toTime``, ``$__conditionalAll(cond, $var)``) and Grafana template variables
+(``${route:singlequote}``), which ``dashboards.macros`` expands the way the plugin does so that
+tests run each statement on the embedded engine. The database is always a parameter (``db``).
+
+Macro arguments never contain parentheses: the plugin's backend reads a macro's arguments up to
+the first closing parenthesis.
+
+What counts as a failed request is the abort judge's definition (``hub.abort.rollup``): no
+response (status 0), status >= 500, or an error text. Scopes of abort rules and filters of
+steady-state measurements select rows the way the judge matches them (``hub.abort.judge._matches``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.experiments.definition import parse_duration
+
+#: A failed request leg, as the abort judge counts it.
+REQUEST_FAILED = "(status >= 500 OR status = 0 OR error != '')"
+SPAN_FAILED = "(StatusCode = 'Error')"
+#: Columns a ``shadow_pairs`` table must have for the shadow comparison panels.
+SHADOW_PAIR_COLUMNS = ("event_time", "experiment_id", "route", "outcome")
+SHADOW_MATCH = "match"
+
+ROUTE_FILTER = "$__conditionalAll(route IN (${route:singlequote}), $route)"
+LEG_FILTER = "$__conditionalAll(leg IN (${leg:singlequote}), $leg)"
+SERVICE_FILTER = "$__conditionalAll(ServiceName IN (${service:singlequote}), $service)"
+
+_QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
+
+
+def lit(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _array(values) -> str:
+    return "[" + ", ".join(lit(v) for v in values) + "]"
+
+
+# ---- template variables ----------------------------------------------------------------------
+def variable_routes(db: str, experiment_id: str, planned: list[str]) -> str:
+    """Routes of the experiment: the definition's targets, and every route its traffic used."""
+    return (f"SELECT route FROM (SELECT arrayJoin(CAST({_array(planned)}, 'Array(String)')) AS route "
+            f"UNION DISTINCT SELECT DISTINCT toString(route) FROM {db}.requests WHERE experiment_id = {lit(experiment_id)}) "
+            f"WHERE route != '' ORDER BY route")
+
+
+def variable_legs(db: str, experiment_id: str) -> str:
+    return (f"SELECT leg FROM (SELECT arrayJoin(['primary', 'shadow', 'canary']) AS leg "
+            f"UNION DISTINCT SELECT DISTINCT toString(leg) FROM {db}.requests WHERE experiment_id = {lit(experiment_id)}) "
+            f"WHERE leg != '' ORDER BY leg")
+
+
+def variable_services(db: str, experiment_id: str, planned: list[str]) -> str:
+    return (f"SELECT service FROM (SELECT arrayJoin(CAST({_array(planned)}, 'Array(String)')) AS service "
+            f"UNION DISTINCT SELECT DISTINCT toString(ServiceName) FROM {db}.otel_traces "
+            f"WHERE ExperimentId = {lit(experiment_id)}) WHERE service != '' ORDER BY service")
+
+
+# ---- header ------------------------------------------------------------------------------------
+def experiment_status(db: str, experiment_id: str) -> str:
+    return (f"SELECT status, phase, environment, started_at, ended_at, abort_reason, aborted_by "
+            f"FROM {db}.experiments WHERE experiment_id = {lit(experiment_id)}")
+
+
+def active_faults(db: str, experiment_id: str) -> str:
+    return (f"SELECT start, fault_id, action, target, injector, injected_by, end, removed_by "
+            f"FROM {db}.experiment_faults WHERE experiment_id = {lit(experiment_id)} ORDER BY start DESC")
+
+
+# ---- annotations (time, timeEnd, text, tags) -----------------------------------------------------
+def annotation_phases(db: str, experiment_id: str) -> str:
+    return (f"SELECT start AS time, ifNull(end, now64(3)) AS timeEnd, concat('Phase: ', phase) AS text, "
+            f"['phase', toString(phase)] AS tags FROM {db}.experiment_phases "
+            f"WHERE experiment_id = {lit(experiment_id)} AND start <= $__toTime AND ifNull(end, now64(3)) >= $__fromTime "
+            f"ORDER BY time")
+
+
+def annotation_faults(db: str, experiment_id: str) -> str:
+    return (f"SELECT start AS time, ifNull(end, now64(3)) AS timeEnd, "
+            f"concat('Fault ', fault_id, ': ', action, ' on ', target, ' (by ', injector, ')') AS text, "
+            f"['fault', action] AS tags FROM {db}.experiment_faults "
+            f"WHERE experiment_id = {lit(experiment_id)} AND start <= $__toTime AND ifNull(end, now64(3)) >= $__fromTime "
+            f"ORDER BY time")
+
+
+def annotation_aborts(db: str, experiment_id: str) -> str:
+    return (f"SELECT time, concat('Aborted by ', JSONExtractString(payload, 'by'), ': ', "
+            f"JSONExtractString(payload, 'reason')) AS text, ['abort'] AS tags FROM {db}.experiment_events "
+            f"WHERE experiment_id = {lit(experiment_id)} AND kind = 'experiment_aborted' AND $__timeFilter(time) "
+            f"ORDER BY time")
+
+
+def annotation_notes(db: str, experiment_id: str) -> str:
+    return (f"SELECT time, if(note_kind = 'surprise', concat('Surprise: ', text, ' (expected: ', expected, "
+            f"'; actual: ', actual, ')'), text) AS text, arrayConcat([note_kind], tags) AS tags "
+            f"FROM {db}.experiment_notes WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(time) ORDER BY time")
+
+
+def annotation_alerts(db: str, experiment_id: str | None = None) -> str:
+    where = f"experiment_id = {lit(experiment_id)} AND " if experiment_id else ""
+    return (f"SELECT time, message AS text, ['alert', status, severity, rule] AS tags FROM {db}.alerts "
+            f"WHERE {where}kind = 'alert' AND $__timeFilter(time) ORDER BY time")
+
+
+def annotation_running_phases(db: str) -> str:
+    """Phases of every experiment, for the overview."""
+    return (f"SELECT start AS time, ifNull(end, now64(3)) AS timeEnd, concat(experiment_id, ': ', phase) AS text, "
+            f"['phase', experiment_id, toString(phase)] AS tags FROM {db}.experiment_phases "
+            f"WHERE start <= $__toTime AND ifNull(end, now64(3)) >= $__fromTime ORDER BY time")
+
+
+# ---- traffic per leg and per route -------------------------------------------------------------
+def _requests_where(experiment_id: str) -> str:
+    return f"experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} AND {LEG_FILTER}"
+
+
+def request_rate(db: str, experiment_id: str, by: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, {by}, count() / $__interval_s AS requests_per_s "
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+
+
+def error_rate(db: str, experiment_id: str, by: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, {by}, avg({REQUEST_FAILED}) AS error_rate "
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+
+
+def latency_quantiles(db: str, experiment_id: str, by: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, {by}, quantile(0.5)(latency_ms) AS p50, "
+            f"quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms) AS p99 "
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+
+
+def route_summary(db: str, experiment_id: str) -> str:
+    return (f"SELECT route, leg, count() AS requests, avg({REQUEST_FAILED}) AS error_rate, "
+            f"quantile(0.5)(latency_ms) AS p50_ms, quantile(0.99)(latency_ms) AS p99_ms "
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY route, leg ORDER BY requests DESC")
+
+
+# ---- rule and steady-state measurements --------------------------------------------------------
+def _scope_sql(source: str, *, leg=None, route=None, service=None, target=None, gateway=None, backend=None,
+               request_service: bool = True) -> str:
+    """The judge's matching of a scope (or a measurement filter) as SQL over one source.
+
+    Request legs carry no service: the judge compares a scope's service with the gateway. A
+    steady-state filter (``request_service=False``) names the service for spans only, its gateway
+    and backend for requests.
+    """
+    parts = []
+    if source == "requests" and not request_service:
+        service = None
+    if source == "requests":
+        if leg:
+            parts.append(f"leg = {lit(leg)}")
+        if route:
+            parts.append(f"route = {lit(route)}")
+        if service:  # request cells carry no service: the judge compares it with the gateway
+            parts.append(f"gateway = {lit(service)}")
+        if gateway:
+            parts.append(f"gateway = {lit(gateway)}")
+        if backend:
+            parts.append(f"backend = {lit(backend)}")
+        if target:
+            parts.append(f"{lit(target)} IN (gateway, backend, route)")
+    elif source == "spans":
+        if leg:  # spans have no leg: a leg in scope matches no span, as in the judge
+            parts.append("0")
+        if route:
+            parts.append(f"SpanName = {lit(route)}")
+        if service:
+            parts.append(f"ServiceName = {lit(service)}")
+        if target:
+            parts.append(f"{lit(target)} IN (SpanName, ServiceName)")
+    elif source == "shadow_pairs":
+        if route:
+            parts.append(f"route = {lit(route)}")
+    return " AND ".join(parts) if parts else "1"
+
+
+def measurement_source(measurement: str) -> str:
+    if measurement == "span_error_rate":
+        return "spans"
+    if measurement == "shadow_mismatch_rate":
+        return "shadow_pairs"
+    return "requests"
+
+
+def measurement(db: str, experiment_id: str, kind: str, window_s: float, scope: dict[str, Any], *,
+                request_service: bool = True) -> str:
+    """The measurement over buckets of the rule's window (or the panel interval, if longer)."""
+    source = measurement_source(kind)
+    where = _scope_sql(source, **scope, request_service=request_service)
+    bucket = f"greatest({max(1, int(round(window_s)))}, $__interval_s)"
+    if source == "spans":
+        table, time_col, exp_col = "otel_traces", "Timestamp", "ExperimentId"
+    elif source == "shadow_pairs":
+        table, time_col, exp_col = "shadow_pairs", "event_time", "experiment_id"
+    else:
+        table, time_col, exp_col = "requests", "event_time", "experiment_id"
+    base_where = f"{exp_col} = {lit(experiment_id)} AND $__timeFilter({time_col}) AND {where}"
+    if kind == "absence":
+        # Seconds since the last record in scope at the end of each bucket; NULL before the first one.
+        return (f"WITH {bucket} AS b SELECT time, if(seen = 0, NULL, greatest(0, least(toUnixTimestamp(time) + b, "
+                f"toUnixTimestamp(now())) - seen)) AS absence_s FROM (SELECT time, max(last) OVER (ORDER BY time "
+                f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS seen FROM (SELECT "
+                f"toStartOfInterval(toDateTime({time_col}), toIntervalSecond(b)) AS time, "
+                f"toUnixTimestamp(max({time_col})) AS last FROM {db}.{table} WHERE {base_where} GROUP BY time "
+                f"ORDER BY time WITH FILL FROM toStartOfInterval($__fromTime, toIntervalSecond(b)) TO $__toTime "
+                f"STEP toIntervalSecond(b))) ORDER BY time")
+    if kind in ("error_rate",):
+        value = f"avg({REQUEST_FAILED})"
+    elif kind == "span_error_rate":
+        value = f"avg({SPAN_FAILED})"
+    elif kind == "request_rate":
+        value = "count() / b"
+    elif kind in _QUANTILES:
+        value = f"quantile({_QUANTILES[kind]})(latency_ms)"
+    elif kind == "shadow_mismatch_rate":
+        value = f"avg(outcome != {lit(SHADOW_MATCH)})"
+    else:
+        raise ValueError(f"no SQL for measurement {kind!r}")
+    return (f"WITH {bucket} AS b SELECT toStartOfInterval(toDateTime({time_col}), toIntervalSecond(b)) AS time, "
+            f"{value} AS {kind} FROM {db}.{table} WHERE {base_where} GROUP BY time ORDER BY time")
+
+
+def rule_alerts(db: str, experiment_id: str) -> str:
+    return (f"SELECT time, rule, severity, status, measurement, observed, comparison, threshold, samples, message "
+            f"FROM {db}.alerts WHERE experiment_id = {lit(experiment_id)} AND kind = 'alert' AND $__timeFilter(time) "
+            f"ORDER BY time DESC LIMIT 200")
+
+
+def alert_actions(db: str, experiment_id: str) -> str:
+    return (f"SELECT time, rule, action, ok, status_code, attempts, url, error FROM {db}.alerts "
+            f"WHERE experiment_id = {lit(experiment_id)} AND kind = 'action' AND $__timeFilter(time) "
+            f"ORDER BY time DESC LIMIT 200")
+
+
+# ---- shadow comparison (needs the pairing agent's table) ----------------------------------------
+def shadow_outcomes(db: str, experiment_id: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, outcome, count() AS pairs FROM {db}.shadow_pairs "
+            f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
+            f"GROUP BY time, outcome ORDER BY time")
+
+
+def shadow_top_routes(db: str, experiment_id: str) -> str:
+    return (f"SELECT route, countIf(outcome != {lit(SHADOW_MATCH)}) AS differing, count() AS pairs, "
+            f"differing / pairs AS mismatch_rate FROM {db}.shadow_pairs "
+            f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
+            f"GROUP BY route ORDER BY differing DESC, pairs DESC LIMIT 10")
+
+
+def shadow_pairs_columns(db: str) -> str:
+    """Not a panel: what the generator asks the store before it draws the shadow panels."""
+    return f"SELECT name FROM system.columns WHERE database = {lit(db)} AND table = 'shadow_pairs'"
+
+
+# ---- spans (OpenTelemetry) ---------------------------------------------------------------------
+def span_error_rate(db: str, experiment_id: str) -> str:
+    return (f"SELECT $__timeInterval(Timestamp) AS time, ServiceName AS service, avg({SPAN_FAILED}) AS span_error_rate "
+            f"FROM {db}.otel_traces WHERE ExperimentId = {lit(experiment_id)} AND $__timeFilter(Timestamp) "
+            f"AND {SERVICE_FILTER} GROUP BY time, service ORDER BY time")
+
+
+def span_latency(db: str, experiment_id: str) -> str:
+    return (f"SELECT $__timeInterval(Timestamp) AS time, ServiceName AS service, "
+            f"quantile(0.5)(Duration / 1e6) AS p50_ms, quantile(0.99)(Duration / 1e6) AS p99_ms "
+            f"FROM {db}.otel_traces WHERE ExperimentId = {lit(experiment_id)} AND $__timeFilter(Timestamp) "
+            f"AND {SERVICE_FILTER} GROUP BY time, service ORDER BY time")
+
+
+# ---- notes ------------------------------------------------------------------------------------
+def notes_table(db: str, experiment_id: str) -> str:
+    return (f"SELECT time, note_kind AS kind, text, expected, actual, arrayStringConcat(tags, ', ') AS tags, actor "
+            f"FROM {db}.experiment_notes WHERE experiment_id = {lit(experiment_id)} ORDER BY time DESC")
+
+
+# ---- overview ---------------------------------------------------------------------------------
+def running_experiments(db: str) -> str:
+    return (f"SELECT experiment_id, title, environment, phase, started_at, "
+            f"dateDiff('second', started_at, now64(3)) AS running_s, created_by "
+            f"FROM {db}.experiments WHERE status = 'running' ORDER BY started_at")
+
+
+def _rules_of_running(db: str) -> str:
+    return (f"SELECT experiment_id, JSONExtractString(rule, 'name') AS rule, JSONExtractString(rule, 'measurement') AS measurement, "
+            f"JSONExtractString(rule, 'comparison') AS comparison, JSONExtractFloat(rule, 'threshold') AS threshold, "
+            f"JSONExtractString(rule, 'severity') AS severity "
+            f"FROM {db}.experiment_events ARRAY JOIN JSONExtractArrayRaw(payload, 'definition', 'abort_conditions') AS rule "
+            f"WHERE kind = 'experiment_created' AND experiment_id IN "
+            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running')")
+
+
+def rules_state(db: str) -> str:
+    """Every rule of every running experiment with its latest alert state (ok when it never fired)."""
+    return (f"SELECT r.experiment_id AS experiment_id, r.rule AS rule, r.severity AS severity, "
+            f"if(a.rule = '', 'ok', a.state) AS state, a.observed AS observed, r.comparison AS comparison, "
+            f"r.threshold AS threshold, r.measurement AS measurement, a.last_change AS last_change "
+            f"FROM ({_rules_of_running(db)}) AS r LEFT JOIN (SELECT experiment_id, rule, argMax(status, time) AS state, "
+            f"argMax(observed, time) AS observed, max(time) AS last_change FROM {db}.alerts WHERE kind = 'alert' "
+            f"GROUP BY experiment_id, rule) AS a ON r.experiment_id = a.experiment_id AND r.rule = a.rule "
+            f"ORDER BY state = 'firing' DESC, experiment_id, rule")
+
+
+def latest_alerts(db: str) -> str:
+    return (f"SELECT time, experiment_id, rule, severity, status, observed, threshold, message FROM {db}.alerts "
+            f"WHERE kind = 'alert' AND experiment_id IN (SELECT experiment_id FROM {db}.experiments WHERE status = 'running') "
+            f"ORDER BY time DESC LIMIT 50")
+
+
+def overview_error_rate(db: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, avg({REQUEST_FAILED}) AS error_rate "
+            f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
+            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running') GROUP BY time, experiment_id ORDER BY time")
+
+
+def overview_request_rate(db: str) -> str:
+    return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, count() / $__interval_s AS requests_per_s "
+            f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
+            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running') GROUP BY time, experiment_id ORDER BY time")
+
+
+def window_seconds(window: str) -> float:
+    return parse_duration(window)
