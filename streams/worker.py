@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
+from dashboards.publish import GrafanaAnnotator
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
 from hub.pipeline import build_sinks, redactor_for, topics_to_create
@@ -36,7 +37,10 @@ def build(settings: Settings):
     store = open_store(settings)
     migrate(store, settings, progress=log.info)
     ensure_topics(settings.bootstrap, topics_to_create(settings))
-    registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments).start()
+    registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments)
+    annotator = GrafanaAnnotator(settings)  # does nothing without HUB_GRAFANA_URL
+    registry.on_event(annotator.on_event)
+    registry.start()
     sinks = build_sinks(settings, store, registry, RollupPublisher(settings))
     judge = JudgeRuntime(settings, registry)
     app = create_app(settings)

@@ -40,7 +40,8 @@ def _matches(cell: Cell, scope) -> bool:
         return False
     if scope.route and cell.route != scope.route:
         return False
-    if scope.service and cell.service != scope.service and cell.gateway != scope.service:
+    # Request legs have no service name of their own: a service is the gateway or the backend.
+    if scope.service and scope.service not in (cell.service, cell.gateway, cell.backend):
         return False
     if scope.target and scope.target not in (cell.gateway, cell.backend, cell.route, cell.service):
         return False

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "hub.cli.data",     # emit, sql, migrate, replay
     "hub.cli.experiment",  # experiment ..., inject, note
     "hub.cli.imports",  # import vegeta|dropwizard|chaostoolkit
+    "hub.cli.dashboards",  # dashboards export|push|datasource-user
     "hub.cli.config",   # config
 )
 
