@@ -1,0 +1,411 @@
+"""Read-only ad-hoc SQL: a guard that refuses anything but one reading statement, and an executor
+that runs it on a connection the engine itself holds read-only, with time and row limits.
+
+Two layers, each sufficient for writes on its own (see docs/sql.md):
+
+1. ``check_query`` tokenizes the text the way ClickHouse does (strings with escapes, quoted
+   names, ``--``/``#``/nested ``/* */`` comments; a comment separates tokens, so ``DR/**/OP`` is
+   ``DR OP``) and refuses, with a one-line reason, everything that is not exactly one SELECT,
+   WITH, SHOW, DESCRIBE or EXPLAIN statement: write and admin keywords anywhere, SETTINGS and
+   FORMAT clauses, INTO OUTFILE, table functions that reach outside the store, system tables
+   other than a short list of harmless ones, characters outside ASCII where a look-alike could
+   hide a keyword. It returns the statement rebuilt from its tokens: comments gone, one space
+   between tokens, no trailing ``;``. That text, not the original, is what runs.
+2. ``execute_readonly`` runs the statement on a connection of its own, never the hub's writing
+   one. On the embedded engine (chDB) the connection is made read-only for its whole life with
+   ``SET readonly = 1`` after its limits are set, so neither the statement nor a SETTINGS clause
+   can change them; on a server the limits and ``readonly = 1`` go with the request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from hub.errors import ConfigError, HubError, UserError
+
+MAX_QUERY_CHARS = 100_000
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_SECONDS = 30.0
+
+
+class QueryRefused(UserError):
+    """The SQL interface refuses this statement; ``rule`` names the rule, the message says why."""
+
+    def __init__(self, rule: str, reason: str):
+        super().__init__(f"query refused: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+class QueryFailed(UserError):
+    """The engine could not answer the statement (syntax, unknown table, time limit...)."""
+
+
+# ---- limits -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SqlLimits:
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_seconds: float = DEFAULT_MAX_SECONDS
+
+
+def sql_limits(settings: Any = None, environ: Mapping[str, str] | None = None) -> SqlLimits:
+    """HUB_SQL_MAX_ROWS and HUB_SQL_MAX_SECONDS: from the settings object once it carries them
+    (``sql_max_rows``, ``sql_max_seconds``), else from the environment, else the defaults."""
+    env = os.environ if environ is None else environ
+
+    def pick(attr: str, name: str, default: float, kind):
+        value = getattr(settings, attr, None) if settings is not None else None
+        raw = env.get(name, "") if value is None else value
+        if raw in ("", None):
+            return default
+        try:
+            number = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        if number <= 0:
+            raise ConfigError(f"{name} must be positive, got {raw!r}")
+        return number
+
+    return SqlLimits(max_rows=pick("sql_max_rows", "HUB_SQL_MAX_ROWS", DEFAULT_MAX_ROWS, int),
+                     max_seconds=pick("sql_max_seconds", "HUB_SQL_MAX_SECONDS", DEFAULT_MAX_SECONDS, float))
+
+
+# ---- tokenizer ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Token:
+    kind: str      # word, name (quoted identifier), string, number, punct
+    text: str      # exactly as written
+    value: str     # word: upper-case; name: unquoted; others: text
+    spaced: bool   # whitespace or a comment came before it
+    pos: int
+
+
+_WHITESPACE = " \t\n\r\f\v"
+_PUNCT = set("()[]{},;.:+-*/%=<>!?|^&~")
+_WORD_START = re.compile(r"[A-Za-z_]")
+_WORD = re.compile(r"[A-Za-z0-9_]*")
+_NUMBER = re.compile(r"(?:0[xX][0-9A-Fa-f_]+|0[bB][01_]+|[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)"
+                     r"(?:[eE][+-]?[0-9_]+)?[A-Za-z0-9_]*")
+
+
+def _refuse(rule: str, reason: str) -> QueryRefused:
+    return QueryRefused(rule, reason)
+
+
+def _char_name(ch: str) -> str:
+    return f"U+{ord(ch):04X}"
+
+
+def tokenize(sql: str) -> list[Token]:
+    """ClickHouse's tokens, comments dropped; refuses what it cannot read unambiguously."""
+    tokens: list[Token] = []
+    i, n, spaced = 0, len(sql), False
+    if "\x00" in sql:
+        raise _refuse("character", "the query contains a NUL character")
+    while i < n:
+        ch = sql[i]
+        if ch in _WHITESPACE:
+            i += 1
+            spaced = True
+            continue
+        if sql.startswith("--", i) or ch == "#":
+            end = min([p for p in (sql.find("\n", i), sql.find("\r", i)) if p != -1] or [n])
+            i, spaced = end, True
+            continue
+        if sql.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            if depth:
+                raise _refuse("unterminated", f"a /* comment opened at character {i + 1} is never closed")
+            i, spaced = j, True
+            continue
+        if ch in "'\"`":
+            j = i + 1
+            while True:
+                if j >= n:
+                    what = "string" if ch == "'" else "quoted name"
+                    raise _refuse("unterminated", f"a {what} opened at character {i + 1} is never closed")
+                c = sql[j]
+                if c == "\\":
+                    j += 2
+                    continue
+                if c == ch:
+                    if j + 1 < n and sql[j + 1] == ch:  # doubled quote: an escaped quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            text = sql[i:j + 1]
+            if ch == "'":
+                tokens.append(Token("string", text, text, spaced, i))
+            else:
+                inner = text[1:-1].replace(ch * 2, ch)
+                inner = re.sub(r"\\(.)", r"\1", inner, flags=re.S)
+                tokens.append(Token("name", text, inner, spaced, i))
+            i, spaced = j + 1, False
+            continue
+        if _WORD_START.match(ch):
+            m = _WORD.match(sql, i + 1)
+            text = sql[i:m.end()]
+            tokens.append(Token("word", text, text.upper(), spaced, i))
+            i, spaced = m.end(), False
+            continue
+        if ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit()
+                            and not (tokens and not spaced and tokens[-1].kind in ("word", "name"))):
+            m = _NUMBER.match(sql, i)
+            if m and m.end() > i:
+                tokens.append(Token("number", m.group(), m.group(), spaced, i))
+                i, spaced = m.end(), False
+                continue
+        if ch in _PUNCT:
+            tokens.append(Token("punct", ch, ch, spaced, i))
+            i, spaced = i + 1, False
+            continue
+        if ch == "$":
+            raise _refuse("character", f"'$' at character {i + 1}: heredoc strings ($$...$$) are not "
+                                       "accepted, write '...' instead")
+        if ord(ch) > 127:
+            raise _refuse("character", f"non-ASCII character {_char_name(ch)} at character {i + 1} outside a "
+                                       "string or quoted name (look-alike letters and invisible spaces are not "
+                                       "accepted there)")
+        raise _refuse("character", f"unexpected character {ch!r} ({_char_name(ch)}) at character {i + 1}")
+    return tokens
+
+
+# ---- rules --------------------------------------------------------------------------------
+STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN")
+
+# Words that have no place in a reading statement; refused wherever they stand outside strings,
+# comments and quoted names (a column called like one of them can be written "quoted").
+FORBIDDEN_WORDS = {
+    "INSERT": "writes", "UPDATE": "writes", "DELETE": "writes", "ALTER": "changes tables",
+    "DROP": "drops objects", "CREATE": "creates objects", "TRUNCATE": "deletes data",
+    "RENAME": "renames objects", "EXCHANGE": "swaps tables", "UNDROP": "restores tables",
+    "ATTACH": "attaches objects", "DETACH": "detaches objects", "OPTIMIZE": "rewrites parts",
+    "GRANT": "changes access", "REVOKE": "changes access", "SET": "changes settings",
+    "SETTINGS": "changes settings (the hub sets the limits)", "KILL": "stops queries",
+    "INTO": "writes results elsewhere (INTO OUTFILE)", "OUTFILE": "writes a file",
+    "INFILE": "reads a file", "BACKUP": "writes a backup", "RESTORE": "restores a backup",
+}
+WRITE_KEYWORDS = frozenset(FORBIDDEN_WORDS)
+
+# Table functions (and the odd scalar function) that reach outside the store, read files or run
+# programs, or read tables by pattern (which would sidestep the system-table rule).
+FORBIDDEN_FUNCTIONS = frozenset(name.lower() for name in (
+    "url", "urlCluster", "file", "fileCluster", "s3", "s3Cluster", "gcs", "hdfs", "hdfsCluster",
+    "remote", "remoteSecure", "mysql", "postgresql", "jdbc", "odbc", "executable", "executablePool", "input",
+    "cluster", "clusterAllReplicas", "azureBlobStorage", "azureBlobStorageCluster",
+    "iceberg", "icebergS3", "icebergAzure", "icebergHDFS", "icebergLocal", "icebergCluster",
+    "icebergS3Cluster", "icebergAzureCluster", "icebergHDFSCluster",
+    "deltaLake", "deltaLakeS3", "deltaLakeAzure", "deltaLakeLocal", "deltaLakeCluster", "deltaLakeS3Cluster",
+    "deltaLakeAzureCluster", "hudi", "hudiCluster", "paimon", "paimonS3", "paimonAzure", "paimonHDFS",
+    "paimonLocal", "arrowFlight", "arrowflight", "ytsaurus", "mongodb", "redis", "sqlite", "dictionary",
+    "merge", "loop", "generateSerialID", "catboostEvaluate", "modelEvaluate",
+))
+
+# system tables that describe the schema, the data's parts and the engine's counters; every other
+# one (users, grants, quotas, named collections, zookeeper, processes, query and session logs,
+# disks, clusters, server settings...) is refused: secrets, access control or other people's queries.
+ALLOWED_SYSTEM_TABLES = frozenset((
+    "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "databases", "tables", "columns", "parts",
+    "parts_columns", "data_skipping_indices", "functions", "table_functions", "table_engines",
+    "data_type_families", "formats", "time_zones", "merges", "mutations", "metrics", "events",
+    "asynchronous_metrics", "settings", "merge_tree_settings", "build_options", "keywords",
+))
+
+SHOW_ALLOWED = frozenset(("TABLES", "DATABASES", "COLUMNS", "FIELDS", "INDEX", "INDEXES", "INDICES", "KEYS",
+                          "DICTIONARIES", "ENGINES", "FUNCTIONS", "CREATE"))
+ACCESS_WORDS = frozenset(("USER", "USERS", "ROLE", "ROLES", "ROW", "POLICY", "POLICIES", "QUOTA", "QUOTAS",
+                          "PROFILE", "PROFILES", "NAMED", "COLLECTION", "COLLECTIONS", "GRANTS", "ACCESS",
+                          "PRIVILEGES", "PROCESSLIST", "MASKING"))
+EXPLAIN_KINDS = frozenset(("AST", "SYNTAX", "PLAN", "PIPELINE", "ESTIMATE", "QUERY"))
+
+
+def _name_of(token: Token) -> str | None:
+    if token.kind == "word":
+        return token.text
+    if token.kind == "name":
+        return token.value
+    return None
+
+
+def _split_statement(tokens: list[Token]) -> list[Token]:
+    semis = [k for k, t in enumerate(tokens) if t.kind == "punct" and t.text == ";"]
+    if not semis:
+        return tokens
+    if len(semis) == 1 and semis[0] == len(tokens) - 1:
+        return tokens[:-1]
+    raise _refuse("multiple-statements", "exactly one statement is allowed (a ';' may only end it)")
+
+
+def _check_start(tokens: list[Token]) -> None:
+    k = 0
+    while k < len(tokens) and tokens[k].kind == "punct" and tokens[k].text == "(":
+        k += 1
+    first = tokens[k] if k < len(tokens) else None
+    word = first.value if first is not None and first.kind == "word" else None
+    if word not in STATEMENTS or (k and word not in ("SELECT", "WITH")):
+        shown = first.text if first is not None else tokens[0].text
+        raise _refuse("statement", f"only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN statements are allowed, "
+                                   f"not {shown.upper()[:40]}")
+    if word == "SHOW":
+        rest = [t.value for t in tokens[1:4] if t.kind == "word"]
+        while rest and rest[0] in ("FULL", "EXTENDED", "TEMPORARY"):
+            rest.pop(0)
+        what = rest[0] if rest else (tokens[1].text if len(tokens) > 1 else "")
+        if what not in SHOW_ALLOWED or (what == "CREATE" and len(rest) > 1 and rest[1] in ACCESS_WORDS):
+            shown = " ".join(rest[:2]) or what
+            raise _refuse("show", f"SHOW {shown} is not available: SHOW TABLES, DATABASES, COLUMNS, INDEX, "
+                                  "DICTIONARIES, ENGINES, FUNCTIONS and CREATE TABLE|VIEW|DATABASE are")
+    if word == "EXPLAIN":
+        j = 1
+        if j < len(tokens) and tokens[j].kind == "word" and tokens[j].value in EXPLAIN_KINDS:
+            j += 2 if tokens[j].value == "QUERY" else 1
+        elif j < len(tokens) and tokens[j].kind == "word" and tokens[j].value in ("TABLE", "CURRENT"):
+            raise _refuse("explain", f"EXPLAIN {tokens[j].value} is not available; EXPLAIN a SELECT query")
+        # EXPLAIN's own options: name = value [, ...]
+        while (j + 2 < len(tokens) and tokens[j].kind == "word" and tokens[j + 1].text == "="
+               and tokens[j + 2].kind in ("number", "string", "word")):
+            j += 3
+            if j < len(tokens) and tokens[j].text == ",":
+                j += 1
+        while j < len(tokens) and tokens[j].text == "(":
+            j += 1
+        inner = tokens[j] if j < len(tokens) else None
+        if inner is None or inner.kind != "word" or inner.value not in ("SELECT", "WITH"):
+            shown = inner.text.upper()[:40] if inner is not None else "nothing"
+            raise _refuse("explain", f"EXPLAIN must be followed by a SELECT query, not {shown}")
+
+
+def _check_tokens(tokens: list[Token]) -> None:
+    show_create = len(tokens) > 1 and tokens[0].value == "SHOW" and tokens[1].value == "CREATE"
+    for k, t in enumerate(tokens):
+        nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+        if t.kind == "word" and t.value in FORBIDDEN_WORDS and not (show_create and k == 1):
+            if t.value == "INTO" and nxt is not None and nxt.kind == "word" and nxt.value == "OUTFILE":
+                raise _refuse("outfile", "INTO OUTFILE is not allowed: results come back to you, not to a file")
+            if t.value == "SETTINGS":
+                raise _refuse("settings", "a SETTINGS clause is not allowed: the hub sets the limits "
+                                          "(HUB_SQL_MAX_ROWS, HUB_SQL_MAX_SECONDS)")
+            quoted = '"' + t.text.lower() + '"'
+            raise _refuse("keyword", f"{t.value} {FORBIDDEN_WORDS[t.value]}: only reading is allowed "
+                                     f"(a column of that name can be written {quoted})")
+        if t.kind == "word" and t.value == "FORMAT" and not (nxt is not None and nxt.text == "("):
+            raise _refuse("format", "a FORMAT clause is not allowed: the hub chooses the output format "
+                                    "(--format table|csv|json)")
+        name = _name_of(t)
+        if name is not None and nxt is not None and nxt.text == "(" and name.lower() in FORBIDDEN_FUNCTIONS:
+            raise _refuse("function", f"{name}() reaches outside the store (files, URLs, other servers, "
+                                      "programs or tables by pattern) and is not allowed")
+        if (name is not None and name.lower() == "system" and nxt is not None and nxt.text == "."
+                and k + 2 < len(tokens)):
+            table = _name_of(tokens[k + 2])
+            if table is not None and table.lower() not in ALLOWED_SYSTEM_TABLES:
+                raise _refuse("system-table", f"system.{table} is not readable through the SQL interface "
+                                              "(access control, secrets, server internals or other queries); "
+                                              "system tables that are: " + ", ".join(sorted(ALLOWED_SYSTEM_TABLES)))
+
+
+def _rebuild(tokens: list[Token]) -> str:
+    out = []
+    for t in tokens:
+        if out and t.spaced:
+            out.append(" ")
+        out.append(t.text)
+    return "".join(out)
+
+
+def check_query(sql: str) -> str:
+    """The statement rebuilt from its tokens (comments removed, trailing ';' dropped), or
+    ``QueryRefused`` with a one-line reason."""
+    if not isinstance(sql, str):
+        raise _refuse("empty", "the query must be text")
+    if len(sql) > MAX_QUERY_CHARS:
+        raise _refuse("too-long", f"the query is longer than {MAX_QUERY_CHARS:,} characters")
+    tokens = tokenize(sql)
+    if not tokens:
+        raise _refuse("empty", "the query is empty")
+    tokens = _split_statement(tokens)
+    if not tokens:
+        raise _refuse("empty", "the query is empty")
+    _check_start(tokens)
+    _check_tokens(tokens)
+    return _rebuild(tokens)
+
+
+# ---- execution ----------------------------------------------------------------------------
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return line[:500]
+
+
+def _open_reader(store, max_rows: int, max_seconds: float):
+    """A connection of its own for one statement; on chDB read-only for its whole life."""
+    import clickhouse_connect
+
+    limits = {
+        "max_result_rows": max_rows + 1,  # one more than we keep, so that truncation shows
+        "result_overflow_mode": "break",
+        "max_execution_time": max_seconds,
+        "timeout_overflow_mode": "throw",
+    }
+    client = clickhouse_connect.get_client(dsn=store.dsn, database=store.database)
+    if store.dsn.startswith("chdb"):
+        for name, value in limits.items():
+            literal = f"'{value}'" if isinstance(value, str) else repr(value)
+            client.command(f"SET {name} = {literal}")
+        client.command("SET readonly = 1")  # last: after it nothing can change a setting
+        return client, None
+    return client, {**limits, "readonly": 1}  # a server: per request, readonly last
+
+
+def execute_readonly(store, sql: str, max_rows: int, max_seconds: float) -> dict:
+    """Run ``sql`` as it is (no guard: only for SQL already checked, or written by the hub) on a
+    read-only connection with the limits; at most ``max_rows`` rows come back."""
+    try:
+        client, per_query = _open_reader(store, max_rows, max_seconds)
+    except Exception as exc:
+        raise QueryFailed(f"cannot open a read-only connection: {_first_line(exc)}") from None
+    try:
+        result = client.query(sql, settings=per_query)
+        columns = list(result.column_names)
+        raw = result.result_rows
+    except HubError:
+        raise
+    except Exception as exc:
+        message = _first_line(exc)
+        if "TIMEOUT_EXCEEDED" in message or "Timeout exceeded" in message:
+            raise QueryFailed(f"the query ran longer than {max_seconds:g} s (HUB_SQL_MAX_SECONDS)") from None
+        if "READONLY" in message or "readonly mode" in message:
+            raise QueryFailed(f"the store refused it, the SQL interface is read-only: {message}") from None
+        raise QueryFailed(message) from None
+    finally:
+        try:
+            client.close()
+        except Exception:  # pragma: no cover - closing a broken connection
+            pass
+    truncated = len(raw) > max_rows
+    rows = [list(r) for r in raw[:max_rows]]
+    return {"columns": columns, "rows": rows, "row_count": len(rows), "truncated": truncated,
+            "max_rows": max_rows}
+
+
+def run_readonly(store, sql: str, max_rows: int | None = None, max_seconds: float | None = None) -> dict:
+    """Check ``sql`` with ``check_query`` and run the normalised statement read-only.
+
+    Returns ``{"columns", "rows", "row_count", "truncated", "max_rows"}``; raises ``QueryRefused``
+    (the guard said no) or ``QueryFailed`` (the engine said no, or the time limit passed).
+    """
+    limits = sql_limits()
+    statement = check_query(sql)
+    return execute_readonly(store, statement, max_rows or limits.max_rows, max_seconds or limits.max_seconds)
