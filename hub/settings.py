@@ -131,6 +131,10 @@ class Settings:
     ingest_token: str = _setting(
         "HUB_INGEST_TOKEN", "",
         "Bearer token for POST /v1/events only (emitters); HUB_API_TOKEN is accepted there too.")
+    sql_max_rows: int = _setting(
+        "HUB_SQL_MAX_ROWS", 10_000, "Most rows an ad-hoc SQL answer returns; beyond that it is cut and says so.")
+    sql_max_seconds: float = _setting(
+        "HUB_SQL_MAX_SECONDS", 30.0, "Longest an ad-hoc SQL query may run.")
     ready_timeout: float = _setting(
         "HUB_READY_TIMEOUT", 180.0,
         "Seconds `hub up` waits for the whole stack to be ready.")

@@ -16,6 +16,7 @@ from hub.api.server import ApiContext, build_app, serve
 from dashboards.publish import GrafanaAnnotator
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
+from hub.sql import sql_limits
 from hub.pipeline import build_sinks, redactor_for, topics_to_create
 from hub.runtime.topics import ensure_topics
 from hub.settings import Settings, load_settings
@@ -85,6 +86,7 @@ def build(settings: Settings):
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
+                     max_rows=sql_limits(settings).max_rows,
                      extra={"settings": settings, "registry": registry, "ingest_token": settings.ingest_token,
                             "judge": judge})
 

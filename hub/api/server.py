@@ -15,6 +15,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from hub.sql import QueryRefused, run_readonly
 from hub.storage.client import Store
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,8 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 
 def run_sql(store: Store, sql: str, max_rows: int) -> dict:
-    """Run one query and return its columns and rows (at most ``max_rows``)."""
-    result = store.query(sql, settings={"max_result_rows": max_rows, "result_overflow_mode": "break"})
-    rows = [list(r) for r in result.result_rows[:max_rows]]
-    return {"columns": list(result.column_names), "rows": rows, "row_count": len(rows)}
+    """Run one read-only query (the guard and the engine's limits) and return columns and rows."""
+    return run_readonly(store, sql, max_rows=max_rows)
 
 
 def build_app(ctx: ApiContext) -> web.Application:
@@ -96,6 +95,8 @@ def build_app(ctx: ApiContext) -> web.Application:
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(None, run_sql, ctx.store, query, ctx.max_rows)
+        except QueryRefused as exc:
+            return json_response({"error": str(exc), "rule": exc.rule}, status=400)
         except Exception as exc:
             return json_response({"error": first_line(exc)}, status=400)
         return json_response(result)

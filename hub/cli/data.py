@@ -117,12 +117,13 @@ def run_query(settings: Settings, query: str) -> dict:
     stack = Stack(settings)
     if stack.worker_pid() is not None or stack.hub_answers():
         return stack.api("/v1/sql", {"query": query}, timeout=120)
-    from hub.api.server import first_line, run_sql
+    from hub.api.server import first_line
+    from hub.sql import run_readonly
     from hub.storage.client import open_store
 
     store = open_store(settings)
     try:
-        return run_sql(store, query, 100_000)
+        return run_readonly(store, query, max_rows=settings.sql_max_rows, max_seconds=settings.sql_max_seconds)
     except HubError:
         raise
     except Exception as exc:
@@ -157,9 +158,13 @@ def print_result(result: dict, fmt: str, out=sys.stdout) -> None:
 def cmd_sql(args, settings: Settings) -> int:
     try:
         result = run_query(settings, args.query)
+    except UserError:
+        raise
     except HubError as exc:
         raise UserError(f"query failed: {exc}") from None
     print_result(result, args.format)
+    if result.get("truncated"):
+        print(f"(cut at {result.get('max_rows', len(result['rows']))} rows: HUB_SQL_MAX_ROWS)", file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hub.cli.experiment",  # experiment ..., inject, note
     "hub.cli.imports",  # import vegeta|dropwizard|chaostoolkit
     "hub.cli.dashboards",  # dashboards export|push|datasource-user
+    "hub.cli.questions",  # questions list|ask
     "hub.cli.config",   # config
 )
 
