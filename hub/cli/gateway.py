@@ -1,0 +1,79 @@
+"""``hub gateway --config FILE`` (the traffic-management proxy) and ``hub canary judge ID``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from hub.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gateway", help="run the traffic-management gateway (chaining, canary, shadowing)",
+                       description="A reverse proxy configured by a YAML file (see hub/gateway/README.md). "
+                                   "Emits request legs to HUB_TOPIC_REQUESTS and shadow pairs to hub.pairs.")
+    p.add_argument("--config", required=True, metavar="FILE", help="the gateway's YAML configuration")
+    p.add_argument("--check", action="store_true", help="only check the configuration and print a summary")
+    p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("canary", help="judge a canary against its baseline")
+    csub = p.add_subparsers(dest="canary_command", metavar="SUBCOMMAND")
+    csub.required = True
+    j = csub.add_parser("judge", help="Mann-Whitney U on latency and a two-proportion test on errors, per route",
+                        description="Compare an experiment's canary legs with its primary legs per route; store the "
+                                    "verdicts (pass|fail|inconclusive, with confidence) in canary_verdicts.")
+    j.add_argument("experiment_id", metavar="ID")
+    j.add_argument("--gateway", default=None, help="only this gateway's legs")
+    j.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    j.add_argument("--min-delta", type=float, default=0.147,
+                   help="smallest latency effect (Cliff's delta) that matters (default 0.147)")
+    j.add_argument("--min-h", type=float, default=0.2, help="smallest error-rate effect (Cohen's h) (default 0.2)")
+    j.add_argument("--min-samples", type=int, default=20, help="fewer legs on a side: inconclusive (default 20)")
+    j.add_argument("--no-store", action="store_true", help="print only; do not store the verdicts")
+    j.add_argument("--json", action="store_true", help="print JSON")
+    j.set_defaults(func=cmd_canary_judge)
+
+
+def cmd_gateway(args, settings: Settings) -> int:
+    from hub.gateway.config import load_config
+    from hub.gateway.proxy import serve
+
+    config = load_config(args.config)
+    if args.check:
+        print(f"gateway {config.name} on {config.host}:{config.port}: {len(config.backends)} backends, "
+              f"{len(config.routes)} routes")
+        return 0
+
+    def ready(address):
+        print(f"gateway {config.name} listening on http://{address[0]}:{address[1]}", flush=True)
+
+    try:
+        asyncio.run(serve(config, bootstrap=settings.bootstrap, requests_topic=settings.topic_requests, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_canary_judge(args, settings: Settings) -> int:
+    from hub.shadow.canary import judge_canary, store_verdicts
+    from hub.storage.client import open_store
+
+    store = open_store(settings)
+    try:
+        verdicts = judge_canary(store, args.experiment_id, gateway=args.gateway, alpha=args.alpha,
+                                min_delta=args.min_delta, min_h=args.min_h, min_samples=args.min_samples)
+        if not args.no_store:
+            store_verdicts(store, verdicts)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([{**v.__dict__, "judged_at": v.judged_at.isoformat()} for v in verdicts], indent=2))
+    elif not verdicts:
+        print(f"no canary legs for experiment {args.experiment_id}")
+    else:
+        for v in verdicts:
+            print(f"{v.route:30} {v.metric:10} {v.verdict:12} confidence {v.confidence:.3f}  p {v.p_value:.4f}  "
+                  f"{v.effect_kind} {v.effect_size:+.3f}  canary {v.canary_value:.4g} (n={v.canary_samples}) "
+                  f"baseline {v.baseline_value:.4g} (n={v.baseline_samples})")
+    return 0

@@ -1,0 +1,1 @@
+"""``hub gateway``: a traffic-management reverse proxy (chaining, canary, shadowing behind a bulkhead)."""

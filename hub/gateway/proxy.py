@@ -1,0 +1,349 @@
+"""The gateway: an aiohttp server forwarding to backends with one aiohttp ClientSession.
+
+Per request: match the route (first match; 404 when none, 405 when the method is not allowed),
+take or make the correlation id (``X-Correlation-Id``), pick the target (the canary backend for
+the canary's share, sticky by a header or cookie when configured), forward, emit the leg
+(``primary`` or ``canary``), and answer. When the route shadows and the method is safe, a
+per-route counter selects exactly ``percent`` % of those requests (over any n requests,
+floor(n * percent / 100) of them); a selected request is handed to the bulkhead, which replays
+it to the shadow backend (and to the secondary, when configured) in the background. A full
+bulkhead drops it: counted, emitted as a shadow leg with status 0 and error
+``dropped by bulkhead``, and as a pair with outcome ``dropped_by_bulkhead``.
+
+The gateway holds every response of a shadowed request, so it compares bodies itself (JSON
+field by field), feeds the noise model with the primary-vs-secondary differences, and emits
+the pair (``dev.gamedayhub.shadow.pair.v1``) to the pairs topic. Its legs carry the envelope
+source ``/hub-gateway/<name>``, which tells the stream pairing agent not to pair them again.
+The secondary's leg is emitted as a ``shadow`` leg whose backend is the secondary's name.
+
+Chaining: a backend of kind ``gateway`` is another gateway; the correlation id and experiment
+headers travel on, so the next gateway's legs share the id (legs are paired per gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import aiohttp
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+
+from hub.gateway.bulkhead import Bulkhead
+from hub.gateway.config import Backend, GatewayConfig, Route
+from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
+from hub.records.request_leg import RequestLeg
+from hub.shadow.noise import NoiseModel, body_diff
+from hub.shadow.pairing import DROPPED_BY_BULKHEAD, GATEWAY_SOURCE_PREFIX, LegView, PairPolicy, make_pair
+from hub.shadow.records import ShadowPair, encode_pair
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+
+HEADER_CID = "X-Correlation-Id"
+HEADER_EXP = "X-Experiment-Id"
+HEADER_PHASE = "X-Experiment-Phase"
+HEADER_SHADOW = "X-Shadow-Request"
+_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+        "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+def response_hash(body: bytes) -> str:
+    """sha256 of the body, first 16 bytes in hex (as ``RequestLegMiddleware``)."""
+    return hashlib.sha256(body).digest()[:16].hex()
+
+
+class ExactShare:
+    """Selects exactly floor(n * percent / 100) of any first n calls, spread evenly."""
+
+    def __init__(self, percent: float):
+        self.k = round(percent * 100)  # basis points
+        self.n = 0
+
+    def take(self) -> bool:
+        n = self.n
+        self.n = n + 1
+        return (n + 1) * self.k // 10000 > n * self.k // 10000
+
+
+def sticky_bucket(value: str) -> float:
+    """A stable number in [0, 1) for a sticky key (crc32; the same in every gateway process)."""
+    return zlib.crc32(value.encode()) / 2**32
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    headers: list
+    latency_ms: float
+    error: str = ""
+
+
+class Gateway:
+    """The proxy. ``emit_leg(leg, **envelope)`` and ``emit_pair(key, value)`` default to Kafka emitters."""
+
+    def __init__(self, config: GatewayConfig, *, emit_leg: Callable | None = None,
+                 emit_pair: Callable | None = None, tracer_provider=None, bootstrap: str = "",
+                 requests_topic: str = "hub.requests"):
+        self.config = config
+        self.source = f"{GATEWAY_SOURCE_PREFIX}{config.name}"
+        self._emitters = []
+        if emit_leg is None or emit_pair is None:
+            from hub.emit import EventEmitter
+            servers = config.bootstrap or bootstrap
+            if emit_leg is None:
+                legs = EventEmitter(servers, config.requests_topic or requests_topic, source=self.source)
+                self._emitters.append(legs)
+                emit_leg = legs.emit_leg
+            if emit_pair is None:
+                pairs = EventEmitter(servers, config.pairs_topic, source=self.source)
+                self._emitters.append(pairs)
+                emit_pair = pairs.emit
+        self._emit_leg = emit_leg
+        self._emit_pair = emit_pair
+        self._tracer_provider = tracer_provider
+        if tracer_provider is None and config.spans_topic:
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from hub.emit import KafkaSpanExporter
+            tracer_provider = TracerProvider(resource=Resource.create({"service.name": f"hub-gateway-{config.name}"}))
+            tracer_provider.add_span_processor(BatchSpanProcessor(
+                KafkaSpanExporter(config.bootstrap or bootstrap, topic=config.spans_topic)))
+            self._tracer_provider = tracer_provider
+        self.tracer = (tracer_provider.get_tracer("hub.gateway") if tracer_provider is not None
+                       else trace.get_tracer("hub.gateway"))
+        self.bulkhead = Bulkhead(config.bulkhead.max_concurrent, config.bulkhead.max_queue)
+        nondet = {r.path: r.shadow.nondeterministic for r in config.routes if r.shadow}
+        nondet["*"] = config.nondeterministic
+        self.noise = NoiseModel(nondet, noise_rate=config.noise_rate)
+        self.policy = PairPolicy(config.latency_factor, config.latency_slack_ms)
+        self._shadow_share = {r.path: ExactShare(r.shadow.percent) for r in config.routes if r.shadow}
+        self._canary_share = {r.path: ExactShare(r.canary.weight * 100) for r in config.routes if r.canary}
+        self.counters = {"requests": 0, "not_found": 0, "primary": 0, "canary": 0, "shadow_selected": 0,
+                         "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
+                         "pairs": 0}
+        self.outcomes: dict[str, int] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None))
+        await self.bulkhead.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
+        await site.start()
+        sock = site._server.sockets[0]  # the bound address (port 0 picks a free one)
+        self.address = sock.getsockname()[:2]
+        return self.address
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the shadow work queued so far is done."""
+        await self.bulkhead.join(timeout)
+
+    async def close(self) -> None:
+        await self.bulkhead.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        for emitter in self._emitters:
+            await asyncio.to_thread(emitter.close, 5)
+        if self._tracer_provider is not None and hasattr(self._tracer_provider, "shutdown"):
+            self._tracer_provider.shutdown()
+
+    def stats(self) -> dict:
+        return {**self.counters, "bulkhead": dict(self.bulkhead.stats), "outcomes": dict(self.outcomes),
+                "noise": self.noise.snapshot()}
+
+    # ---- routing ------------------------------------------------------------------------------
+    def match(self, path: str, method: str) -> tuple[Route | None, bool]:
+        """(route, method_allowed)."""
+        found = None
+        for route in self.config.routes:
+            if route.regex.match(path):
+                if not route.methods or method in route.methods:
+                    return route, True
+                found = found or route
+        return found, False
+
+    def _canary(self, route: Route, request: web.Request) -> bool:
+        c = route.canary
+        if c is None or c.weight <= 0:
+            return False
+        key = ""
+        if c.sticky_header:
+            key = request.headers.get(c.sticky_header, "")
+        elif c.sticky_cookie:
+            key = request.cookies.get(c.sticky_cookie, "")
+        if key:
+            return sticky_bucket(key) < c.weight
+        return self._canary_share[route.path].take()
+
+    # ---- forwarding ---------------------------------------------------------------------------
+    async def _forward(self, backend: Backend, method: str, path_qs: str, headers: dict, body: bytes) -> _Response:
+        started = time.perf_counter()
+        try:
+            async with self._session.request(method, backend.url + path_qs, headers=headers, data=body or None,
+                                             allow_redirects=False,
+                                             timeout=aiohttp.ClientTimeout(total=backend.timeout_s)) as resp:
+                data = await resp.read()
+                out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP]
+                return _Response(resp.status, data, out_headers, (time.perf_counter() - started) * 1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counters["backend_errors"] += 1
+            return _Response(0, b"", [], (time.perf_counter() - started) * 1000,
+                             f"{type(exc).__name__}: {exc}"[:300])
+
+    def _leg(self, cid, leg, route, method, backend, resp: _Response, started: datetime, req_bytes: int,
+             exp: str, phase: str) -> RequestLeg:
+        return RequestLeg(correlation_id=cid, leg=leg, gateway=self.config.name, route=route.path, method=method,
+                          backend=backend, status=resp.status, latency_ms=round(resp.latency_ms, 3),
+                          event_time=started, request_bytes=min(req_bytes, 4294967295),
+                          response_bytes=min(len(resp.body), 4294967295),
+                          response_hash=response_hash(resp.body) if resp.status else "", error=resp.error,
+                          experiment_id=exp, phase=phase)
+
+    def _emit(self, leg: RequestLeg) -> None:
+        try:
+            self._emit_leg(leg, source=self.source)
+        except Exception:  # emission never fails a request
+            log.debug("leg emission failed", exc_info=True)
+
+    def _emit_pair_record(self, pair: ShadowPair) -> None:
+        self.counters["pairs"] += 1
+        self.outcomes[pair.outcome] = self.outcomes.get(pair.outcome, 0) + 1
+        try:
+            self._emit_pair(pair.correlation_id.encode(), encode_pair(pair, self.source))
+        except Exception:
+            log.debug("pair emission failed", exc_info=True)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.counters["requests"] += 1
+        method = request.method
+        route, allowed = self.match(request.path, method)
+        if route is None:
+            self.counters["not_found"] += 1
+            return web.Response(status=404, text="no route\n")
+        if not allowed:
+            return web.Response(status=405, text="method not allowed on this route\n")
+        cid = request.headers.get(HEADER_CID) or uuid.uuid4().hex
+        exp = request.headers.get(HEADER_EXP, self.config.experiment_id)
+        phase = request.headers.get(HEADER_PHASE, "")
+        body = await request.read()
+        canary = self._canary(route, request)
+        leg_name = "canary" if canary else "primary"
+        backend = self.config.backends[route.canary.backend if canary else route.backend]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers[HEADER_CID] = cid
+        started = datetime.now(UTC)
+        with self.tracer.start_as_current_span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
+            span.set_attribute(ATTR_CORRELATION_ID, cid)
+            span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
+            span.set_attribute("http.route", route.path)
+            if exp:
+                span.set_attribute(ATTR_EXPERIMENT_ID, exp)
+            with self.tracer.start_as_current_span(f"{leg_name} {backend.name}", kind=trace.SpanKind.CLIENT) as cs:
+                cs.set_attribute(ATTR_GATEWAY_LEG, leg_name)
+                cs.set_attribute("server.backend", backend.name)
+                inject(headers)
+                resp = await self._forward(backend, method, request.path_qs, headers, body)
+                cs.set_attribute("http.response.status_code", resp.status)
+            self.counters[leg_name] += 1
+            primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp, started, len(body), exp, phase)
+            self._emit(primary_leg)
+            shadow = route.shadow
+            if not canary and shadow is not None and method in shadow.methods \
+                    and self._shadow_share[route.path].take():
+                self.counters["shadow_selected"] += 1
+                ctx = trace.set_span_in_context(span)
+                job = self._shadow_job(route, method, request.path_qs, headers, body, primary_leg, resp, ctx)
+                if not self.bulkhead.submit(job):
+                    self._dropped(route, method, primary_leg)
+        if resp.status == 0:
+            return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
+        return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+
+    # ---- shadowing ----------------------------------------------------------------------------
+    def _dropped(self, route: Route, method: str, primary: RequestLeg) -> None:
+        self.counters["shadow_dropped"] += 1
+        dropped = RequestLeg(correlation_id=primary.correlation_id, leg="shadow", gateway=self.config.name,
+                             route=route.path, method=method, backend=route.shadow.backend, status=0, latency_ms=0.0,
+                             event_time=datetime.now(UTC), error=DROPPED_BY_BULKHEAD,
+                             experiment_id=primary.experiment_id, phase=primary.phase)
+        self._emit(dropped)
+        self._emit_pair_record(make_pair(_view(primary), _view(dropped), policy=self.policy))
+
+    def _shadow_job(self, route: Route, method: str, path_qs: str, headers: dict, body: bytes,
+                    primary: RequestLeg, primary_resp: _Response, ctx):
+        async def run() -> None:
+            shadow_cfg = route.shadow
+            shadow_headers = dict(headers)
+            shadow_headers[HEADER_SHADOW] = "1"
+            with self.tracer.start_as_current_span(f"shadow {shadow_cfg.backend}", context=ctx,
+                                                   kind=trace.SpanKind.CLIENT) as span:
+                span.set_attribute(ATTR_CORRELATION_ID, primary.correlation_id)
+                span.set_attribute(ATTR_GATEWAY_LEG, "shadow")
+                started = datetime.now(UTC)
+                calls = [self._forward(self.config.backends[shadow_cfg.backend], method, path_qs, shadow_headers, body)]
+                if shadow_cfg.secondary:
+                    calls.append(self._forward(self.config.backends[shadow_cfg.secondary], method, path_qs,
+                                               shadow_headers, body))
+                results = await asyncio.gather(*calls)
+                span.set_attribute("http.response.status_code", results[0].status)
+            self.counters["shadow_sent"] += 1
+            shadow_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.backend, results[0],
+                                   started, len(body), primary.experiment_id, primary.phase)
+            self._emit(shadow_leg)
+            secondary_leg = None
+            if shadow_cfg.secondary:
+                self.counters["secondary_sent"] += 1
+                sec = results[1]
+                secondary_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.secondary, sec,
+                                          started, len(body), primary.experiment_id, primary.phase)
+                self._emit(secondary_leg)
+                if sec.status and not sec.error and primary_resp.status:
+                    self.noise.observe_secondary(route.path, body_diff(primary_resp.body, sec.body))
+            differing = None
+            if results[0].status and primary_resp.status:
+                differing = body_diff(primary_resp.body, results[0].body)
+            pair = make_pair(_view(primary), _view(shadow_leg),
+                             secondary=_view(secondary_leg) if secondary_leg else None,
+                             differing=differing, noise=self.noise, policy=self.policy)
+            self._emit_pair_record(pair)
+        return run
+
+
+def _view(leg: RequestLeg) -> LegView:
+    return LegView(leg.correlation_id, leg.leg, leg.gateway, leg.route, leg.method, leg.backend, leg.status,
+                   leg.latency_ms, leg.event_time, leg.response_hash, leg.error, leg.experiment_id, leg.phase)
+
+
+async def serve(config: GatewayConfig, *, bootstrap: str = "", requests_topic: str = "hub.requests",
+                ready: Callable[[tuple], None] | None = None) -> None:
+    """Run the gateway until cancelled."""
+    gateway = Gateway(config, bootstrap=bootstrap, requests_topic=requests_topic)
+    address = await gateway.start()
+    if ready is not None:
+        ready(address)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await gateway.close()

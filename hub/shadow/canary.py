@@ -1,0 +1,215 @@
+"""Canary judgment: canary vs baseline (primary legs) per route and metric, with a rank test and an
+effect size, stored as a verdict with its confidence.
+
+- ``latency``: Mann-Whitney U (two samples, ties averaged, normal approximation with tie
+  correction and continuity correction), one-sided "canary slower"; effect size Cliff's delta
+  (= rank-biserial correlation) in [-1, 1], positive when the canary is slower.
+- ``error_rate``: two-proportion z test, one-sided "canary errs more"; effect size Cohen's h.
+
+Verdict, with ``alpha`` and the smallest effect that matters (``min_delta`` for latency, 0.147
+is Romano's "small"; ``min_h`` for errors, 0.2 is Cohen's "small"):
+
+- ``fail``: the canary is worse with p < alpha and the effect reaches the minimum; confidence 1 - p.
+- ``pass``: non-inferiority shown: the effect's upper confidence bound is below the minimum,
+  i.e. Phi((min - effect) / se) >= 1 - alpha; confidence is that Phi value.
+- ``inconclusive``: neither (or fewer than ``min_samples`` on a side); confidence is the larger
+  of the two.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+
+__all__ = ["mann_whitney_u", "two_proportions", "Verdict", "judge_latency", "judge_errors", "judge_samples",
+           "judge_canary", "store_verdicts", "VERDICT_COLUMNS"]
+
+
+def _phi(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def _ranks(values: Sequence[float]) -> tuple[list[float], float]:
+    """Average ranks (1-based) and the tie term sum(t^3 - t)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties = 0.0
+    i = 0
+    n = len(values)
+    while i < n:
+        j = i
+        v = values[order[i]]
+        while j + 1 < n and values[order[j + 1]] == v:
+            j += 1
+        r = (i + j) / 2.0 + 1.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = r
+        t = j - i + 1
+        ties += t * t * t - t
+        i = j + 1
+    return ranks, ties
+
+
+@dataclass(frozen=True)
+class MannWhitney:
+    u: float            # U of the first sample (pairs where x > y, ties half)
+    p_greater: float    # one-sided p: x stochastically greater than y
+    p_two_sided: float
+    delta: float        # Cliff's delta = P(x > y) - P(x < y) = rank-biserial correlation
+    se_delta: float
+
+
+def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> MannWhitney:
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return MannWhitney(0.0, 1.0, 1.0, 0.0, float("inf"))
+    ranks, ties = _ranks(list(x) + list(y))
+    r1 = sum(ranks[:n1])
+    u1 = r1 - n1 * (n1 + 1) / 2.0
+    mu = n1 * n2 / 2.0
+    n = n1 + n2
+    var = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
+    delta = 2.0 * u1 / (n1 * n2) - 1.0
+    if var <= 0:
+        return MannWhitney(u1, 1.0 if u1 <= mu else 0.0, 1.0, delta, float("inf"))
+    sd = math.sqrt(var)
+    z_greater = (u1 - mu - 0.5) / sd
+    z_two = (abs(u1 - mu) - 0.5) / sd
+    return MannWhitney(u1, 1.0 - _phi(z_greater), min(1.0, 2.0 * (1.0 - _phi(z_two))), delta,
+                       2.0 * sd / (n1 * n2))
+
+
+@dataclass(frozen=True)
+class Proportions:
+    p1: float
+    p2: float
+    p_greater: float  # one-sided: p1 > p2
+    h: float          # Cohen's h, positive when p1 > p2
+    se_h: float
+
+
+def two_proportions(k1: int, n1: int, k2: int, n2: int) -> Proportions:
+    if n1 == 0 or n2 == 0:
+        return Proportions(0.0, 0.0, 1.0, 0.0, float("inf"))
+    p1, p2 = k1 / n1, k2 / n2
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    p = (1.0 - _phi((p1 - p2) / se)) if se > 0 else (0.0 if p1 > p2 else 1.0)
+    h = 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+    return Proportions(p1, p2, p, h, math.sqrt(1 / n1 + 1 / n2))
+
+
+@dataclass
+class Verdict:
+    experiment_id: str
+    route: str
+    metric: str                # latency | error_rate
+    verdict: str               # pass | fail | inconclusive
+    confidence: float
+    p_value: float             # one-sided: canary worse
+    effect_size: float         # Cliff's delta (latency) or Cohen's h (error_rate)
+    effect_kind: str           # cliffs_delta | cohens_h
+    canary_samples: int
+    baseline_samples: int
+    canary_value: float        # median latency ms, or error rate
+    baseline_value: float
+    canary_backend: str = ""
+    baseline_backend: str = ""
+    judged_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def row(self) -> tuple:
+        return (self.judged_at, self.experiment_id, self.route, self.metric, self.verdict, self.confidence,
+                self.p_value, self.effect_size, self.effect_kind, self.canary_samples, self.baseline_samples,
+                self.canary_value, self.baseline_value, self.canary_backend, self.baseline_backend)
+
+
+VERDICT_COLUMNS = ("judged_at", "experiment_id", "route", "metric", "verdict", "confidence", "p_value",
+                   "effect_size", "effect_kind", "canary_samples", "baseline_samples", "canary_value",
+                   "baseline_value", "canary_backend", "baseline_backend")
+
+
+def _decide(p: float, effect: float, se: float, minimum: float, alpha: float, enough: bool) -> tuple[str, float]:
+    worse = 1.0 - p
+    non_inferior = _phi((minimum - effect) / se) if se > 0 and math.isfinite(se) else 0.0
+    if not enough:
+        return "inconclusive", 0.0
+    if p < alpha and effect >= minimum:
+        return "fail", worse
+    if non_inferior >= 1.0 - alpha:
+        return "pass", non_inferior
+    return "inconclusive", max(worse, non_inferior)
+
+
+def _median(v: Sequence[float]) -> float:
+    s = sorted(v)
+    n = len(s)
+    if n == 0:
+        return 0.0
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def judge_latency(canary: Sequence[float], baseline: Sequence[float], *, experiment_id: str = "", route: str = "",
+                  alpha: float = 0.05, min_delta: float = 0.147, min_samples: int = 20) -> Verdict:
+    mw = mann_whitney_u(canary, baseline)
+    verdict, confidence = _decide(mw.p_greater, mw.delta, mw.se_delta, min_delta, alpha,
+                                  min(len(canary), len(baseline)) >= min_samples)
+    return Verdict(experiment_id, route, "latency", verdict, confidence, mw.p_greater, mw.delta, "cliffs_delta",
+                   len(canary), len(baseline), _median(canary), _median(baseline))
+
+
+def judge_errors(canary_errors: int, canary_n: int, baseline_errors: int, baseline_n: int, *,
+                 experiment_id: str = "", route: str = "", alpha: float = 0.05, min_h: float = 0.2,
+                 min_samples: int = 20) -> Verdict:
+    pr = two_proportions(canary_errors, canary_n, baseline_errors, baseline_n)
+    verdict, confidence = _decide(pr.p_greater, pr.h, pr.se_h, min_h, alpha, min(canary_n, baseline_n) >= min_samples)
+    return Verdict(experiment_id, route, "error_rate", verdict, confidence, pr.p_greater, pr.h, "cohens_h",
+                   canary_n, baseline_n, pr.p1, pr.p2)
+
+
+def judge_samples(experiment_id: str, rows: Sequence[Sequence], **options) -> list[Verdict]:
+    """Verdicts from ``(route, leg, backend, latency_ms, is_error)`` rows: per route, latency and errors."""
+    per: dict[str, dict] = {}
+    for route, leg, backend, latency, error in rows:
+        d = per.setdefault(route, {"canary": [], "primary": [], "errors": {"canary": 0, "primary": 0},
+                                   "backends": {"canary": set(), "primary": set()}})
+        if leg not in ("canary", "primary"):
+            continue
+        d[leg].append(float(latency))
+        d["errors"][leg] += 1 if error else 0
+        d["backends"][leg].add(backend)
+    lat_opts = {k: v for k, v in options.items() if k in ("alpha", "min_delta", "min_samples")}
+    err_opts = {k: v for k, v in options.items() if k in ("alpha", "min_h", "min_samples")}
+    out = []
+    for route, d in sorted(per.items()):
+        if not d["canary"]:
+            continue
+        backends = (",".join(sorted(d["backends"]["canary"])), ",".join(sorted(d["backends"]["primary"])))
+        for v in (judge_latency(d["canary"], d["primary"], experiment_id=experiment_id, route=route, **lat_opts),
+                  judge_errors(d["errors"]["canary"], len(d["canary"]), d["errors"]["primary"], len(d["primary"]),
+                               experiment_id=experiment_id, route=route, **err_opts)):
+            v.canary_backend, v.baseline_backend = backends
+            out.append(v)
+    return out
+
+
+def judge_canary(store, experiment_id: str, *, gateway: str | None = None, **options) -> list[Verdict]:
+    """Verdicts for an experiment's canary legs against its primary legs, per route, from ``requests``."""
+    where = "experiment_id = {e:String} AND leg IN ('primary', 'canary')"
+    params = {"e": experiment_id}
+    if gateway:
+        where += " AND gateway = {g:String}"
+        params["g"] = gateway
+    rows = store.query(
+        f"SELECT route, leg, backend, latency_ms, (status >= 500 OR status = 0 OR error != '') "
+        f"FROM {store.database}.requests WHERE {where}", parameters=params).result_rows
+    return judge_samples(experiment_id, rows, **options)
+
+
+def store_verdicts(store, verdicts: Sequence[Verdict]) -> int:
+    if verdicts:
+        token = "canary:" + str(uuid.uuid4())
+        store.insert(f"{store.database}.canary_verdicts", [v.row() for v in verdicts], VERDICT_COLUMNS, token=token)
+    return len(verdicts)

@@ -1,0 +1,284 @@
+"""The pairing join: primary and shadow legs of one request, out of order, within a window.
+
+Legs are joined by ``(gateway, correlation_id)``. A pair is made as soon as the primary and the
+shadow leg (and the secondary leg, when secondaries are configured) have arrived, in any order.
+Time is event time: the watermark of a ``PairingWindow`` is the newest ``event_time`` it has
+seen, and an entry whose first leg is older than ``watermark - window`` expires:
+
+- primary and shadow, no secondary: a pair without the secondary's noise evidence;
+- primary only, shadow expected (``expect_shadow``): outcome ``shadow_missing``;
+- primary only, shadow not expected (the request was not selected for shadowing): nothing;
+- shadow only: counted as an orphan (``stats['orphan_shadows']``), no pair invented.
+
+Memory is bounded by the requests in flight: an entry lives at most ``window`` of event time,
+and the keys of recently made pairs are remembered for another ``window`` so that a redelivered
+leg cannot start a second pair. Legs older than the watermark minus the window are counted as
+``late`` and dropped.
+
+``make_pair`` holds the outcome rules, shared with the gateway (which compares bodies itself and
+passes the differing JSON fields): ``dropped_by_bulkhead`` > ``shadow_error`` > ``status_mismatch``
+> ``body_mismatch`` (differences left after the noise model) > ``latency_regression`` > ``match``.
+
+``PairingAgent`` is what the requests sink's ``after_store`` hook calls with each stored chunk
+(rows in ``REQUEST_COLUMNS`` order, one partition, offset order); it returns ``(key, value)``
+records for the pairs topic. Legs whose envelope ``source`` starts with ``/hub-gateway/`` are
+skipped: the hub's own gateway pairs in-process, where it can compare bodies field by field.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+from hub.shadow.noise import WHOLE_BODY, NoiseModel
+from hub.shadow.records import ShadowPair, encode_pair
+
+__all__ = ["DROPPED_BY_BULKHEAD", "LegView", "PairPolicy", "make_pair", "PairingWindow", "PairingAgent",
+           "GATEWAY_SOURCE_PREFIX"]
+
+#: The ``error`` of a shadow leg the gateway's bulkhead dropped (status 0, latency 0).
+DROPPED_BY_BULKHEAD = "dropped by bulkhead"
+#: Envelope ``source`` prefix of the hub gateway's legs (it emits its own pairs).
+GATEWAY_SOURCE_PREFIX = "/hub-gateway/"
+UTC = timezone.utc
+
+
+@dataclass(slots=True)
+class LegView:
+    """The fields of a request leg that pairing needs."""
+
+    correlation_id: str
+    leg: str
+    gateway: str
+    route: str
+    method: str
+    backend: str
+    status: int
+    latency_ms: float
+    event_time: datetime
+    response_hash: str = ""
+    error: str = ""
+    experiment_id: str = ""
+    phase: str = ""
+    source: str = ""
+
+    @classmethod
+    def from_row(cls, r: Sequence) -> "LegView":
+        """From a ``requests`` row in ``REQUEST_COLUMNS`` order."""
+        return cls(r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[1], r[14], r[15], r[2], r[3], r[16])
+
+
+@dataclass(frozen=True)
+class PairPolicy:
+    """When a shadow is a latency regression: slower than ``factor`` x primary + ``slack_ms``."""
+
+    latency_factor: float = 2.0
+    latency_slack_ms: float = 50.0
+
+
+def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | None = None,
+              differing: Sequence[str] | None = None, noise: NoiseModel | None = None,
+              policy: PairPolicy = PairPolicy()) -> ShadowPair:
+    """The pair of one request. ``differing``: field paths where the bodies differ (None: compare
+    ``response_hash``). With a secondary and no ``differing``, the secondary's hash comparison
+    is fed to the noise model first (whole-body evidence)."""
+    common = dict(correlation_id=primary.correlation_id, gateway=primary.gateway, route=primary.route,
+                  method=primary.method, primary_backend=primary.backend, event_time=primary.event_time,
+                  primary_status=primary.status, latency_primary_ms=float(primary.latency_ms),
+                  experiment_id=primary.experiment_id, phase=primary.phase)
+    if shadow is None:
+        return ShadowPair(outcome="shadow_missing", **common)
+    common.update(shadow_backend=shadow.backend, shadow_status=shadow.status, shadow_error=shadow.error,
+                  latency_shadow_ms=float(shadow.latency_ms))
+    if secondary is not None:
+        common.update(secondary_backend=secondary.backend, secondary_status=secondary.status)
+    if shadow.error.startswith(DROPPED_BY_BULKHEAD):
+        return ShadowPair(outcome="dropped_by_bulkhead", **common)
+    if shadow.status == 0 or shadow.error:
+        return ShadowPair(outcome="shadow_error", **common)
+    if differing is None:
+        differing = [WHOLE_BODY] if shadow.response_hash != primary.response_hash else []
+        if noise is not None and secondary is not None and secondary.status and not secondary.error:
+            noise.observe_secondary(primary.route,
+                                    [WHOLE_BODY] if secondary.response_hash != primary.response_hash else [])
+    if noise is not None and differing:
+        classified = noise.classify(primary.route, differing)
+        real, noisy = classified.real, classified.noise
+    else:
+        real, noisy = sorted(differing), []
+    status_match = shadow.status == primary.status
+    diff = float(shadow.latency_ms) - float(primary.latency_ms)
+    if not status_match:
+        outcome = "status_mismatch"
+    elif real:
+        outcome = "body_mismatch"
+    elif shadow.latency_ms > policy.latency_factor * primary.latency_ms + policy.latency_slack_ms:
+        outcome = "latency_regression"
+    else:
+        outcome = "match"
+    return ShadowPair(outcome=outcome, status_match=status_match, body_match=not differing,
+                      latency_diff_ms=diff, noise=bool(differing) and not real, differing_fields=list(real),
+                      noise_fields=list(noisy), **common)
+
+
+class _Entry:
+    __slots__ = ("first", "primary", "shadow", "secondary", "expect")
+
+    def __init__(self, first: float):
+        self.first = first
+        self.primary: LegView | None = None
+        self.shadow: LegView | None = None
+        self.secondary: LegView | None = None
+        self.expect = False
+
+
+class PairingWindow:
+    """A windowed join of legs by ``(gateway, correlation_id)``; see the module docstring."""
+
+    def __init__(self, window_s: float = 30.0, *, policy: PairPolicy = PairPolicy(),
+                 noise: NoiseModel | None = None, secondary_backends: Iterable[str] = (),
+                 expect_shadow: Callable[[LegView], bool] = lambda leg: False):
+        self.window = float(window_s)
+        self.policy = policy
+        self.noise = noise
+        self.secondaries = frozenset(secondary_backends)
+        self.expect_shadow = expect_shadow
+        self.watermark = float("-inf")
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._heap: list[tuple[float, tuple[str, str]]] = []
+        self._done: dict[tuple[str, str], float] = {}
+        self._done_heap: list[tuple[float, tuple[str, str]]] = []
+        self.stats = {"legs": 0, "pairs": 0, "shadow_missing": 0, "unshadowed": 0, "orphan_shadows": 0,
+                      "late": 0, "duplicates": 0, "ignored": 0}
+
+    @property
+    def pending(self) -> int:
+        """Requests held now (waiting for a leg), plus keys of recent pairs remembered."""
+        return len(self._entries) + len(self._done)
+
+    def add(self, leg: LegView, expect_shadow: bool | None = None) -> list[ShadowPair]:
+        """Take one leg; returns the pairs it completed and those that expired as the watermark moved."""
+        self.stats["legs"] += 1
+        if leg.leg not in ("primary", "shadow"):
+            self.stats["ignored"] += 1
+            return []
+        t = leg.event_time.timestamp()
+        out: list[ShadowPair] = []
+        if t > self.watermark:
+            self.watermark = t
+            out.extend(self._expire(self.watermark - self.window))
+        key = (leg.gateway, leg.correlation_id)
+        if key in self._done:
+            self.stats["duplicates"] += 1
+            return out
+        entry = self._entries.get(key)
+        if entry is None:
+            if t < self.watermark - self.window:
+                self.stats["late"] += 1
+                return out
+            entry = self._entries[key] = _Entry(t)
+            heapq.heappush(self._heap, (t, key))
+        if leg.leg == "primary":
+            if entry.primary is not None:
+                self.stats["duplicates"] += 1
+                return out
+            entry.primary = leg
+            entry.expect = self.expect_shadow(leg) if expect_shadow is None else expect_shadow
+        elif leg.backend in self.secondaries:
+            entry.secondary = leg
+        else:
+            if entry.shadow is not None:
+                self.stats["duplicates"] += 1
+                return out
+            entry.shadow = leg
+        if entry.primary is not None and entry.shadow is not None \
+                and (not self.secondaries or entry.secondary is not None):
+            out.append(self._close(key, entry))
+        return out
+
+    def _close(self, key, entry: _Entry) -> ShadowPair:
+        del self._entries[key]
+        self._done[key] = entry.first
+        heapq.heappush(self._done_heap, (entry.first, key))
+        self.stats["pairs"] += 1
+        return make_pair(entry.primary, entry.shadow, secondary=entry.secondary, noise=self.noise,
+                         policy=self.policy)
+
+    def _expire(self, horizon: float) -> list[ShadowPair]:
+        out = []
+        heap = self._heap
+        while heap and heap[0][0] < horizon:
+            _, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            if entry.primary is not None and entry.shadow is not None:
+                out.append(self._close(key, entry))
+            elif entry.primary is not None:
+                del self._entries[key]
+                if entry.expect:
+                    self.stats["shadow_missing"] += 1
+                    out.append(make_pair(entry.primary, None, policy=self.policy))
+                else:
+                    self.stats["unshadowed"] += 1
+            else:
+                del self._entries[key]
+                self.stats["orphan_shadows"] += 1
+        done_heap = self._done_heap
+        while done_heap and done_heap[0][0] < horizon - self.window:
+            _, key = heapq.heappop(done_heap)
+            self._done.pop(key, None)
+        return out
+
+    def flush(self) -> list[ShadowPair]:
+        """Expire everything (shutdown, end of a replay)."""
+        out = self._expire(float("inf"))
+        self._done.clear()
+        self._done_heap.clear()
+        return out
+
+
+class PairingAgent:
+    """Per-partition pairing of stored ``requests`` chunks, for the requests sink's ``after_store``."""
+
+    def __init__(self, window_s: float = 30.0, *, source: str = "/hub/pairing",
+                 skip_source_prefix: str = GATEWAY_SOURCE_PREFIX, **window_options):
+        self.window_s = window_s
+        self.source = source
+        self.skip = skip_source_prefix
+        self.options = window_options
+        self.windows: dict[int, PairingWindow] = {}
+        self._last: dict[int, int] = {}
+
+    def window(self, partition: int) -> PairingWindow:
+        w = self.windows.get(partition)
+        if w is None:
+            w = self.windows[partition] = PairingWindow(self.window_s, **self.options)
+        return w
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.windows.pop(p, None)
+            self._last.pop(p, None)
+
+    def pairs(self, token: str, rows: Iterable[Sequence]) -> list[ShadowPair]:
+        """Pairs completed by a stored chunk; a chunk seen before (same token, re-stored) adds nothing."""
+        _, _, partition_s, offsets = token.rsplit(":", 3)
+        partition, last = int(partition_s), int(offsets.rsplit("-", 1)[1])
+        if self._last.get(partition, -1) >= last:
+            return []
+        self._last[partition] = last
+        w = self.window(partition)
+        out: list[ShadowPair] = []
+        skip = self.skip
+        for r in rows:
+            if skip and r[16].startswith(skip):
+                continue
+            out.extend(w.add(LegView.from_row(r)))
+        return out
+
+    def after_store(self, token: str, decoded) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` records for the pairs topic, keyed by correlation id."""
+        return [(p.correlation_id.encode(), encode_pair(p, self.source)) for p in self.pairs(token, decoded.rows)]

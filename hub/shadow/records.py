@@ -1,0 +1,155 @@
+"""Shadow pair records (``dev.gamedayhub.shadow.pair.v1``): one comparison of a request's primary
+and shadow legs, as a CloudEvents 1.0 envelope (structured JSON) whose ``data`` is a ``ShadowPair``.
+
+Mirrors ``schemas/json/shadow_pair.v1.json``. Stored in ``{db}.shadow_pairs``
+(``schemas/clickhouse/0007_shadow_pairs.sql``) in ``PAIR_COLUMNS`` order by ``decode_pairs``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Final, Literal, Sequence
+
+import msgspec
+
+from hub.errors import InvalidRecord
+from hub.records.decode import DecodedBatch, RawMessage
+
+__all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
+           "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row"]
+
+UTC: Final = timezone.utc
+RECORD_SHADOW_PAIR: Final = "dev.gamedayhub.shadow.pair.v1"
+
+Outcome = Literal["match", "status_mismatch", "body_mismatch", "latency_regression", "shadow_missing",
+                  "shadow_error", "dropped_by_bulkhead"]
+OUTCOMES: Final = ("match", "status_mismatch", "body_mismatch", "latency_regression", "shadow_missing",
+                   "shadow_error", "dropped_by_bulkhead")
+
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+Status = Annotated[int, msgspec.Meta(ge=0, le=599)]
+Ms = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ShadowPair(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """The ``data`` of a ``dev.gamedayhub.shadow.pair.v1`` event.
+
+    ``body_match`` is the raw comparison; ``differing_fields`` are the differences that remain
+    once noise is taken out, ``noise_fields`` those explained by the noise model (``$`` is the
+    whole body when it is not JSON or only hashes were compared). ``noise`` is true when the bodies
+    differ and every difference is noise. ``latency_diff_ms`` is shadow minus primary.
+    """
+
+    correlation_id: NonEmptyStr
+    gateway: NonEmptyStr
+    route: NonEmptyStr
+    method: NonEmptyStr
+    primary_backend: NonEmptyStr
+    outcome: Outcome
+    event_time: Timestamp
+    shadow_backend: str = ""
+    secondary_backend: str = ""
+    primary_status: Status = 0
+    shadow_status: Status = 0
+    secondary_status: Status = 0
+    status_match: bool = False
+    body_match: bool = False
+    latency_primary_ms: Ms = 0.0
+    latency_shadow_ms: Ms = 0.0
+    latency_diff_ms: float = 0.0
+    noise: bool = False
+    differing_fields: list[str] = []
+    noise_fields: list[str] = []
+    shadow_error: str = ""
+    experiment_id: str = ""
+    phase: str = ""
+
+
+class PairEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    specversion: Literal["1.0"]
+    id: NonEmptyStr
+    source: NonEmptyStr
+    type: Literal["dev.gamedayhub.shadow.pair.v1"]
+    data: ShadowPair
+    time: Timestamp | None = None
+    datacontenttype: Literal["application/json"] | None = None
+    dataschema: str | None = None
+    subject: str | None = None
+
+
+DATASCHEMA: Final = "https://gamedayhub.dev/schemas/json/shadow_pair.v1.json"
+PAIR_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://gamedayhub.dev/records/shadow-pair")
+
+
+def pair_id_of(gateway: str, correlation_id: str) -> uuid.UUID:
+    """The pair's id: the same for every publication of the pair of one request (deduplicate by it)."""
+    return uuid.uuid5(PAIR_NAMESPACE, f"{gateway}\x00{correlation_id}")
+
+
+def new_pair_event(pair: ShadowPair, source: str) -> PairEvent:
+    return PairEvent(specversion="1.0", id=str(pair_id_of(pair.gateway, pair.correlation_id)), source=source,
+                     type=RECORD_SHADOW_PAIR, data=pair, time=pair.event_time,
+                     datacontenttype="application/json")
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+def encode_pair(pair: ShadowPair, source: str) -> bytes:
+    return _ENCODER.encode(new_pair_event(pair, source))
+
+
+PAIR_COLUMNS: Final[tuple[str, ...]] = (
+    "pair_id", "event_time", "experiment_id", "phase", "gateway", "correlation_id", "route", "method",
+    "primary_backend", "shadow_backend", "secondary_backend", "primary_status", "shadow_status",
+    "secondary_status", "status_match", "body_match", "latency_primary_ms", "latency_shadow_ms",
+    "latency_diff_ms", "outcome", "noise", "differing_fields", "noise_fields", "shadow_error", "source",
+)
+
+
+def pair_row(e: PairEvent) -> tuple:
+    d = e.data
+    t = d.event_time.astimezone(UTC)
+    return (pair_id_of(d.gateway, d.correlation_id), t, d.experiment_id, d.phase, d.gateway, d.correlation_id,
+            d.route, d.method, d.primary_backend, d.shadow_backend, d.secondary_backend, d.primary_status,
+            d.shadow_status, d.secondary_status, d.status_match, d.body_match, d.latency_primary_ms,
+            d.latency_shadow_ms, d.latency_diff_ms, d.outcome, d.noise, list(d.differing_fields),
+            list(d.noise_fields), d.shadow_error, e.source)
+
+
+_DECODER: Final = msgspec.json.Decoder(PairEvent)
+_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
+    try:
+        rows.append(pair_row(_DECODER.decode(value)))
+    except msgspec.ValidationError as exc:
+        invalid.append(InvalidRecord("schema: " + str(exc).replace("`", "")[:240], m[0], m[1], m[2], index=index))
+    except msgspec.DecodeError as exc:
+        invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2], index=index))
+
+
+def decode_pairs(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
+    """``shadow_pairs`` rows (``PAIR_COLUMNS`` order) from pair records, single events or batches."""
+    rows: list[tuple] = []
+    invalid: list[InvalidRecord] = []
+    for m in messages:
+        value = m[4]
+        if not value:
+            invalid.append(InvalidRecord("empty value", m[0], m[1], m[2]))
+        elif len(value) > max_bytes:
+            invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
+        elif value.lstrip()[:1] == b"[":
+            try:
+                elements = _LIST.decode(value)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
+                continue
+            for index, element in enumerate(elements):
+                _one(bytes(element), m, index, rows, invalid)
+        else:
+            _one(value, m, -1, rows, invalid)
+    return DecodedBatch(rows, invalid)
