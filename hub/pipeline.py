@@ -13,6 +13,8 @@ from hub.experiments.projection import decode_experiment_events
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
+from hub.shadow.pairing import PairingAgent
+from hub.shadow.records import PAIR_COLUMNS, decode_pairs
 from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
@@ -60,7 +62,8 @@ class Correlator:
 
 
 def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
-               rollups: RollupPublisher | None = None) -> list[SinkSpec]:
+               rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
+               pairing: PairingAgent | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
     encoding = settings.otlp_encoding
@@ -72,6 +75,13 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
             return None
         return lambda token, decoded: rollups.publish(encode_rollups(token, cells_of(decoded.rows)))
 
+    def requests_after_store(token, decoded):
+        # The judge's rollups and the stream pairing of legs from emitters other than the gateway.
+        if rollups is not None:
+            rollups.publish(encode_rollups(token, request_cells(decoded.rows)))
+        if pairs is not None and pairing is not None:
+            pairs.publish(pairing.after_store(token, decoded))
+
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
                  decode=lambda messages: decode_alerts(messages, max_bytes)),
@@ -79,7 +89,9 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                  columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
                  decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
-                 after_store=rollup(request_cells)),
+                 after_store=requests_after_store if rollups is not None or pairs is not None else None),
+        SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
+                 decode=lambda messages: decode_pairs(messages, max_bytes)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
                  decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
                  after_store=rollup(span_cells)),
@@ -102,15 +114,17 @@ def redactor_for(settings: Settings) -> Redactor:
 
 
 def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
-                rollups: RollupPublisher | None = None) -> list[ExactlyOnceSink]:
+                rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
+                pairing: PairingAgent | None = None) -> list[ExactlyOnceSink]:
     dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
                                        redactor=redactor_for(settings))
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
-            for spec in sink_specs(settings, registry, rollups)]
+            for spec in sink_specs(settings, registry, rollups, pairs, pairing)]
 
 
 def topics_to_create(settings: Settings) -> dict[str, int]:
     topics = {spec.topic: settings.partitions for spec in sink_specs(settings)}
     topics[settings.topic_dlq] = settings.partitions
     topics[settings.topic_rollups] = settings.partitions
+    topics[settings.topic_pairs] = settings.partitions
     return topics

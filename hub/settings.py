@@ -80,6 +80,8 @@ class Settings:
         "Per-second partial aggregates of stored records, keyed by experiment, that the abort judge reads.")
     topic_alerts: str = _setting(
         "HUB_TOPIC_ALERTS", "hub.alerts", "Alerts (firing, resolved) and the outcome of each action taken on them.")
+    topic_pairs: str = _setting(
+        "HUB_TOPIC_PAIRS", "hub.pairs", "Shadow pairs: one comparison of a request's primary and shadow legs.")
     judge_horizon: float = _setting(
         "HUB_JUDGE_HORIZON", 900.0,
         "Seconds of rollups a restarted judge replays to rebuild its windows (longer than any rule's window plus hold).")

@@ -16,6 +16,7 @@ from hub.api.server import ApiContext, build_app, serve
 from dashboards.publish import GrafanaAnnotator
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
+from hub.shadow.pairing import PairingAgent
 from hub.sql import sql_limits
 from hub.pipeline import build_sinks, redactor_for, topics_to_create
 from hub.runtime.topics import ensure_topics
@@ -42,13 +43,19 @@ def build(settings: Settings):
     annotator = GrafanaAnnotator(settings)  # does nothing without HUB_GRAFANA_URL
     registry.on_event(annotator.on_event)
     registry.start()
-    sinks = build_sinks(settings, store, registry, RollupPublisher(settings))
+    pairing = PairingAgent(window_s=30.0)
+    sinks = build_sinks(settings, store, registry, RollupPublisher(settings),
+                        RollupPublisher(settings, settings.topic_pairs), pairing)
     judge = JudgeRuntime(settings, registry)
     app = create_app(settings)
     for sink in sinks:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{sink.spec.name}")
         register_sink_agent(app, settings, sink, executor)
     register_judge_agent(app, settings, judge)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_pairing(sender, revoked, **kwargs) -> None:  # noqa: ANN001
+        pairing.forget(tp.partition for tp in revoked if tp.topic == settings.topic_requests)
     started = time.time()
 
     def is_ready() -> bool:

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class RollupPublisher:
     """Sends a stored chunk's rollups to ``hub.rollups`` before the chunk is acknowledged."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, topic: str | None = None):
         self.settings = settings
+        self.topic = topic or settings.topic_rollups
         self._producer = None
 
     def publish(self, records: list[tuple[bytes, bytes]]) -> None:
@@ -29,7 +30,7 @@ class RollupPublisher:
 
             self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5,
                                            linger_ms=0)
-        futures = [self._producer.send(self.settings.topic_rollups, key=k, value=v) for k, v in records]
+        futures = [self._producer.send(self.topic, key=k, value=v) for k, v in records]
         self._producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)

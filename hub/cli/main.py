@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "hub.cli.imports",  # import vegeta|dropwizard|chaostoolkit
     "hub.cli.dashboards",  # dashboards export|push|datasource-user
     "hub.cli.questions",  # questions list|ask
+    "hub.cli.gateway",  # gateway, canary judge
     "hub.cli.config",   # config
 )
 
