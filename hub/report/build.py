@@ -1,0 +1,395 @@
+"""Gather everything an after-action report says about one experiment, through read-only SQL.
+
+``build_report(experiment_id, query, database)`` takes a query callable ``query(sql) ->
+{"columns": [...], "rows": [[...]]}``: ``hub.cli.data.run_query`` bound to the settings (through
+the running hub's HTTP API, or on the store when no hub runs), or ``hub.sql.run_readonly`` on a
+store. Every statement is one plain SELECT, so it passes the SQL guard of ``POST /v1/sql``.
+
+Times are selected as epoch seconds (floats) so that the answer is the same whether it came
+through JSON over HTTP or straight from the engine.
+
+The saved questions of ``hub.questions`` answer the per-phase numbers, the fault attribution,
+the shadow differences and the timeline; the steady-state measurements of the definition are
+computed here, per phase, with the same notion of a failed request as the abort judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hub.errors import UserError
+from hub.questions import ask, lit
+from hub.questions.library import FAILED, SERVED
+
+Query = Callable[[str], dict]
+
+#: A note with this tag, and every surprise, becomes a follow-up item in the report.
+FOLLOW_UP_TAG = "follow-up"
+_QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
+_EPOCH = "toUnixTimestamp64Milli({}) / 1000"
+
+
+def _rows(result: dict) -> list[dict]:
+    columns = result.get("columns", [])
+    return [dict(zip(columns, row)) for row in result.get("rows", [])]
+
+
+def _epoch(column: str) -> str:
+    return _EPOCH.format(f"toDateTime64({column}, 3, 'UTC')")
+
+
+@dataclass
+class MeasurementResult:
+    """One steady-state measurement in one phase: the tolerance, the value, and the verdict."""
+
+    name: str
+    sli: str
+    source: str
+    phase: str
+    value: float | None
+    samples: int
+    min: float | None
+    max: float | None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """``within``, ``BREACHED`` or ``not measured``."""
+        if self.value is None:
+            return "not measured"
+        if self.max is not None and self.value > self.max:
+            return "BREACHED"
+        if self.min is not None and self.value < self.min:
+            return "BREACHED"
+        return "within"
+
+    @property
+    def expected(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {format_value(self.sli, self.min)}")
+        if self.max is not None:
+            parts.append(f"<= {format_value(self.sli, self.max)}")
+        return " and ".join(parts)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value)}"
+    if abs(value) < 1:
+        return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+    return f"{value:.1f}"
+
+
+def format_value(sli: str, value: float | None) -> str:
+    """A measurement value as a person reads it: rates as percentages, latencies in ms."""
+    if value is None:
+        return "-"
+    if sli.endswith("_rate") and sli != "request_rate":
+        percent = round(value * 100, 6)
+        return f"{percent:.0f}%" if percent.is_integer() else f"{percent:.2f}%"
+    if sli.startswith("latency"):
+        return f"{value:.0f} ms"
+    if sli == "request_rate":
+        return f"{value:.1f}/s"
+    return _num(value)
+
+
+@dataclass
+class Report:
+    experiment_id: str
+    database: str
+    experiment: dict
+    definition: dict
+    phases: list[dict]
+    per_phase: list[dict]
+    measurements: list[MeasurementResult]
+    series: list[dict]
+    bucket_seconds: float
+    faults: list[dict]
+    attribution: dict[str, list[dict]]
+    alerts: list[dict]
+    actions: list[dict]
+    timeline: list[dict]
+    notes: list[dict]
+    shadow: dict
+    follow_ups: list[dict] = field(default_factory=list)
+
+    @property
+    def surprises(self) -> list[dict]:
+        return [n for n in self.notes if n["note_kind"] == "surprise"]
+
+    @property
+    def breaches(self) -> list[MeasurementResult]:
+        return [m for m in self.measurements if m.verdict == "BREACHED"]
+
+
+# ---- the pieces -------------------------------------------------------------------------------
+def _experiment(query: Query, db: str, eid: str) -> tuple[dict, dict]:
+    rows = _rows(query(
+        f"SELECT experiment_id, title, environment, status, phase, created_by, {_epoch('created_at')} AS created_at, "
+        f"if(started_at IS NULL, NULL, {_epoch('assumeNotNull(started_at)')}) AS started_at, "
+        f"if(ended_at IS NULL, NULL, {_epoch('assumeNotNull(ended_at)')}) AS ended_at, "
+        f"abort_reason, aborted_by, version FROM {db}.experiments WHERE experiment_id = {lit(eid)}"))
+    if not rows:
+        raise UserError(f"no experiment {eid!r} in the store (`hub experiment list` shows them)")
+    defs = _rows(query(
+        f"SELECT JSONExtractRaw(payload, 'definition') AS definition FROM {db}.experiment_events "
+        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_created' ORDER BY sequence LIMIT 1"))
+    definition = json.loads(defs[0]["definition"]) if defs and defs[0]["definition"] else {}
+    completed = _rows(query(
+        f"SELECT JSONExtractString(payload, 'summary') AS summary, actor FROM {db}.experiment_events "
+        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_completed' ORDER BY sequence LIMIT 1"))
+    experiment = rows[0]
+    experiment["summary"] = completed[0]["summary"] if completed else ""
+    experiment["completed_by"] = completed[0]["actor"] if completed else ""
+    started = _rows(query(
+        f"SELECT JSONExtractBool(payload, 'forced') AS forced, actor FROM {db}.experiment_events "
+        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_started' ORDER BY sequence LIMIT 1"))
+    experiment["forced_start"] = bool(started and started[0]["forced"])
+    experiment["started_by"] = started[0]["actor"] if started else ""
+    return experiment, definition
+
+
+def _phases(query: Query, db: str, eid: str, experiment: dict, last_request: float | None) -> list[dict]:
+    rows = _rows(query(
+        f"SELECT phase, {_epoch('start')} AS start, if(end IS NULL, NULL, {_epoch('assumeNotNull(end)')}) AS end "
+        f"FROM {db}.experiment_phases WHERE experiment_id = {lit(eid)} ORDER BY start"))
+    for row in rows:
+        if row["end"] is None:  # still running: the phase lasts until now, or its last request
+            row["end"] = experiment.get("ended_at") or max(last_request or row["start"], row["start"])
+            row["open"] = True
+        row["seconds"] = max(float(row["end"]) - float(row["start"]), 0.0)
+    return rows
+
+
+def _where(filt: dict, sli: str) -> tuple[str, str]:
+    """SQL conditions on ``requests`` for a measurement's filter, and a note on what was left out."""
+    parts, note = [], ""
+    for key in ("leg", "route", "gateway", "backend"):
+        if filt.get(key):
+            parts.append(f"{key} = {lit(filt[key])}")
+    if not filt.get("leg") and sli != "shadow_mismatch_rate":
+        parts.append(SERVED)
+    if filt.get("service"):
+        note = (f"request legs carry no service name: the filter service={filt['service']} is met by the "
+                "experiment's targets")
+    return " AND ".join(parts) or "1", note
+
+
+def _measure(query: Query, db: str, eid: str, m: dict, phases: list[dict],
+             shadow_pairs: bool = False) -> list[MeasurementResult]:
+    sli, source = m["sli"], m["source"]
+    filt = m.get("filter") or {}
+    tol = m.get("tolerance") or {}
+    seconds = {}
+    for p in phases:
+        seconds[p["phase"]] = seconds.get(p["phase"], 0.0) + p["seconds"]
+    values: dict[str, tuple[float | None, int]] = {}
+    note = ""
+    if source == "requests":
+        where, note = _where(filt, sli)
+        base = f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND phase != '' AND {where} GROUP BY phase"
+        if sli == "error_rate":
+            sql = f"SELECT toString(phase) AS phase, count() AS n, countIf({FAILED}) / n AS value {base}"
+        elif sli in _QUANTILES:
+            sql = f"SELECT toString(phase) AS phase, count() AS n, quantile({_QUANTILES[sli]})(latency_ms) AS value {base}"
+        elif sli == "request_rate":
+            sql = f"SELECT toString(phase) AS phase, count() AS n, n AS value {base}"
+        elif sli == "shadow_mismatch_rate" and shadow_pairs:
+            pair_where = [f"experiment_id = {lit(eid)}", "phase != ''"]
+            if filt.get("route"):
+                pair_where.append(f"route = {lit(filt['route'])}")
+            if filt.get("backend"):
+                pair_where.append(f"shadow_backend = {lit(filt['backend'])}")
+            if filt.get("gateway"):
+                pair_where.append(f"gateway = {lit(filt['gateway'])}")
+            sql = (f"SELECT toString(phase) AS phase, count() AS n, countIf({_PAIR_MISMATCH}) / n AS value "
+                   f"FROM {db}.shadow_pairs WHERE {' AND '.join(pair_where)} GROUP BY phase")
+            note = "from the stored shadow pairs: status or body mismatches that are not known noise"
+        elif sli == "shadow_mismatch_rate":
+            sql = (f"SELECT toString(s.phase) AS phase, count() AS n, "
+                   f"countIf(s.response_hash != p.response_hash OR s.status != p.status) / n AS value "
+                   f"FROM (SELECT correlation_id, phase, response_hash, status FROM {db}.requests "
+                   f"WHERE experiment_id = {lit(eid)} AND phase != '' AND {where} AND leg = 'shadow') AS s "
+                   f"INNER JOIN (SELECT correlation_id, any(response_hash) AS response_hash, any(status) AS status "
+                   f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND leg = 'primary' GROUP BY correlation_id) AS p "
+                   f"ON s.correlation_id = p.correlation_id GROUP BY phase")
+            note = "shadow legs compared with their primary leg (same correlation id): status and response hash"
+        else:
+            sql = ""
+        for row in (_rows(query(sql)) if sql else []):
+            value = row["value"]
+            if sli == "request_rate":
+                value = row["n"] / seconds[row["phase"]] if seconds.get(row["phase"]) else None
+            values[row["phase"]] = (value, int(row["n"]))
+    elif source == "spans":
+        where = [f"ExperimentId = {lit(eid)}", "ExperimentPhase != ''"]
+        if filt.get("service"):
+            where.append(f"ServiceName = {lit(filt['service'])}")
+        agg = {"span_error_rate": "countIf(StatusCode = 'Error') / n", "error_rate": "countIf(StatusCode = 'Error') / n"}
+        if sli in _QUANTILES:
+            agg[sli] = f"quantile({_QUANTILES[sli]})(Duration) / 1e6"
+        if sli in agg:
+            for row in _rows(query(
+                    f"SELECT toString(ExperimentPhase) AS phase, count() AS n, {agg[sli]} AS value "
+                    f"FROM {db}.otel_traces WHERE {' AND '.join(where)} GROUP BY phase")):
+                values[row["phase"]] = (row["value"], int(row["n"]))
+    out = []
+    seen = []
+    for p in phases:
+        if p["phase"] in seen:
+            continue
+        seen.append(p["phase"])
+        value, n = values.get(p["phase"], (None, 0))
+        if value is not None and (isinstance(value, float) and math.isnan(value)):
+            value = None
+        why = note
+        if value is None:
+            why = f"no {'spans' if source == 'spans' else 'request legs'} in scope in this phase"
+        out.append(MeasurementResult(name=m["name"], sli=sli, source=source, phase=p["phase"],
+                                     value=None if value is None else float(value), samples=n,
+                                     min=tol.get("min"), max=tol.get("max"), note=why))
+    return out
+
+
+def _series(query: Query, db: str, eid: str, phases: list[dict]) -> tuple[list[dict], float]:
+    span = _rows(query(
+        f"SELECT count() AS n, {_epoch('min(event_time)')} AS first, {_epoch('max(event_time)')} AS last "
+        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {SERVED}"))
+    if not span or not span[0]["n"]:
+        return [], 1.0
+    first = min([float(span[0]["first"])] + [p["start"] for p in phases])
+    last = max([float(span[0]["last"])] + [p["end"] for p in phases])
+    bucket = max(1, math.ceil((last - first) / 150))  # about 150 points whatever the length
+    rows = _rows(query(
+        f"SELECT toUnixTimestamp(toStartOfInterval(event_time, INTERVAL {bucket} SECOND)) AS t, count() AS requests, "
+        f"countIf({FAILED}) AS errors, quantile(0.5)(latency_ms) AS p50, quantile(0.99)(latency_ms) AS p99 "
+        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {SERVED} GROUP BY t ORDER BY t"))
+    for r in rows:
+        r["t"] = float(r["t"])
+    return rows, float(bucket)
+
+
+def _faults(query: Query, db: str, eid: str) -> list[dict]:
+    return _rows(query(
+        f"SELECT fault_id, action, target, injector, parameters, {_epoch('start')} AS start, "
+        f"if(end IS NULL, NULL, {_epoch('assumeNotNull(end)')}) AS end, injected_by, removed_by "
+        f"FROM {db}.experiment_faults WHERE experiment_id = {lit(eid)} ORDER BY start"))
+
+
+def _alerts(query: Query, db: str, eid: str) -> tuple[list[dict], list[dict]]:
+    rows = _rows(query(
+        f"SELECT {_epoch('time')} AS time, kind, alert_id, status, rule, severity, measurement, comparison, "
+        f"threshold, observed, samples, top_contributors, example_request_ids, message, action, url, ok, "
+        f"status_code, attempts, error FROM {db}.alerts WHERE experiment_id = {lit(eid)} ORDER BY time, alert_id"))
+    return [r for r in rows if r["kind"] == "alert"], [r for r in rows if r["kind"] != "alert"]
+
+
+def phase_at(phases: list[dict], epoch: float) -> str:
+    """The phase that was current at ``epoch`` ('' before the first, or after the last ended)."""
+    current = ""
+    for p in phases:
+        if float(p["start"]) <= epoch and (p.get("open") or epoch < float(p["end"])):
+            current = p["phase"]
+    return current
+
+
+def _notes(query: Query, db: str, eid: str, phases: list[dict]) -> list[dict]:
+    rows = _rows(query(
+        f"SELECT note_id, note_kind, text, expected, actual, tags, actor, {_epoch('time')} AS time "
+        f"FROM {db}.experiment_notes WHERE experiment_id = {lit(eid)} ORDER BY time"))
+    for r in rows:
+        r["phase"] = phase_at(phases, float(r["time"]))
+        if isinstance(r["tags"], str):
+            r["tags"] = json.loads(r["tags"])
+        r["tags"] = list(r["tags"] or [])
+    return rows
+
+
+def _shadow(query: Query, db: str, eid: str) -> dict:
+    answer = ask("shadow-differences", {"experiment": eid}, db, query)
+    if answer["columns"] == ["message"]:
+        return {"available": False, "message": answer["rows"][0][0], "routes": []}
+    routes = _rows(answer)
+    if not routes:
+        return {"available": False, "routes": [],
+                "message": "no shadow pairs (primary and shadow responses compared by the pairing agent) were "
+                           "stored for it"}
+    return {"available": True, "message": "", "routes": routes}
+
+
+_PAIR_MISMATCH = "outcome IN ('status_mismatch', 'body_mismatch') AND NOT noise"
+
+
+def _follow_ups(notes: list[dict], breaches: list[MeasurementResult]) -> list[dict]:
+    items = []
+    for n in notes:
+        if FOLLOW_UP_TAG in n["tags"] or n["note_kind"] == "surprise":
+            why = "tagged follow-up" if FOLLOW_UP_TAG in n["tags"] else "surprise"
+            items.append({"text": n["text"], "why": why, "actor": n["actor"], "time": n["time"],
+                          "expected": n["expected"], "actual": n["actual"], "tags": n["tags"]})
+    names: list[str] = []
+    for m in breaches:
+        if m.name not in names:
+            names.append(m.name)
+    for name in names:
+        group = [m for m in breaches if m.name == name]
+        actual = ", ".join(f"{format_value(m.sli, m.value)} in {m.phase}" for m in group)
+        items.append({"text": f"Steady-state measurement {name} ({group[0].sli}) left its tolerance "
+                              f"({group[0].expected}): {actual}. Find out why, and whether the system or the "
+                              "expectation has to change.",
+                      "why": "tolerance breached", "actor": "", "time": None, "expected": group[0].expected,
+                      "actual": actual, "tags": []})
+    return items
+
+
+# ---- the whole report -------------------------------------------------------------------------
+def build_report(experiment_id: str, query: Query, database: str = "hub",
+                 progress: Callable[[str], None] | None = None) -> Report:
+    """Everything the report needs, gathered with read-only SQL through ``query``."""
+    say = progress or (lambda _line: None)
+    db, eid = database, experiment_id
+    say(f"reading experiment {eid}")
+    experiment, definition = _experiment(query, db, eid)
+    last = _rows(query(f"SELECT {_epoch('max(event_time)')} AS last, count() AS n FROM {db}.requests "
+                       f"WHERE experiment_id = {lit(eid)}"))
+    last_request = float(last[0]["last"]) if last and last[0]["n"] else None
+    phases = _phases(query, db, eid, experiment, last_request)
+    say(f"measuring {len(definition.get('steady_state', []))} steady-state measurement(s) over {len(phases)} phase(s)")
+    per_phase = _rows(ask("error-rate-by-phase", {"experiment": eid,
+                                                   "baseline": phases[0]["phase"] if phases else "baseline"}, db, query))
+    shadow = _shadow(query, db, eid)
+    measurements: list[MeasurementResult] = []
+    for m in definition.get("steady_state", []):
+        measurements.extend(_measure(query, db, eid, m, phases, shadow["available"]))
+    series, bucket = _series(query, db, eid, phases)
+    say("attributing faults to routes")
+    faults = _faults(query, db, eid)
+    attribution: dict[str, list[dict]] = {}
+    if faults:
+        base = phases[0]["phase"] if phases else "baseline"
+        for row in _rows(ask("fault-attribution", {"experiment": eid, "baseline": base, "by": "route"}, db, query)):
+            attribution.setdefault(row["fault_id"], []).append(row)
+    say("reading alerts, notes, timeline and shadow comparison")
+    alerts, actions = _alerts(query, db, eid)
+    timeline = _rows(query(
+        f"SELECT {_epoch('time')} AS t, what, detail, actor FROM ({ask_sql('timeline', eid, db)}) ORDER BY t, what"))
+    notes = _notes(query, db, eid, phases)
+    report = Report(experiment_id=eid, database=db, experiment=experiment, definition=definition, phases=phases,
+                    per_phase=per_phase, measurements=measurements, series=series, bucket_seconds=bucket,
+                    faults=faults, attribution=attribution, alerts=alerts, actions=actions, timeline=timeline,
+                    notes=notes, shadow=shadow)
+    report.follow_ups = _follow_ups(notes, report.breaches)
+    return report
+
+
+def ask_sql(name: str, eid: str, db: str) -> str:
+    from hub.questions import get
+
+    return get(name).render(db, {"experiment": eid})
