@@ -1,10 +1,11 @@
-"""``hub report`` on a real run with a known, injected effect: a fault that raises one route's error rate.
+"""``hub report`` on a real run with known, injected effects: a fault that raises one route's error
+rate, and a shadow backend that answers differently on one route.
 
-The worker places the legs on the experiment by gateway and time; the report, asked through the
-CLI while the hub runs, must name exactly that route first under that fault, mark the breached
-steady-state measurement in the phase where it broke, draw valid PNG plots and link them from
-the HTML. No shadow_pairs table exists in this store, so the report must say that the shadow
-comparison was not part of this experiment.
+The worker places the legs on the experiment by gateway and time and pairs shadow legs with their
+primaries; the report, asked through the CLI while the hub runs, must name exactly that route
+first under that fault and exactly that route first in the shadow comparison, mark the breached
+steady-state measurements in the phase where they broke, draw valid PNG plots and link them from
+the HTML.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ DEFINITION = textwrap.dedent("""
     steady_state:
       - {{name: shop-errors, sli: error_rate, source: requests, filter: {{leg: primary}}, tolerance: {{max: 0.05}}}}
       - {{name: shop-p99, sli: latency_p99, source: requests, tolerance: {{max: 1000}}}}
+      - {{name: shop-shadow, sli: shadow_mismatch_rate, source: requests, filter: {{leg: shadow}},
+          tolerance: {{max: 0.01}}}}
     environment: {{name: staging, kind: non-live, risk: low}}
     targets: {{gateways: [{gateway}], services: [shop-api]}}
     phases: [{{name: baseline, planned_minutes: 1}}, {{name: injection, planned_minutes: 1}},
@@ -50,17 +53,27 @@ ROUTES = ("/catalogue", "/cart", "/orders")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def legs(gateway: str, per_route: int, failing: dict[str, float]):
+def legs(gateway: str, per_route: int, failing: dict[str, float], shadowed: dict[str, float] | None = None):
+    """``per_route`` primary legs on each route, ``failing[route]`` of them 503; every third primary of
+    a ``shadowed`` route has a shadow leg on shop-v2, ``shadowed[route]`` of them answering differently."""
     now = dt.datetime.now(dt.timezone.utc)
     out = []
     for route in ROUTES:
         errors = int(per_route * failing.get(route, 0.0))
+        shadows = list(range(0, per_route, 3)) if shadowed and route in shadowed else []
+        differing = set(shadows[:int(len(shadows) * (shadowed or {}).get(route, 0.0))])
         for i in range(per_route):
             cid = uuid.uuid4().hex
+            at = now + dt.timedelta(milliseconds=5 * i)
             leg = RequestLeg(correlation_id=cid, leg="primary", gateway=gateway, route=route, method="GET",
                              backend="shop-v1", status=503 if i < errors else 200, latency_ms=20.0 + i % 7,
-                             event_time=now + dt.timedelta(milliseconds=5 * i))
+                             event_time=at, response_hash=f"body-{route}")
             out.append((cid.encode(), encode_event(new_event(leg, source="/test"))))
+            if i in shadows:
+                shadow = RequestLeg(correlation_id=cid, leg="shadow", gateway=gateway, route=route, method="GET",
+                                    backend="shop-v2", status=200, latency_ms=22.0, event_time=at,
+                                    response_hash="other" if i in differing else f"body-{route}")
+                out.append((cid.encode(), encode_event(new_event(shadow, source="/test"))))
     return out
 
 
@@ -92,14 +105,16 @@ def test_the_report_names_the_faults_route_first_and_marks_the_breach(tmp_path, 
         hub(env, "experiment", "phase", experiment, "injection")
         hub(env, "inject", experiment, "--action", "fail-requests", "--target", "payments", "--fault-id", "payments-503")
         time.sleep(1.2)  # the legs must fall inside the fault's window, after the lateness
-        send_records(kafka_bootstrap, topic, legs(gateway, 60, {"/orders": 0.4}))
-        assert worker.wait_for(count, 360, timeout=60) == 360
+        send_records(kafka_bootstrap, topic, legs(gateway, 60, {"/orders": 0.4}, {"/cart": 0.5, "/catalogue": 0.0}))
+        assert worker.wait_for(count, 400, timeout=60) == 400
+        pairs = f"SELECT count() FROM hub.shadow_pairs WHERE experiment_id = '{experiment}'"
+        assert worker.wait_for(pairs, 40, timeout=60) == 40
         time.sleep(0.5)
         hub(env, "experiment", "remove", experiment, "payments-503")
         hub(env, "experiment", "phase", experiment, "recovery")
         time.sleep(1.2)
         send_records(kafka_bootstrap, topic, legs(gateway, 60, {}))
-        assert worker.wait_for(count, 540, timeout=60) == 540
+        assert worker.wait_for(count, 580, timeout=60) == 580
         hub(env, "note", experiment, "Retries did not hide payment errors", "--surprise", "--expected", "<5% errors",
             "--actual", "13% errors during injection", "--tag", "payments")
         hub(env, "note", experiment, "Add a circuit breaker on /orders", "--tag", "follow-up")
@@ -131,7 +146,13 @@ def test_the_report_names_the_faults_route_first_and_marks_the_breach(tmp_path, 
     assert "within" in rows[("shop-errors", "error_rate", "recovery")]
     assert all("BREACHED" not in line for key, line in rows.items() if key[0] == "shop-p99")
 
-    assert "Shadow comparison was not in this experiment" in section(markdown, "## Shadow comparison")
+    assert "**BREACHED**" in rows[("shop-shadow", "shadow_mismatch_rate", "injection")]
+    assert "25%" in rows[("shop-shadow", "shadow_mismatch_rate", "injection")]  # 10 of 40 pairs differ
+
+    shadow = section(markdown, "## Shadow comparison")
+    assert "not in this experiment" not in shadow
+    assert re.findall(r"`(/[a-z]+)`", shadow)[0] == "/cart", shadow
+    assert "10 of 20 shadow responses" in shadow
     follow = section(markdown, "## Follow-ups")
     assert "Retries did not hide payment errors" in follow and "Add a circuit breaker on /orders" in follow
     assert "shop-errors" in follow  # the breached tolerance too
