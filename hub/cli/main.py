@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "hub.cli.dashboards",  # dashboards export|push|datasource-user
     "hub.cli.questions",  # questions list|ask
     "hub.cli.gateway",  # gateway, canary judge
+    "hub.cli.report",   # report ID
+    "hub.cli.findings",  # findings search|export
     "hub.cli.config",   # config
 )
 
