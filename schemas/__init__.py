@@ -1,0 +1,1 @@
+"""Wire schemas (JSON Schema) and ClickHouse migrations, shipped with the package."""
