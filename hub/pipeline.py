@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hub.abort.records import ALERT_COLUMNS, decode_alerts
-from hub.abort.rollup import encode_rollups, request_cells, span_cells
+from hub.abort.rollup import encode_rollups, pair_cells, request_cells, span_cells
 from hub.abort.runtime import RollupPublisher
-from hub.experiments.correlate import correlate_request_rows, correlate_span_rows
+from hub.experiments.correlate import correlate_pair_rows, correlate_request_rows, correlate_span_rows
 from hub.experiments.events import EVENT_COLUMNS
 from hub.experiments.projection import decode_experiment_events
 from hub.experiments.registry import ExperimentRegistry
@@ -54,6 +54,12 @@ class Correlator:
             batch.rows = correlate_request_rows(self.registry.index(), batch.rows)
         return batch
 
+    def pairs(self, batch):
+        if self.registry is not None and batch.rows:
+            self._ready(max(row[1] for row in batch.rows).timestamp())
+            batch.rows = correlate_pair_rows(self.registry.index(), batch.rows)
+        return batch
+
     def spans(self, batch):
         if self.registry is not None and batch.rows:
             self._ready(max(row[0] for row in batch.rows) / 1e9)
@@ -91,7 +97,8 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                  decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
                  after_store=requests_after_store if rollups is not None or pairs is not None else None),
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
-                 decode=lambda messages: decode_pairs(messages, max_bytes)),
+                 decode=lambda messages: place.pairs(decode_pairs(messages, max_bytes)),
+                 after_store=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
                  decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
                  after_store=rollup(span_cells)),

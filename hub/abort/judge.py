@@ -26,7 +26,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
 }
 _QUANTILE = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
-SUPPORTED = {"error_rate", "request_rate", "span_error_rate", "absence", *_QUANTILE}
+SUPPORTED = {"error_rate", "request_rate", "span_error_rate", "shadow_mismatch_rate", "absence", *_QUANTILE}
+_SOURCE = {"span_error_rate": "spans", "shadow_mismatch_rate": "pairs"}
+_RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
 
 
 def _iso(second: int) -> str:
@@ -77,7 +79,7 @@ class Measured:
 def measure(condition, cells: list[Cell], window: float) -> Measured:
     """The condition's measurement over cells already limited to its window."""
     kind = condition.measurement
-    source = "spans" if kind == "span_error_rate" else "requests"
+    source = _SOURCE.get(kind, "requests")
     group = [c for c in cells if c.source == source and _matches(c, condition.scope)]
     count = sum(c.count for c in group)
     errors = sum(c.errors for c in group)
@@ -86,7 +88,7 @@ def measure(condition, cells: list[Cell], window: float) -> Measured:
         by_route.setdefault(c.route or c.service, []).append(c)
     examples = [e for c in group for e in c.examples][:5]
     control = getattr(condition, "control", None)
-    if control is not None and kind in ("error_rate", "span_error_rate"):
+    if control is not None and kind in _RATES:
         base = [c for c in cells if c.source == source and _matches(c, control)]
         n_b, e_b = sum(c.count for c in base), sum(c.errors for c in base)
         if count == 0 or n_b == 0:
@@ -99,7 +101,7 @@ def measure(condition, cells: list[Cell], window: float) -> Measured:
                   f"p={p_value:.2g} ({'significant' if significant else 'not significant'} at {confidence:.0%})")
         # Only a significant difference counts; otherwise the rule sees no difference at all.
         return Measured(difference if significant else 0.0, min(count, n_b), _top(by_route, "errors"), examples, detail)
-    if kind in ("error_rate", "span_error_rate"):
+    if kind in _RATES:
         value = errors / count if count else None
         return Measured(value, count, _top(by_route, "errors"), examples)
     if kind == "request_rate":

@@ -85,6 +85,23 @@ def span_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     return {e: list(per.values()) for e, per in cells.items()}
 
 
+_MISMATCH = frozenset({"status_mismatch", "body_mismatch"})
+
+
+def pair_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
+    """Cells per experiment from ``shadow_pairs`` rows (PAIR_COLUMNS order): a real (not noise)
+    status or body mismatch counts as an error of the pair's route."""
+    cells: dict[str, dict] = {}
+    for r in rows:
+        experiment = r[2]
+        if not experiment:
+            continue
+        mismatch = r[19] in _MISMATCH and not r[20]
+        key = (int(r[1].timestamp()), "pairs", "shadow", r[6], r[4], r[9], "")
+        _add(cells, experiment, key, float(r[17] or 0.0), mismatch, r[5])
+    return {e: list(per.values()) for e, per in cells.items()}
+
+
 def encode_rollups(token: str, cells: dict[str, list[Cell]]) -> list[tuple[bytes, bytes]]:
     """One (key, value) record per experiment for ``hub.rollups``."""
     return [(experiment.encode(), orjson.dumps({"token": token, "experiment_id": experiment,

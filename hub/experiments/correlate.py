@@ -108,3 +108,23 @@ def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
             row = row[:-2] + (experiment_id, phase)
         out.append(row)
     return out
+
+
+# Positions in a ``shadow_pairs`` row (PAIR_COLUMNS order).
+_PAIR_TIME, _PAIR_EXPERIMENT, _PAIR_PHASE, _PAIR_GATEWAY, _PAIR_ROUTE, _PAIR_BACKEND = 1, 2, 3, 4, 6, 8
+
+
+def correlate_pair_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
+    """Fill experiment id and phase of ``shadow_pairs`` rows like their primary legs'."""
+    if not index.by_id:
+        return rows
+    out = []
+    for row in rows:
+        experiment_id, phase = index.place(
+            row[_PAIR_TIME], row[_PAIR_EXPERIMENT], row[_PAIR_PHASE],
+            (("gateways", row[_PAIR_GATEWAY]), ("routes", row[_PAIR_ROUTE]), ("backends", row[_PAIR_BACKEND])),
+        )
+        if experiment_id != row[_PAIR_EXPERIMENT] or phase != row[_PAIR_PHASE]:
+            row = row[:_PAIR_EXPERIMENT] + (experiment_id, phase) + row[_PAIR_PHASE + 1:]
+        out.append(row)
+    return out

@@ -178,3 +178,25 @@ abort_conditions:
     judge.add([cell(T + 1, 1000, 50, leg="primary"), cell(T + 1, 300, 60, leg="canary")])
     [alert] = judge.evaluate(T + 1)
     assert alert["rule"] == "canary-worse" and "significant" in alert["message"]
+
+
+def test_shadow_mismatch_rate_counts_real_differences_not_noise():
+    from datetime import datetime, timezone
+
+    from hub.abort.rollup import pair_cells
+    from hub.shadow.records import PAIR_COLUMNS
+
+    def pair(second, outcome, noise=False, route="/patients/{id}"):
+        values = {c: "" for c in PAIR_COLUMNS}
+        values.update(event_time=datetime.fromtimestamp(T + second, timezone.utc), experiment_id="e", route=route,
+                      gateway="gw", correlation_id=f"c{second}{outcome}{noise}", shadow_backend="replica",
+                      latency_shadow_ms=5.0, outcome=outcome, noise=noise)
+        return tuple(values[c] for c in PAIR_COLUMNS)
+
+    judge = ExperimentJudge("e", [rule(name="shadow", measurement="shadow_mismatch_rate", threshold=0.2)])
+    rows = [pair(0, "match") for _ in range(8)] + [pair(0, "body_mismatch", noise=True) for _ in range(8)]
+    judge.add(pair_cells(rows)["e"])
+    assert judge.evaluate(T) == []  # noise is not a difference
+    judge.add(pair_cells([pair(1, "body_mismatch", route="/orders") for _ in range(10)])["e"])
+    [alert] = judge.evaluate(T + 1)
+    assert alert["rule"] == "shadow" and alert["top_contributors"][0]["route"] == "/orders"
