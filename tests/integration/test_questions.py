@@ -119,7 +119,7 @@ def test_fault_attribution_names_the_route_that_broke_and_phases_show_the_change
         audit = json_rows(hub(env, "questions", "ask", "audit", "--experiment", experiment, "--format", "json"))
         assert [r["sequence"] for r in audit] == list(range(1, 8)) or len(audit) == 7
         shadow = hub(env, "questions", "ask", "shadow-differences", "--experiment", experiment)
-        assert "no shadow comparisons" in shadow
+        assert "(0 rows)" in shadow  # no shadow traffic in this experiment
         table = hub(env, "questions", "ask", "error-rate-by-phase", "--experiment", experiment)
         assert "injection" in table and "(2 rows)" in table
 
@@ -132,7 +132,4 @@ def test_every_question_passes_the_guard_and_runs_on_an_empty_store(store):
     for name, question in QUESTIONS.items():
         check_query(question.render(store.database, {"experiment": "x'; DROP TABLE t; --"}))
         result = ask(name, {"experiment": "nothing-here"}, store.database, run)
-        if name == "shadow-differences":
-            assert result["columns"] == ["message"] and "shadow_pairs" in result["rows"][0][0]
-        else:
-            assert result["rows"] == [], name
+        assert result["rows"] == [], name
