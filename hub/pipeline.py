@@ -45,8 +45,15 @@ class Correlator:
         self.lateness = lateness
 
     def _ready(self, newest: float) -> None:
-        if self.registry is not None:
-            self.registry.wait_until_known(newest + self.lateness, max_wait=self.lateness + 1.0)
+        """Wait until the timeline covers the batch, when an experiment could still claim it.
+
+        Only an experiment that has not ended can have an event on its way that changes where
+        a new record belongs; with none, nothing waits. The wait is bounded: a record stamped
+        far in the future (a fast clock) waits at most the lateness plus a second.
+        """
+        if self.registry is None or not self.registry.has_open_experiments():
+            return
+        self.registry.wait_until_known(newest + self.lateness, max_wait=self.lateness + 1.0)
 
     def requests(self, batch):
         if self.registry is not None and batch.rows:

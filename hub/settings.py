@@ -73,7 +73,7 @@ class Settings:
         "HUB_TOPIC_EXPERIMENTS", "hub.experiments",
         "The experiment event log: every lifecycle step, keyed by experiment id, never deleted.")
     correlation_lateness: float = _setting(
-        "HUB_CORRELATION_LATENESS", 2.0,
+        "HUB_CORRELATION_LATENESS", 1.0,
         "Seconds a record may precede the experiment event that opens its window (clock skew, delivery order) and still be placed on it.")
     topic_rollups: str = _setting(
         "HUB_TOPIC_ROLLUPS", "hub.rollups",

@@ -65,6 +65,11 @@ class ExperimentRegistry:
             except Exception:  # a listener must never stop the registry
                 log.exception("experiment event listener failed")
 
+    def has_open_experiments(self) -> bool:
+        """True while any experiment is a draft, ready or running (its timeline may still move)."""
+        with self._lock:
+            return any(state.status in ("draft", "ready", "running") for state in self.states.values())
+
     def wait_until_known(self, instant: float, max_wait: float) -> bool:
         """Block until every event appended before ``instant`` (wall clock) is applied, or give up."""
         deadline = time.monotonic() + max_wait

@@ -4,7 +4,7 @@ A few gateways in front of a few services; ~5% of requests go to a canary instea
 primary; ~10% of requests (read-only ones only) are also replayed to a shadow backend under the
 same correlation id; a few percent of legs fail (5xx, or status 0 for a timeout); latencies are
 lognormal per route. Output is a pure function of the arguments: the same ``seed`` and
-``start`` always give the same bytes (``start=None`` means "now", which is not reproducible).
+``start`` always give the same bytes (``start=None`` means traffic that ends now, which is not reproducible).
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def generate_request_legs(
         raise ValueError("rate_per_second must be positive")
     rng = random.Random(seed)
     if start is None:
-        start = datetime.now(UTC)
+        # Traffic that ends now rather than starting now: generated records are never stamped
+        # in the future, where a worker would wait for the experiment log to catch up.
+        start = datetime.fromtimestamp(datetime.now(UTC).timestamp() - count / rate_per_second, UTC)
     elif start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     ts = start.timestamp()

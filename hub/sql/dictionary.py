@@ -16,6 +16,8 @@ START, END = "<!-- dictionary:start -->", "<!-- dictionary:end -->"
 TABLES = {
     "requests": "One row per gateway request leg (primary, shadow, canary), placed on its experiment and phase.",
     "dead_letters": "Records that could not be decoded or validated, with the reason and where they came from.",
+    "shadow_pairs": "One comparison per shadowed request: status and body match, latency difference, outcome, noise.",
+    "canary_verdicts": "Canary against baseline per route and metric: test, effect size, verdict and confidence.",
     "sink_ledger": "The sink's write-ahead ledger: one row per stored batch of one partition's offsets.",
     "experiment_events": "The experiment log: every lifecycle event with its actor and time (the audit trail).",
     "experiments": "View: one row per experiment with its title, status, current phase and times.",
