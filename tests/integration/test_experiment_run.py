@@ -75,7 +75,9 @@ class Cli:
 
 
 def test_an_experiment_run_through_the_cli_answers_its_questions_in_sql_and_replays_equal(tmp_path, kafka_bootstrap):
-    worker = WorkerProcess.start(tmp_path / "home", kafka_bootstrap, HUB_ACTOR="ana@gameday-room")
+    # A lateness above the 5 s the early legs below are stamped ahead.
+    worker = WorkerProcess.start(tmp_path / "home", kafka_bootstrap, HUB_ACTOR="ana@gameday-room",
+                                 HUB_CORRELATION_LATENESS="6")
     env = dict(worker.env)
     cli = Cli(env)
     settings = worker.settings
