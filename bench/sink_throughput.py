@@ -21,7 +21,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.common import BenchContext, BenchError, Result
 from hub.producer import send_records

@@ -24,7 +24,7 @@ import time
 from typing import Iterable
 
 from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError, GrafanaException
+from grafana_client.client import GrafanaException
 
 from dashboards.config import GrafanaConfig, grafana_config
 from dashboards.provisioning import datasource_json

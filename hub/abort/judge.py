@@ -26,7 +26,6 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
 }
 _QUANTILE = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
-SUPPORTED = {"error_rate", "request_rate", "span_error_rate", "shadow_mismatch_rate", "absence", *_QUANTILE}
 _SOURCE = {"span_error_rate": "spans", "shadow_mismatch_rate": "pairs"}
 _RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
 

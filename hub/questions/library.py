@@ -12,7 +12,7 @@ traffic and would count it twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from hub.errors import UserError

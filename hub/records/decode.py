@@ -97,26 +97,33 @@ def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int) -> Decod
     bad record: each becomes an ``InvalidRecord`` in ``invalid``; for an event inside a batch,
     ``index`` says which one, and the batch's other events still decode.
     """
+    return decode_cloudevents(messages, max_bytes, _decode_one)
+
+
+def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_one) -> DecodedBatch:
+    """The record-level checks every CloudEvents topic shares: empty, oversized, single or batch.
+
+    ``decode_one(value, message, index, rows, invalid)`` decodes one event (index -1 for a
+    record that is a single event) and appends its row or an ``InvalidRecord``.
+    """
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
     for m in messages:
         value = m[4]
         if not value:
             invalid.append(InvalidRecord("empty value", m[0], m[1], m[2]))
-            continue
-        if len(value) > max_bytes:
+        elif len(value) > max_bytes:
             invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
-            continue
-        if value[:1] == b"[" or value.lstrip()[:1] == b"[":
+        elif value.lstrip()[:1] == b"[":
             try:
                 elements = _LIST_DECODER.decode(value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
                 continue
             for index, element in enumerate(elements):
-                _decode_one(bytes(element), m, index, rows, invalid)
+                decode_one(bytes(element), m, index, rows, invalid)
         else:
-            _decode_one(value, m, -1, rows, invalid)
+            decode_one(value, m, -1, rows, invalid)
     return DecodedBatch(rows, invalid)
 
 

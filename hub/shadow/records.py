@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal, Sequence
 import msgspec
 
 from hub.errors import InvalidRecord
-from hub.records.decode import DecodedBatch, RawMessage
+from hub.records.decode import DecodedBatch, RawMessage, decode_cloudevents
 
 __all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
            "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row"]
@@ -120,7 +120,6 @@ def pair_row(e: PairEvent) -> tuple:
 
 
 _DECODER: Final = msgspec.json.Decoder(PairEvent)
-_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
@@ -134,22 +133,4 @@ def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> 
 
 def decode_pairs(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
     """``shadow_pairs`` rows (``PAIR_COLUMNS`` order) from pair records, single events or batches."""
-    rows: list[tuple] = []
-    invalid: list[InvalidRecord] = []
-    for m in messages:
-        value = m[4]
-        if not value:
-            invalid.append(InvalidRecord("empty value", m[0], m[1], m[2]))
-        elif len(value) > max_bytes:
-            invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
-        elif value.lstrip()[:1] == b"[":
-            try:
-                elements = _LIST.decode(value)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
-                continue
-            for index, element in enumerate(elements):
-                _one(bytes(element), m, index, rows, invalid)
-        else:
-            _one(value, m, -1, rows, invalid)
-    return DecodedBatch(rows, invalid)
+    return decode_cloudevents(messages, max_bytes, _one)
