@@ -63,6 +63,15 @@ class Settings:
     database: str = _setting(
         "HUB_DATABASE", "hub",
         "ClickHouse database that holds the hub's tables.")
+    store_host: str = _setting(
+        "HUB_STORE_HOST", "127.0.0.1",
+        "Address `hub store serve` listens on; keep it on loopback unless HUB_STORE_TOKEN is set.")
+    store_port: int = _setting(
+        "HUB_STORE_PORT", 18123,
+        "Port of `hub store serve`, the store server through which several workers on one host share the embedded store (HUB_CLICKHOUSE_URL=http://127.0.0.1:<port>).")
+    store_token: str = _setting(
+        "HUB_STORE_TOKEN", "",
+        "Secret the store server requires of every client as its ClickHouse password (HUB_CLICKHOUSE_URL=http://default:<secret>@host:port); empty asks for none.")
     ttl_days: int = _setting(
         "HUB_TTL_DAYS", 90,
         "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever).")

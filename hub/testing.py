@@ -7,6 +7,9 @@ Example::
     with WorkerProcess.start(tmp_path, bootstrap="127.0.0.1:9092") as worker:
         send_records(worker.settings.bootstrap, worker.settings.topic_requests, records)
         worker.wait_for_count("SELECT count() FROM requests", 1000)
+
+Several workers sharing one store (cluster mode on one host) go through ``StoreServerProcess``
+and ``WorkerProcess.start_peer``.
 """
 
 from __future__ import annotations
@@ -116,7 +119,114 @@ class WorkerProcess:
             time.sleep(interval)
         return value
 
+    def partitions(self, topic: str | None = None) -> list[int]:
+        """The partitions of ``topic`` (default: the request topic) this worker holds now."""
+        topic = topic or self.settings.topic_requests
+        held = []
+        for name in self.stack.api("/v1/status", timeout=10).get("assignment", []):
+            base, _, rest = name.rpartition("[")
+            if base == topic:
+                held.append(int(rest.rstrip("]")))
+        return sorted(held)
+
+    def start_peer(self, home: Path, timeout: float = 120.0, **overrides: str) -> "WorkerProcess":
+        """Start another worker in the same cluster: same topics, consumer group, store and
+        partition count, its own home and HTTP port."""
+        shared = {k: v for k, v in self.env.items() if k.startswith("HUB_TOPIC_") or k in PEER_SETTINGS}
+        shared.update(overrides)
+        return WorkerProcess.start(home, self.settings.bootstrap, timeout=timeout, **shared)
+
     def __enter__(self) -> "WorkerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# What the workers of one cluster must agree on (besides their topics).
+PEER_SETTINGS = ("HUB_APP_ID", "HUB_CLICKHOUSE_URL", "HUB_DATABASE", "HUB_PARTITIONS", "HUB_SESSION_TIMEOUT",
+                 "HUB_TTL_DAYS", "HUB_REDACTION_POLICY", "HUB_OTLP_ENCODING")
+
+
+class StoreServerProcess:
+    """A ``hub store serve`` child process: one embedded store that several workers share.
+
+    Example::
+
+        with StoreServerProcess.start(tmp_path / "store") as store:
+            first = WorkerProcess.start(tmp_path / "w1", bootstrap, HUB_CLICKHOUSE_URL=store.url)
+            second = first.start_peer(tmp_path / "w2")
+    """
+
+    def __init__(self, home: Path, port: int | None = None, **overrides: str):
+        self.home = Path(home)
+        self.port = port or free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        self.env.update({"HUB_HOME": str(self.home), "HUB_STORE_HOST": "127.0.0.1",
+                         "HUB_STORE_PORT": str(self.port)})
+        self.env.update(overrides)
+        self.settings: Settings = load_settings(self.env)
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.settings.logs_dir / "store-server.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The value of HUB_CLICKHOUSE_URL for the workers."""
+        auth = f"default:{self.settings.store_token}@" if self.settings.store_token else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, home: Path, timeout: float = 60.0, port: int | None = None, **overrides: str) -> "StoreServerProcess":
+        server = cls(home, port, **overrides)
+        server.launch(timeout)
+        return server
+
+    def launch(self, timeout: float = 60.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.wait_ready(timeout)
+
+    def ping(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2) as response:
+                return response.read() == b"Ok.\n"
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"store server exited with {self.process.returncode}:\n{tail(self.log_path, 40)}")
+            if self.ping():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"store server not answering in {timeout}s:\n{tail(self.log_path, 40)}")
+
+    def client(self, **kwargs):
+        """A clickhouse-connect HTTP client of this server."""
+        import clickhouse_connect
+
+        return clickhouse_connect.get_client(dsn=self.url, **kwargs)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> "StoreServerProcess":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hub.cli.report",   # report ID
     "hub.cli.findings",  # findings search|export
     "hub.cli.config",   # config
+    "hub.cli.store",
 )
 
 

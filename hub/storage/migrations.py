@@ -59,14 +59,24 @@ def applied(store: Store) -> dict[int, str]:
     store.command(
         f"CREATE TABLE IF NOT EXISTS {store.database}.schema_migrations "
         "(number UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = MergeTree ORDER BY number"
+        "ENGINE = MergeTree ORDER BY number SETTINGS non_replicated_deduplication_window = 1000"
     )
+    ddl = store.scalar("SELECT create_table_query FROM system.tables WHERE database = {db:String} "
+                       "AND name = 'schema_migrations'", parameters={"db": store.database}) or ""
+    if "non_replicated_deduplication_window" not in ddl:  # made before records were deduplicated
+        store.command(f"ALTER TABLE {store.database}.schema_migrations "
+                      "MODIFY SETTING non_replicated_deduplication_window = 1000")
     rows = store.query(f"SELECT number, checksum FROM {store.database}.schema_migrations").result_rows
     return {int(n): c for n, c in rows}
 
 
 def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
-    """Apply every migration not yet recorded; returns those applied now."""
+    """Apply every migration not yet recorded; returns those applied now.
+
+    Several workers of a cluster may run this at the same time against one store, so every
+    statement of a migration must be idempotent (``IF NOT EXISTS``, ``IF EXISTS``): a migration
+    may be applied by two of them, and is then recorded once.
+    """
     done = applied(store)
     newly: list[Migration] = []
     for migration in discover():
@@ -77,9 +87,11 @@ def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
                 store.command(statement)
             except Exception as exc:
                 raise HubError(f"migration {migration.path.name} failed: {str(exc).splitlines()[0]}") from exc
+        # Workers that start together may both apply a migration (its statements are idempotent,
+        # IF NOT EXISTS); the token makes the store keep one record of it.
         store.insert(f"{store.database}.schema_migrations",
                      [[migration.number, migration.name, migration.checksum]],
-                     ["number", "name", "checksum"])
+                     ["number", "name", "checksum"], token=f"migration:{migration.number}:{migration.checksum}")
         newly.append(migration)
         if progress:
             progress(f"applied {migration.path.name}")

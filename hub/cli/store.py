@@ -1,0 +1,62 @@
+"""``hub store serve``: share the embedded store between several hub processes on one host."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from hub.errors import UserError
+from hub.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "store", help="the store server: one embedded store shared by several workers on this host",
+        description="Manage the store server. Only one process may open the embedded store (chDB), "
+                    "so workers of a cluster on one host share it through `hub store serve`.")
+    store_sub = parser.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
+    store_sub.required = True
+    serve = store_sub.add_parser(
+        "serve", help="own the embedded store and serve it over ClickHouse's HTTP interface (attached)",
+        description="Open the embedded store (<HUB_HOME>/clickhouse, or --path) and answer the part of "
+                    "ClickHouse's HTTP interface that clickhouse-connect uses, until Ctrl-C or SIGTERM. "
+                    "Point every worker at it with HUB_CLICKHOUSE_URL=http://HOST:PORT. It is not a "
+                    "ClickHouse server: statements run one at a time, nothing is replicated "
+                    "(docs/store-server.md).")
+    serve.add_argument("--host", help="address to listen on (default HUB_STORE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default HUB_STORE_PORT, 18123)")
+    serve.add_argument("--path", type=Path, help="data directory of the store (default <HUB_HOME>/clickhouse)")
+    serve.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.storage.server import StoreError, is_loopback, serve
+
+    host = args.host or settings.store_host
+    port = settings.store_port if args.port is None else args.port
+    path = (args.path or settings.clickhouse_path).expanduser().resolve()
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port")
+    if not is_loopback(host) and not settings.store_token:
+        raise UserError(f"refusing to serve the store on {host} without HUB_STORE_TOKEN: anyone who can reach "
+                        "it could change or drop every table (set a token, or listen on 127.0.0.1)")
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("hub.storage.server").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
+
+    def ready(url: str) -> None:
+        auth = "default:<HUB_STORE_TOKEN>@" if settings.store_token else ""
+        print(f"store server: {path} on {url}; point the workers at it with "
+              f"HUB_CLICKHOUSE_URL=http://{auth}{url.split('://', 1)[1]} (Ctrl-C stops)", flush=True)
+
+    try:
+        serve(path, host, port, token=settings.store_token, on_ready=ready)
+    except StoreError as exc:
+        message = exc.message
+        if "lock" in message.lower() or "already running" in message.lower() or "EmbeddedServer" in message:
+            message = (f"the store {path} is open in another process (a worker in embedded mode, or another "
+                       "store server): stop it first")
+        raise UserError(message) from None
+    return 0

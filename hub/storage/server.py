@@ -1,0 +1,836 @@
+"""The store server: one process owns the embedded ClickHouse engine (chDB) and answers the part of
+ClickHouse's HTTP interface that clickhouse-connect's HTTP client uses.
+
+Only one process may open a chDB data directory, so hub processes in embedded mode cannot share a
+store. ``hub store serve`` runs this module: the engine stays in one process, and every worker of
+a cluster on the same host points ``HUB_CLICKHOUSE_URL`` at it, exactly as it would at a
+ClickHouse server. What runs the statements is the real engine, so deduplication tokens,
+``readonly``, limits, error codes and formats behave as ClickHouse's do.
+
+What it is not (see docs/store-server.md): a ClickHouse server. One statement runs at a time (the
+engine is used from one thread), results are built whole before they are sent, there is no
+replication, no access control beyond one shared secret, no native TCP protocol, no ClickHouse
+block compression (``compress``/``decompress``), and no external data.
+
+The HTTP interface it serves:
+
+- ``GET /ping`` (and ``GET /`` without a query) answers ``Ok.``.
+- ``GET|POST /``: the statement is the ``query`` URL parameter followed by the body (a newline
+  between them), or the body alone, or the ``query`` field of a multipart form. An INSERT whose
+  statement ends in ``FORMAT <name>`` takes the bytes after it as its data (any input format:
+  Native, RowBinary, TabSeparated, JSONEachRow...). Request bodies may be compressed per
+  ``Content-Encoding``: gzip, deflate, lz4 (frames), zstd, br (when brotli is installed).
+- ``database``, ``default_format`` (and the ``X-ClickHouse-Database``/``X-ClickHouse-Format``
+  request headers), ``session_id``, ``query_id``, ``param_<name>`` bind parameters; every other
+  URL parameter is a ClickHouse setting for this statement only, except the transport ones that
+  only mean something to a real server's HTTP layer (``wait_end_of_query``,
+  ``send_progress_in_http_headers``, ``enable_http_compression``, ...), which are accepted and
+  ignored. A GET request is read-only (``readonly=2``), as on a server.
+- ``SET`` and ``USE`` statements last for their session (``session_id``) and do nothing without
+  one; a request's own settings never outlive it.
+- Answers carry ``X-ClickHouse-Query-Id``, ``X-ClickHouse-Format`` (for statements with a
+  result), ``X-ClickHouse-Timezone``, ``X-ClickHouse-Server-Display-Name`` and
+  ``X-ClickHouse-Summary``; failures are HTTP 500 with ``X-ClickHouse-Exception-Code`` and the
+  engine's ``Code: N. DB::Exception: ...`` text, so clients raise their usual errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# ---- ClickHouse error codes used by the server itself -------------------------------------------
+UNSUPPORTED_METHOD = (1, "UNSUPPORTED_METHOD")
+CANNOT_READ_ALL_DATA = (33, "CANNOT_READ_ALL_DATA")
+BAD_ARGUMENTS = (36, "BAD_ARGUMENTS")
+NOT_IMPLEMENTED = (48, "NOT_IMPLEMENTED")
+SYNTAX_ERROR = (62, "SYNTAX_ERROR")
+UNKNOWN_SETTING = (115, "UNKNOWN_SETTING")
+CANNOT_DECOMPRESS = (271, "CANNOT_DECOMPRESS")
+AUTHENTICATION_FAILED = (516, "AUTHENTICATION_FAILED")
+UNKNOWN_EXCEPTION = (1002, "UNKNOWN_EXCEPTION")
+
+# URL parameters that belong to the HTTP layer of a server, not to the statement: accepted and
+# ignored (or read by the server itself), never applied as settings.
+TRANSPORT_PARAMETERS = frozenset({
+    "query", "database", "default_format", "session_id", "session_timeout", "session_check",
+    "query_id", "quota_key", "user", "password", "role", "buffer_size", "wait_end_of_query",
+    "client_protocol_version", "compress", "decompress", "enable_http_compression",
+    "http_zlib_compression_level", "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
+    "http_native_compression_disable_checksumming_on_decompress", "add_http_cors_header",
+    "http_response_buffer_size", "http_wait_end_of_query", "http_write_exception_in_output_format",
+})
+
+# Statements whose answer is a result set (reported with X-ClickHouse-Format even when empty).
+RESULT_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "EXISTS", "CHECK"})
+
+MAX_SESSIONS = 128  # sessions holding SET/USE state; the least recently used one is dropped beyond
+HEAD_LIMIT = 1 << 20  # bytes of a body searched for the end of an INSERT statement
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CODE = re.compile(r"Code:\s*(\d+)")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*(?:\(version [^)]*\))?\s*$")
+_TRAILING_FORMAT = re.compile(rb"\bFORMAT\s+([A-Za-z_][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
+
+
+class StoreError(Exception):
+    """A failure answered to the client as ClickHouse answers it: code, name, and the text
+    ``Code: N. DB::Exception: message. (NAME)``."""
+
+    def __init__(self, code_name: tuple[int, str], message: str, status: int = 500, text: str | None = None):
+        self.code, self.name = code_name
+        self.message = message
+        self.status = status
+        self.text = text or f"Code: {self.code}. DB::Exception: {message}. ({self.name})"
+        super().__init__(self.text)
+
+
+def _engine_error(exc: BaseException) -> StoreError:
+    """An engine exception as it came: chDB's messages already read 'Code: N. DB::Exception: ... (NAME)'."""
+    text = str(exc).strip() or type(exc).__name__
+    start = text.find("Code: ")
+    if start > 0:
+        text = text[start:]
+    code = _CODE.match(text)
+    if not code:
+        return StoreError(UNKNOWN_EXCEPTION, text)
+    name = _NAME.search(text)
+    return StoreError((int(code.group(1)), name.group(1) if name else ""), text, text=text)
+
+
+# ---- reading statements -------------------------------------------------------------------------
+def _skip_blank(s: str, i: int) -> int:
+    """Skip whitespace and comments (``--``, ``#``, nested ``/* */``); returns the next position."""
+    n = len(s)
+    while i < n:
+        ch = s[i]
+        if ch in " \t\n\r\f\v":
+            i += 1
+        elif s.startswith("--", i) or ch == "#":
+            end = s.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif s.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if s.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif s.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    return i
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def leading_keyword(sql: bytes | str) -> str:
+    """The statement's first word, upper-case ('' when there is none); opening parentheses are skipped."""
+    s = sql[:4096].decode("latin-1") if isinstance(sql, (bytes, bytearray)) else sql[:4096]
+    i = _skip_blank(s, 0)
+    while i < len(s) and s[i] == "(":
+        i = _skip_blank(s, i + 1)
+    match = _WORD.match(s, i)
+    return match.group(0).upper() if match else ""
+
+
+@dataclass(frozen=True)
+class InsertHead:
+    """An ``INSERT ... FORMAT name`` statement at the start of a request, and where its data begins."""
+
+    target: bytes        # "INSERT INTO t (a, b)" without SETTINGS and FORMAT
+    settings: bytes      # "SETTINGS ..." clause of the statement, or b""
+    fmt: str
+    data_offset: int
+
+
+NEED_MORE = object()
+
+
+def parse_insert_head(buf: bytes, eof: bool):
+    """Find an INSERT's data in the text of a request.
+
+    Returns ``InsertHead`` when the text starts with ``INSERT ... FORMAT name`` (its data follows the
+    name, after spaces and one line break, as ClickHouse reads it), ``None`` when it is any other
+    statement (including ``INSERT ... VALUES``/``SELECT``, which the engine reads as text), or
+    ``NEED_MORE`` when more bytes are needed to tell.
+    """
+    s = buf.decode("latin-1")  # one character per byte: positions are byte offsets
+    n = len(s)
+    i = _skip_blank(s, 0)
+    if i >= n:
+        return None if eof else NEED_MORE
+    word = _WORD.match(s, i)
+    if not word:
+        return None
+    if word.end() == n and not eof:
+        return NEED_MORE
+    if word.group(0).upper() != "INSERT":
+        return None
+    i = word.end()
+    depth = 0
+    settings_at = -1
+    while True:
+        i = _skip_blank(s, i)
+        if i >= n:
+            return None if eof else NEED_MORE
+        ch = s[i]
+        if ch in "'\"`":
+            j = i + 1
+            while j < n and s[j] != ch:
+                j += 2 if s[j] == "\\" else 1
+            if j >= n:
+                return None if eof else NEED_MORE
+            i = j + 1
+        elif ch in "([{":
+            depth += 1
+            i += 1
+        elif ch in ")]}":
+            depth -= 1
+            i += 1
+        elif ch == ";":
+            return None
+        else:
+            match = _WORD.match(s, i)
+            if not match:
+                i += 1
+                continue
+            if match.end() == n and not eof:
+                return NEED_MORE
+            keyword = match.group(0).upper()
+            if depth == 0 and keyword in ("VALUES", "SELECT", "WITH", "INFILE"):
+                return None
+            if depth == 0 and keyword == "SETTINGS":
+                settings_at = i
+            if depth == 0 and keyword == "FORMAT":
+                j = _skip_blank(s, match.end())
+                name = _WORD.match(s, j)
+                if not name or (name.end() == n and not eof):
+                    return None if eof else NEED_MORE
+                k = name.end()
+                while k < n and s[k] in " \t\f":
+                    k += 1
+                if k >= n and not eof:
+                    return NEED_MORE
+                if k < n and s[k] == "\r":
+                    k += 1
+                if k < n and s[k] == "\n":
+                    k += 1
+                elif k >= n and not eof and s[k - 1] == "\r":
+                    return NEED_MORE
+                if settings_at >= 0:
+                    target, clause = buf[:settings_at], buf[settings_at:i]
+                else:
+                    target, clause = buf[:i], b""
+                return InsertHead(target.strip(), clause.strip(), name.group(0), k)
+            i = match.end()
+
+
+def trailing_format(sql: bytes) -> str | None:
+    """The name in a statement's closing ``FORMAT name`` clause, if any."""
+    match = _TRAILING_FORMAT.search(sql[-4096:])
+    return match.group(1).decode() if match else None
+
+
+def content_type(fmt: str) -> str:
+    name = fmt.lower()
+    if name.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if name.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=absent"
+    if name.startswith("json") or name in ("ndjson",):
+        return "application/json; charset=UTF-8"
+    if name in ("pretty", "prettycompact", "vertical", "markdown", "values", "xml", "raw") or name.startswith("pretty"):
+        return "text/plain; charset=UTF-8"
+    return "application/octet-stream"
+
+
+def _quote_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+# ---- request bodies ------------------------------------------------------------------------------
+class _Decoder:
+    """Streaming decompression of a request body per Content-Encoding (concatenated frames too)."""
+
+    def __init__(self, encoding: str):
+        self.encoding = (encoding or "identity").strip().lower()
+        self._factory: Callable[[], Any] | None
+        if self.encoding in ("", "identity"):
+            self._factory = None
+        elif self.encoding in ("gzip", "x-gzip"):
+            self._factory = lambda: zlib.decompressobj(wbits=31)
+        elif self.encoding == "deflate":
+            self._factory = lambda: zlib.decompressobj(wbits=15)
+        elif self.encoding == "lz4":
+            import lz4.frame
+
+            self._factory = lz4.frame.LZ4FrameDecompressor
+        elif self.encoding == "zstd":
+            try:
+                from compression import zstd  # type: ignore[import-not-found]
+            except ImportError:
+                from backports import zstd  # type: ignore[no-redef]
+            self._factory = zstd.ZstdDecompressor
+        elif self.encoding == "br":
+            try:
+                import brotli  # type: ignore[import-not-found]
+            except ImportError:
+                raise StoreError(UNSUPPORTED_METHOD, "Content-Encoding br needs the brotli package on the store server") from None
+            self._factory = brotli.Decompressor
+        else:
+            raise StoreError(UNSUPPORTED_METHOD, f"Unknown HTTP Content-Encoding: {encoding}")
+        self._current = self._factory() if self._factory else None
+        self._seen = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._current is None:
+            return data
+        out = []
+        try:
+            while data:
+                self._seen = True
+                if self.encoding == "br":
+                    out.append(self._current.process(data))
+                    break
+                out.append(self._current.decompress(data))
+                if not getattr(self._current, "eof", False):
+                    break
+                data = self._current.unused_data
+                self._current = self._factory()
+                self._seen = False
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(CANNOT_DECOMPRESS, f"cannot decompress the {self.encoding} request body: {exc}") from None
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self._current is None or not self._seen:
+            return
+        if self.encoding == "br":
+            if not self._current.is_finished():
+                raise StoreError(CANNOT_DECOMPRESS, "the br request body ends in the middle of a stream")
+            return
+        if not getattr(self._current, "eof", True):
+            raise StoreError(CANNOT_DECOMPRESS, f"the {self.encoding} request body ends in the middle of a frame")
+
+
+class RequestText:
+    """The text of a request (query parameter, then body), split into a statement and an INSERT's data.
+
+    The data of ``INSERT ... FORMAT name`` goes to a file the engine reads with ``FROM INFILE``;
+    any other statement is kept in memory as it is.
+    """
+
+    def __init__(self, tmp_dir: Path):
+        self._tmp_dir = tmp_dir
+        self._head = bytearray()
+        self._state = "head"  # head -> text | data
+        self._file = None
+        self.data_path: str | None = None
+        self.insert: InsertHead | None = None
+        self.data_bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._state == "data":
+            self._file.write(data)
+            self.data_bytes += len(data)
+            return
+        self._head += data
+        if self._state == "head":
+            self._resolve(eof=False)
+
+    def _resolve(self, eof: bool) -> None:
+        found = parse_insert_head(bytes(self._head), eof)
+        if found is NEED_MORE:
+            if len(self._head) > HEAD_LIMIT:
+                self._state = "text"
+            return
+        if found is None:
+            self._state = "text"
+            return
+        self.insert = found
+        fd, self.data_path = tempfile.mkstemp(prefix="insert-", suffix=".data", dir=self._tmp_dir)
+        self._file = os.fdopen(fd, "wb")
+        self._state = "data"
+        rest = bytes(self._head[found.data_offset:])
+        self._head = bytearray()
+        self.feed(rest)
+
+    def finish(self) -> bytes:
+        """Returns the statement text (empty for an INSERT with data)."""
+        if self._state == "head":
+            self._resolve(eof=True)
+            if self._state == "head":
+                self._state = "text"
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return bytes(self._head)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.data_path:
+            try:
+                os.unlink(self.data_path)
+            except OSError:
+                pass
+            self.data_path = None
+
+
+# ---- the engine ----------------------------------------------------------------------------------
+@dataclass
+class Statement:
+    """One request, ready for the engine."""
+
+    sql: bytes                       # the statement (empty when ``insert`` is set)
+    insert: InsertHead | None = None
+    data_path: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)   # in request order, without readonly
+    readonly: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    database: str | None = None
+    session_id: str | None = None
+    default_format: str = "TabSeparated"
+
+
+@dataclass
+class Outcome:
+    body: bytes
+    fmt: str | None
+    summary: dict[str, str]
+    timezone: str
+
+
+class _Handle:
+    """One chDB connection: its current database, the settings requests applied to it, the
+    settings its session's SET statements left (``base``)."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.database: str | None = None
+        self.session_db: str | None = None
+        self.applied: dict[str, str] = {}
+        self.base: dict[str, str] = {}
+        self.last_used = time.monotonic()
+
+    def run(self, sql: str | bytes, fmt: str = "TabSeparated", params: dict | None = None):
+        try:
+            return self.conn.query(sql, fmt, params=params or {})
+        except Exception as exc:
+            raise _engine_error(exc) from None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover - closing a broken handle
+            log.debug("closing a chDB handle failed", exc_info=True)
+
+
+class Engine:
+    """The embedded engine of one data directory, used by one thread at a time.
+
+    A shared connection serves requests without session state; a session that ran SET or USE
+    gets a connection of its own; a read-only request runs on a connection opened for it and
+    closed after it (``readonly`` cannot be taken back on a connection).
+    """
+
+    def __init__(self, path: Path):
+        import chdb
+
+        self.path = Path(path).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._conn_string = str(self.path)
+        self._chdb = chdb
+        self._lock = threading.Lock()
+        try:
+            self._shared = _Handle(chdb.connect(self._conn_string))
+        except Exception as exc:
+            raise StoreError(BAD_ARGUMENTS, f"cannot open the store {self.path}: {str(exc).splitlines()[0]}") from None
+        self._sessions: OrderedDict[str, _Handle] = OrderedDict()
+        row = self._shared.run("SELECT version(), timezone()").bytes().decode().strip().split("\t")
+        self.version, self.timezone = row[0], row[1]
+        self.statements = 0
+        self.closed = False
+
+    # ---- connections ---------------------------------------------------------------------
+    def _open(self) -> _Handle:
+        try:
+            return _Handle(self._chdb.connect(self._conn_string))
+        except Exception as exc:
+            raise _engine_error(exc) from None
+
+    def _session(self, session_id: str, create: bool) -> _Handle | None:
+        handle = self._sessions.get(session_id)
+        if handle is not None:
+            self._sessions.move_to_end(session_id)
+        elif create:
+            handle = self._open()
+            self._sessions[session_id] = handle
+            while len(self._sessions) > MAX_SESSIONS:
+                _, old = self._sessions.popitem(last=False)
+                old.close()
+        if handle is not None:
+            handle.last_used = time.monotonic()
+        return handle
+
+    @staticmethod
+    def _use(handle: _Handle, database: str) -> None:
+        if handle.database != database:
+            handle.run(f"USE {_quote_identifier(database)}")
+            handle.database = database
+
+    @staticmethod
+    def _set(handle: _Handle, name: str, value: str | None) -> None:
+        if not _SETTING_NAME.match(name):
+            raise StoreError(UNKNOWN_SETTING, f"Unknown setting '{name}'")
+        literal = "DEFAULT" if value is None else _quote_string(value)
+        handle.run(f"SET {name} = {literal}")
+
+    def _apply_settings(self, handle: _Handle, wanted: dict[str, str]) -> None:
+        """Make the connection's settings its session's plus exactly this request's."""
+        for name in [n for n in handle.applied if n not in wanted]:
+            self._set(handle, name, handle.base.get(name))
+            del handle.applied[name]
+        for name, value in wanted.items():
+            if handle.applied.get(name) != value:
+                handle.applied.pop(name, None)
+                self._set(handle, name, value)
+                handle.applied[name] = value
+
+    def _restore(self, handle: _Handle) -> None:
+        self._apply_settings(handle, {})
+
+    def _changed_settings(self, handle: _Handle) -> dict[str, str]:
+        out = handle.run("SELECT name, value FROM system.settings WHERE changed", "JSONEachRow").bytes()
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {r["name"]: r["value"] for r in rows if r["name"] != "database"}
+
+    # ---- execution -----------------------------------------------------------------------
+    def execute(self, statement: Statement) -> Outcome:
+        with self._lock:
+            if self.closed:
+                raise StoreError(UNSUPPORTED_METHOD, "the store server is shutting down", status=503)
+            self.statements += 1
+            keyword = "INSERT" if statement.insert else leading_keyword(statement.sql)
+            if not keyword and not statement.sql.strip():
+                raise StoreError(SYNTAX_ERROR, "Empty query", status=400)
+            session = self._session(statement.session_id, create=False) if statement.session_id else None
+            if keyword in ("SET", "USE") and statement.session_id and statement.readonly is None:
+                session = self._session(statement.session_id, create=True)
+                return self._run_session_statement(session, keyword, statement)
+            if keyword in ("SET", "USE") or statement.readonly is not None:
+                # No lasting effect: a SET or USE without a session, or a read-only request.
+                handle = self._open()
+                try:
+                    if session is not None:
+                        handle.session_db = session.session_db
+                        handle.base = dict(session.base)
+                        for name, value in session.base.items():
+                            self._set(handle, name, value)
+                    return self._run(handle, statement)
+                finally:
+                    handle.close()
+            handle = session or self._shared
+            try:
+                return self._run(handle, statement)
+            except StoreError:
+                raise
+            except Exception as exc:  # the connection is in an unknown state: replace it
+                log.warning("store: replacing a connection after %r", exc)
+                self._replace(handle, statement.session_id)
+                raise StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}") from None
+
+    def _replace(self, handle: _Handle, session_id: str | None) -> None:
+        fresh = self._open()
+        if handle is self._shared:
+            self._shared = fresh
+        elif session_id:
+            self._sessions[session_id] = fresh
+        handle.close()
+
+    def _run_session_statement(self, handle: _Handle, keyword: str, statement: Statement) -> Outcome:
+        self._use(handle, statement.database or handle.session_db or "default")
+        self._restore(handle)
+        result = handle.run(statement.sql, statement.default_format, statement.params)
+        if keyword == "USE":
+            handle.database = handle.session_db = handle.run("SELECT currentDatabase()").bytes().decode().strip()
+        else:
+            handle.base = self._changed_settings(handle)
+        return Outcome(result.bytes() or b"", None, self._summary(result, False), self.timezone)
+
+    def _run(self, handle: _Handle, statement: Statement) -> Outcome:
+        self._use(handle, statement.database or handle.session_db or "default")
+        self._apply_settings(handle, statement.settings)
+        if statement.readonly is not None:
+            self._set(handle, "readonly", statement.readonly)  # last: nothing can change a setting after it
+        tz = statement.settings.get("session_timezone") or handle.base.get("session_timezone") or self.timezone
+        if statement.insert is not None:
+            head = statement.insert
+            sql = (head.target + b" FROM INFILE " + _quote_string(statement.data_path).encode()
+                   + b" COMPRESSION 'none' " + head.settings + b" FORMAT " + head.fmt.encode())
+            result = handle.run(sql, "TabSeparated", statement.params)
+            return Outcome(b"", None, self._summary(result, False), tz)
+        result = handle.run(statement.sql, statement.default_format, statement.params)
+        body = result.bytes() or b""
+        keyword = leading_keyword(statement.sql)
+        has_result = bool(body) or keyword in RESULT_KEYWORDS
+        fmt = (trailing_format(statement.sql) or statement.default_format) if has_result else None
+        return Outcome(body, fmt, self._summary(result, has_result), tz)
+
+    @staticmethod
+    def _summary(result: Any, has_result: bool) -> dict[str, str]:
+        def stat(name: str) -> int:
+            try:
+                return int(getattr(result, name)())
+            except Exception:
+                return 0
+
+        summary = {
+            "read_rows": stat("storage_rows_read"), "read_bytes": stat("storage_bytes_read"),
+            "written_rows": stat("rows_written"), "written_bytes": stat("bytes_written"),
+            "total_rows_to_read": stat("storage_rows_read"),
+            "result_rows": stat("rows_read") if has_result else 0,
+            "result_bytes": stat("bytes_read") if has_result else 0,
+        }
+        try:
+            summary["elapsed_ns"] = int(result.elapsed() * 1e9)
+        except Exception:
+            summary["elapsed_ns"] = 0
+        return {k: str(v) for k, v in summary.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            for handle in self._sessions.values():
+                handle.close()
+            self._sessions.clear()
+            self._shared.close()
+
+
+# ---- HTTP ----------------------------------------------------------------------------------------
+def _credentials(request: web.Request) -> tuple[str, str]:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+            return user, password
+        except Exception:
+            return "", ""
+    if "X-ClickHouse-Key" in request.headers or "X-ClickHouse-User" in request.headers:
+        return request.headers.get("X-ClickHouse-User", "default"), request.headers.get("X-ClickHouse-Key", "")
+    return request.query.get("user", "default"), request.query.get("password", "")
+
+
+class StoreServer:
+    """The aiohttp application around an ``Engine``; statements run on one engine thread."""
+
+    def __init__(self, engine: Engine, token: str = "", display_name: str | None = None):
+        self.engine = engine
+        self.token = token
+        self.display_name = display_name or socket.gethostname()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-engine")
+        self._tmp_dir = Path(tempfile.mkdtemp(prefix="hub-store-"))
+        self.requests = 0
+        self.errors = 0
+
+    # ---- application ---------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_get("/ping", self._ping)
+        app.router.add_route("*", "/", self._query)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        return app
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ok.\n")
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return self._error_response(StoreError(NOT_IMPLEMENTED, f"There is no handle {request.path}", status=404),
+                                    str(uuid.uuid4()))
+
+    def _headers(self, query_id: str, timezone: str) -> dict[str, str]:
+        return {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": timezone,
+                "X-ClickHouse-Server-Display-Name": self.display_name}
+
+    def _error_response(self, error: StoreError, query_id: str) -> web.Response:
+        self.errors += 1
+        headers = self._headers(query_id, self.engine.timezone)
+        headers["X-ClickHouse-Exception-Code"] = str(error.code)
+        return web.Response(status=error.status, text=error.text + "\n", headers=headers,
+                            content_type="text/plain", charset="utf-8")
+
+    def _authorized(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        _, password = _credentials(request)
+        return hmac.compare_digest(password.encode(), self.token.encode())
+
+    async def _query(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        query_id = request.query.get("query_id") or str(uuid.uuid4())
+        text = RequestText(self._tmp_dir)
+        try:
+            if not self._authorized(request):
+                user = _credentials(request)[0] or "default"
+                raise StoreError(AUTHENTICATION_FAILED, f"{user}: Authentication failed: password is incorrect, "
+                                 "or there is no user with such name", status=401)
+            if request.method == "GET" and "query" not in request.query:
+                return web.Response(text="Ok.\n")
+            if request.method not in ("GET", "POST"):
+                raise StoreError(UNSUPPORTED_METHOD, f"HTTP method {request.method} is not supported", status=405)
+            statement = await self._read(request, text)
+            outcome = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.execute, statement)
+        except StoreError as error:
+            log.debug("store: query %s failed: %s", query_id, error.message)
+            return self._error_response(error, query_id)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            # The client went away before its request was whole: nothing of it runs.
+            log.info("store: request %s cut off before its end (%s); not run", query_id, type(exc).__name__)
+            return self._error_response(StoreError(CANNOT_READ_ALL_DATA, "the request body ended early"), query_id)
+        except Exception as exc:
+            log.exception("store: query %s failed", query_id)
+            return self._error_response(StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}"), query_id)
+        finally:
+            text.discard()
+        headers = self._headers(query_id, outcome.timezone)
+        headers["X-ClickHouse-Summary"] = json.dumps(outcome.summary, separators=(",", ":"))
+        if outcome.fmt:
+            headers["X-ClickHouse-Format"] = outcome.fmt
+            headers["Content-Type"] = content_type(outcome.fmt)
+        else:
+            headers["Content-Type"] = "text/plain; charset=UTF-8"
+        return web.Response(body=outcome.body, headers=headers)
+
+    async def _read(self, request: web.Request, text: RequestText) -> Statement:
+        """Parse parameters and stream the body; only a request read to its end becomes a statement."""
+        query = request.query
+        values: dict[str, str] = {k: query.getone(k) for k in query.keys()}
+        body_reader = None
+        if request.content_type == "multipart/form-data" and request.method == "POST":
+            reader = await request.multipart()
+            async for part in reader:
+                if part.filename:
+                    raise StoreError(NOT_IMPLEMENTED, "external data (files in a form) is not supported by the store server")
+                values[part.name] = await part.text()
+        else:
+            body_reader = request.content
+        if values.get("decompress") in ("1", "true") or values.get("compress") in ("1", "true"):
+            raise StoreError(NOT_IMPLEMENTED, "ClickHouse block compression (compress/decompress) is not supported "
+                             "by the store server; use Content-Encoding")
+        decoder = _Decoder(request.headers.get("Content-Encoding", ""))
+        if values.get("query"):
+            text.feed(values["query"].encode("utf-8") + b"\n")
+        if body_reader is not None:
+            async for chunk in body_reader.iter_chunked(1 << 20):
+                text.feed(decoder.feed(chunk))
+            decoder.finish()
+        sql = text.finish()
+        settings: dict[str, str] = {}
+        params: dict[str, str] = {}
+        readonly = None
+        for name, value in values.items():
+            if name.startswith("param_"):
+                params[name[6:]] = value
+            elif name == "readonly":
+                readonly = value
+            elif name not in TRANSPORT_PARAMETERS:
+                settings[name] = value
+        if request.method == "GET" and readonly in (None, "0"):
+            readonly = "2"  # as on a server: a GET request cannot write
+        return Statement(
+            sql=sql, insert=text.insert, data_path=text.data_path, settings=settings, readonly=readonly,
+            params=params,
+            database=values.get("database") or request.headers.get("X-ClickHouse-Database") or None,
+            session_id=values.get("session_id") or None,
+            default_format=values.get("default_format") or request.headers.get("X-ClickHouse-Format") or "TabSeparated",
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> web.AppRunner:
+        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=False, auto_decompress=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        return runner
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.close()
+        shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(path: Path, host: str, port: int, token: str = "",
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the store server in this process until SIGINT or SIGTERM; the engine closes cleanly."""
+    engine = Engine(path)
+    server = StoreServer(engine, token=token)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            runner = await server.start(host, port)
+        except OSError as exc:
+            raise StoreError(BAD_ARGUMENTS, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        log.info("store server: %s (ClickHouse engine %s) on %s", engine.path, engine.version, url)
+        if on_ready:
+            on_ready(url)
+        try:
+            await stop.wait()
+        finally:
+            log.info("store server: stopping after %d requests", server.requests)
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.close()

@@ -1,0 +1,242 @@
+"""The store server (``hub store serve``) against clickhouse-connect's HTTP client: the real engine
+behind ClickHouse's HTTP interface, shared by several clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+import uuid
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from hub.settings import load_settings
+from hub.storage.client import open_store
+from hub.storage.migrations import discover, migrate
+from hub.testing import StoreServerProcess, free_port
+
+pytestmark = [pytest.mark.clickhouse]
+
+UTC = dt.timezone.utc
+COLUMNS = ["id", "ts", "labels", "codes", "route", "latency"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with StoreServerProcess.start(tmp_path_factory.mktemp("store-server")) as running:
+        yield running
+
+
+@pytest.fixture
+def db(server) -> str:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    client = server.client()
+    client.command(f"CREATE DATABASE {name}")
+    client.close()
+    return name
+
+
+def make_table(client, db: str, name: str = "t") -> str:
+    table = f"{db}.{name}"
+    client.command(f"""
+        CREATE TABLE {table} (
+            id UUID, ts DateTime64(3, 'UTC'), labels Map(String, String), codes Array(UInt16),
+            route LowCardinality(String), latency Nullable(Float32)
+        ) ENGINE = MergeTree ORDER BY (route, ts)
+        SETTINGS non_replicated_deduplication_window = 1000""")
+    return table
+
+
+def sample_rows(count: int, seed: int = 0) -> list[list]:
+    base = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    return [[uuid.UUID(int=seed * 1_000_000 + i + 1), base + dt.timedelta(milliseconds=37 * i),
+             {"az": f"az-{i % 3}", "i": str(i)}, [i % 7, i % 11, 500], f"/r/{i % 4}",
+             None if i % 5 == 0 else i / 4] for i in range(count)]
+
+
+def test_ping_and_a_get_query_answer_like_a_server(server):
+    assert urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ping").read() == b"Ok.\n"
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?query=SELECT%201%2B1%20AS%20x%20FORMAT%20JSONEachRow"
+                                "&query_id=q-1") as response:
+        assert response.read() == b'{"x":2}\n'
+        assert response.headers["X-ClickHouse-Query-Id"] == "q-1"
+        assert response.headers["X-ClickHouse-Format"] == "JSONEachRow"
+        assert response.headers["X-ClickHouse-Timezone"]
+        assert response.headers["X-ClickHouse-Server-Display-Name"]
+        assert '"read_rows"' in response.headers["X-ClickHouse-Summary"]
+    # A GET request is read-only, as on a server.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?query=CREATE%20DATABASE%20nope")
+    assert refused.value.code == 500
+    assert refused.value.headers["X-ClickHouse-Exception-Code"] == "164"
+    assert b"readonly" in refused.value.read()
+
+
+def test_insert_and_select_round_trip_several_column_types(server, db):
+    client = server.client()
+    assert client.server_version and client.compression  # the client negotiated as with a server
+    table = make_table(client, db)
+    rows = sample_rows(5_000)
+    summary = client.insert(table, rows, column_names=COLUMNS)
+    assert summary.written_rows == 5_000
+    got = client.query(f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY id").result_rows
+    assert len(got) == 5_000
+    for (rid, ts, labels, codes, route, latency), expected in zip(got, rows):
+        assert [rid, ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts, labels, codes, route, latency] == expected
+    types = dict(client.query(f"SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 't'").result_rows)
+    assert types["route"] == "LowCardinality(String)" and types["latency"] == "Nullable(Float32)"
+    # Parameters go through as bind parameters of the engine.
+    assert client.query(f"SELECT count() FROM {table} WHERE route = {{r:String}} AND has(codes, {{c:UInt16}})",
+                        parameters={"r": "/r/1", "c": 500}).result_rows == [(1_250,)]
+    assert client.query("SELECT {s:String}", parameters={"s": "tab\there 'quoted'"}).result_rows == [("tab\there 'quoted'",)]
+    client.close()
+
+
+@pytest.mark.parametrize("compress", [False, "lz4", "gzip", "zstd"])
+def test_insert_bodies_compressed_each_way_are_stored(server, db, compress):
+    client = server.client(compress=compress)
+    table = make_table(client, db)
+    client.insert(table, sample_rows(3_000, seed=1), column_names=COLUMNS)
+    assert client.query(f"SELECT count(), uniqExact(id) FROM {table}").result_rows == [(3_000, 3_000)]
+    client.close()
+
+
+def test_an_insert_repeated_with_its_deduplication_token_is_stored_once(server, db):
+    client = server.client()
+    table = make_table(client, db)
+    rows = sample_rows(1_000, seed=2)
+    for _ in range(2):
+        client.insert(table, rows, column_names=COLUMNS,
+                      settings={"insert_deduplicate": 1, "insert_deduplication_token": "sink:t:0:0-999"})
+    client.insert(table, rows[:10], column_names=COLUMNS,
+                  settings={"insert_deduplicate": 1, "insert_deduplication_token": "sink:t:0:1000-1009"})
+    assert client.query(f"SELECT count() FROM {table}").result_rows == [(1_010,)]
+    client.close()
+
+
+def test_engine_errors_surface_as_database_errors_with_the_engine_message(server, db):
+    client = server.client()
+    with pytest.raises(DatabaseError) as missing:
+        client.query(f"SELECT * FROM {db}.no_such_table")
+    assert missing.value.code == 60
+    assert "no_such_table" in str(missing.value) and "UNKNOWN_TABLE" in str(missing.value)
+    with pytest.raises(DatabaseError) as syntax:
+        client.command("SELEC 1")
+    assert syntax.value.code == 62 and "Syntax error" in str(syntax.value)
+    with pytest.raises(DatabaseError) as unknown_setting:
+        client.query("SELECT 1", settings={"no_such_setting_at_all": 1})
+    assert "no_such_setting_at_all" in str(unknown_setting.value)
+    with pytest.raises(DatabaseError) as readonly:
+        client.command(f"DROP DATABASE {db}", settings={"readonly": 1})
+    assert readonly.value.code == 164
+    # None of it left a trace on the connection the next statements use.
+    assert client.command("SELECT 1") == 1
+    assert client.command(f"EXISTS DATABASE {db}") == 1
+    client.close()
+
+
+def test_a_request_settings_apply_to_that_request_only(server, db):
+    client = server.client()
+    limited = client.query("SELECT number FROM numbers(100)",
+                           settings={"max_result_rows": 10, "result_overflow_mode": "break", "max_block_size": 10})
+    assert 10 <= len(limited.result_rows) < 100
+    assert len(client.query("SELECT number FROM numbers(100)").result_rows) == 100
+    other = server.client()
+    assert other.command("SELECT getSetting('max_result_rows')") == 0
+    other.close()
+    client.close()
+
+
+def test_set_and_use_last_for_their_session_only(server, db):
+    first = server.client()
+    second = server.client()
+    first.command("SET max_threads = 1")
+    first.command(f"USE {db}")
+    assert first.command("SELECT getSetting('max_threads')") == 1
+    assert first.command("SELECT currentDatabase()") == db
+    assert second.command("SELECT getSetting('max_threads')") != 1
+    assert second.command("SELECT currentDatabase()") == "default"
+    # A request's own settings come and go; the session's SET stays.
+    assert first.command("SELECT getSetting('max_threads')", settings={"max_threads": 2}) == 2
+    assert first.command("SELECT getSetting('max_threads')") == 1
+    first.close()
+    second.close()
+
+
+def test_a_body_cut_off_before_its_end_stores_nothing(server, db):
+    client = server.client()
+    table = make_table(client, db)
+    client.close()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    statement = f"INSERT INTO {table} (id, ts, labels, codes, route, latency) FORMAT TabSeparated\n".encode()
+    row = b"00000000-0000-0000-0000-000000000001\t2026-03-01 12:00:00.000\t{}\t[]\t/r\t\\N\n"
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = statement + row * 10
+    sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+    sock.sendall(b"1000\r\n" + row)  # announces 4096 bytes, sends one row, then the client dies
+    sock.close()
+    client = server.client()
+    # The server saw the connection go; a later complete request runs, the cut one never did.
+    full = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=statement + row, method="POST")
+    urllib.request.urlopen(full).read()
+    assert client.command(f"SELECT count() FROM {table}") == 1
+    client.close()
+
+
+def test_migrations_apply_through_it_once_even_from_two_workers_at_once(server, tmp_path):
+    database = f"m_{uuid.uuid4().hex[:10]}"
+    settings = load_settings({"HUB_HOME": str(tmp_path / "home")}).with_overrides(
+        clickhouse_url=server.url, database=database)
+    stores = [open_store(settings), open_store(settings)]
+    results: list = [None, None]
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = migrate(stores[i], settings)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    numbers = [m.number for m in discover()]
+    assert sorted({m.number for r in results for m in r}) == numbers
+    recorded = stores[0].query(f"SELECT number FROM {database}.schema_migrations ORDER BY number").result_rows
+    assert [r[0] for r in recorded] == numbers  # each once
+    assert migrate(stores[0], settings) == []
+    tables = {r[0] for r in stores[0].query(
+        "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": database}).result_rows}
+    assert {"sink_ledger", "requests", "dead_letters", "schema_migrations"} <= tables
+    for store in stores:
+        store.close()
+
+
+def test_a_token_is_required_when_set(tmp_path):
+    with StoreServerProcess.start(tmp_path / "secured", HUB_STORE_TOKEN="s3cret") as secured:
+        client = secured.client()  # the URL carries the token as the password
+        assert client.command("SELECT 1") == 1
+        client.close()
+        with pytest.raises(DatabaseError) as refused:
+            clickhouse_connect.get_client(host="127.0.0.1", port=secured.port, password="wrong")
+        assert "516" in str(refused.value) or "Authentication failed" in str(refused.value)
+
+
+def test_serve_refuses_a_store_already_open_and_an_open_address_without_token(server):
+    env = dict(server.env, HUB_STORE_PORT=str(free_port()))
+    second = subprocess.run([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    assert "open in another process" in second.stderr and "Traceback" not in second.stderr
+    exposed = subprocess.run([sys.executable, "-m", "hub.cli.main", "store", "serve", "--host", "0.0.0.0"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert exposed.returncode == 2 and "HUB_STORE_TOKEN" in exposed.stderr
