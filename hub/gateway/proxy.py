@@ -17,7 +17,11 @@ source ``/hub-gateway/<name>``, which tells the stream pairing agent not to pair
 The secondary's leg is emitted as a ``shadow`` leg whose backend is the secondary's name.
 
 Chaining: a backend of kind ``gateway`` is another gateway; the correlation id and experiment
-headers travel on, so the next gateway's legs share the id (legs are paired per gateway).
+headers travel on, so the next gateway's legs share the id (legs are paired per gateway). Every
+forwarded request carries ``X-Hub-Via``, the gateways it went through so far (``A,B``); a gateway
+reached through others emits its legs with the source ``/hub-gateway/A/B`` (the chain, itself
+last), so the stored legs show the path, and refuses a request that already went through it
+(508 Loop Detected) instead of forwarding it round a loop.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 import uuid
 import zlib
@@ -52,6 +57,12 @@ HEADER_CID = "X-Correlation-Id"
 HEADER_EXP = "X-Experiment-Id"
 HEADER_PHASE = "X-Experiment-Phase"
 HEADER_SHADOW = "X-Shadow-Request"
+HEADER_VIA = "X-Hub-Via"
+ATTR_CHAIN = "gateway.chain"
+MAX_HOPS = 16
+_GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as gateway.name in the configuration
+# Headers the gateway sets itself: any spelling of them from the client is replaced, not doubled.
+_OWN = {HEADER_CID.lower(), HEADER_VIA.lower(), HEADER_EXP.lower(), HEADER_PHASE.lower()}
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
         "transfer-encoding", "upgrade", "host", "content-length"}
 
@@ -72,6 +83,17 @@ class ExactShare:
         n = self.n
         self.n = n + 1
         return (n + 1) * self.k // 10000 > n * self.k // 10000
+
+
+def parse_via(value: str) -> tuple[str, ...]:
+    """The gateways a request came through (``X-Hub-Via: A,B``); () when absent or not well formed."""
+    if not value:
+        return ()
+    names = tuple(v.strip() for v in value.split(","))
+    if len(names) > MAX_HOPS or not all(_GATEWAY_NAME.match(n) for n in names):
+        log.debug("ignoring a malformed %s header: %r", HEADER_VIA, value[:200])
+        return ()
+    return names
 
 
 def sticky_bucket(value: str) -> float:
@@ -131,7 +153,7 @@ class Gateway:
         self._canary_share = {r.path: ExactShare(r.canary.weight * 100) for r in config.routes if r.canary}
         self.counters = {"requests": 0, "not_found": 0, "primary": 0, "canary": 0, "shadow_selected": 0,
                          "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
-                         "pairs": 0}
+                         "pairs": 0, "chained": 0, "loops": 0}
         self.outcomes: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -221,17 +243,17 @@ class Gateway:
                           response_hash=response_hash(resp.body) if resp.status else "", error=resp.error,
                           experiment_id=exp, phase=phase)
 
-    def _emit(self, leg: RequestLeg) -> None:
+    def _emit(self, leg: RequestLeg, source: str) -> None:
         try:
-            self._emit_leg(leg, source=self.source)
+            self._emit_leg(leg, source=source)
         except Exception:  # emission never fails a request
             log.debug("leg emission failed", exc_info=True)
 
-    def _emit_pair_record(self, pair: ShadowPair) -> None:
+    def _emit_pair_record(self, pair: ShadowPair, source: str) -> None:
         self.counters["pairs"] += 1
         self.outcomes[pair.outcome] = self.outcomes.get(pair.outcome, 0) + 1
         try:
-            self._emit_pair(pair.correlation_id.encode(), encode_pair(pair, self.source))
+            self._emit_pair(pair.correlation_id.encode(), encode_pair(pair, source))
         except Exception:
             log.debug("pair emission failed", exc_info=True)
 
@@ -244,6 +266,17 @@ class Gateway:
             return web.Response(status=404, text="no route\n")
         if not allowed:
             return web.Response(status=405, text="method not allowed on this route\n")
+        via = parse_via(request.headers.get(HEADER_VIA, ""))
+        if self.config.name in via:
+            self.counters["loops"] += 1
+            return web.Response(status=508, text=f"loop detected: {' -> '.join(via + (self.config.name,))}\n")
+        if len(via) >= MAX_HOPS:
+            self.counters["loops"] += 1
+            return web.Response(status=508, text=f"more than {MAX_HOPS} gateways in a chain\n")
+        source = self.source
+        if via:
+            self.counters["chained"] += 1
+            source = GATEWAY_SOURCE_PREFIX + "/".join(via + (self.config.name,))
         cid = request.headers.get(HEADER_CID) or uuid.uuid4().hex
         exp = request.headers.get(HEADER_EXP, self.config.experiment_id)
         phase = request.headers.get(HEADER_PHASE, "")
@@ -251,13 +284,20 @@ class Gateway:
         canary = self._canary(route, request)
         leg_name = "canary" if canary else "primary"
         backend = self.config.backends[route.canary.backend if canary else route.backend]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP and k.lower() not in _OWN}
         headers[HEADER_CID] = cid
+        headers[HEADER_VIA] = ",".join(via + (self.config.name,))
+        if exp:
+            headers[HEADER_EXP] = exp
+        if phase:
+            headers[HEADER_PHASE] = phase
         started = datetime.now(UTC)
         with self.tracer.start_as_current_span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
             span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
             span.set_attribute("http.route", route.path)
+            if via:
+                span.set_attribute(ATTR_CHAIN, ",".join(via))
             if exp:
                 span.set_attribute(ATTR_EXPERIMENT_ID, exp)
             with self.tracer.start_as_current_span(f"{leg_name} {backend.name}", kind=trace.SpanKind.CLIENT) as cs:
@@ -268,31 +308,31 @@ class Gateway:
                 cs.set_attribute("http.response.status_code", resp.status)
             self.counters[leg_name] += 1
             primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp, started, len(body), exp, phase)
-            self._emit(primary_leg)
+            self._emit(primary_leg, source)
             shadow = route.shadow
             if not canary and shadow is not None and method in shadow.methods \
                     and self._shadow_share[route.path].take():
                 self.counters["shadow_selected"] += 1
                 ctx = trace.set_span_in_context(span)
-                job = self._shadow_job(route, method, request.path_qs, headers, body, primary_leg, resp, ctx)
+                job = self._shadow_job(route, method, request.path_qs, headers, body, primary_leg, resp, ctx, source)
                 if not self.bulkhead.submit(job):
-                    self._dropped(route, method, primary_leg)
+                    self._dropped(route, method, primary_leg, source)
         if resp.status == 0:
             return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
         return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
 
     # ---- shadowing ----------------------------------------------------------------------------
-    def _dropped(self, route: Route, method: str, primary: RequestLeg) -> None:
+    def _dropped(self, route: Route, method: str, primary: RequestLeg, source: str) -> None:
         self.counters["shadow_dropped"] += 1
         dropped = RequestLeg(correlation_id=primary.correlation_id, leg="shadow", gateway=self.config.name,
                              route=route.path, method=method, backend=route.shadow.backend, status=0, latency_ms=0.0,
                              event_time=datetime.now(UTC), error=DROPPED_BY_BULKHEAD,
                              experiment_id=primary.experiment_id, phase=primary.phase)
-        self._emit(dropped)
-        self._emit_pair_record(make_pair(_view(primary), _view(dropped), policy=self.policy))
+        self._emit(dropped, source)
+        self._emit_pair_record(make_pair(_view(primary), _view(dropped), policy=self.policy), source)
 
     def _shadow_job(self, route: Route, method: str, path_qs: str, headers: dict, body: bytes,
-                    primary: RequestLeg, primary_resp: _Response, ctx):
+                    primary: RequestLeg, primary_resp: _Response, ctx, source: str):
         async def run() -> None:
             shadow_cfg = route.shadow
             shadow_headers = dict(headers)
@@ -311,14 +351,14 @@ class Gateway:
             self.counters["shadow_sent"] += 1
             shadow_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.backend, results[0],
                                    started, len(body), primary.experiment_id, primary.phase)
-            self._emit(shadow_leg)
+            self._emit(shadow_leg, source)
             secondary_leg = None
             if shadow_cfg.secondary:
                 self.counters["secondary_sent"] += 1
                 sec = results[1]
                 secondary_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.secondary, sec,
                                           started, len(body), primary.experiment_id, primary.phase)
-                self._emit(secondary_leg)
+                self._emit(secondary_leg, source)
                 if sec.status and not sec.error and primary_resp.status:
                     self.noise.observe_secondary(route.path, body_diff(primary_resp.body, sec.body))
             differing = None
@@ -327,7 +367,7 @@ class Gateway:
             pair = make_pair(_view(primary), _view(shadow_leg),
                              secondary=_view(secondary_leg) if secondary_leg else None,
                              differing=differing, noise=self.noise, policy=self.policy)
-            self._emit_pair_record(pair)
+            self._emit_pair_record(pair, source)
         return run
 
 

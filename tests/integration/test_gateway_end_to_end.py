@@ -133,3 +133,93 @@ def test_shadowed_gets_become_one_stored_pair_each_with_only_the_real_difference
                           "HAVING count() = 1 AND any(leg) = 'primary')") == [[len(requests) - n_pairs]]
         # the gateway paired its own legs: the stream agent added no pair of them
         assert worker.sql("SELECT DISTINCT source FROM hub.shadow_pairs") == [[f"/hub-gateway/{name}"]]
+
+
+def test_a_chain_of_two_gateways_stores_both_hops_under_one_correlation_id_and_names_the_chain(
+        backends, kafka_bootstrap, tmp_path):
+    from hub.testing import free_port
+
+    svc = backends.add("svc")
+    port_a, port_b = free_port(), free_port()
+    suffix = uuid.uuid4().hex[:6]
+    a_name, b_name = f"edge-a-{suffix}", f"edge-b-{suffix}"
+    experiment = f"chain-{suffix}"
+    with WorkerProcess.start(tmp_path / "home", kafka_bootstrap) as worker:
+        emit = emit_to(worker, kafka_bootstrap)
+        config_a = parse_config({
+            # A's experiment comes from its configuration and travels on to B with the request
+            "gateway": {"name": a_name, "listen": f"127.0.0.1:{port_a}", "experiment_id": experiment},
+            "backends": {"b": {"url": f"http://127.0.0.1:{port_b}", "kind": "gateway"}},
+            "routes": [{"path": "/patients/{id}", "backend": "b"}, {"path": "/loop/{id}", "backend": "b"}],
+            "emit": emit})
+        config_b = parse_config({
+            "gateway": {"name": b_name, "listen": f"127.0.0.1:{port_b}"},
+            "backends": {"svc": {"url": svc}, "a": {"url": f"http://127.0.0.1:{port_a}", "kind": "gateway"}},
+            "routes": [{"path": "/patients/{id}", "backend": "svc"}, {"path": "/loop/{id}", "backend": "a"}],
+            "emit": emit})
+        answers = {}
+
+        async def run():
+            a, b = Gateway(config_a), Gateway(config_b)
+            await b.start()
+            await a.start()
+            try:
+                async with aiohttp.ClientSession() as s:
+                    for i in range(20):
+                        async with s.get(f"http://127.0.0.1:{port_a}/patients/{i}") as r:
+                            answers[f"a{i}"] = (r.status, (await r.json())["id"])
+                    for i in range(5):
+                        async with s.get(f"http://127.0.0.1:{port_b}/patients/{100 + i}") as r:
+                            answers[f"b{i}"] = (r.status, (await r.json())["id"])
+                    # a forged, malformed chain header is ignored: the request is a fresh one at A
+                    async with s.get(f"http://127.0.0.1:{port_a}/patients/200",
+                                     headers={"X-Hub-Via": "not a gateway!"}) as r:
+                        answers["forged"] = (r.status, (await r.json())["id"])
+                    # A -> B -> A: A sees itself in the chain and refuses instead of going round
+                    async with s.get(f"http://127.0.0.1:{port_a}/loop/1",
+                                     headers={"X-Correlation-Id": f"loop-{suffix}"}) as r:
+                        answers["loop"] = (r.status, await r.text())
+            finally:
+                await a.close()
+                await b.close()
+            return a.stats(), b.stats()
+
+        stats_a, stats_b = asyncio.run(run())
+        # the responses arrived through both hops
+        assert [answers[f"a{i}"] for i in range(20)] == [(200, str(i)) for i in range(20)]
+        assert [answers[f"b{i}"] for i in range(5)] == [(200, str(100 + i)) for i in range(5)]
+        assert answers["forged"] == (200, "200")
+        assert answers["loop"][0] == 508 and "loop detected" in answers["loop"][1]
+        assert stats_a["loops"] == 1 and stats_a["chained"] == 0  # the loop request came back to A, refused
+        assert stats_b["chained"] == 20 + 1 + 1 and stats_b["loops"] == 0
+
+        n_legs = 2 * 21 + 5 + 2
+        assert worker.wait_for("SELECT count() FROM hub.requests", n_legs, timeout=120) == n_legs
+        time.sleep(1.0)
+        assert worker.sql("SELECT count() FROM hub.requests") == [[n_legs]]
+
+        # each request through A: one leg per hop under its correlation id, B's naming the chain A/B
+        chains = worker.sql(
+            "SELECT hops, count() FROM (SELECT correlation_id, "
+            "  arraySort(groupArray((gateway, backend, source, status, experiment_id))) AS hops "
+            f"  FROM hub.requests WHERE route = '/patients/{{id}}' GROUP BY correlation_id) GROUP BY hops ORDER BY hops")
+        through_a = [[a_name, "b", f"/hub-gateway/{a_name}", 200, experiment],
+                     [b_name, "svc", f"/hub-gateway/{a_name}/{b_name}", 200, experiment]]
+        direct_b = [[b_name, "svc", f"/hub-gateway/{b_name}", 200, ""]]
+        assert sorted(map(tuple, chains)) == sorted([(through_a, 21), (direct_b, 5)])
+        # the service saw the correlation ids that the legs were stored under
+        stored = {r[0] for r in worker.sql("SELECT DISTINCT correlation_id FROM hub.requests "
+                                           "WHERE route = '/patients/{id}'")}
+        assert {h[2] for h in backends.hits["svc"]} == stored and len(stored) == 26
+        # the outer hop encloses the inner one: A's leg lasted at least as long as B's
+        assert worker.sql(
+            "SELECT countIf(a_ms >= b_ms), count() FROM (SELECT correlation_id, "
+            f"  anyIf(latency_ms, gateway = '{a_name}') AS a_ms, anyIf(latency_ms, gateway = '{b_name}') AS b_ms "
+            f"  FROM hub.requests WHERE route = '/patients/{{id}}' GROUP BY correlation_id HAVING count() = 2)") \
+            == [[21, 21]]
+        # the loop: A forwarded to B, B back to A, which refused; both hops stored the refusal
+        assert sorted(map(tuple, worker.sql(
+            f"SELECT gateway, backend, source, status FROM hub.requests WHERE correlation_id = 'loop-{suffix}'"))) == [
+            (a_name, "b", f"/hub-gateway/{a_name}", 508), (b_name, "a", f"/hub-gateway/{a_name}/{b_name}", 508)]
+        # gateway legs are paired by the gateway itself, not by the stream agent: no pairs here
+        assert worker.sql("SELECT count() FROM hub.shadow_pairs") == [[0]]
