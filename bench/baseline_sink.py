@@ -8,7 +8,8 @@ It reads every partition of the topic from the beginning without a consumer grou
 with the hub's own ``decode_request_legs`` and inserts rows in batches of ``--batch-rows``
 into a ``requests`` table made from the hub's migration. No offset ledger, no deduplication
 token, no commits: the cost of the hub's exactly-once bookkeeping and of the stream framework
-is what the comparison shows. Prints one JSON object on stdout; progress goes to stderr.
+is what the comparison shows. Prints one JSON object on stdout (with the process's peak resident
+set size, ``VmHWM``, read just before it exits); progress goes to stderr.
 Times are ``time.monotonic()`` values, comparable with the parent process on Linux.
 """
 
@@ -114,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         done = time.monotonic()
         if count != args.events:
             raise SystemExit(f"table holds {count:,} rows, expected {args.events:,} ({invalid} invalid)")
+        from bench.common import peak_rss_mib
+
         print(json.dumps({
             "first_poll": first_poll, "done": done, "rows": count, "records": records,
             "invalid": invalid, "inserts": inserts, "check_crcs": args.check_crcs, "insert_seconds": round(insert_seconds, 3),
+            "peak_rss_mib": peak_rss_mib(),  # VmHWM of this process, read before it exits
         }), flush=True)
         return 0
     finally:

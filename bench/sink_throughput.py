@@ -11,6 +11,9 @@ For one variant (events per Kafka record):
 3. baseline: ``bench.baseline_sink`` in its own process reads the same topic with a plain
    kafka-python consumer and inserts with clickhouse-connect; its clock runs from its first
    poll until its table holds N rows. Its launch to first poll is its start-up.
+4. Peak memory of both processes: ``VmHWM`` from ``/proc/<pid>/status`` (the peak resident set
+   size over the process's life), read from the worker once every row is stored and before it is
+   stopped, and by the baseline consumer itself just before it exits.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from bench.common import BenchContext, BenchError, Result
+from bench.common import BenchContext, BenchError, Result, peak_rss_mib
 from hub.producer import send_records
 from hub.records.generate import generate_request_legs
 from hub.runtime.kafka import tail
@@ -96,9 +99,13 @@ def run_hub(ctx: BenchContext, topic: str, events: int, timeout: float) -> dict:
             sink = worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {})
         except Exception:  # noqa: BLE001 - stats are a detail
             sink = {}
+        # VmHWM: the worker's peak resident set size over its whole life, read while it still runs.
+        peak = peak_rss_mib(worker.process.pid)
+        if peak is None:
+            raise BenchError(f"could not read /proc/{worker.process.pid}/status for the worker's peak memory")
         return {"startup_seconds": round(ready - launched, 3), "seconds": round(done - ready, 3),
                 "rows": count, "rows_at_ready": first_count, "rows_per_second": round(events / (done - ready)),
-                "sink": sink}
+                "peak_rss_mib": peak, "sink": sink}
     finally:
         worker.stop()
 
@@ -140,7 +147,7 @@ def run_baseline(ctx: BenchContext, topic: str, events: int, timeout: float, che
     return {"startup_seconds": round(result["first_poll"] - launched, 3), "seconds": round(seconds, 3),
             "rows": result["rows"], "rows_per_second": round(events / seconds),
             "records": result["records"], "inserts": result["inserts"], "check_crcs": check_crcs,
-            "insert_seconds": result["insert_seconds"]}
+            "insert_seconds": result["insert_seconds"], "peak_rss_mib": result["peak_rss_mib"]}
 
 
 def run_variant(ctx: BenchContext, variant: Variant) -> list[Result]:
@@ -167,6 +174,12 @@ def run_variant(ctx: BenchContext, variant: Variant) -> list[Result]:
         Result(f"sink start-up ({variant.label})", hub["startup_seconds"], "s",
                baseline["startup_seconds"], higher_is_better=False,
                details={"hub": "worker launch to /ready", "baseline": "process launch to first poll"}),
+        Result(f"worker peak memory ({variant.label})", hub["peak_rss_mib"], "MiB",
+               baseline["peak_rss_mib"], higher_is_better=False,
+               details={"same runs as": f"sink e2e ({variant.label})",
+                        "hub": "VmHWM of the worker process, read when all rows were stored, before it stops",
+                        "baseline": "VmHWM of the baseline consumer (check_crcs=True), read before it exits",
+                        "baseline_no_crc_check": no_crc["peak_rss_mib"]}),
     ]
 
 
