@@ -1,6 +1,7 @@
 """Run the hub's benchmarks, print a table and record the results.
 
     .venv/bin/python -m bench.run [--events N] [--only NAME] [--output PATH]
+                                  [--pairing-legs N] [--dashboard-rows N] [--dashboard-repeats N]
 
 Starts an embedded Kafka broker of its own (temporary HUB_HOME, free port pair, the shared
 jar cache HUB_KAFKA_CACHE) unless HUB_KAFKA_BOOTSTRAP names a cluster to use. Progress goes to
@@ -25,13 +26,19 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import sink_throughput
+from bench import dashboard_queries, pairing_throughput, sink_throughput
 from bench.common import BenchContext, BenchError, Result
 from hub.errors import HubError
 from hub.settings import REPO_ROOT, load_settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-MODULES = (sink_throughput,)
+# Each module has benchmarks() -> [(key, description, run(ctx) -> [Result])]; the table keeps this order.
+MODULES = (
+    sink_throughput,     # sink e2e and start-up per variant, the worker's peak memory
+    # breach-to-alert latency (bench/alert_latency.py) belongs here
+    pairing_throughput,  # stream pairing vs insert + JOIN
+    dashboard_queries,   # dashboard queries over one experiment, hub schema vs plain MergeTree
+)
 
 
 def all_benchmarks():
@@ -127,6 +134,8 @@ def _figure(value: float | None, unit: str) -> str:
         return "-"
     if unit == "s":
         return f"{value:,.2f}"
+    if unit in ("ms", "MiB"):
+        return f"{value:,.1f}"
     return f"{value:,.0f}"
 
 
@@ -172,7 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description="Run the hub's benchmarks.",
                                      epilog="benchmarks: " + "; ".join(f"{k}: {d}" for k, d, _ in benches))
     parser.add_argument("--events", type=int, default=None,
-                        help="events per benchmark (default: each benchmark's own)")
+                        help="the size of every benchmark: events of the sink runs, legs of the pairing run, "
+                             "request rows of the dashboard run (default: each benchmark's own)")
+    parser.add_argument("--pairing-legs", type=int, default=None, metavar="N",
+                        help=f"legs of the pairing benchmark (default {pairing_throughput.DEFAULT_LEGS:,}; "
+                             "wins over --events)")
+    parser.add_argument("--dashboard-rows", type=int, default=None, metavar="N",
+                        help=f"request rows of the dashboard benchmark (default {dashboard_queries.DEFAULT_ROWS:,}; "
+                             "wins over --events)")
+    parser.add_argument("--dashboard-repeats", type=int, default=None, metavar="N",
+                        help=f"timed passes over the dashboard queries (default {dashboard_queries.DEFAULT_REPEATS})")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only the benchmarks whose key contains NAME (repeatable)")
     parser.add_argument("--output", metavar="PATH",
@@ -180,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.events is not None and args.events < 1:
         parser.error("--events must be at least 1")
+    if args.pairing_legs is not None and args.pairing_legs < 2:
+        parser.error("--pairing-legs must be at least 2")
+    if args.dashboard_rows is not None and args.dashboard_rows < 1000:
+        parser.error("--dashboard-rows must be at least 1000")
+    if args.dashboard_repeats is not None and args.dashboard_repeats < 1:
+        parser.error("--dashboard-repeats must be at least 1")
     selected = [b for b in benches if not args.only or any(name in b[0] for name in args.only)]
     if not selected:
         parser.error(f"no benchmark matches {args.only}; known: {', '.join(k for k, _, _ in benches)}")
@@ -193,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker(scratch)
     results: list[Result] = []
     try:
-        ctx = BenchContext(bootstrap=broker.start(), scratch=scratch, events=args.events)
+        sizes = {"pairing_legs": args.pairing_legs, "dashboard_rows": args.dashboard_rows,
+                 "dashboard_repeats": args.dashboard_repeats}
+        ctx = BenchContext(bootstrap=broker.start(), scratch=scratch, events=args.events, sizes=sizes)
         for key, description, run in selected:
             progress(f"== {key}: {description}")
             results.extend(run(ctx))
@@ -218,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         **git,
         **environment(broker.kafka_version),
         "results": [r.as_dict() for r in results],
+        "sections": ctx.sections,
     }
     print(table(results))
+    for section in ctx.sections:
+        print()
+        print(section)
     for path in write_results(document, args.output):
         progress(f"results written to {path}")
     return 0

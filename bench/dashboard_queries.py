@@ -1,0 +1,506 @@
+"""Dashboard query latency over one experiment of many request records, against a plain table.
+
+    python -m bench.dashboard_queries --rows N --data-dir DIR [--repeats R]
+
+Run by ``bench.run`` in a process of its own (chDB opens one data directory per process);
+prints one JSON object on stdout, progress on stderr.
+
+The store: an embedded chDB store made by the hub's migrations (``hub.storage.migrations``,
+settings from ``HUB_HOME=DIR`` alone, whatever the environment says). In it, one experiment
+(``examples/experiments/patient-api-db-failover.yaml``) that has been running for the last hour:
+
+- its timeline in ``experiment_events`` (created, prerequisites checked, started, phases
+  baseline 0-15 min, injection 15-30, observation 30-50, recovery from 50 on, a fault from minute
+  16 to 24, an observation and a surprise), still running;
+- ``--rows`` request legs in ``hub.requests``, written by one ``INSERT ... SELECT ... FROM
+  numbers(N)``: event times spread evenly over the hour (plus up to 250 ms of jitter), 85%
+  primary, 10% shadow (the correlation id of the leg before it), 5% canary legs, gateways
+  ``edge-gw`` (60%) and ``patient-api`` (40%), nine routes of a patient records API with weights
+  and lognormal latencies per route, backends per route (shadows on ``patients-db-replica-b``),
+  statuses with 2% client errors, about 1% server errors and 0.2% timeouts (status 0), rising
+  to 12% and 2% on the patient routes while the fault is active (with latencies three times
+  higher), the phase of each instant; every value a hash of the row number, so the data is the
+  same for the same N and time;
+- derived from those: one row in ``shadow_pairs`` per shadow leg (2% body mismatches, shadow
+  errors), N/10 spans of two services in ``otel_traces``, and two alerts and one action of
+  the abort judge in ``alerts``.
+
+The queries: every query of the dashboards the hub generates for that experiment
+(``dashboards.experiment.experiment_dashboard``, with shadow panels since the migrations create
+``shadow_pairs``) and of the gameday-room overview (``dashboards.overview``), where it shows as
+running: panels, ClickHouse annotations and template variables. Each query's raw SQL is expanded
+the way Grafana and the ClickHouse plugin expand it (``dashboards.macros.expand``) for the
+experiment's time range (the hour), ``$__interval_s`` = 5 (Grafana's rounded interval for an
+hour over about a thousand pixels) and two selections of the template variables:
+
+- ``all``: route, leg and service on All (options from the variable queries, as Grafana does);
+- ``one route``: route ``/patients/{id}``, leg ``primary``, service ``patient-api``.
+
+hub: the queries on ``hub.requests`` as the migration makes it (partitioned by day, ordered by
+``experiment_id, route, leg, event_time``). baseline: the same queries with ``hub.requests``
+replaced by ``hub.requests_plain``: the same columns (``CREATE TABLE ... AS hub.requests``)
+in a ``MergeTree ORDER BY tuple()`` (no partitions, no sort key, no skipping indexes or
+projections), filled by the same ``INSERT ... SELECT`` (the same rows: a checksum over every
+column but ``ingest_time`` must match). The other tables are shared: queries that do not read
+``requests`` run the same on both sides.
+
+Measurement: after both tables are written, background merges are awaited (up to 300 s), one
+untimed pass runs every query once on both sides (and checks that both return the same number of
+rows), then ``--repeats`` timed passes. A pass runs every query of both selections once on the
+hub's table and once on the plain table, alternating query by query (which side goes first
+alternates by pass, so that load from elsewhere on the machine hits both alike), one at a time
+through clickhouse-connect with the result rows fetched. A *refresh* is the sum, within one
+pass, over every panel and annotation query of both dashboards (what the gameday room repeats
+every 5 s, here one query after another; variables only run on load and when the time range
+changes, so they are timed per query but not counted in the refresh). Reported: per query and
+per refresh, the median and the 95th percentile (linear interpolation) over the passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import BenchContext, BenchError, Result, peak_rss_mib, run_json_child
+
+UTC = dt.timezone.utc
+DEFAULT_ROWS = 10_000_000
+DEFAULT_REPEATS = 5
+INTERVAL_S = 5
+SPAN_S = 3600
+EXPERIMENT = "patient-api-db-failover"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "experiments" / f"{EXPERIMENT}.yaml"
+SELECTIONS = ("all", "one route")
+
+# (method, route, weight, median ms, sigma, backend); weights sum to 100.
+ROUTES = (
+    ("GET", "/patients/{id}", 35, 18.0, 0.45, "patients-db"),
+    ("GET", "/patients/{id}/allergies", 15, 25.0, 0.5, "patients-db"),
+    ("GET", "/patients", 12, 45.0, 0.55, "patients-db"),
+    ("POST", "/patients", 4, 60.0, 0.5, "patients-db"),
+    ("GET", "/patients/{id}/medications", 10, 30.0, 0.5, "patients-db"),
+    ("PUT", "/patients/{id}", 5, 70.0, 0.6, "patients-db"),
+    ("GET", "/appointments/{id}", 10, 22.0, 0.5, "appointments-db"),
+    ("GET", "/search", 6, 120.0, 0.7, "search"),
+    ("GET", "/health", 3, 1.5, 0.3, "gateway"),
+)
+SHADOWED = (1, 2, 3, 5)  # 1-based indexes of the read-only patient routes that are shadowed
+
+REQUEST_INSERT_COLUMNS = ("event_id", "event_time", "experiment_id", "phase", "correlation_id", "leg", "gateway",
+                          "route", "method", "backend", "status", "latency_ms", "request_bytes", "response_bytes",
+                          "response_hash", "error", "source")
+
+
+def log(line: str) -> None:
+    print(f"[dashboards] {line}", file=sys.stderr, flush=True)
+
+
+def _array(values) -> str:
+    return "[" + ", ".join(f"'{v}'" if isinstance(v, str) else repr(v) for v in values) + "]"
+
+
+def requests_select(rows: int, t0: dt.datetime) -> str:
+    """The SELECT that makes ``rows`` request legs of the experiment (deterministic in rows and t0)."""
+    pool = [i + 1 for i, r in enumerate(ROUTES) for _ in range(r[2])]
+    t0_ms = int(t0.timestamp() * 1000)
+    routes, methods = _array([r[1] for r in ROUTES]), _array([r[0] for r in ROUTES])
+    medians, sigmas, backends = (_array([r[3] for r in ROUTES]), _array([r[4] for r in ROUTES]),
+                                 _array([r[5] for r in ROUTES]))
+    return f"""
+SELECT
+    reinterpretAsUUID(MD5(concat('event-', toString(n)))) AS event_id,
+    fromUnixTimestamp64Milli(toInt64({t0_ms} + intDiv(n * {SPAN_S * 1000}, {rows}) + h6 % 250), 'UTC') AS event_time,
+    '{EXPERIMENT}' AS experiment_id,
+    multiIf(minute < 15, 'baseline', minute < 30, 'injection', minute < 50, 'observation', 'recovery') AS phase,
+    lower(hex(MD5(concat('request-', toString(request_n))))) AS correlation_id,
+    leg, gateway, route, method, backend,
+    toUInt16(status_code) AS status,
+    toFloat32(latency) AS latency_ms,
+    toUInt32(200 + h3 % 1800) AS request_bytes,
+    toUInt32(if(status_code IN (200, 201), 400 + h4 % 20000, 60 + h4 % 200)) AS response_bytes,
+    if(status_code = 0, '', lower(hex(cityHash64(request_n, if(leg = 'shadow' AND h2 % 50 = 0, 1, 0)))))
+        AS response_hash,
+    error_text AS error,
+    concat('/gateways/', gateway) AS source
+FROM (
+    SELECT
+        number AS n,
+        cityHash64(n, 1) AS h1, cityHash64(n, 2) AS h2, cityHash64(n, 3) AS h3,
+        cityHash64(n, 4) AS h4, cityHash64(n, 5) AS h5, cityHash64(n, 6) AS h6,
+        intDiv(n * 60, {rows}) AS minute,
+        minute >= 16 AND minute < 24 AS fault,
+        -- A shadow leg replays the request of the row before it (same correlation id, route,
+        -- method and gateway) when that row is a primary leg on a read-only patient route.
+        arrayElement({_array(pool)}, 1 + cityHash64(toUInt64(n - 1), 2) % {len(pool)}) AS prev_ri,
+        multiIf(h1 % 100 < 5, 'canary',
+                h1 % 100 < 20 AND n > 0 AND cityHash64(toUInt64(n - 1), 1) % 100 >= 20 AND has({_array(SHADOWED)}, prev_ri),
+                'shadow', 'primary') AS leg,
+        if(leg = 'shadow', toUInt64(n - 1), n) AS request_n,
+        if(leg = 'shadow', prev_ri, arrayElement({_array(pool)}, 1 + h2 % {len(pool)})) AS ri,
+        arrayElement({routes}, ri) AS route,
+        arrayElement({methods}, ri) AS method,
+        multiIf(leg = 'shadow', 'patients-db-replica-b',
+                leg = 'canary', concat(arrayElement({backends}, ri), '-canary'),
+                arrayElement({backends}, ri)) AS backend,
+        if(cityHash64(request_n, 3) % 100 < 60, 'edge-gw', 'patient-api') AS gateway,
+        fault AND startsWith(route, '/patients') AS hit,
+        (h4 % 100000) / 100000.0 AS u,
+        if(hit, 0.02, 0.002) AS p_timeout,
+        if(hit, 0.12, 0.01) AS p_5xx,
+        multiIf(u < p_timeout, 0,
+                u < p_timeout + p_5xx, arrayElement([500, 502, 503, 504], 1 + h5 % 4),
+                u < p_timeout + p_5xx + 0.02, arrayElement([400, 401, 404, 409, 429], 1 + h5 % 5),
+                method = 'POST', 201, 200) AS status_code,
+        multiIf(status_code = 0, 'upstream timeout', status_code = 500, 'internal server error',
+                status_code = 502, 'bad gateway: upstream connection reset',
+                status_code = 503, 'service unavailable: no healthy upstream',
+                status_code = 504, 'gateway timeout: upstream did not answer in time',
+                status_code = 429, 'rate limited', '') AS error_text,
+        sqrt(-2 * log(((h5 % 1000000) + 1) / 1000001.0)) * cos(2 * pi() * (h6 % 1000000) / 1000000.0) AS z,
+        if(status_code = 0, 5000.0,
+           exp(log(arrayElement({medians}, ri)) + arrayElement({sigmas}, ri) * z)
+           * if(hit, 3.0, 1.0) * if(leg = 'canary', 1.15, 1.0)) AS latency
+    FROM numbers({rows})
+)"""
+
+
+def pairs_select(db: str) -> str:
+    """One shadow pair per shadow leg of the experiment (what the pairing agent would store)."""
+    return f"""
+SELECT event_id AS pair_id, event_time, experiment_id, phase, gateway, correlation_id, route, method,
+       'patients-db' AS primary_backend, backend AS shadow_backend, toUInt16(200) AS primary_status,
+       status AS shadow_status, status = 200 AS status_match, cityHash64(correlation_id) % 50 != 0 AS body_match,
+       multiIf(status = 0 OR error != '', 'shadow_error', status != 200, 'status_mismatch',
+               NOT body_match, 'body_mismatch', 'match') AS outcome,
+       latency_ms AS latency_shadow_ms, error AS shadow_error, '/hub/pairing' AS source
+FROM {db}.requests WHERE experiment_id = '{EXPERIMENT}' AND leg = 'shadow'"""
+
+
+def spans_select(rows: int, t0: dt.datetime) -> str:
+    t0_ns = int(t0.timestamp()) * 1_000_000_000
+    return f"""
+SELECT fromUnixTimestamp64Nano(toInt64({t0_ns} + intDiv(number * {SPAN_S * 1_000_000_000}, {rows}))) AS Timestamp,
+       lower(hex(MD5(concat('trace-', toString(intDiv(number, 2)))))) AS TraceId,
+       lower(hex(cityHash64(number, 7))) AS SpanId,
+       if(number % 2 = 1, lower(hex(cityHash64(number - 1, 7))), '') AS ParentSpanId,
+       if(number % 2 = 0, 'GET /patients/{{id}}', 'SELECT patients') AS SpanName,
+       if(number % 2 = 0, 'Server', 'Client') AS SpanKind,
+       if(number % 2 = 0, 'patient-api', 'patients-db') AS ServiceName,
+       toUInt64(exp(16 + 0.5 * sqrt(-2 * log(((cityHash64(number, 8) % 1000000) + 1) / 1000001.0))
+                    * cos(2 * pi() * (cityHash64(number, 9) % 1000000) / 1000000.0))) AS Duration,
+       if(cityHash64(number, 10) % 100 < if(intDiv(number * 60, {rows}) BETWEEN 16 AND 23, 20, 2), 'Error', 'Ok')
+           AS StatusCode,
+       '{EXPERIMENT}' AS ExperimentId,
+       multiIf(intDiv(number * 60, {rows}) < 15, 'baseline', intDiv(number * 60, {rows}) < 30, 'injection',
+               intDiv(number * 60, {rows}) < 50, 'observation', 'recovery') AS ExperimentPhase
+FROM numbers({rows})"""
+
+
+def timeline_rows(t0: dt.datetime) -> list[tuple]:
+    """The experiment's events: created before t0, started at t0, still running an hour later."""
+    import msgspec
+
+    from hub.experiments import lifecycle as L
+    from hub.experiments.definition import load_definition
+    from hub.experiments.events import event_row
+
+    def at(minutes: float) -> dt.datetime:
+        return t0 + dt.timedelta(minutes=minutes)
+
+    defn = msgspec.structs.replace(load_definition(EXAMPLE), id=EXPERIMENT)
+    events = [L.create(defn, "amara@gameday-room", at(-5))]
+    state = L.apply(None, events[0])
+
+    def add(new):
+        nonlocal state
+        for e in new if isinstance(new, list) else [new]:
+            state = L.apply(state, e)
+            events.append(e)
+
+    add(L.check_prerequisites(state, [{"item": p.item, "done": True} for p in defn.prerequisites],
+                              "priya@gameday-room", at(-2)))
+    add(L.start(state, "amara@gameday-room", at(0)))
+    add(L.change_phase(state, "injection", "amara@gameday-room", at(15)))
+    add(L.inject_fault(state, "stop-instance", "patients-db-primary (zone a)", "jonas@gameday-room", at(16),
+                       parameters={"zone": "a"}, injector="aws-fis", fault_id="fault-az-a"))
+    add(L.add_note(state, "Promotion started, pools reconnecting", "lucas@gameday-room", at(18), tags=["patients-db"]))
+    add(L.add_note(state, "Writes returned 500, not 503", "lucas@gameday-room", at(20), note_kind="surprise",
+                   expected="503 during promotion", actual="500 for 40 s", tags=["patient-api"]))
+    add(L.remove_fault(state, "fault-az-a", "jonas@gameday-room", at(24)))
+    add(L.change_phase(state, "observation", "amara@gameday-room", at(30)))
+    add(L.change_phase(state, "recovery", "amara@gameday-room", at(50)))
+    return [event_row(e) for e in events]
+
+
+def alert_rows(t0: dt.datetime) -> list[tuple]:
+    from hub.abort.records import alert_row
+
+    def at(minutes: float) -> str:
+        return (t0 + dt.timedelta(minutes=minutes)).isoformat()
+
+    base = {"kind": "alert", "experiment_id": EXPERIMENT, "rule": "api-failing", "severity": "abort",
+            "measurement": "error_rate", "comparison": ">", "threshold": 0.1, "samples": 4120, "alert_id": "a1",
+            "top_contributors": [{"route": "/patients/{id}", "value": 0.14}], "example_request_ids": ["r1"]}
+    return [alert_row({**base, "status": "firing", "observed": 0.13, "time": at(17.5), "window_start": at(17),
+                       "window_end": at(17.5), "message": f"{EXPERIMENT}: rule 'api-failing' (abort) firing"}),
+            alert_row({**base, "status": "resolved", "observed": 0.01, "time": at(24.5), "window_start": at(24),
+                       "window_end": at(24.5), "message": f"{EXPERIMENT}: rule 'api-failing' (abort) resolved"}),
+            alert_row({"kind": "action", "experiment_id": EXPERIMENT, "alert_id": "a1", "rule": "api-failing",
+                       "action": "halt_webhook", "url": "http://127.0.0.1:9/halt", "ok": True, "status_code": 200,
+                       "attempts": 1, "time": at(17.6)})]
+
+
+# ---- the dashboards' queries ----------------------------------------------------------------------
+def queries_of(name: str, dashboard: dict) -> list[dict]:
+    """Every ClickHouse query of a dashboard: panel targets, annotations and query variables."""
+    out = []
+    for panel in dashboard["panels"]:
+        for p in [panel] + panel.get("panels", []):
+            for target in p.get("targets", []):
+                out.append({"dashboard": name, "kind": p["type"], "title": p.get("title", ""), "sql": target["rawSql"]})
+    for a in dashboard["annotations"]["list"]:
+        if a["datasource"]["type"] == "grafana-clickhouse-datasource":
+            out.append({"dashboard": name, "kind": "annotation", "title": a["name"], "sql": a["target"]["rawSql"]})
+    for v in dashboard["templating"].get("list", []):
+        if v["type"] == "query":
+            out.append({"dashboard": name, "kind": "variable", "title": v["name"], "sql": v["query"]})
+    return out
+
+
+def plain_sql(sql: str, db: str) -> str:
+    """The query against the plain copy of ``requests``."""
+    return re.sub(rf"(?<![\w.`]){re.escape(db)}\.requests(?![\w])", f"{db}.requests_plain", sql)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between the closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 4), "p95": round(percentile(values, 0.95), 4),
+            "min": round(min(values), 4), "max": round(max(values), 4)}
+
+
+def wait_for_merges(store, db: str, timeout: float = 300.0) -> float:
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < timeout:
+        running = int(store.scalar(f"SELECT count() FROM system.merges WHERE database = '{db}'") or 0)
+        quiet = quiet + 1 if running == 0 else 0
+        if quiet >= 3:
+            break
+        time.sleep(1.0)
+    return time.monotonic() - started
+
+
+def parts(store, db: str, table: str) -> int:
+    return int(store.scalar(f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"))
+
+
+CHECKSUM = ("SELECT count(), groupBitXor(cityHash64(event_id, event_time, experiment_id, phase, correlation_id, leg, "
+            "gateway, route, method, backend, status, latency_ms, request_bytes, response_bytes, response_hash, "
+            "error, source)) FROM {table}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard_queries", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="request legs of the experiment")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed passes over every query")
+    parser.add_argument("--data-dir", required=True, help="HUB_HOME of the store (created; chDB data under it)")
+    args = parser.parse_args(argv)
+    if args.rows < 1000 or args.repeats < 1:
+        parser.error("--rows must be at least 1000 and --repeats at least 1")
+
+    from dashboards.config import grafana_config
+    from dashboards.experiment import experiment_dashboard, shadow_pairs_available
+    from dashboards.macros import ALL, Variable, expand
+    from dashboards.overview import overview_dashboard
+    from hub.abort.records import ALERT_COLUMNS
+    from hub.experiments.definition import load_definition
+    from hub.experiments.events import EVENT_COLUMNS
+    from hub.settings import load_settings
+    from hub.storage.client import open_store
+    from hub.storage.migrations import migrate
+
+    settings = load_settings({"HUB_HOME": str(Path(args.data_dir).resolve())})  # embedded chDB, nothing else
+    store = open_store(settings)
+    db = settings.database
+    try:
+        migrate(store, settings)
+        t0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(seconds=SPAN_S)
+        time_from, time_to = t0, t0 + dt.timedelta(seconds=SPAN_S + 1)
+        store.insert(f"{db}.experiment_events", timeline_rows(t0), EVENT_COLUMNS)
+        store.insert(f"{db}.alerts", alert_rows(t0), ALERT_COLUMNS)
+
+        columns = ", ".join(REQUEST_INSERT_COLUMNS)
+        select = requests_select(args.rows, t0)
+        log(f"generating {args.rows:,} request legs in {db}.requests (the hub's table)")
+        started = time.perf_counter()
+        store.command(f"INSERT INTO {db}.requests ({columns}) {select}")
+        hub_generation = time.perf_counter() - started
+        log(f"{db}.requests: {hub_generation:.1f}s; the same rows in {db}.requests_plain (MergeTree ORDER BY tuple())")
+        store.command(f"CREATE TABLE {db}.requests_plain AS {db}.requests ENGINE = MergeTree ORDER BY tuple()")
+        started = time.perf_counter()
+        store.command(f"INSERT INTO {db}.requests_plain ({columns}) {select}")
+        plain_generation = time.perf_counter() - started
+        log(f"{db}.requests_plain: {plain_generation:.1f}s")
+        hub_sum = store.query(CHECKSUM.format(table=f"{db}.requests")).result_rows[0]
+        plain_sum = store.query(CHECKSUM.format(table=f"{db}.requests_plain")).result_rows[0]
+        if hub_sum != plain_sum or int(hub_sum[0]) != args.rows:
+            raise SystemExit(f"the two tables differ: {hub_sum} and {plain_sum} (count, checksum), "
+                             f"{args.rows:,} rows expected")
+        started = time.perf_counter()
+        store.command(f"INSERT INTO {db}.shadow_pairs (pair_id, event_time, experiment_id, phase, gateway, "
+                      "correlation_id, route, method, primary_backend, shadow_backend, primary_status, shadow_status, "
+                      "status_match, body_match, outcome, latency_shadow_ms, shadow_error, source) " + pairs_select(db))
+        spans = max(args.rows // 10, 1)
+        store.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, "
+                      "ServiceName, Duration, StatusCode, ExperimentId, ExperimentPhase) " + spans_select(spans, t0))
+        other_generation = time.perf_counter() - started
+        merge_wait = wait_for_merges(store, db)
+        sizes = {t: {"rows": int(store.scalar(f"SELECT count() FROM {db}.{t}")), "parts": parts(store, db, t),
+                     "bytes_on_disk": int(store.scalar(
+                         f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{db}' AND table = '{t}' AND active"))}
+                 for t in ("requests", "requests_plain", "shadow_pairs", "otel_traces")}
+        log(f"shadow pairs and spans in {other_generation:.1f}s; merges settled after {merge_wait:.0f}s; "
+            + "; ".join(f"{t}: {v['rows']:,} rows in {v['parts']} parts" for t, v in sizes.items()))
+
+        cfg = grafana_config(settings, env={})
+        defn = load_definition(EXAMPLE)
+        queries = (queries_of("experiment", experiment_dashboard(
+                       defn, cfg, experiment_id=EXPERIMENT, shadow_pairs=shadow_pairs_available(store, db)))
+                   + queries_of("gameday room", overview_dashboard(cfg)))
+
+        def expanded(sql: str, variables: dict) -> str:
+            return expand(sql, time_from=time_from, time_to=time_to, interval_s=INTERVAL_S, variables=variables)
+
+        options = {q["title"]: [r[0] for r in store.query(expanded(q["sql"], {})).result_rows]
+                   for q in queries if q["kind"] == "variable"}
+        selections = {
+            "all": {name: Variable(ALL, options.get(name, [])) for name in ("route", "leg", "service")},
+            "one route": {"route": Variable(["/patients/{id}"]), "leg": Variable(["primary"]),
+                          "service": Variable("patient-api")},
+        }
+        plan = []  # (selection, query index, hub sql, plain sql)
+        for sel, variables in selections.items():
+            for i, q in enumerate(queries):
+                sql = expanded(q["sql"], variables)
+                plan.append((sel, i, sql, plain_sql(sql, db)))
+        for q in queries:
+            q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])", q["sql"]))
+
+        log(f"{len(queries)} queries ({sum(q['reads_requests'] for q in queries)} read requests); "
+            f"one untimed pass, then {args.repeats} timed passes")
+        returned = {}
+        for sel, i, hub_sql, base_sql in plan:
+            hub_rows = len(store.query(hub_sql).result_rows)
+            base_rows = len(store.query(base_sql).result_rows)
+            if hub_rows != base_rows:
+                raise SystemExit(f"{queries[i]['title']!r} ({sel}): {hub_rows} rows from {db}.requests, "
+                                 f"{base_rows} from {db}.requests_plain")
+            returned[(sel, i)] = hub_rows
+        timings = {(sel, i, side): [] for sel, i, _, _ in plan for side in ("hub", "baseline")}
+        for rep in range(args.repeats):
+            # Hub and plain alternate query by query (which goes first alternates by pass), so that
+            # a burst of load from elsewhere on the machine hits both sides alike.
+            sides = ("hub", "baseline") if rep % 2 == 0 else ("baseline", "hub")
+            for sel, i, hub_sql, base_sql in plan:
+                for side in sides:
+                    started = time.perf_counter()
+                    store.query(hub_sql if side == "hub" else base_sql).result_rows
+                    timings[(sel, i, side)].append(time.perf_counter() - started)
+            log(f"pass {rep + 1}/{args.repeats} done")
+
+        per_query = []
+        refresh = {}
+        for sel in selections:
+            for i, q in enumerate(queries):
+                per_query.append({"selection": sel, "dashboard": q["dashboard"], "kind": q["kind"], "title": q["title"],
+                                  "reads_requests": q["reads_requests"], "rows_returned": returned[(sel, i)],
+                                  "hub_seconds": summary(timings[(sel, i, "hub")]),
+                                  "baseline_seconds": summary(timings[(sel, i, "baseline")])})
+            counted = [i for i, q in enumerate(queries) if q["kind"] != "variable"]
+            refresh[sel] = {side: summary([sum(timings[(sel, i, side)][rep] for i in counted)
+                                           for rep in range(args.repeats)]) for side in ("hub", "baseline")}
+            refresh[sel]["queries"] = len(counted)
+        print(json.dumps({
+            "rows": args.rows, "repeats": args.repeats, "interval_s": INTERVAL_S,
+            "time_from": time_from.isoformat(), "time_to": time_to.isoformat(),
+            "generation_seconds": {"hub": round(hub_generation, 3), "baseline": round(plain_generation, 3),
+                                   "shadow_pairs_and_spans": round(other_generation, 3)},
+            "merge_wait_seconds": round(merge_wait, 1), "tables": sizes, "refresh": refresh,
+            "queries": per_query, "peak_rss_mib": peak_rss_mib(),
+        }), flush=True)
+        return 0
+    finally:
+        store.close()
+
+
+def _per_query_table(result: dict) -> str:
+    header = ("selection", "query", "reads requests", "hub median ms", "hub p95 ms", "plain median ms",
+              "plain p95 ms", "hub/plain")
+    lines = [header]
+    for q in result["queries"]:
+        if q["selection"] != "all" and not q["reads_requests"]:
+            continue  # the same query as with "all": the selection only changes queries of requests
+        h, b = q["hub_seconds"], q["baseline_seconds"]
+        lines.append((q["selection"], f"{q['dashboard']}: {q['kind']} {q['title']}"[:70],
+                      "yes" if q["reads_requests"] else "no", f"{h['median'] * 1000:,.1f}", f"{h['p95'] * 1000:,.1f}",
+                      f"{b['median'] * 1000:,.1f}", f"{b['p95'] * 1000:,.1f}",
+                      f"{h['median'] / b['median']:.2f}x" if b["median"] else "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    rows = max(ctx.size("dashboard_rows", DEFAULT_ROWS), 1000)
+    repeats = int(ctx.sizes.get("dashboard_repeats") or DEFAULT_REPEATS)
+    result = run_json_child(ctx, "the dashboard query benchmark", [
+        "-m", "bench.dashboard_queries", "--rows", str(rows), "--repeats", str(repeats),
+        "--data-dir", str(ctx.scratch / "dashboards-home")], timeout=max(1800.0, rows / 2000))
+    label = f"{rows:,} rows"
+    ctx.sections.append(f"dashboard queries over {label}, per query ({repeats} passes; ms; with the one-route "
+                        "selection only the queries that read requests):\n" + _per_query_table(result))
+    gen = result["generation_seconds"]
+    details = {k: v for k, v in result.items() if k != "queries"}
+    out = [Result(f"dashboard data generation ({label})", gen["hub"], "s", gen["baseline"], higher_is_better=False,
+                  details={"hub": "INSERT ... SELECT FROM numbers() into hub.requests (the migration's table)",
+                           "baseline": "the same INSERT into requests_plain (MergeTree ORDER BY tuple())",
+                           **details})]
+    names = {"all": "all routes and legs", "one route": "one route, primary leg"}
+    for sel, r in result["refresh"].items():
+        for stat in ("median", "p95"):
+            out.append(Result(f"dashboard refresh, {names[sel]} ({label}), {stat}", r["hub"][stat], "s",
+                              r["baseline"][stat], higher_is_better=False,
+                              details={"queries": r["queries"], "repeats": repeats, "hub": r["hub"],
+                                       "baseline": r["baseline"],
+                                       "per_query": [q for q in result["queries"] if q["selection"] == sel]}))
+    return out
+
+
+def benchmarks():
+    """(key, description, callable) of each benchmark of this module."""
+    return [("dashboards", f"dashboard query latency over one experiment ({DEFAULT_ROWS:,} request legs by default), "
+                           "hub schema vs a plain MergeTree", run)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
