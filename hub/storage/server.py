@@ -49,7 +49,6 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 import uuid
 import zlib
 from collections import OrderedDict
@@ -195,6 +194,7 @@ def parse_insert_head(buf: bytes, eof: bool):
     i = word.end()
     depth = 0
     settings_at = -1
+    previous = "INSERT"  # the last word or punctuation read, upper-case
     while True:
         i = _skip_blank(s, i)
         if i >= n:
@@ -206,19 +206,19 @@ def parse_insert_head(buf: bytes, eof: bool):
                 j += 2 if s[j] == "\\" else 1
             if j >= n:
                 return None if eof else NEED_MORE
-            i = j + 1
+            i, previous = j + 1, "NAME"
         elif ch in "([{":
             depth += 1
-            i += 1
+            i, previous = i + 1, ch
         elif ch in ")]}":
             depth -= 1
-            i += 1
+            i, previous = i + 1, ch
         elif ch == ";":
             return None
         else:
             match = _WORD.match(s, i)
             if not match:
-                i += 1
+                i, previous = i + 1, ch
                 continue
             if match.end() == n and not eof:
                 return NEED_MORE
@@ -227,7 +227,7 @@ def parse_insert_head(buf: bytes, eof: bool):
                 return None
             if depth == 0 and keyword == "SETTINGS":
                 settings_at = i
-            if depth == 0 and keyword == "FORMAT":
+            if depth == 0 and keyword == "FORMAT" and previous not in ("INTO", "TABLE", "FUNCTION", "."):
                 j = _skip_blank(s, match.end())
                 name = _WORD.match(s, j)
                 if not name or (name.end() == n and not eof):
@@ -248,7 +248,7 @@ def parse_insert_head(buf: bytes, eof: bool):
                 else:
                     target, clause = buf[:i], b""
                 return InsertHead(target.strip(), clause.strip(), name.group(0), k)
-            i = match.end()
+            i, previous = match.end(), keyword
 
 
 def trailing_format(sql: bytes) -> str | None:
@@ -446,7 +446,6 @@ class _Handle:
         self.session_db: str | None = None
         self.applied: dict[str, str] = {}
         self.base: dict[str, str] = {}
-        self.last_used = time.monotonic()
 
     def run(self, sql: str | bytes, fmt: str = "TabSeparated", params: dict | None = None):
         try:
@@ -484,15 +483,20 @@ class Engine:
         self._sessions: OrderedDict[str, _Handle] = OrderedDict()
         row = self._shared.run("SELECT version(), timezone()").bytes().decode().strip().split("\t")
         self.version, self.timezone = row[0], row[1]
-        self.statements = 0
+        # What a new connection starts with (chDB changes a few defaults): restoring a setting a
+        # request changed means going back to this value, not to the engine's default.
+        self._initial = self._changed_settings(self._shared)
+        self._shared.base = dict(self._initial)
         self.closed = False
 
     # ---- connections ---------------------------------------------------------------------
     def _open(self) -> _Handle:
         try:
-            return _Handle(self._chdb.connect(self._conn_string))
+            handle = _Handle(self._chdb.connect(self._conn_string))
         except Exception as exc:
             raise _engine_error(exc) from None
+        handle.base = dict(self._initial)
+        return handle
 
     def _session(self, session_id: str, create: bool) -> _Handle | None:
         handle = self._sessions.get(session_id)
@@ -504,8 +508,6 @@ class Engine:
             while len(self._sessions) > MAX_SESSIONS:
                 _, old = self._sessions.popitem(last=False)
                 old.close()
-        if handle is not None:
-            handle.last_used = time.monotonic()
         return handle
 
     @staticmethod
@@ -545,7 +547,6 @@ class Engine:
         with self._lock:
             if self.closed:
                 raise StoreError(UNSUPPORTED_METHOD, "the store server is shutting down", status=503)
-            self.statements += 1
             keyword = "INSERT" if statement.insert else leading_keyword(statement.sql)
             if not keyword and not statement.sql.strip():
                 raise StoreError(SYNTAX_ERROR, "Empty query", status=400)
@@ -559,9 +560,10 @@ class Engine:
                 try:
                     if session is not None:
                         handle.session_db = session.session_db
-                        handle.base = dict(session.base)
                         for name, value in session.base.items():
-                            self._set(handle, name, value)
+                            if handle.base.get(name) != value:
+                                self._set(handle, name, value)
+                        handle.base = dict(session.base)
                     return self._run(handle, statement)
                 finally:
                     handle.close()
@@ -601,8 +603,9 @@ class Engine:
         tz = statement.settings.get("session_timezone") or handle.base.get("session_timezone") or self.timezone
         if statement.insert is not None:
             head = statement.insert
-            sql = (head.target + b" FROM INFILE " + _quote_string(statement.data_path).encode()
-                   + b" COMPRESSION 'none' " + head.settings + b" FORMAT " + head.fmt.encode())
+            # One clause a line: a comment at the end of the statement's text ends with its line.
+            sql = (head.target + b"\nFROM INFILE " + _quote_string(statement.data_path).encode()
+                   + b" COMPRESSION 'none'\n" + head.settings + b"\nFORMAT " + head.fmt.encode())
             result = handle.run(sql, "TabSeparated", statement.params)
             return Outcome(b"", None, self._summary(result, False), tz)
         result = handle.run(statement.sql, statement.default_format, statement.params)
@@ -706,13 +709,13 @@ class StoreServer:
         self.requests += 1
         query_id = request.query.get("query_id") or str(uuid.uuid4())
         text = RequestText(self._tmp_dir)
+        if request.method in ("GET", "HEAD") and "query" not in request.query:
+            return web.Response(text="Ok.\n")
         try:
             if not self._authorized(request):
                 user = _credentials(request)[0] or "default"
                 raise StoreError(AUTHENTICATION_FAILED, f"{user}: Authentication failed: password is incorrect, "
                                  "or there is no user with such name", status=401)
-            if request.method == "GET" and "query" not in request.query:
-                return web.Response(text="Ok.\n")
             if request.method not in ("GET", "POST"):
                 raise StoreError(UNSUPPORTED_METHOD, f"HTTP method {request.method} is not supported", status=405)
             statement = await self._read(request, text)

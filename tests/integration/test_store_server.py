@@ -4,6 +4,7 @@ behind ClickHouse's HTTP interface, shared by several clients."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from hub.settings import load_settings
 from hub.storage.client import open_store
 from hub.storage.migrations import discover, migrate
+from hub.storage.server import NEED_MORE, parse_insert_head
 from hub.testing import StoreServerProcess, free_port
 
 pytestmark = [pytest.mark.clickhouse]
@@ -58,6 +60,26 @@ def sample_rows(count: int, seed: int = 0) -> list[list]:
     return [[uuid.UUID(int=seed * 1_000_000 + i + 1), base + dt.timedelta(milliseconds=37 * i),
              {"az": f"az-{i % 3}", "i": str(i)}, [i % 7, i % 11, 500], f"/r/{i % 4}",
              None if i % 5 == 0 else i / 4] for i in range(count)]
+
+
+@pytest.mark.parametrize("text, eof, expected", [
+    (b"INSERT INTO t (a, b) FORMAT Native\n\x09\x00", True, (b"INSERT INTO t (a, b)", b"", "Native", b"\x09\x00")),
+    (b"INSERT INTO t (a, b) FORMAT Nat", False, NEED_MORE),
+    (b"INSERT INTO db.format (`format`) FORMAT CSV\n1\n", True, (b"INSERT INTO db.format (`format`)", b"", "CSV", b"1\n")),
+    (b"INSERT INTO t SETTINGS async_insert=0 FORMAT TSV \t\r\n1\t2\n", True,
+     (b"INSERT INTO t", b"SETTINGS async_insert=0", "TSV", b"1\t2\n")),
+    (b"-- why\nINSERT INTO t -- note\nFORMAT JSONEachRow {}", True,
+     (b"-- why\nINSERT INTO t -- note", b"", "JSONEachRow", b"{}")),
+    (b"INSERT INTO t VALUES (1, 'FORMAT x')", True, None),
+    (b"INSERT INTO t SELECT 1", True, None),
+    (b"SELECT 1 FORMAT JSON", True, None),
+])
+def test_the_data_of_an_insert_starts_where_clickhouse_reads_it(text, eof, expected):
+    found = parse_insert_head(text, eof)
+    if expected is None or expected is NEED_MORE:
+        assert found is expected
+    else:
+        assert (found.target, found.settings, found.fmt, text[found.data_offset:]) == expected
 
 
 def test_ping_and_a_get_query_answer_like_a_server(server):
@@ -104,6 +126,18 @@ def test_insert_bodies_compressed_each_way_are_stored(server, db, compress):
     table = make_table(client, db)
     client.insert(table, sample_rows(3_000, seed=1), column_names=COLUMNS)
     assert client.query(f"SELECT count(), uniqExact(id) FROM {table}").result_rows == [(3_000, 3_000)]
+    client.close()
+
+
+def test_inserts_in_other_formats_with_the_statement_in_the_url_or_the_body(server, db):
+    client = server.client()
+    client.command(f"CREATE TABLE {db}.kv (k String, v UInt32) ENGINE = MergeTree ORDER BY k")
+    client.command(f"INSERT INTO {db}.kv FORMAT JSONEachRow", data='{"k": "a", "v": 1}\n{"k": "b", "v": 2}\n')
+    client.raw_insert(f"{db}.kv", ["k", "v"], "c,3\nd,4\n", fmt="CSV")
+    client.raw_insert(f"{db}.kv", ["k", "v"], gzip.compress(b"e\t5\n"), fmt="TabSeparated", compression="gzip")
+    client.command(f"INSERT INTO {db}.kv VALUES ('f', 6)")
+    assert client.query(f"SELECT k, v FROM {db}.kv ORDER BY k").result_rows == [
+        ("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5), ("f", 6)]
     client.close()
 
 
