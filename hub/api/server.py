@@ -107,6 +107,9 @@ def build_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/sql", sql)
+    from hub.api.canary import add_canary_routes
+
+    add_canary_routes(app, ctx.store, json_response)
     if ctx.extra.get("settings") is not None:
         from hub.api.experiments import add_experiment_routes
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 
+from hub.errors import HubError, UserError
 from hub.settings import Settings
 
 
@@ -22,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub.required = True
     j = csub.add_parser("judge", help="Mann-Whitney U on latency and a two-proportion test on errors, per route",
                         description="Compare an experiment's canary legs with its primary legs per route; store the "
-                                    "verdicts (pass|fail|inconclusive, with confidence) in canary_verdicts.")
+                                    "verdicts (pass|fail|inconclusive, with confidence) in canary_verdicts. "
+                                    "Asks the running hub (which owns the store) when there is one, otherwise "
+                                    "opens the store directly.")
     j.add_argument("experiment_id", metavar="ID")
     j.add_argument("--gateway", default=None, help="only this gateway's legs")
     j.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
@@ -55,25 +58,61 @@ def cmd_gateway(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_canary_judge(args, settings: Settings) -> int:
+def judge_verdicts(settings: Settings, experiment_id: str, options: dict, store_them: bool) -> list[dict]:
+    """Verdicts as dicts: through the running hub's HTTP endpoint (the process that owns the store),
+    or on the store directly when no hub runs, as ``hub sql`` chooses."""
+    from urllib.parse import quote
+
+    from hub.runtime.stack import Stack
+
+    stack = Stack(settings)
+    if stack.worker_pid() is not None or stack.hub_answers():
+        try:
+            answer = stack.api(f"/v1/experiments/{quote(experiment_id, safe='')}/canary-judge",
+                               {**options, "store": store_them}, timeout=300)
+        except HubError as exc:
+            raise HubError(f"canary judgment through the hub at {settings.http_url} failed: {exc}") from None
+        return answer["verdicts"]
+    from hub.api.canary import verdict_json
+    from hub.api.server import first_line
     from hub.shadow.canary import judge_canary, store_verdicts
     from hub.storage.client import open_store
+    from hub.storage.migrations import migrate
 
     store = open_store(settings)
     try:
-        verdicts = judge_canary(store, args.experiment_id, gateway=args.gateway, alpha=args.alpha,
-                                min_delta=args.min_delta, min_h=args.min_h, min_samples=args.min_samples)
-        if not args.no_store:
+        migrate(store, settings)  # as the worker does at start: requests and canary_verdicts exist
+        verdicts = judge_canary(store, experiment_id, **options)
+        if store_them:
             store_verdicts(store, verdicts)
+    except HubError:
+        raise
+    except Exception as exc:
+        raise HubError(f"canary judgment failed: {first_line(exc)}") from None
     finally:
         store.close()
+    return [verdict_json(v) for v in verdicts]
+
+
+def cmd_canary_judge(args, settings: Settings) -> int:
+    from hub.api.canary import judge_options
+
+    try:
+        options = judge_options({"gateway": args.gateway, "alpha": args.alpha, "min_delta": args.min_delta,
+                                 "min_h": args.min_h, "min_samples": args.min_samples})
+    except ValueError as exc:
+        raise UserError(f"--{str(exc).replace('_', '-')}") from None
+    verdicts = judge_verdicts(settings, args.experiment_id, options, not args.no_store)
     if args.json:
-        print(json.dumps([{**v.__dict__, "judged_at": v.judged_at.isoformat()} for v in verdicts], indent=2))
+        print(json.dumps(verdicts, indent=2))
     elif not verdicts:
         print(f"no canary legs for experiment {args.experiment_id}")
     else:
         for v in verdicts:
-            print(f"{v.route:30} {v.metric:10} {v.verdict:12} confidence {v.confidence:.3f}  p {v.p_value:.4f}  "
-                  f"{v.effect_kind} {v.effect_size:+.3f}  canary {v.canary_value:.4g} (n={v.canary_samples}) "
-                  f"baseline {v.baseline_value:.4g} (n={v.baseline_samples})")
+            print(f"{v['route']:30} {v['metric']:10} {v['verdict']:12} confidence {v['confidence']:.3f}  "
+                  f"p {v['p_value']:.4f}  {v['effect_kind']} {v['effect_size']:+.3f}  "
+                  f"canary {v['canary_value']:.4g} (n={v['canary_samples']}) "
+                  f"baseline {v['baseline_value']:.4g} (n={v['baseline_samples']})")
+        if not args.no_store:
+            print(f"stored {len(verdicts)} verdict(s) in {settings.database}.canary_verdicts")
     return 0
