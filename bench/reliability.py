@@ -1,6 +1,6 @@
 """Reliability suite: crash the worker, restart the broker, deliver twice, and count what was stored.
 
-    .venv/bin/python -m bench.reliability [--short] [--seed N]
+    .venv/bin/python -m bench.reliability [--short] [--seed N] [--json PATH]
 
 One worker (``hub.testing.WorkerProcess``: a real ``python -m streams.worker`` with its own
 HUB_HOME, embedded chDB store and consumer group) and one Kafka broker (embedded, started here
@@ -27,7 +27,9 @@ Phases, in order:
 For every phase the suite prints records sent, rows expected, rows stored, distinct event ids,
 duplicated (rows beyond the expected) and lost (rows or distinct ids short of the expected),
 and then the alerts expected and raised. Exit status 1 if any phase lost or duplicated a record or the
-alert count differs. It only prints; it is never part of the test run.
+alert count differs. ``--json PATH`` also writes those counts to PATH (written on failure too, with
+the error). The full suite only prints; ``tests/integration/test_reliability_short.py`` runs
+``--short`` with ``--json`` as part of the test suite and checks the counts.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class Suite:
         self.rows: list[dict] = []
         self.kills = 0
         self.alerts_expected = 0
+        self.summary: dict = {}
 
     # ---- infrastructure ------------------------------------------------------------------
     def start_broker(self) -> None:
@@ -284,6 +287,12 @@ class Suite:
         print(f"alerts expected: {self.alerts_expected}, raised: {alerts_raised}")
         bad = any(r["duplicated"] or r["lost"] for r in self.rows) or alerts_raised != self.alerts_expected
         print("result: " + ("FAILED" if bad else "ok: nothing lost, nothing duplicated, alerts as expected"))
+        self.summary = {"ok": not bad, "short": self.short, "seed": self.seed, "phases": self.rows,
+                        "worker_sigkills": self.kills, "broker_restarts": 1 if self.runtime else 0,
+                        "alerts_expected": self.alerts_expected, "alerts_raised": alerts_raised,
+                        "elapsed_seconds": round(elapsed, 1),
+                        "last_worker_run": {"recovered_batches": status.get("recovered_batches", 0),
+                                            "skipped_redelivered": status.get("skipped", 0)}}
         return 1 if bad else 0
 
     def close(self) -> None:
@@ -297,22 +306,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__.split("\n")[0])
     parser.add_argument("--short", action="store_true", help="30,000 records and 2 kills instead of 100,000 and 4")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the counts (per phase, kills, alerts expected and raised, ok) to PATH")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="hub-reliability-"))
     suite = Suite(scratch, args.short, args.seed)
     try:
         return suite.run()
     except KeyboardInterrupt:
+        suite.summary = {"ok": False, "error": "interrupted", "phases": suite.rows}
         return 130
     except Exception as exc:  # one line and the worker's log tail, not a traceback
         print(f"reliability suite failed: {exc}", file=sys.stderr)
+        suite.summary = {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                         "phases": suite.rows}
         if suite.worker is not None and suite.worker.log_path.exists():
             from hub.runtime.kafka import tail
             print(tail(suite.worker.log_path, 30), file=sys.stderr)
         return 1
     finally:
-        suite.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            suite.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(suite.summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

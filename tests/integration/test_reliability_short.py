@@ -1,0 +1,54 @@
+"""The reliability suite in its short form, as part of the test run.
+
+``python -m bench.reliability --short --json PATH`` in a child process: its own embedded Kafka
+broker (HUB_KAFKA_BOOTSTRAP is removed from its environment, so the broker-restart phase always
+runs), one real worker with its own chDB store, 30,000 records with two worker SIGKILLs, a broker
+restart and duplicated produces. The counts it writes must show every phase stored exactly as
+expected (nothing lost, nothing duplicated) and the abort alert raised exactly as often as
+expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 480  # the short suite takes about 3 minutes on 2 cores; a hang fails instead of blocking
+
+
+def test_short_reliability_suite_loses_nothing_duplicates_nothing_and_raises_the_alert_once(tmp_path):
+    out = tmp_path / "reliability.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_KAFKA_BOOTSTRAP", "HUB_HOME", "HUB_CONFIG_FILE")}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.reliability", "--short", "--json", str(out)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it by now
+        pytest.fail(f"the short reliability suite did not finish in {TIMEOUT_S}s:\n{exc.stdout or ''}\n"
+                    f"{(exc.stderr or '')[-4000:]}", pytrace=False)
+    where = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr (tail):\n{proc.stderr[-4000:]}"
+    assert out.exists(), f"no counts written\n{where}"
+    summary = json.loads(out.read_text())
+    assert proc.returncode == 0 and summary["ok"], where
+
+    phases = {row["phase"]: row for row in summary["phases"]}
+    assert set(phases) == {"kills", "broker-restart", "duplicate-produce"}, where
+    for name, row in phases.items():
+        assert row["duplicated"] == 0 and row["lost"] == 0, f"{name}: {row}\n{where}"
+        assert row["stored"] == row["expected_rows"] > 0, f"{name}: {row}\n{where}"
+    # Redeliveries are stored once: as many distinct event ids as rows.
+    for name in ("kills", "broker-restart"):
+        assert phases[name]["distinct_ids"] == phases[name]["stored"] == phases[name]["sent"], phases[name]
+    # Two produces of the same events are two Kafka records each: two rows per event id.
+    dup = phases["duplicate-produce"]
+    assert dup["stored"] == 2 * dup["distinct_ids"] == dup["sent"], dup
+    assert summary["worker_sigkills"] == 2 and summary["broker_restarts"] == 1, summary
+    assert summary["alerts_expected"] == summary["alerts_raised"] == 1, summary
