@@ -18,6 +18,7 @@ from dashboards import queries as Q
 from dashboards.config import GrafanaConfig
 from dashboards.experiment import dashboard_uid
 from dashboards.panels import ClickHouseQuery
+from hub.abort.match import sql as match_sql
 from hub.experiments.definition import AbortCondition, ExperimentDefinition, parse_duration
 
 RULE_GROUP = "gameday-abort-rules"
@@ -45,6 +46,9 @@ def _value_sql(db: str, eid: str, c: AbortCondition) -> str:
         "latency_p50": "quantile(0.5)(latency_ms)", "latency_p90": "quantile(0.9)(latency_ms)",
         "latency_p95": "quantile(0.95)(latency_ms)", "latency_p99": "quantile(0.99)(latency_ms)",
         "absence": f"if(count() = 0, {window}, toUnixTimestamp(now()) - toUnixTimestamp(max({time_col})))",
+        "count": f"countIf({match_sql(c.where)})",
+        "ratio": f"if(countIf({match_sql(c.of)}) = 0, NULL, "
+                 f"countIf({match_sql(c.where)} AND {match_sql(c.of)}) / countIf({match_sql(c.of)}))",
     }
     value = values[c.measurement]
     if c.measurement != "absence":

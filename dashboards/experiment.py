@@ -23,12 +23,13 @@ from dashboards import queries as Q
 from dashboards.config import GrafanaConfig
 from dashboards.panels import (ch_annotation, grafana_tags_annotation, query_variable, table_panel, text_panel,
                                ts_panel)
+from hub.abort.match import sql as match_sql
 from hub.experiments.definition import ExperimentDefinition, parse_duration
 
 TAGS = ["gameday-hub"]
 _UNITS = {"error_rate": "percentunit", "span_error_rate": "percentunit", "shadow_mismatch_rate": "percentunit",
           "request_rate": "reqps", "absence": "s", "latency_p50": "ms", "latency_p90": "ms", "latency_p95": "ms",
-          "latency_p99": "ms"}
+          "latency_p99": "ms", "count": "short", "ratio": "percentunit"}
 
 
 def dashboard_uid(experiment_id: str) -> str:
@@ -193,7 +194,8 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
                 d = d.with_panel(text_panel(title, _shadow_note(), height=8, span=12))
                 continue
             d = d.with_panel(ts_panel(
-                title, ds, Q.measurement(db, eid, c.measurement, parse_duration(c.window), scope),
+                title, ds, Q.measurement(db, eid, c.measurement, parse_duration(c.window), scope,
+                                         where=match_sql(c.where), of=match_sql(c.of)),
                 unit=_UNITS[c.measurement], thresholds=_rule_thresholds(c.comparison, c.threshold),
                 description=(f"{c.measurement} over {c.window} windows in scope {_scope_words(scope)}; "
                              f"the rule fires when it is {c.comparison} {c.threshold:g} for {c.for_} "

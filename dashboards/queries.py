@@ -192,8 +192,11 @@ def measurement_source(measurement: str) -> str:
 
 
 def measurement(db: str, experiment_id: str, kind: str, window_s: float, scope: dict[str, Any], *,
-                request_service: bool = True) -> str:
-    """The measurement over buckets of the rule's window (or the panel interval, if longer)."""
+                request_service: bool = True, where: str = "1", of: str = "1") -> str:
+    """The measurement over buckets of the rule's window (or the panel interval, if longer).
+
+    ``where`` and ``of``: the conditions of a custom ``count`` or ``ratio`` (``hub.abort.match.sql``).
+    """
     source = measurement_source(kind)
     where = _scope_sql(source, **scope, request_service=request_service)
     bucket = f"greatest({max(1, int(round(window_s)))}, $__interval_s)"
@@ -223,6 +226,10 @@ def measurement(db: str, experiment_id: str, kind: str, window_s: float, scope: 
         value = f"quantile({_QUANTILES[kind]})(latency_ms)"
     elif kind == "shadow_mismatch_rate":
         value = f"avg(outcome != {lit(SHADOW_MATCH)})"
+    elif kind == "count":
+        value = f"countIf({where})"
+    elif kind == "ratio":
+        value = f"if(countIf({of}) = 0, NULL, countIf({where} AND {of}) / countIf({of}))"
     else:
         raise ValueError(f"no SQL for measurement {kind!r}")
     return (f"WITH {bucket} AS b SELECT toStartOfInterval(toDateTime({time_col}), toIntervalSecond(b)) AS time, "

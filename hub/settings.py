@@ -82,8 +82,8 @@ class Settings:
         "HUB_TOPIC_EXPERIMENTS", "hub.experiments",
         "The experiment event log: every lifecycle step, keyed by experiment id, never deleted.")
     correlation_lateness: float = _setting(
-        "HUB_CORRELATION_LATENESS", 1.0,
-        "Seconds a record may precede the experiment event that opens its window (clock skew, delivery order) and still be placed on it.")
+        "HUB_CORRELATION_LATENESS", 0.25,
+        "Seconds a record may precede the experiment event that opens its window (clock skew, delivery order) and still be placed on it; while an experiment is open, each batch waits this long past its newest record, so it adds to breach-to-alert latency.")
     topic_rollups: str = _setting(
         "HUB_TOPIC_ROLLUPS", "hub.rollups",
         "Per-second partial aggregates of stored records, keyed by experiment, that the abort judge reads.")
@@ -126,7 +126,7 @@ class Settings:
         "HUB_SINK_BATCH_MAX", 20000,
         "Most records the sink writes to ClickHouse in one insert.")
     sink_batch_seconds: float = _setting(
-        "HUB_SINK_BATCH_SECONDS", 0.5,
+        "HUB_SINK_BATCH_SECONDS", 0.25,
         "Longest a record waits in the sink's buffer before its batch is written.")
     max_record_bytes: int = _setting(
         "HUB_MAX_RECORD_BYTES", 1_000_000,

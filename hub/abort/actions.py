@@ -80,16 +80,26 @@ class AlertActions:
         self.settings = settings
         self._queue: queue.Queue = queue.Queue()
         self._producer = None
+        self._producer_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="alert-actions", daemon=True)
         self._thread.start()
         self.outcomes: list[dict] = []
 
     def _kafka(self):
-        if self._producer is None:
-            from kafka import KafkaProducer
+        with self._producer_lock:
+            if self._producer is None:
+                from kafka import KafkaProducer
 
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5)
-        return self._producer
+                self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5,
+                                               linger_ms=0)
+            return self._producer
+
+    def _warm_up(self) -> None:
+        """Connect and learn the alerts topic's leaders now, so the first alert pays no set-up."""
+        try:
+            self._kafka().partitions_for(self.settings.topic_alerts)
+        except Exception:  # the first alert will try again and report
+            log.warning("could not connect the alert producer yet", exc_info=True)
 
     def record(self, record: dict) -> None:
         producer = self._kafka()
@@ -103,6 +113,7 @@ class AlertActions:
         self._queue.put(alert)
 
     def _run(self) -> None:
+        self._warm_up()
         while True:
             alert = self._queue.get()
             try:

@@ -28,6 +28,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 _QUANTILE = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 _SOURCE = {"span_error_rate": "spans", "shadow_mismatch_rate": "pairs"}
 _RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
+_CUSTOM = ("count", "ratio")
 
 
 def _iso(second: int) -> str:
@@ -87,9 +88,20 @@ def measure(condition, cells: list[Cell], window: float) -> Measured:
         by_route.setdefault(c.route or c.service, []).append(c)
     examples = [e for c in group for e in c.examples][:5]
     control = getattr(condition, "control", None)
-    if control is not None and kind in _RATES:
+    if kind in _CUSTOM:
+        # Custom counts: (rows matching, rows of the base) per cell, counted by the sink.
+        name = condition.name
+        errors, count = _custom(group, name)  # matching rows play the errors, the base the samples
+        examples = [e for c in group for e in (c.custom.get(name) or (0, 0, ()))[2]][:5]
+        by_route = {route: cs for route, cs in by_route.items() if _custom(cs, name)[1]}
+        if kind == "count" and control is None:
+            return Measured(float(errors), sum(c.count for c in group), _top_custom(by_route, name, "count"), examples)
+    if control is not None and (kind in _RATES or kind == "ratio"):
         base = [c for c in cells if c.source == source and _matches(c, control)]
-        n_b, e_b = sum(c.count for c in base), sum(c.errors for c in base)
+        if kind == "ratio":
+            e_b, n_b = _custom(base, condition.name)
+        else:
+            n_b, e_b = sum(c.count for c in base), sum(c.errors for c in base)
         if count == 0 or n_b == 0:
             return Measured(None, min(count, n_b))
         difference = errors / count - e_b / n_b
@@ -97,9 +109,13 @@ def measure(condition, cells: list[Cell], window: float) -> Measured:
         confidence = getattr(condition, "confidence", 0.99) or 0.99
         significant = p_value < 1 - confidence
         detail = (f"experiment {errors}/{count} vs control {e_b}/{n_b}, difference {difference:+.4f}, "
-                  f"p={p_value:.2g} ({'significant' if significant else 'not significant'} at {confidence:.0%})")
+                  f"p={p_value:.2g} ({'significant' if significant else 'not significant'} at {confidence * 100:g}%)")
         # Only a significant difference counts; otherwise the rule sees no difference at all.
-        return Measured(difference if significant else 0.0, min(count, n_b), _top(by_route, "errors"), examples, detail)
+        top = _top_custom(by_route, condition.name, "ratio") if kind == "ratio" else _top(by_route, "errors")
+        return Measured(difference if significant else 0.0, min(count, n_b), top, examples, detail)
+    if kind == "ratio":
+        return Measured(errors / count if count else None, count, _top_custom(by_route, condition.name, "ratio"),
+                        examples)
     if kind in _RATES:
         value = errors / count if count else None
         return Measured(value, count, _top(by_route, "errors"), examples)
@@ -111,6 +127,27 @@ def measure(condition, cells: list[Cell], window: float) -> Measured:
             sketch.merge(c.sketch)
         return Measured(sketch.quantile(_QUANTILE[kind]), count, _top(by_route, kind), examples)
     return Measured(None, 0, detail=f"measurement {kind} is not evaluated yet")
+
+
+def _custom(cells: list[Cell], name: str) -> tuple[int, int]:
+    """(rows matching, rows of the base) of a custom rule over cells."""
+    matching = base = 0
+    for c in cells:
+        counts = c.custom.get(name)
+        if counts:
+            matching += counts[0]
+            base += counts[1]
+    return matching, base
+
+
+def _top_custom(by_route: dict[str, list[Cell]], name: str, kind: str) -> list[dict]:
+    rows = []
+    for route, cells in by_route.items():
+        matching, base = _custom(cells, name)
+        value = matching if kind == "count" else (round(matching / base, 4) if base else 0.0)
+        rows.append({"route": route, "value": value, "matching": matching, "samples": base})
+    rows.sort(key=lambda r: (r["matching"], r["samples"]), reverse=True)
+    return rows[:3]
 
 
 def _top(by_route: dict[str, list[Cell]], kind: str) -> list[dict]:
@@ -267,8 +304,15 @@ class Judge:
         if judge is None:
             return []
         self.seen_tokens[token] = max((c.second for c in cells), default=0)
+        before = judge.watermark
         judge.add(cells)
-        return self._publish(judge.evaluate(judge.watermark))
+        # Every second the watermark passes is evaluated in order, so a breach inside a rollup that
+        # spans several seconds (a catch-up, a large batch) is seen at the second it happened.
+        seconds = sorted({c.second for c in cells if c.second > before}) or [judge.watermark]
+        alerts: list[dict] = []
+        for second in seconds:
+            alerts += judge.evaluate(second)
+        return self._publish(alerts)
 
     def tick(self, now_second: int) -> list[dict]:
         """Absence rules move with the clock, not with data."""

@@ -9,7 +9,7 @@ stored again after a crash yields the same token, and the judge counts it once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import orjson
 
@@ -33,21 +33,23 @@ class Cell:
     errors: int = 0
     sketch: QuantileSketch = field(default_factory=QuantileSketch)
     examples: list[str] = field(default_factory=list)
+    # custom rules (measurement count or ratio): rule name -> [rows matching, rows of the base, example ids]
+    custom: dict[str, list] = field(default_factory=dict)
 
     def key(self) -> tuple:
         return (self.second, self.source, self.leg, self.route, self.gateway, self.backend, self.service)
 
     def to_list(self) -> list:
         return [self.second, self.source, self.leg, self.route, self.gateway, self.backend, self.service,
-                self.count, self.errors, self.sketch.to_dict(), self.examples]
+                self.count, self.errors, self.sketch.to_dict(), self.examples] + ([self.custom] if self.custom else [])
 
     @classmethod
     def from_list(cls, v: list) -> "Cell":
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], QuantileSketch(
-            {int(b): n for b, n in v[9].items()}), list(v[10]))
+            {int(b): n for b, n in v[9].items()}), list(v[10]), dict(v[11]) if len(v) > 11 else {})
 
 
-def _add(cells: dict, experiment: str, key: tuple, latency_ms: float, error: bool, example: str) -> None:
+def _add(cells: dict, experiment: str, key: tuple, latency_ms: float, error: bool, example: str) -> Cell:
     per = cells.setdefault(experiment, {})
     cell = per.get(key)
     if cell is None:
@@ -58,18 +60,39 @@ def _add(cells: dict, experiment: str, key: tuple, latency_ms: float, error: boo
         cell.errors += 1
         if len(cell.examples) < _EXAMPLES:
             cell.examples.append(example)
+    return cell
 
 
-def request_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
-    """Cells per experiment from ``requests`` rows (REQUEST_COLUMNS order); unplaced rows are ignored."""
+def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | None = None) -> dict[str, list[Cell]]:
+    """Cells per experiment from ``requests`` rows (REQUEST_COLUMNS order); unplaced rows are ignored.
+
+    ``counters_of(experiment_id)`` gives the experiment's custom rules as ``(name, numerator,
+    denominator)`` predicates over a row (``hub.abort.match.counters``); each cell then also
+    counts, per rule, the rows matching each.
+    """
     cells: dict[str, dict] = {}
+    counters: dict[str, list] = {}
     for r in rows:
         experiment = r[2]
         if not experiment:
             continue
         error = r[10] >= 500 or r[10] == 0 or bool(r[15])
         key = (int(r[1].timestamp()), "requests", r[5], r[7], r[6], r[9], "")
-        _add(cells, experiment, key, r[11], error, r[4])
+        cell = _add(cells, experiment, key, r[11], error, r[4])
+        if counters_of is not None:
+            rules = counters.get(experiment)
+            if rules is None:
+                rules = counters[experiment] = counters_of(experiment) or []
+            for name, numerator, denominator in rules:
+                counts = cell.custom.get(name)
+                if counts is None:
+                    counts = cell.custom[name] = [0, 0, []]
+                if numerator(r):
+                    counts[0] += 1
+                    if len(counts[2]) < _EXAMPLES:
+                        counts[2].append(r[4])
+                if denominator(r):
+                    counts[1] += 1
     return {e: list(per.values()) for e, per in cells.items()}
 
 

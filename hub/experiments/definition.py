@@ -74,12 +74,14 @@ Sli = Literal[
 ]
 SLIS: Final[tuple[str, ...]] = get_args(Sli)
 #: ``absence``: seconds without any sample in scope (a silent service is not a healthy one).
+#: ``count`` and ``ratio``: custom filtered measurements of request legs (``where``, ``of``).
 AbortMeasurement = Literal[
     "error_rate", "latency_p50", "latency_p90", "latency_p95", "latency_p99", "request_rate",
-    "shadow_mismatch_rate", "span_error_rate", "absence",
+    "shadow_mismatch_rate", "span_error_rate", "absence", "count", "ratio",
 ]
 ABORT_MEASUREMENTS: Final[tuple[str, ...]] = get_args(AbortMeasurement)
-assert ABORT_MEASUREMENTS == SLIS + ("absence",), "keep AbortMeasurement = Sli + absence"
+assert ABORT_MEASUREMENTS == SLIS + ("absence", "count", "ratio"), "keep AbortMeasurement = Sli + the rest"
+CUSTOM_MEASUREMENTS: Final = ("count", "ratio")
 
 Leg = Literal["primary", "shadow", "canary"]  # same values as hub.names.LEGS
 Role = Literal["lead", "observer", "injector", "approver", "scribe", "responder"]
@@ -188,6 +190,29 @@ class AbortScope(_Strict, kw_only=True):
     target: NonEmptyStr | None = None
 
 
+StatusClass = Annotated[str, msgspec.Meta(pattern=r"^[1-5]xx$")]
+StatusCode = Annotated[int, msgspec.Meta(ge=0, le=599)]
+HttpMethod = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,20}$")]
+
+
+class RecordMatch(_Strict, kw_only=True):
+    """Which request legs a custom ``count`` or ``ratio`` counts (``where``, ``of``).
+
+    Every key given must hold; a list holds when any of its values does. ``status`` takes codes
+    (``503``) and classes (``"5xx"``); ``failed`` is the hub's failed leg (status 0, >= 500, or
+    an error text), as in ``error_rate``.
+    """
+
+    status: list[StatusCode | StatusClass] | None = None
+    method: list[HttpMethod] | None = None
+    leg: Leg | None = None
+    route: RouteTemplate | None = None
+    gateway: NonEmptyStr | None = None
+    backend: NonEmptyStr | None = None
+    failed: bool | None = None
+    latency_ms_over: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
 class AbortCondition(_Strict, kw_only=True):
     """Stop (or warn) when ``measurement`` over ``window`` compares true against ``threshold``
     for at least ``for``, with at least ``min_samples`` samples in the window."""
@@ -207,6 +232,11 @@ class AbortCondition(_Strict, kw_only=True):
     # difference worth aborting for. A noisy metric moves both groups alike and aborts nothing.
     control: AbortScope | None = None
     confidence: Annotated[float, msgspec.Meta(gt=0.5, lt=1.0)] = 0.99
+    # measurement count: request legs in scope matching ``where``, in the window.
+    # measurement ratio: of the legs in scope matching ``of`` (all, when absent), the share that
+    # also match ``where``. With ``control``, the ratio is compared like an error rate.
+    where: RecordMatch | None = None
+    of: RecordMatch | None = None
 
 
 class ExperimentDefinition(_Strict, kw_only=True):
@@ -383,6 +413,17 @@ def _semantic_errors(d: ExperimentDefinition) -> Iterator[tuple[Path_, str]]:
             parse_duration(c.for_)
         except DurationError as exc:
             yield ["abort_conditions", i, "for"], str(exc)
+        custom = c.measurement in CUSTOM_MEASUREMENTS
+        if custom and c.where is None:
+            yield ["abort_conditions", i, "where"], f"required for measurement {c.measurement}: which request legs to count"
+        if not custom and c.where is not None:
+            yield ["abort_conditions", i, "where"], "only for measurement count or ratio"
+        if c.of is not None and c.measurement != "ratio":
+            yield ["abort_conditions", i, "of"], "only for measurement ratio"
+        if c.control is not None and c.measurement not in ("error_rate", "span_error_rate", "shadow_mismatch_rate",
+                                                           "ratio"):
+            yield ["abort_conditions", i, "control"], \
+                "a control group compares proportions: use it with error_rate, span_error_rate, shadow_mismatch_rate or ratio"
 
 
 def _duplicates(items: list, section: str, key: str, noun: str) -> Iterator[tuple[Path_, str]]:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class ExperimentRegistry:
-    def __init__(self, bootstrap: str, topic: str, poll_interval: float = 0.1):
+    def __init__(self, bootstrap: str, topic: str, poll_interval: float = 0.05):
         self.bootstrap = bootstrap
         self.topic = topic
         self.poll_interval = poll_interval

@@ -57,8 +57,13 @@ class SinkSpec:
     columns: Sequence[str]
     decode: Callable[[Sequence[RawMessage]], Decoded]
     # Called once a chunk is stored (and again when a crash made it be stored again), before the
-    # chunk is acknowledged: derived records for other topics, e.g. the judge's rollups.
+    # chunk is acknowledged: derived records for other topics, e.g. the shadow pairs.
     after_store: Callable[[str, Decoded], None] | None = None
+    # Called as soon as the chunk's ledger entry is written, before its rows are inserted: derived
+    # records that must not wait for the insert (the judge's rollups). The ledger entry fixes the
+    # chunk's bounds, so a chunk written again after a crash passes the same token here again and
+    # a consumer that counts each token once (the judge) counts the chunk once.
+    after_ledger: Callable[[str, Decoded], None] | None = None
 
 
 class DeadLetters(Protocol):
@@ -174,6 +179,8 @@ class ExactlyOnceSink:
               len(decoded.invalid)]],
             LEDGER_COLUMNS, token=token + ":ledger",
         )
+        if self.spec.after_ledger is not None:
+            self.spec.after_ledger(token, decoded)
         self.store.insert(f"{self.store.database}.{self.spec.table}", decoded.rows,
                           self.spec.columns, token=token)
         stored_rows = len(decoded.rows)

@@ -170,6 +170,18 @@ INVALID = [
     (_set("abort_conditions.0.scope.team", "db"), None, "abort_conditions[0].scope.team: unknown field (expected one of: leg, route, service, target)"),
     (_set("abort_conditions.2.name", "api-failing"), None, "abort_conditions[2].name: duplicate abort condition 'api-failing'"),
     (_set("tags", "db"), None, "tags: expected a list, got 'db'"),
+    (_set("abort_conditions.0.measurement", "ratio"), None,
+     "abort_conditions[0].where: required for measurement ratio: which request legs to count"),
+    (_set("abort_conditions.0.where", {"status": [504]}), None, "abort_conditions[0].where: only for measurement count or ratio"),
+    (_set("abort_conditions.0.measurement", "count"), _set("abort_conditions.0.where", {"status": ["6xx"]}),
+     "abort_conditions[0].where.status[0]"),
+    (_set("abort_conditions.0.measurement", "count"), _set("abort_conditions.0.where", {"colour": "red"}),
+     "abort_conditions[0].where.colour: unknown field"),
+    (_set("abort_conditions.0.measurement", "count"),
+     lambda d: d["abort_conditions"][0].update(where={"method": ["GET"]}, of={"method": ["GET"]}),
+     "abort_conditions[0].of: only for measurement ratio"),
+    (_set("abort_conditions.0.measurement", "latency_p99"), _set("abort_conditions.0.control", {"target": "v1"}),
+     "abort_conditions[0].control: a control group compares proportions"),
 ]
 
 

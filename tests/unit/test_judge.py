@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from types import SimpleNamespace
 
@@ -200,3 +201,54 @@ def test_shadow_mismatch_rate_counts_real_differences_not_noise():
     judge.add(pair_cells([pair(1, "body_mismatch", route="/orders") for _ in range(10)])["e"])
     [alert] = judge.evaluate(T + 1)
     assert alert["rule"] == "shadow" and alert["top_contributors"][0]["route"] == "/orders"
+
+
+def custom_cell(second, route, matching, base, count=None):
+    c = Cell(second, "requests", "primary", route, "gw", "backend", "", count if count is not None else base, 0)
+    c.custom = {"timeouts": [matching, base, [f"req-{second}-{i}" for i in range(min(matching, 3))]]}
+    return c
+
+
+def test_custom_ratio_and_count_sum_the_matches_the_sink_counted():
+    ratio = rule(name="timeouts", measurement="ratio", threshold=0.1, min_samples=50)
+    judge = ExperimentJudge("e", [ratio])
+    judge.add([custom_cell(T, "/a", 5, 100), custom_cell(T, "/b", 25, 100)])
+    [alert] = judge.evaluate(T)
+    assert alert["observed"] == pytest.approx(0.15) and alert["samples"] == 200
+    assert alert["top_contributors"][0] == {"route": "/b", "value": 0.25, "matching": 25, "samples": 100}
+    assert alert["example_request_ids"] and all(e.startswith(f"req-{T}") for e in alert["example_request_ids"])
+    count = rule(name="timeouts", measurement="count", comparison=">=", threshold=31)
+    judge = ExperimentJudge("e", [count])
+    judge.add([custom_cell(T, "/a", 5, 100), custom_cell(T, "/b", 25, 100)])
+    assert judge.evaluate(T) == [] and judge.states["timeouts"].value == 30
+    judge.add([custom_cell(T + 1, "/a", 1, 10)])
+    [alert] = judge.evaluate(T + 1)
+    assert alert["observed"] == 31 and alert["samples"] == 210
+
+
+def test_custom_counts_survive_the_rollup_encoding():
+    from hub.abort.rollup import decode_rollup, request_cells
+    import datetime as dt
+    from hub.abort.match import counters
+    from hub.experiments.definition import RecordMatch
+
+    when = dt.datetime.fromtimestamp(T, dt.timezone.utc)
+    rows = [(None, when, "e", "", f"c{i}", "primary", "gw", "/a", "GET", "b", 504 if i < 3 else 200, 5.0,
+             0, 0, "", "", "/s") for i in range(10)]
+    cond = rule(name="timeouts", measurement="ratio")
+    cond.where, cond.of = RecordMatch(status=[504]), RecordMatch(method=["GET"])
+    cells = request_cells(rows, lambda e: counters([cond]))
+    [(_, value)] = encode_rollups("tok", cells)
+    _, _, [decoded] = decode_rollup(value)
+    assert decoded.custom["timeouts"][:2] == [3, 10] and decoded.custom["timeouts"][2] == ["c0", "c1", "c2"]
+
+
+def test_a_rollup_spanning_seconds_is_evaluated_at_each_second():
+    # A catch-up rollup carries seconds 0..3; the breach lives in second 1 only (window 1 s).
+    judge = Judge(lambda e: [rule(window="1s", min_samples=10)], lambda alert: None)
+    cells = [cell(T, 100, 0), cell(T + 1, 100, 90), cell(T + 2, 100, 0), cell(T + 3, 100, 0)]
+    [(_, value)] = encode_rollups("tok", {"e": cells})
+    alerts = judge.add_rollup(value)
+    assert [(a["status"], a["window_end"]) for a in alerts] == [
+        ("firing", dt.datetime.fromtimestamp(T + 1, dt.timezone.utc).isoformat()),
+        ("resolved", dt.datetime.fromtimestamp(T + 2, dt.timezone.utc).isoformat())]

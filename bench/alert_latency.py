@@ -1,0 +1,293 @@
+"""Breach-to-alert latency: from the publication of the first breaching record to the alert on ``hub.alerts``.
+
+One worker (``hub.testing.WorkerProcess``: a real ``python -m streams.worker``, its own
+HUB_HOME, embedded chDB store, isolated topics) and one running experiment whose gateway is
+the traffic's, with one abort rule (``error_rate > 5%`` over 2 s, at least 500 samples,
+severity ``warn`` so the experiment keeps running and every trial fires a new alert).
+
+A producer thread publishes request legs at a steady rate (default 10,000 per second) as the
+hub's emitters do: CloudEvents batches of 50 events per Kafka record, one record every 5 ms,
+keyed by correlation id round-robin over the partitions, event time = the moment of sending.
+Each trial switches the traffic to failing (status 503) for 0.4 s, then back to healthy for
+long enough that the rule resolves.
+
+The first breaching record is computed from what was sent, with the judge's own window
+semantics: per event-time second, counts and errors of the records published so far; the
+window at the newest second S covers the seconds (S-2, S]; the first record after which the
+window's error rate exceeds the threshold with enough samples is the breaching one. Its
+publication instant is taken just before ``send``. The alert's instant is the Kafka
+timestamp of the firing alert record on the alerts topic (set by the worker's producer, same
+clock). latency = alert instant - publication instant.
+
+Baseline, in the same run, on the same records and breaches: ``bench.alert_baseline`` in its
+own process, a plain kafka-python consumer that decodes each record and evaluates the same
+rule in memory, with no storage, no experiment correlation and no exactly-once bookkeeping,
+and publishes its alert to a topic of its own. Its latency is measured the same way: it is
+the floor that Kafka's hops and decoding set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import orjson
+
+from bench.common import BenchContext, BenchError, Result
+from hub.runtime.kafka import tail
+from hub.runtime.topics import ensure_topics
+from hub.settings import REPO_ROOT
+from hub.testing import WorkerProcess, isolated_env
+
+RATE = 10_000          # request legs per second
+EVENTS_PER_RECORD = 50
+WINDOW = 2             # seconds, the rule's window
+THRESHOLD = 0.05
+MIN_SAMPLES = 500
+FAIL_SECONDS = 0.4
+QUIET_SECONDS = 3.6    # healthy traffic between breaches: the window empties of errors, the rule resolves
+DEFAULT_TRIALS = 30
+PARTITIONS = 4
+
+DEFINITION = textwrap.dedent("""
+    id: {id}
+    title: Breach-to-alert latency benchmark
+    scenario: Steady traffic with bursts of failures.
+    hypothesis: Every burst raises one alert.
+    expected_outcome: One alert per burst.
+    steady_state:
+      - {{name: errors, sli: error_rate, source: requests, tolerance: {{max: 0.5}}}}
+    environment: {{name: bench, kind: non-live, risk: low}}
+    targets: {{gateways: [{gateway}]}}
+    phases: [{{name: load, planned_minutes: 30}}]
+    abort_conditions:
+      - {{name: burst-errors, measurement: error_rate, window: {window}s, comparison: ">", threshold: {threshold},
+          min_samples: {min_samples}, severity: warn}}
+""")
+
+
+def _template(gateway: str) -> tuple[bytes, bytes]:
+    """A request-leg CloudEvent with placeholders, for 10,000 a second without per-event encoding."""
+    def one(status: int) -> bytes:
+        return orjson.dumps({
+            "specversion": "1.0", "id": "@ID@", "source": "/bench/alert-latency",
+            "type": "dev.gamedayhub.request.leg.v1", "datacontenttype": "application/json",
+            "data": {"correlation_id": "@ID@", "leg": "primary", "gateway": gateway, "route": "/checkout",
+                     "method": "GET", "backend": "checkout-v1", "status": status, "latency_ms": 12.5,
+                     "event_time": "@TIME@"}})
+    return one(200), one(503)
+
+
+class Traffic(threading.Thread):
+    """Paced producer; records (publication instant, event second, events, errors) of each record."""
+
+    def __init__(self, bootstrap: str, topic: str, gateway: str, rate: int):
+        super().__init__(name="bench-traffic", daemon=True)
+        from kafka import KafkaProducer
+
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=10_000_000)
+        self.topic = topic
+        self.ok, self.bad = _template(gateway)
+        self.interval = EVENTS_PER_RECORD / rate
+        self.failing = False
+        self.stop_flag = threading.Event()
+        self.sent: list[tuple[float, int, int, int]] = []
+        self.lag = 0.0  # worst lateness of the pacing, seconds
+
+    def run(self) -> None:
+        n = 0
+        next_at = time.time()
+        while not self.stop_flag.is_set():
+            now = time.time()
+            if now < next_at:
+                time.sleep(next_at - now)
+                now = time.time()
+            self.lag = max(self.lag, now - next_at)
+            next_at += self.interval
+            failing = self.failing
+            template = self.bad if failing else self.ok
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+            stamp_b = stamp.encode()
+            events = []
+            for _ in range(EVENTS_PER_RECORD):
+                n += 1
+                events.append(template.replace(b"@ID@", f"{n:032x}".encode()).replace(b"@TIME@", stamp_b))
+            value = b"[" + b",".join(events) + b"]"
+            published = time.time()
+            self.producer.send(self.topic, key=f"{n:032x}".encode(), value=value)
+            self.sent.append((published, int(now), EVENTS_PER_RECORD, EVENTS_PER_RECORD if failing else 0))
+        self.producer.flush(30)
+        self.producer.close(10)
+
+
+def first_breaches(sent: list[tuple[float, int, int, int]]) -> list[float]:
+    """Publication instants of the records that start each breach, by the judge's window semantics."""
+    per_second: dict[int, list[int]] = {}
+    watermark = 0
+    breaching = False
+    out = []
+    for published, second, count, errors in sent:
+        cell = per_second.setdefault(second, [0, 0])
+        cell[0] += count
+        cell[1] += errors
+        watermark = max(watermark, second)
+        n = e = 0
+        for s in range(watermark - WINDOW + 1, watermark + 1):
+            c = per_second.get(s)
+            if c:
+                n += c[0]
+                e += c[1]
+        now_breaching = n >= MIN_SAMPLES and e / n > THRESHOLD
+        if now_breaching and not breaching:
+            out.append(published)
+        breaching = now_breaching
+    return out
+
+
+class AlertReader(threading.Thread):
+    """Kafka timestamps (seconds) of firing alerts on a topic, in order."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        super().__init__(name=f"alerts-{topic}", daemon=True)
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                      auto_offset_reset="earliest", enable_auto_commit=False)
+        self.firing: list[float] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            for records in self.consumer.poll(timeout_ms=200).values():
+                for r in records:
+                    try:
+                        doc = json.loads(r.value)
+                    except ValueError:
+                        continue
+                    if doc.get("kind") == "alert" and doc.get("status") == "firing":
+                        self.firing.append(r.timestamp / 1000)
+        self.consumer.close()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _match(breaches: list[float], alerts: list[float]) -> list[float]:
+    """Latency of each breach: its first alert at or after it and before the next breach."""
+    out = []
+    for i, start in enumerate(breaches):
+        end = breaches[i + 1] if i + 1 < len(breaches) else math.inf
+        found = [a for a in alerts if start <= a < end]
+        if not found:
+            raise BenchError(f"breach {i + 1} (published at {start:.3f}) raised no alert; alerts at {alerts}")
+        out.append(found[0] - start)
+    return out
+
+
+def _cli(env: dict, *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise BenchError(f"hub {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[Result]:
+    trials = trials or (max(3, ctx.events // 1000) if ctx.events else DEFAULT_TRIALS)
+    home = ctx.scratch / "alert-latency"
+    env = isolated_env(home, ctx.bootstrap)
+    topic, baseline_alerts = env["HUB_TOPIC_REQUESTS"], f"bench-baseline-alerts-{uuid.uuid4().hex[:8]}"
+    ensure_topics(ctx.bootstrap, {topic: PARTITIONS, baseline_alerts: 1})
+    worker = WorkerProcess(env)
+    baseline = None
+    traffic = None
+    readers: list[AlertReader] = []
+    try:
+        ctx.progress(f"alert latency: launching the worker (HUB_HOME={home})")
+        worker.launch()
+        experiment, gateway = f"bench-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
+        path = home / "experiment.yaml"
+        path.write_text(DEFINITION.format(id=experiment, gateway=gateway, window=WINDOW, threshold=THRESHOLD,
+                                          min_samples=MIN_SAMPLES))
+        _cli(env, "experiment", "create", str(path))
+        _cli(env, "experiment", "start", experiment, "--force")
+        baseline = subprocess.Popen(
+            [sys.executable, "-m", "bench.alert_baseline", "--bootstrap", ctx.bootstrap, "--topic", topic,
+             "--alerts", baseline_alerts, "--window", str(WINDOW), "--threshold", str(THRESHOLD),
+             "--min-samples", str(MIN_SAMPLES)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True)
+        if baseline.stdout.readline().strip() != "ready":
+            raise BenchError("the baseline judge did not start")
+        readers = [AlertReader(ctx.bootstrap, env["HUB_TOPIC_ALERTS"]), AlertReader(ctx.bootstrap, baseline_alerts)]
+        for reader in readers:
+            reader.start()
+        traffic = Traffic(ctx.bootstrap, topic, gateway, rate)
+        traffic.start()
+        ctx.progress(f"alert latency: {rate:,} legs/s; warming up for {WINDOW + 3}s, then {trials} breaches "
+                     f"of {FAIL_SECONDS}s every {FAIL_SECONDS + QUIET_SECONDS}s")
+        time.sleep(WINDOW + 3)
+        for i in range(trials):
+            if worker.process.poll() is not None:
+                raise BenchError(f"the worker exited with {worker.process.returncode}:\n{tail(worker.log_path, 40)}")
+            traffic.failing = True
+            time.sleep(FAIL_SECONDS)
+            traffic.failing = False
+            time.sleep(QUIET_SECONDS)
+            if (i + 1) % 5 == 0:
+                ctx.progress(f"alert latency: {i + 1}/{trials} breaches; hub alerts so far {len(readers[0].firing)}, "
+                             f"baseline {len(readers[1].firing)}")
+        traffic.stop_flag.set()
+        traffic.join(30)
+        time.sleep(3)
+        for reader in readers:
+            reader.stop_flag.set()
+            reader.join(10)
+        breaches = first_breaches(traffic.sent)
+        if len(breaches) != trials:
+            raise BenchError(f"{trials} bursts sent but {len(breaches)} breaches in what was sent")
+        hub_alerts, base_alerts = readers[0].firing, readers[1].firing
+        hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
+        if len(hub_alerts) != trials:
+            raise BenchError(f"the hub raised {len(hub_alerts)} firing alerts for {trials} breaches")
+        sent_events = sum(s[2] for s in traffic.sent)
+        seconds = traffic.sent[-1][0] - traffic.sent[0][0]
+        details = {"trials": trials, "rate_target": rate, "rate_achieved": round(sent_events / seconds),
+                   "events_per_record": EVENTS_PER_RECORD, "pacing_worst_lag_s": round(traffic.lag, 4),
+                   "rule": f"error_rate > {THRESHOLD} over {WINDOW}s, min_samples {MIN_SAMPLES}",
+                   "hub_alerts": len(hub_alerts), "baseline_alerts": len(base_alerts),
+                   "hub_latency_s": [round(x, 4) for x in hub_latency],
+                   "baseline_latency_s": [round(x, 4) for x in base_latency]}
+        hub_median, base_median = statistics.median(hub_latency), statistics.median(base_latency)
+        hub_p99, base_p99 = _percentile(hub_latency, 0.99), _percentile(base_latency, 0.99)
+        ctx.progress(f"alert latency: hub median {hub_median:.3f}s p99 {hub_p99:.3f}s; "
+                     f"baseline median {base_median:.3f}s p99 {base_p99:.3f}s")
+        return [Result("breach to alert, median", round(hub_median, 4), "s", round(base_median, 4),
+                       higher_is_better=False, details=details),
+                Result("breach to alert, p99", round(hub_p99, 4), "s", round(base_p99, 4),
+                       higher_is_better=False, details={"same run as": "breach to alert, median"})]
+    finally:
+        if traffic is not None and traffic.is_alive():
+            traffic.stop_flag.set()
+            traffic.join(30)
+        for reader in readers:
+            reader.stop_flag.set()
+        if baseline is not None and baseline.poll() is None:
+            baseline.terminate()
+            try:
+                baseline.wait(10)
+            except subprocess.TimeoutExpired:
+                baseline.kill()
+        worker.stop()
+
+
+def benchmarks():
+    return [("alert-latency", f"breach to alert at {RATE:,} request legs/s ({DEFAULT_TRIALS} breaches by default)",
+             run)]
