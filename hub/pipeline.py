@@ -13,6 +13,7 @@ from hub.experiments.projection import decode_experiment_events
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
+from hub.shadow.dedupe import PairDeduplicator
 from hub.shadow.pairing import PairingAgent
 from hub.shadow.records import PAIR_COLUMNS, decode_pairs
 from hub.redaction import Redactor, load_policy
@@ -76,12 +77,13 @@ class Correlator:
 
 def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
-               pairing: PairingAgent | None = None) -> list[SinkSpec]:
+               pairing: PairingAgent | None = None, store: Store | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
     encoding = settings.otlp_encoding
     place = Correlator(registry, settings.correlation_lateness)
     clean = redactor_for(settings)
+    unique_pairs = PairDeduplicator(store)  # without a store (replay): remembers what it has seen
 
     def rollup(cells_of):
         if rollups is None:
@@ -104,7 +106,8 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                  decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
                  after_store=requests_after_store if rollups is not None or pairs is not None else None),
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
-                 decode=lambda messages: place.pairs(decode_pairs(messages, max_bytes)),
+                 # one row per pair_id: a pair published again is dropped (hub/shadow/dedupe.py)
+                 decode=lambda messages: unique_pairs(place.pairs(decode_pairs(messages, max_bytes))),
                  after_store=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
                  decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
@@ -133,7 +136,7 @@ def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry |
     dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
                                        redactor=redactor_for(settings))
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
-            for spec in sink_specs(settings, registry, rollups, pairs, pairing)]
+            for spec in sink_specs(settings, registry, rollups, pairs, pairing, store=store)]
 
 
 def topics_to_create(settings: Settings) -> dict[str, int]:

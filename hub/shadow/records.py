@@ -2,7 +2,10 @@
 and shadow legs, as a CloudEvents 1.0 envelope (structured JSON) whose ``data`` is a ``ShadowPair``.
 
 Mirrors ``schemas/json/shadow_pair.v1.json``. Stored in ``{db}.shadow_pairs``
-(``schemas/clickhouse/0007_shadow_pairs.sql``) in ``PAIR_COLUMNS`` order by ``decode_pairs``.
+(``schemas/clickhouse/0007_shadow_pairs.sql``) in ``PAIR_COLUMNS`` order by ``decode_pairs``; the
+last two columns are not from the event but from where it was read (partition and offset on the
+pairs topic), which ``hub.shadow.dedupe`` needs to tell a pair published again from a chunk
+stored again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from hub.errors import InvalidRecord
 from hub.records.decode import DecodedBatch, RawMessage, decode_cloudevents
 
 __all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
-           "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row"]
+           "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row",
+           "PAIR_ID", "PAIR_TIME", "PAIR_PARTITION", "PAIR_OFFSET"]
 
 UTC: Final = timezone.utc
 RECORD_SHADOW_PAIR: Final = "dev.gamedayhub.shadow.pair.v1"
@@ -106,17 +110,21 @@ PAIR_COLUMNS: Final[tuple[str, ...]] = (
     "primary_backend", "shadow_backend", "secondary_backend", "primary_status", "shadow_status",
     "secondary_status", "status_match", "body_match", "latency_primary_ms", "latency_shadow_ms",
     "latency_diff_ms", "outcome", "noise", "differing_fields", "noise_fields", "shadow_error", "source",
+    "source_partition", "source_offset",
 )
+#: Positions in a ``shadow_pairs`` row of the pair id, the event time and the record's partition and offset.
+PAIR_ID, PAIR_TIME, PAIR_PARTITION, PAIR_OFFSET = 0, 1, len(PAIR_COLUMNS) - 2, len(PAIR_COLUMNS) - 1
 
 
-def pair_row(e: PairEvent) -> tuple:
+def pair_row(e: PairEvent, partition: int = -1, offset: int = -1) -> tuple:
+    """A ``shadow_pairs`` row; ``partition`` and ``offset``: the record's on the pairs topic (-1: unknown)."""
     d = e.data
     t = d.event_time.astimezone(UTC)
     return (pair_id_of(d.gateway, d.correlation_id), t, d.experiment_id, d.phase, d.gateway, d.correlation_id,
             d.route, d.method, d.primary_backend, d.shadow_backend, d.secondary_backend, d.primary_status,
             d.shadow_status, d.secondary_status, d.status_match, d.body_match, d.latency_primary_ms,
             d.latency_shadow_ms, d.latency_diff_ms, d.outcome, d.noise, list(d.differing_fields),
-            list(d.noise_fields), d.shadow_error, e.source)
+            list(d.noise_fields), d.shadow_error, e.source, partition, offset)
 
 
 _DECODER: Final = msgspec.json.Decoder(PairEvent)
@@ -124,7 +132,7 @@ _DECODER: Final = msgspec.json.Decoder(PairEvent)
 
 def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
     try:
-        rows.append(pair_row(_DECODER.decode(value)))
+        rows.append(pair_row(_DECODER.decode(value), m[1], m[2]))
     except msgspec.ValidationError as exc:
         invalid.append(InvalidRecord("schema: " + str(exc).replace("`", "")[:240], m[0], m[1], m[2], index=index))
     except msgspec.DecodeError as exc:

@@ -156,3 +156,57 @@ def test_pairing_throughput():
     elapsed = time.perf_counter() - started
     assert count == n
     print(f"pairing: {n / elapsed:,.0f} pairs/s ({2 * n / elapsed:,.0f} legs/s)")
+
+
+# ---- one stored row per pair_id: the pairs sink's filter (hub.shadow.dedupe) ---------------------
+def _pair_records(cids, t=0.0, source="/hub/pairing"):
+    from hub.shadow.records import encode_pair
+
+    return [encode_pair(make_pair(leg(c, "primary", t), leg(c, "shadow", t + 0.01)), source) for c in cids]
+
+
+def _chunk(partition, first, values):
+    from hub.records.decode import RawMessage
+
+    return [RawMessage("hub.pairs", partition, first + i, b"k", v, 0) for i, v in enumerate(values)]
+
+
+def test_decoded_pairs_carry_the_partition_and_offset_they_were_read_from():
+    from hub.shadow.records import PAIR_COLUMNS, PAIR_OFFSET, PAIR_PARTITION, pair_id_of
+
+    batch = decode_pairs(_chunk(3, 40, _pair_records(["a", "b"])), 1_000_000)
+    assert batch.invalid == [] and all(len(r) == len(PAIR_COLUMNS) for r in batch.rows)
+    assert [(r[PAIR_PARTITION], r[PAIR_OFFSET]) for r in batch.rows] == [(3, 40), (3, 41)]
+    assert batch.rows[0][0] == pair_id_of("gw", "a")
+
+
+def test_a_pair_published_again_is_dropped_and_a_chunk_written_again_keeps_its_rows():
+    from hub.shadow.dedupe import PairDeduplicator
+
+    dedupe = PairDeduplicator()  # without a store: what replay uses
+    cids = lambda rows: [r[5] for r in rows]  # noqa: E731
+    a = decode_pairs(_chunk(0, 0, _pair_records(["p1", "p2", "p3"])), 1_000_000)
+    assert cids(dedupe(a).rows) == ["p1", "p2", "p3"]
+    # the same chunk again (a crash before its offsets were committed): its own rows do not count
+    again = decode_pairs(_chunk(0, 0, _pair_records(["p1", "p2", "p3"])), 1_000_000)
+    assert cids(dedupe(again).rows) == ["p1", "p2", "p3"]
+    # a later chunk: p2 published again (the pairer's state was lost), p4 twice in one chunk
+    b = decode_pairs(_chunk(0, 3, _pair_records(["p2", "p4", "p4", "p5"])), 1_000_000)
+    assert cids(dedupe(b).rows) == ["p4", "p5"]
+    assert dedupe.stats == {"checked": 10, "dropped": 2}
+    # another partition (another emitter keyed it otherwise): still one row per pair_id
+    c = decode_pairs(_chunk(1, 0, _pair_records(["p1", "p6"])), 1_000_000)
+    assert cids(dedupe(c).rows) == ["p6"]
+
+
+def test_the_filter_without_a_store_forgets_pairs_beyond_its_horizon():
+    from hub.shadow.dedupe import PairDeduplicator
+
+    dedupe = PairDeduplicator(memory_horizon_s=60.0)
+    offset = 0
+    for minute in range(10):
+        records = _pair_records([f"m{minute}-{i}" for i in range(20)], t=minute * 60.0)
+        dedupe(decode_pairs(_chunk(0, offset, records), 1_000_000))
+        offset += len(records)
+        assert dedupe.remembered <= 2 * 20 + 20  # the last horizon's pairs, not all of them
+    assert dedupe.stats["dropped"] == 0
