@@ -129,12 +129,18 @@ class WorkerProcess:
                 held.append(int(rest.rstrip("]")))
         return sorted(held)
 
-    def start_peer(self, home: Path, timeout: float = 120.0, **overrides: str) -> "WorkerProcess":
-        """Start another worker in the same cluster: same topics, consumer group, store and
-        partition count, its own home and HTTP port."""
+    def peer(self, home: Path, **overrides: str) -> "WorkerProcess":
+        """Another worker of the same cluster (not started yet): same topics, consumer group,
+        store and partition count, its own home and HTTP port."""
         shared = {k: v for k, v in self.env.items() if k.startswith("HUB_TOPIC_") or k in PEER_SETTINGS}
         shared.update(overrides)
-        return WorkerProcess.start(home, self.settings.bootstrap, timeout=timeout, **shared)
+        return WorkerProcess(isolated_env(home, self.settings.bootstrap, **shared))
+
+    def start_peer(self, home: Path, timeout: float = 120.0, **overrides: str) -> "WorkerProcess":
+        """Start another worker of the same cluster (see ``peer``)."""
+        worker = self.peer(home, **overrides)
+        worker.launch(timeout)
+        return worker
 
     def __enter__(self) -> "WorkerProcess":
         return self
@@ -186,7 +192,11 @@ class StoreServerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
 
     def ping(self) -> bool:
         import urllib.request

@@ -11,7 +11,7 @@ import pytest
 
 from hub.producer import send_records
 from hub.records.generate import generate_request_legs
-from hub.testing import StoreServerProcess, WorkerProcess
+from hub.testing import StoreServerProcess, WorkerProcess, isolated_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -51,18 +51,18 @@ def stored_by(worker: WorkerProcess) -> int:
 
 def test_two_workers_share_partitions_and_one_killed_mid_stream_loses_and_duplicates_nothing(
         tmp_path, kafka_bootstrap):
-    store = StoreServerProcess.start(tmp_path / "store")
-    workers: list[WorkerProcess] = []
+    store = StoreServerProcess(tmp_path / "store")
+    first = WorkerProcess(isolated_env(tmp_path / "w1", kafka_bootstrap, HUB_CLICKHOUSE_URL=store.url,
+                                       HUB_PARTITIONS=str(PARTITIONS), HUB_SINK_BATCH_MAX="2000"))
+    second = first.peer(tmp_path / "w2")
+    topic = first.settings.topic_requests
     producer: threading.Thread | None = None
     killed, restarted, failed = threading.Event(), threading.Event(), threading.Event()
     sent: dict[str, int] = {}
     try:
-        first = WorkerProcess.start(tmp_path / "w1", kafka_bootstrap, HUB_CLICKHOUSE_URL=store.url,
-                                    HUB_PARTITIONS=str(PARTITIONS), HUB_SINK_BATCH_MAX="2000")
-        workers.append(first)
-        topic = first.settings.topic_requests
-        second = first.start_peer(tmp_path / "w2")
-        workers.append(second)
+        store.launch()
+        first.launch()
+        second.launch()
         assert second.settings.topic_requests == topic and second.settings.app_id == first.settings.app_id
         wait_until(lambda: shared_by_both(first, second), 120, "both workers hold request partitions")
 
@@ -120,8 +120,7 @@ def test_two_workers_share_partitions_and_one_killed_mid_stream_loses_and_duplic
         restarted.set()
         if producer is not None:
             producer.join(300)
-        for worker in workers:
-            worker.stop()
-        store.stop()
+        for process in (second, first, store):
+            process.stop()
     assert (count, distinct) == (TOTAL, TOTAL)
     assert ledger == PARTITIONS
