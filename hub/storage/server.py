@@ -708,9 +708,9 @@ class StoreServer:
     async def _query(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         query_id = request.query.get("query_id") or str(uuid.uuid4())
-        text = RequestText(self._tmp_dir)
         if request.method in ("GET", "HEAD") and "query" not in request.query:
             return web.Response(text="Ok.\n")
+        text = RequestText(self._tmp_dir)
         try:
             if not self._authorized(request):
                 user = _credentials(request)[0] or "default"
@@ -772,10 +772,10 @@ class StoreServer:
             if name.startswith("param_"):
                 params[name[6:]] = value
             elif name == "readonly":
-                readonly = value
+                readonly = None if value.strip() in ("", "0") else value
             elif name not in TRANSPORT_PARAMETERS:
                 settings[name] = value
-        if request.method == "GET" and readonly in (None, "0"):
+        if request.method == "GET" and readonly is None:
             readonly = "2"  # as on a server: a GET request cannot write
         return Statement(
             sql=sql, insert=text.insert, data_path=text.data_path, settings=settings, readonly=readonly,
