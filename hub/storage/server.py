@@ -669,7 +669,11 @@ class StoreServer:
         self.token = token
         self.display_name = display_name or socket.gethostname()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-engine")
-        self._tmp_dir = Path(tempfile.mkdtemp(prefix="hub-store-"))
+        # INSERT data waits here for the engine: next to the store (same disk, not a RAM-backed
+        # /tmp), emptied at start in case a killed server left files behind.
+        self._tmp_dir = engine.path.parent / f"{engine.path.name}.incoming"
+        shutil.rmtree(self._tmp_dir, ignore_errors=True)
+        self._tmp_dir.mkdir(parents=True, exist_ok=True)
         self.requests = 0
         self.errors = 0
 
