@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hub.abort.match import counters
 from hub.abort.records import ALERT_COLUMNS, decode_alerts
 from hub.abort.rollup import encode_rollups, pair_cells, request_cells, span_cells
 from hub.abort.runtime import RollupPublisher
@@ -75,6 +76,22 @@ class Correlator:
         return batch
 
 
+def custom_counters(registry: ExperimentRegistry | None):
+    """``experiment id -> [(rule, numerator, denominator)]`` for the custom rules the rollups count."""
+    compiled: dict[str, tuple[object, list]] = {}
+
+    def counters_of(experiment_id: str) -> list:
+        state = registry.states.get(experiment_id) if registry is not None else None
+        if state is None:
+            return []
+        cached = compiled.get(experiment_id)
+        if cached is None or cached[0] is not state.definition:
+            cached = compiled[experiment_id] = (state.definition, counters(state.definition.abort_conditions))
+        return cached[1]
+
+    return counters_of
+
+
 def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
                pairing: PairingAgent | None = None, store: Store | None = None) -> list[SinkSpec]:
@@ -90,12 +107,11 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
             return None
         return lambda token, decoded: rollups.publish(encode_rollups(token, cells_of(decoded.rows)))
 
+    counters_of = custom_counters(registry)
+
     def requests_after_store(token, decoded):
-        # The judge's rollups and the stream pairing of legs from emitters other than the gateway.
-        if rollups is not None:
-            rollups.publish(encode_rollups(token, request_cells(decoded.rows)))
-        if pairs is not None and pairing is not None:
-            pairs.publish(pairing.after_store(token, decoded))
+        # The stream pairing of legs from emitters other than the gateway.
+        pairs.publish(pairing.after_store(token, decoded))
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
@@ -104,14 +120,15 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                  columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
                  decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
-                 after_store=requests_after_store if rollups is not None or pairs is not None else None),
+                 after_ledger=rollup(lambda rows: request_cells(rows, counters_of)),
+                 after_store=requests_after_store if pairs is not None and pairing is not None else None),
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
                  # one row per pair_id: a pair published again is dropped (hub/shadow/dedupe.py)
                  decode=lambda messages: unique_pairs(place.pairs(decode_pairs(messages, max_bytes))),
-                 after_store=rollup(pair_cells)),
+                 after_ledger=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
                  decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
-                 after_store=rollup(span_cells)),
+                 after_ledger=rollup(span_cells)),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
                  decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes))),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),

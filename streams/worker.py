@@ -6,6 +6,7 @@ does the same.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -105,12 +106,23 @@ def build(settings: Settings):
     return app
 
 
+def tune_gc() -> None:
+    """Fewer cyclic garbage collections: the worker allocates a row tuple per record and holds many
+    (pairing windows, batches), and with the default thresholds the collector rescans them all
+    the time (about 40% of the pairing's cost, measured). Objects made during start-up are frozen
+    out of the scans; young collections run every 50,000 allocations instead of 700."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run(settings: Settings) -> None:
     from faust.worker import Worker
 
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     app = build(settings)
+    tune_gc()
     pid_file(settings).write_text(str(os.getpid()))
     try:
         worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True)

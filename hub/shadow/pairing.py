@@ -123,6 +123,17 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
                       noise_fields=list(noisy), **common)
 
 
+def _NEVER(leg: LegView) -> bool:
+    return False
+
+
+def _view(leg) -> LegView | None:
+    """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows as they came)."""
+    if leg is None or isinstance(leg, LegView):
+        return leg
+    return LegView.from_row(leg)
+
+
 class _Entry:
     __slots__ = ("first", "primary", "shadow", "secondary", "expect")
 
@@ -139,12 +150,12 @@ class PairingWindow:
 
     def __init__(self, window_s: float = 30.0, *, policy: PairPolicy = PairPolicy(),
                  noise: NoiseModel | None = None, secondary_backends: Iterable[str] = (),
-                 expect_shadow: Callable[[LegView], bool] = lambda leg: False):
+                 expect_shadow: Callable[[LegView], bool] | None = None):
         self.window = float(window_s)
         self.policy = policy
         self.noise = noise
         self.secondaries = frozenset(secondary_backends)
-        self.expect_shadow = expect_shadow
+        self.expect_shadow = expect_shadow or _NEVER
         self.watermark = float("-inf")
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
@@ -164,12 +175,26 @@ class PairingWindow:
         if leg.leg not in ("primary", "shadow"):
             self.stats["ignored"] += 1
             return []
-        t = leg.event_time.timestamp()
+        return self._add(leg, leg.leg, leg.event_time.timestamp(), (leg.gateway, leg.correlation_id), leg.backend,
+                         expect_shadow)
+
+    def add_row(self, row: Sequence) -> list[ShadowPair]:
+        """``add`` for a ``requests`` row (``REQUEST_COLUMNS`` order). The row is held as it is and
+        becomes a ``LegView`` only when its pair is made: most primary legs are never shadowed,
+        and this keeps their cost to a dictionary entry."""
+        self.stats["legs"] += 1
+        kind = row[5]
+        if kind != "primary" and kind != "shadow":
+            self.stats["ignored"] += 1
+            return []
+        return self._add(row, kind, row[1].timestamp(), (row[6], row[4]), row[9], None)
+
+    def _add(self, leg, kind: str, t: float, key: tuple[str, str], backend: str,
+             expect_shadow: bool | None) -> list[ShadowPair]:
         out: list[ShadowPair] = []
         if t > self.watermark:
             self.watermark = t
             out.extend(self._expire(self.watermark - self.window))
-        key = (leg.gateway, leg.correlation_id)
         if key in self._done:
             self.stats["duplicates"] += 1
             return out
@@ -180,13 +205,16 @@ class PairingWindow:
                 return out
             entry = self._entries[key] = _Entry(t)
             heapq.heappush(self._heap, (t, key))
-        if leg.leg == "primary":
+        if kind == "primary":
             if entry.primary is not None:
                 self.stats["duplicates"] += 1
                 return out
             entry.primary = leg
-            entry.expect = self.expect_shadow(leg) if expect_shadow is None else expect_shadow
-        elif leg.backend in self.secondaries:
+            if expect_shadow is not None:
+                entry.expect = expect_shadow
+            elif self.expect_shadow is not _NEVER:
+                entry.expect = self.expect_shadow(_view(leg))
+        elif backend in self.secondaries:
             entry.secondary = leg
         else:
             if entry.shadow is not None:
@@ -203,8 +231,8 @@ class PairingWindow:
         self._done[key] = entry.first
         heapq.heappush(self._done_heap, (entry.first, key))
         self.stats["pairs"] += 1
-        return make_pair(entry.primary, entry.shadow, secondary=entry.secondary, noise=self.noise,
-                         policy=self.policy)
+        return make_pair(_view(entry.primary), _view(entry.shadow), secondary=_view(entry.secondary),
+                         noise=self.noise, policy=self.policy)
 
     def _expire(self, horizon: float) -> list[ShadowPair]:
         out = []
@@ -220,7 +248,7 @@ class PairingWindow:
                 del self._entries[key]
                 if entry.expect:
                     self.stats["shadow_missing"] += 1
-                    out.append(make_pair(entry.primary, None, policy=self.policy))
+                    out.append(make_pair(_view(entry.primary), None, policy=self.policy))
                 else:
                     self.stats["unshadowed"] += 1
             else:
@@ -273,10 +301,13 @@ class PairingAgent:
         w = self.window(partition)
         out: list[ShadowPair] = []
         skip = self.skip
+        add = w.add_row
         for r in rows:
             if skip and r[16].startswith(skip):
                 continue
-            out.extend(w.add(LegView.from_row(r)))
+            made = add(r)
+            if made:
+                out.extend(made)
         return out
 
     def after_store(self, token: str, decoded) -> list[tuple[bytes, bytes]]:
