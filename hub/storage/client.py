@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import Any, Sequence
 
+from clickhouse_connect.driver.exceptions import OperationalError
+
 from hub.errors import StoreUnavailable, UserError
 from hub.settings import Settings
 
@@ -28,12 +30,22 @@ class Store:
 
     def command(self, sql: str, settings: dict | None = None) -> Any:
         with self._lock:
-            return self._client.command(sql, settings=settings)
+            try:
+                return self._client.command(sql, settings=settings)
+            except OperationalError as exc:
+                raise StoreUnavailable(f"the store did not answer: {exc}") from exc
 
     def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None):
-        """Run a query; returns clickhouse-connect's QueryResult (column_names, result_rows)."""
+        """Run a query; returns clickhouse-connect's QueryResult (column_names, result_rows).
+
+        A store that cannot be reached (a server restarting, a network cut) raises
+        ``StoreUnavailable``, which the sink retries; an error in the query itself is raised as is.
+        """
         with self._lock:
-            return self._client.query(sql, parameters=parameters, settings=settings)
+            try:
+                return self._client.query(sql, parameters=parameters, settings=settings)
+            except OperationalError as exc:
+                raise StoreUnavailable(f"the store did not answer: {exc}") from exc
 
     def scalar(self, sql: str, parameters: dict | None = None) -> Any:
         rows = self.query(sql, parameters=parameters).result_rows
