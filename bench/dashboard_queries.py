@@ -13,10 +13,12 @@ settings from ``HUB_HOME=DIR`` alone, whatever the environment says). In it, one
   baseline 0-15 min, injection 15-30, observation 30-50, recovery from 50 on, a fault from minute
   16 to 24, an observation and a surprise), still running;
 - ``--rows`` request legs in ``hub.requests``, written by one ``INSERT ... SELECT ... FROM
-  numbers(N)``: event times spread evenly over the hour (plus up to 250 ms of jitter), 85%
-  primary, 10% shadow (the correlation id of the leg before it), 5% canary legs, gateways
-  ``edge-gw`` (60%) and ``patient-api`` (40%), nine routes of a patient records API with weights
-  and lognormal latencies per route, backends per route (shadows on ``patients-db-replica-b``),
+  numbers(N)``: event times spread evenly over the hour (plus up to 250 ms of jitter), ~86%
+  primary, ~9% shadow (replaying the request of the leg before it when that one is a plain
+  primary on a read-only patient route: same correlation id, route, method and gateway), 5%
+  canary legs, gateways ``edge-gw`` (60%) and ``patient-api`` (40%), nine methods and routes of a
+  patient records API (seven route templates) with weights and lognormal latencies per route,
+  backends per route (shadows on ``patients-db-replica-b``),
   statuses with 2% client errors, about 1% server errors and 0.2% timeouts (status 0), rising
   to 12% and 2% on the patient routes while the fault is active (with latencies three times
   higher), the phase of each instant; every value a hash of the row number, so the data is the

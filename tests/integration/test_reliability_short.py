@@ -3,9 +3,9 @@
 ``python -m bench.reliability --short --json PATH`` in a child process: its own embedded Kafka
 broker (HUB_KAFKA_BOOTSTRAP is removed from its environment, so the broker-restart phase always
 runs), one real worker with its own chDB store, 30,000 records with two worker SIGKILLs, a broker
-restart and duplicated produces. The counts it writes must show every phase stored exactly as
-expected (nothing lost, nothing duplicated) and the abort alert raised exactly as often as
-expected.
+restart and duplicated produces (and whatever phases the suite adds). The counts it writes must
+show every phase stored exactly as expected (nothing lost, nothing duplicated) and the abort
+alerts raised exactly as often as expected.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_short_reliability_suite_loses_nothing_duplicates_nothing_and_raises_the
     assert proc.returncode == 0 and summary["ok"], where
 
     phases = {row["phase"]: row for row in summary["phases"]}
-    assert set(phases) == {"kills", "broker-restart", "duplicate-produce"}, where
+    assert {"kills", "broker-restart", "duplicate-produce"} <= set(phases), where
     for name, row in phases.items():
         assert row["duplicated"] == 0 and row["lost"] == 0, f"{name}: {row}\n{where}"
         assert row["stored"] == row["expected_rows"] > 0, f"{name}: {row}\n{where}"
@@ -50,5 +50,5 @@ def test_short_reliability_suite_loses_nothing_duplicates_nothing_and_raises_the
     # Two produces of the same events are two Kafka records each: two rows per event id.
     dup = phases["duplicate-produce"]
     assert dup["stored"] == 2 * dup["distinct_ids"] == dup["sent"], dup
-    assert summary["worker_sigkills"] == 2 and summary["broker_restarts"] == 1, summary
-    assert summary["alerts_expected"] == summary["alerts_raised"] == 1, summary
+    assert summary["worker_sigkills"] >= 2 and summary["broker_restarts"] == 1, summary
+    assert summary["alerts_raised"] == summary["alerts_expected"] >= 1, summary
