@@ -54,6 +54,7 @@ MIN_SAMPLES = 500
 FAIL_SECONDS = 0.4
 QUIET_SECONDS = 3.6    # healthy traffic between breaches: the window empties of errors, the rule resolves
 DEFAULT_TRIALS = 30
+WARM_UP = 10           # seconds of healthy traffic first: the worker's start-up catch-up is not measured
 PARTITIONS = 4
 
 DEFINITION = textwrap.dedent("""
@@ -161,6 +162,7 @@ class AlertReader(threading.Thread):
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False)
         self.firing: list[float] = []
+        self.seen: list[dict] = []  # every alert record, for the details
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
@@ -171,7 +173,12 @@ class AlertReader(threading.Thread):
                         doc = json.loads(r.value)
                     except ValueError:
                         continue
-                    if doc.get("kind") == "alert" and doc.get("status") == "firing":
+                    if doc.get("kind") != "alert":
+                        continue
+                    self.seen.append({"at": r.timestamp / 1000, "status": doc.get("status"),
+                                      "alert_id": doc.get("alert_id"), "observed": doc.get("observed"),
+                                      "samples": doc.get("samples"), "window_end": doc.get("window_end")})
+                    if doc.get("status") == "firing":
                         self.firing.append(r.timestamp / 1000)
         self.consumer.close()
 
@@ -231,9 +238,9 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[
             reader.start()
         traffic = Traffic(ctx.bootstrap, topic, gateway, rate)
         traffic.start()
-        ctx.progress(f"alert latency: {rate:,} legs/s; warming up for {WINDOW + 3}s, then {trials} breaches "
+        ctx.progress(f"alert latency: {rate:,} legs/s; warming up for {WARM_UP}s, then {trials} breaches "
                      f"of {FAIL_SECONDS}s every {FAIL_SECONDS + QUIET_SECONDS}s")
-        time.sleep(WINDOW + 3)
+        time.sleep(WARM_UP)
         for i in range(trials):
             if worker.process.poll() is not None:
                 raise BenchError(f"the worker exited with {worker.process.returncode}:\n{tail(worker.log_path, 40)}")
@@ -242,8 +249,10 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[
             traffic.failing = False
             time.sleep(QUIET_SECONDS)
             if (i + 1) % 5 == 0:
+                sent = sum(s[2] for s in traffic.sent)
+                stored = worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {}).get("stored", 0)
                 ctx.progress(f"alert latency: {i + 1}/{trials} breaches; hub alerts so far {len(readers[0].firing)}, "
-                             f"baseline {len(readers[1].firing)}")
+                             f"baseline {len(readers[1].firing)}; legs sent {sent:,}, stored {stored:,}")
         traffic.stop_flag.set()
         traffic.join(30)
         time.sleep(3)
@@ -254,15 +263,18 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[
         if len(breaches) != trials:
             raise BenchError(f"{trials} bursts sent but {len(breaches)} breaches in what was sent")
         hub_alerts, base_alerts = readers[0].firing, readers[1].firing
-        hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
         if len(hub_alerts) != trials:
-            raise BenchError(f"the hub raised {len(hub_alerts)} firing alerts for {trials} breaches")
+            raise BenchError(f"the hub raised {len(hub_alerts)} firing alerts for {trials} breaches: "
+                             f"breaches published at {[round(b, 3) for b in breaches]}, alerts {readers[0].seen}")
+        hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
         sent_events = sum(s[2] for s in traffic.sent)
         seconds = traffic.sent[-1][0] - traffic.sent[0][0]
         details = {"trials": trials, "rate_target": rate, "rate_achieved": round(sent_events / seconds),
                    "events_per_record": EVENTS_PER_RECORD, "pacing_worst_lag_s": round(traffic.lag, 4),
                    "rule": f"error_rate > {THRESHOLD} over {WINDOW}s, min_samples {MIN_SAMPLES}",
                    "hub_alerts": len(hub_alerts), "baseline_alerts": len(base_alerts),
+                   "breaches_published_at": [round(b, 3) for b in breaches],
+                   "hub_alert_records": readers[0].seen,
                    "hub_latency_s": [round(x, 4) for x in hub_latency],
                    "baseline_latency_s": [round(x, 4) for x in base_latency]}
         hub_median, base_median = statistics.median(hub_latency), statistics.median(base_latency)

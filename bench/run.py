@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import dashboard_queries, pairing_throughput, sink_throughput
+from bench import alert_latency, dashboard_queries, pairing_throughput, sink_throughput
 from bench.common import BenchContext, BenchError, Result
 from hub.errors import HubError
 from hub.settings import REPO_ROOT, load_settings
@@ -35,7 +35,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Each module has benchmarks() -> [(key, description, run(ctx) -> [Result])]; the table keeps this order.
 MODULES = (
     sink_throughput,     # sink e2e and start-up per variant, the worker's peak memory
-    # breach-to-alert latency (bench/alert_latency.py) belongs here
+    alert_latency,       # breach-to-alert latency at 10,000 legs/s, hub vs a plain consumer judging in memory
     pairing_throughput,  # stream pairing vs insert + JOIN
     dashboard_queries,   # dashboard queries over one experiment, hub schema vs plain MergeTree
 )
