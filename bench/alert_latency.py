@@ -266,7 +266,11 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[
         if len(hub_alerts) != trials:
             raise BenchError(f"the hub raised {len(hub_alerts)} firing alerts for {trials} breaches: "
                              f"breaches published at {[round(b, 3) for b in breaches]}, alerts {readers[0].seen}")
-        hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
+        try:
+            hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
+        except BenchError as exc:
+            raise BenchError(f"{exc}; breaches published at {[round(b, 3) for b in breaches]}; hub alert records "
+                             f"{readers[0].seen}") from None
         sent_events = sum(s[2] for s in traffic.sent)
         seconds = traffic.sent[-1][0] - traffic.sent[0][0]
         details = {"trials": trials, "rate_target": rate, "rate_achieved": round(sent_events / seconds),

@@ -184,3 +184,30 @@ def test_a_noisy_healthy_experiment_is_not_aborted_by_the_control_rule_while_a_f
         status = json.loads(hub(worker.env, "experiment", "show", experiment, "--json"))["status"]
         time.sleep(0.5)
     assert status == "aborted"
+
+
+def test_the_python_and_sql_forms_of_a_filter_count_the_same_rows(store):
+    """Random filters over random legs: the sink's predicate and the dashboards' SQL agree."""
+    from hub.abort.match import predicate
+    from hub.records.request_leg import REQUEST_COLUMNS
+
+    rnd = random.Random(11)
+    t = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+    rows = []
+    for i in range(2000):
+        rows.append((uuid.uuid4(), t, "exp-sql", "", f"c{i}", rnd.choice(["primary", "shadow", "canary"]),
+                     rnd.choice(["gw-a", "gw-b"]), rnd.choice(["/a", "/b/{id}"]), rnd.choice(["GET", "POST", "PUT"]),
+                     rnd.choice(["v1", "v2"]), rnd.choice([0, 200, 201, 404, 500, 503, 504]),
+                     rnd.choice([1.0, 999.9, 1000.0, 1000.1, 2500.0]), 0, 0, "",
+                     rnd.choice(["", "", "", "reset by peer"]), "/test"))
+    store.insert(f"{store.database}.requests", rows, REQUEST_COLUMNS)
+    options = {"status": [[504], ["5xx"], [0, "4xx"], [201, 503]], "method": [["GET"], ["POST", "PUT"]],
+               "leg": ["primary", "canary"], "route": ["/a", "/b/{id}"], "gateway": ["gw-a"], "backend": ["v2"],
+               "failed": [True, False], "latency_ms_over": [0, 1000, 999.95]}
+    for _ in range(60):
+        chosen = {k: rnd.choice(v) for k, v in options.items() if rnd.random() < 0.35}
+        match = RecordMatch(**chosen)
+        expected = sum(1 for r in rows if predicate(match)(r))
+        counted = store.scalar(f"SELECT countIf({match_sql(match)}) FROM {store.database}.requests "
+                               "WHERE experiment_id = 'exp-sql'")
+        assert counted == expected, chosen
