@@ -6,7 +6,7 @@ the traffic's, with one abort rule (``error_rate > 5%`` over 2 s, at least 500 s
 severity ``warn`` so the experiment keeps running and every trial fires a new alert).
 
 A producer thread publishes request legs at a steady rate (default 10,000 per second) as the
-hub's emitters do: CloudEvents batches of 50 events per Kafka record, one record every 5 ms,
+hub's emitter SDK does by default: CloudEvents batches of 100 events per Kafka record, one record every 10 ms,
 keyed by correlation id round-robin over the partitions, event time = the moment of sending.
 Each trial switches the traffic to failing (status 503) for 0.4 s, then back to healthy for
 long enough that the rule resolves.
@@ -47,7 +47,7 @@ from hub.settings import REPO_ROOT
 from hub.testing import WorkerProcess, isolated_env
 
 RATE = 10_000          # request legs per second
-EVENTS_PER_RECORD = 50
+EVENTS_PER_RECORD = 100  # the hub's emitter SDK packs up to 100 events per Kafka record by default
 WINDOW = 2             # seconds, the rule's window
 THRESHOLD = 0.05
 MIN_SAMPLES = 500

@@ -80,11 +80,27 @@ def correlate_request_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]
     if not index.by_id:
         return rows
     out = []
+    # The windows a (gateway, route, backend) can fall in, newest first, once per batch: the same
+    # answer ``TargetIndex.match`` gives (the first window that holds the time is the best).
+    candidates: dict[tuple[str, str, str], list[Window]] = {}
+    by_target = index.by_target
     for row in rows:
-        experiment_id, phase = index.place(
-            row[_REQ_TIME], row[_REQ_EXPERIMENT], row[_REQ_PHASE],
-            (("gateways", row[_REQ_GATEWAY]), ("routes", row[_REQ_ROUTE]), ("backends", row[_REQ_BACKEND])),
-        )
+        if row[_REQ_EXPERIMENT]:
+            experiment_id, phase = index.place(row[_REQ_TIME], row[_REQ_EXPERIMENT], row[_REQ_PHASE], ())
+        else:
+            key = (row[_REQ_GATEWAY], row[_REQ_ROUTE], row[_REQ_BACKEND])
+            windows = candidates.get(key)
+            if windows is None:
+                windows = sorted({id(w): w for k in (("gateways", key[0]), ("routes", key[1]), ("backends", key[2]))
+                                  for w in by_target.get(k, ())}.values(),
+                                 key=lambda w: (w.start, w.experiment_id), reverse=True)
+                candidates[key] = windows
+            t = row[_REQ_TIME]
+            experiment_id, phase = "", row[_REQ_PHASE]
+            for window in windows:
+                if window.start <= t < window.end:
+                    experiment_id, phase = window.experiment_id, phase or phase_at(window.state, t)
+                    break
         if experiment_id != row[_REQ_EXPERIMENT] or phase != row[_REQ_PHASE]:
             row = row[:_REQ_EXPERIMENT] + (experiment_id, phase) + row[_REQ_PHASE + 1:]
         out.append(row)

@@ -92,3 +92,26 @@ def test_spans_are_placed_by_service():
     row = tuple(values[c] for c in TRACE_COLUMNS)
     [out] = correlate_span_rows(index, [row])
     assert out[-2:] == ("exp-s", "injection")
+
+
+def test_batch_placement_equals_placing_each_row_alone():
+    """correlate_request_rows (which caches candidate windows per batch) places every row exactly
+    as TargetIndex.place does on its own, with overlapping experiments on shared targets."""
+    import random
+
+    rnd = random.Random(5)
+    states = [run("exp-a", "{gateways: [gw-a]}", 1, 5, 10), run("exp-b", "{routes: ['/patients/{id}']}", 3, 6, None),
+              run("exp-c", "{backends: [patients-v1], gateways: [gw-b]}", 3, 4, 8),
+              run("exp-d", "{gateways: [gw-a, gw-b]}", 7, 9, 12)]
+    index = TargetIndex(states)
+    rows = [request_row(T0 + timedelta(minutes=rnd.uniform(0, 14)), gateway=rnd.choice(["gw-a", "gw-b", "gw-c"]),
+                        route=rnd.choice(["/patients/{id}", "/other"]), backend=rnd.choice(["patients-v1", "x"]),
+                        experiment=rnd.choice(["", "", "", "exp-b"]), phase=rnd.choice(["", "", "manual"]))
+            for _ in range(3000)]
+    batch = correlate_request_rows(index, rows)
+    for row, placed in zip(rows, batch):
+        c = columns(row)
+        expected = index.place(c["event_time"], c["experiment_id"], c["phase"],
+                               (("gateways", c["gateway"]), ("routes", c["route"]), ("backends", c["backend"])))
+        assert (columns(placed)["experiment_id"], columns(placed)["phase"]) == expected
+    assert {columns(p)["experiment_id"] for p in batch} >= {"exp-a", "exp-b", "exp-c", "exp-d", ""}
