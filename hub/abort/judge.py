@@ -173,6 +173,7 @@ def _top(by_route: dict[str, list[Cell]], kind: str) -> list[dict]:
 @dataclass
 class RuleState:
     breach_since: int | None = None
+    last_breach: int | None = None  # the latest second evaluated as breaching, while the breach lasts
     firing: str | None = None  # alert id while firing
     value: float | None = None
     samples: int = 0
@@ -229,15 +230,20 @@ class ExperimentJudge:
             breaching = (measured.value is not None and measured.samples >= condition.min_samples
                          and _COMPARE[condition.comparison](measured.value, condition.threshold))
             if breaching:
+                state.last_breach = at if state.last_breach is None else max(state.last_breach, at)
                 if state.breach_since is None:
                     state.breach_since = at
                 if state.firing is None and at - state.breach_since >= hold:
                     state.firing = f"{self.experiment_id}/{condition.name}/{state.breach_since}"
                     alerts.append(self._alert(condition, state, measured, at, window, "firing"))
+            elif state.last_breach is not None and at <= state.last_breach:
+                # The second that breached is still filling in from other partitions: a dip on
+                # partial data decides nothing, so one breach cannot fire, resolve and fire again.
+                pass
             else:
                 if state.firing is not None:
                     alerts.append(self._alert(condition, state, measured, at, window, "resolved"))
-                state.breach_since, state.firing = None, None
+                state.breach_since, state.firing, state.last_breach = None, None, None
         return alerts
 
     def _alert(self, condition, state: RuleState, measured: Measured, at: int, window: float, status: str) -> dict:

@@ -252,3 +252,21 @@ def test_a_rollup_spanning_seconds_is_evaluated_at_each_second():
     assert [(a["status"], a["window_end"]) for a in alerts] == [
         ("firing", dt.datetime.fromtimestamp(T + 1, dt.timezone.utc).isoformat()),
         ("resolved", dt.datetime.fromtimestamp(T + 2, dt.timezone.utc).isoformat())]
+
+
+def test_a_dip_on_partial_data_of_the_breaching_second_neither_resolves_nor_fires_again():
+    # Partition 1's cells of second T+1 arrive first and breach; partition 2's healthy cells of the
+    # same second then pull the rate under the threshold; partition 1 again pushes it over.
+    judge = ExperimentJudge("e", [rule(window="1s", threshold=0.1, min_samples=10)])
+    judge.add([cell(T, 100, 0)])
+    assert judge.evaluate(T) == []
+    judge.add([cell(T + 1, 50, 10)])
+    [firing] = judge.evaluate(T + 1)
+    judge.add([cell(T + 1, 100, 0, route="/b")])
+    assert judge.evaluate(T + 1) == []  # 10/150 under the threshold, but the second is not complete
+    judge.add([cell(T + 1, 50, 20)])
+    assert judge.evaluate(T + 1) == []  # over again: the same breach, no second alert
+    judge.add([cell(T + 2, 100, 0)])
+    [resolved] = judge.evaluate(T + 2)
+    assert (firing["status"], resolved["status"]) == ("firing", "resolved")
+    assert firing["alert_id"] == resolved["alert_id"] == f"e/errors/{T + 1}"
