@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import alert_latency, dashboard_queries, pairing_throughput, sink_throughput
+from bench import alert_latency, dashboard_queries, gateway_latency, pairing_throughput, sink_throughput
 from bench.common import BenchContext, BenchError, Result
 from hub.errors import HubError
 from hub.settings import REPO_ROOT, load_settings
@@ -38,6 +38,7 @@ MODULES = (
     alert_latency,       # breach-to-alert latency at 10,000 legs/s, hub vs a plain consumer judging in memory
     pairing_throughput,  # stream pairing vs insert + JOIN
     dashboard_queries,   # dashboard queries over one experiment, hub schema vs plain MergeTree
+    gateway_latency,     # latency the gateway adds per request (plain, shadowing) vs direct calls
 )
 
 

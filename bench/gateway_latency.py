@@ -1,0 +1,546 @@
+"""The latency the gateway adds per request: the same requests directly to a backend and through a
+real ``hub gateway`` process in front of it, side by side.
+
+Processes, each started on a free loopback port (port 0, the bound port read from its first line):
+
+- **backend** (``python -m bench.gateway_latency backend``): an aiohttp server answering every
+  request after a fixed service time (``SERVICE_MS``, 2 ms, an ``asyncio.sleep``) with a small
+  JSON body (about 110 bytes). The shadowing configuration starts a second one as the shadow
+  backend.
+- **gateway**: ``hub gateway --config <generated yaml>`` (run as ``python -m hub.cli.main``),
+  one route ``/patients/{id}`` to the backend, emitting as in production: request legs and
+  shadow pairs to the run's broker (``ctx.bootstrap``) on fresh topics of 4 partitions created
+  for the run. Two configurations, one benchmark key each:
+
+  - ``gateway-plain``: plain proxying;
+  - ``gateway-shadow``: the route also shadows 50% of its GETs (every request here is a GET) to
+    the second backend, behind the bulkhead (``max_concurrent: 8, max_queue: 64``, the
+    defaults); the gateway compares the bodies and emits a pair per shadowed request.
+
+- **load client** (``python -m bench.gateway_latency client``): aiohttp, keep-alive (one session
+  per side, at most ``concurrency`` connections each), ``concurrency`` requests in flight (closed
+  loop). It warms both sides up (``WARM_UP`` requests each, not counted), then sends N requests
+  to each side in short runs, alternating ``direct gateway gateway direct`` and
+  ``gateway direct direct gateway`` (A B B A), so load on the shared machine lands on both
+  alike. Latency of one request: from just before ``session.get`` until its body is read.
+  requests/s of a side: its requests / the summed wall time of its runs.
+
+Per configuration, concurrency 4 then 1, one client run each, with the same gateway process.
+Before the first run the parent sends ``WARM_UP`` requests through the gateway and waits until
+its first request legs are on the legs topic (emission works before anything is measured).
+After the runs the gateway is stopped with SIGINT (it flushes its emitters) and the legs and
+pairs on its topics are counted against what was sent (details ``emitted``). The gateway's CPU
+time per request (``/proc/<pid>/stat``, all its threads, warm-up requests included) is in the
+details too. Nothing is asserted about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import itertools
+import json
+import os
+import selectors
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import BenchContext, BenchError, Result, run_json_child
+from hub.runtime.kafka import tail
+from hub.runtime.topics import ensure_topics
+from hub.settings import REPO_ROOT
+
+SERVICE_MS = 2.0           # the backend's fixed service time per request
+DEFAULT_REQUESTS = 10_000  # per side (direct, gateway) and per concurrency
+CONCURRENCIES = (4, 1)
+SHADOW_PERCENT = 50
+BULKHEAD = {"max_concurrent": 8, "max_queue": 64}
+WARM_UP = 200              # requests per side before measuring, not counted
+PARTITIONS = 4
+RUNS_PER_SIDE = 40         # short runs per side: N / 40 requests each, within [25, 250]
+IDLE_SECONDS = 3.0         # the gateway's CPU use without traffic, measured after the warm-up
+PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+ROUTE = "/patients/{id}"
+
+
+@dataclass(frozen=True)
+class Setup:
+    key: str
+    label: str
+    shadow_percent: int  # 0: plain proxying
+
+
+SETUPS = (
+    Setup("gateway-plain", "plain", 0),
+    Setup("gateway-shadow", f"shadow {SHADOW_PERCENT}%", SHADOW_PERCENT),
+)
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    s = sorted(values)
+    if not s:
+        raise ValueError("no values")
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summary(latencies: list[float], seconds: float) -> dict:
+    return {"requests": len(latencies), "seconds": round(seconds, 3),
+            "requests_per_second": round(len(latencies) / seconds, 1),
+            **{name: round(percentile(latencies, q), 3) for name, q in PERCENTILES},
+            "p99.9": round(percentile(latencies, 0.999), 3), "mean": round(statistics.fmean(latencies), 3),
+            "min": round(min(latencies), 3), "max": round(max(latencies), 3)}
+
+
+# ---- child: the backend -------------------------------------------------------------------------
+def serve_backend(service_ms: float) -> None:
+    from aiohttp import web
+
+    service_s = service_ms / 1000
+
+    async def handle(request: web.Request) -> web.Response:
+        if service_s:
+            await asyncio.sleep(service_s)
+        if request.can_read_body:
+            await request.read()
+        item = request.path.rsplit("/", 1)[-1]
+        body = json.dumps({"id": item, "kind": "patients", "status": "active", "ward": "B-2",
+                           "lines": [{"sku": f"s{item}", "qty": 2}], "total": 100}, separators=(",", ":"))
+        return web.Response(text=body, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"listening {site._server.sockets[0].getsockname()[1]}", flush=True)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+# ---- child: the load client ---------------------------------------------------------------------
+async def drive(direct: str, gateway: str, requests: int, concurrency: int, round_size: int, warm_up: int,
+                label: str) -> dict:
+    import aiohttp
+
+    bases = {"direct": direct, "gateway": gateway}
+    latencies: dict[str, list[float]] = {"direct": [], "gateway": []}
+    seconds = {"direct": 0.0, "gateway": 0.0}
+    run_p50: dict[str, list[float]] = {"direct": [], "gateway": []}
+    ids = itertools.count()
+    sessions = {side: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                            timeout=aiohttp.ClientTimeout(total=30))
+                for side in bases}
+
+    async def run(side: str, count: int, record: bool) -> None:
+        session, base = sessions[side], bases[side]
+        left = [count]
+        out: list[float] = []
+
+        async def one_client() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                url = f"{base}/patients/{next(ids)}"
+                started = time.perf_counter()
+                async with session.get(url) as resp:
+                    await resp.read()
+                    status = resp.status
+                out.append((time.perf_counter() - started) * 1000)
+                if status != 200:
+                    raise RuntimeError(f"{side}: GET {url} answered {status}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        if record:
+            seconds[side] += time.perf_counter() - began
+            latencies[side].extend(out)
+            run_p50[side].append(round(statistics.median(out), 3))
+
+    try:
+        for side in ("direct", "gateway"):
+            await run(side, warm_up, False)
+        blocks = -(-requests // (2 * round_size))
+        last = time.monotonic()
+        for b in range(blocks):
+            order = ("direct", "gateway", "gateway", "direct") if b % 2 == 0 else \
+                ("gateway", "direct", "direct", "gateway")
+            for side in order:
+                count = min(round_size, requests - len(latencies[side]))
+                if count > 0:
+                    await run(side, count, True)
+            now = time.monotonic()
+            if now - last >= 5 or b == blocks - 1:
+                last = now
+                print(f"[gateway] {label}: {len(latencies['gateway']):,}/{requests:,} requests per side; "
+                      f"p50 so far direct {statistics.median(latencies['direct']):.2f} ms, "
+                      f"gateway {statistics.median(latencies['gateway']):.2f} ms",
+                      file=sys.stderr, flush=True)
+    finally:
+        for session in sessions.values():
+            await session.close()
+    return {side: {"latencies_ms": [round(x, 4) for x in latencies[side]], "seconds": seconds[side],
+                   "run_p50_ms": run_p50[side]} for side in bases} | {
+        "round_size": round_size, "blocks": blocks, "warm_up": warm_up}
+
+
+# ---- the parent: processes ----------------------------------------------------------------------
+class Children:
+    """Every process the benchmark starts; ``stop_all`` ends each of them (SIGINT to the gateway, so
+    that it flushes its emitters, SIGTERM to the others, SIGKILL after a grace period)."""
+
+    def __init__(self):
+        self.procs: list[tuple[str, subprocess.Popen, int]] = []
+
+    def start(self, name: str, cmd: list[str], log: Path, env: dict | None = None,
+              stop_signal: int = signal.SIGTERM) -> subprocess.Popen:
+        # A child inherits an ignored SIGINT (a run started in the background by a shell ignores it),
+        # and then the gateway could not be stopped with it: let the child start with the default.
+        ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        if ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with open(log, "ab") as fh:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL,
+                                        cwd=REPO_ROOT, env=env, text=True)
+        finally:
+            if ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.procs.append((name, proc, stop_signal))
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 30.0) -> int | None:
+        """Stop one process; its exit status, or None when it had to be killed."""
+        sig = next((s for _, p, s in self.procs if p is proc), signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+                return None
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for _, proc, sig in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+        for _, proc, _ in self.procs:
+            self.stop(proc, timeout=15)
+
+
+def first_line(proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> str:
+    """The first stdout line of a child that announces its address, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if sel.select(min(0.5, max(0.0, deadline - time.monotonic()))):
+                line = proc.stdout.readline()
+                if line:
+                    return line.strip()
+            if proc.poll() is not None:
+                raise BenchError(f"{what} exited with {proc.returncode} before it listened:\n{tail(log, 30)}")
+    raise BenchError(f"{what} did not listen within {timeout:.0f}s:\n{tail(log, 30)}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads) from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def config_yaml(name: str, port_url: str, shadow_url: str | None, percent: int, bootstrap: str,
+                legs_topic: str, pairs_topic: str) -> str:
+    backends = {"primary": {"url": port_url}}
+    route: dict = {"path": ROUTE, "backend": "primary"}
+    if shadow_url:
+        backends["shadow"] = {"url": shadow_url}
+        route["shadow"] = {"backend": "shadow", "percent": percent}
+    doc = {"gateway": {"name": name, "listen": "127.0.0.1:0"}, "backends": backends, "routes": [route],
+           "bulkhead": BULKHEAD,
+           "emit": {"bootstrap": bootstrap, "requests_topic": legs_topic, "pairs_topic": pairs_topic}}
+    import yaml
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def warm_through(host: str, port: int, count: int) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        for i in range(count):
+            conn.request("GET", f"/patients/warm-{i}")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise BenchError(f"a warm-up request through the gateway answered {resp.status}")
+    finally:
+        conn.close()
+
+
+def _consumer(bootstrap: str, topic: str):
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    deadline = time.monotonic() + 30
+    parts = consumer.partitions_for_topic(topic)
+    while not parts and time.monotonic() < deadline:
+        consumer.topics()
+        time.sleep(0.2)
+        parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        consumer.close()
+        raise BenchError(f"topic {topic} has no partitions on {bootstrap}")
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    return consumer, tps
+
+
+def wait_for_records(bootstrap: str, topic: str, timeout: float = 30.0) -> float:
+    """Seconds until ``topic`` holds a record."""
+    consumer, tps = _consumer(bootstrap, topic)
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < timeout:
+            if sum(consumer.end_offsets(tps).values()) > 0:
+                return time.monotonic() - began
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+    raise BenchError(f"the gateway emitted no request leg to {topic} within {timeout:.0f}s")
+
+
+def topic_events(bootstrap: str, topic: str, timeout: float = 60.0) -> dict:
+    """Events (a record is one CloudEvent or a batch of them) on ``topic``, and the pair outcomes."""
+    consumer, tps = _consumer(bootstrap, topic)
+    events = records = 0
+    outcomes: dict[str, int] = {}
+    try:
+        end = consumer.end_offsets(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise BenchError(f"could not read {topic} to its end within {timeout:.0f}s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                for r in batch:
+                    records += 1
+                    doc = json.loads(r.value)
+                    for event in doc if isinstance(doc, list) else [doc]:
+                        events += 1
+                        outcome = (event.get("data") or {}).get("outcome")
+                        if outcome:
+                            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    finally:
+        consumer.close()
+    return {"events": events, "records": records, **({"outcomes": outcomes} if outcomes else {})}
+
+
+# ---- the parent: one configuration --------------------------------------------------------------
+def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
+    n = ctx.size("gateway_requests", DEFAULT_REQUESTS)
+    round_size = max(25, min(250, n // RUNS_PER_SIDE))
+    suffix = uuid.uuid4().hex[:8]
+    work = ctx.scratch / f"{setup.key}-{suffix}"
+    work.mkdir(parents=True)
+    children = Children()
+    try:
+        backend_cmd = [sys.executable, "-m", "bench.gateway_latency", "backend", "--service-ms", str(SERVICE_MS)]
+        urls = {}
+        for role in ("primary", "shadow") if setup.shadow_percent else ("primary",):
+            log = work / f"backend-{role}.log"
+            proc = children.start(f"{role} backend", backend_cmd, log)
+            port = int(first_line(proc, f"the {role} backend", log).split()[-1])
+            urls[role] = f"http://127.0.0.1:{port}"
+        ctx.progress(f"{setup.key}: backends {urls} ({SERVICE_MS:g} ms service time)")
+
+        legs_topic, pairs_topic = f"bench-gw-legs-{suffix}", f"bench-gw-pairs-{suffix}"
+        ensure_topics(ctx.bootstrap, {legs_topic: PARTITIONS, pairs_topic: PARTITIONS})
+        name = f"bench-{setup.key}-{suffix}"
+        config = config_yaml(name, urls["primary"], urls.get("shadow"), setup.shadow_percent, ctx.bootstrap,
+                             legs_topic, pairs_topic)
+        config_path = work / "gateway.yaml"
+        config_path.write_text(config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        env.update({"HUB_HOME": str(work / "home"), "HUB_KAFKA_BOOTSTRAP": ctx.bootstrap})
+        gw_log = work / "gateway.log"
+        gateway = children.start("gateway", [sys.executable, "-m", "hub.cli.main", "gateway", "--config",
+                                             str(config_path)], gw_log, env=env, stop_signal=signal.SIGINT)
+        launched = time.monotonic()
+        listening = first_line(gateway, "the gateway", gw_log)
+        startup_s = time.monotonic() - launched
+        gw_url = listening.rsplit(" ", 1)[-1]
+        host, port = gw_url.removeprefix("http://").rsplit(":", 1)
+        ctx.progress(f"{setup.key}: {listening} after {startup_s:.2f}s; "
+                     f"emitting to {legs_topic}, {pairs_topic}")
+        warm_through(host, int(port), WARM_UP)
+        first_leg_s = wait_for_records(ctx.bootstrap, legs_topic)
+        cpu0, idle_began = cpu_seconds(gateway.pid), time.monotonic()
+        time.sleep(IDLE_SECONDS)
+        cpu1 = cpu_seconds(gateway.pid)
+        idle_cpu = (None if cpu0 is None or cpu1 is None
+                    else round((cpu1 - cpu0) * 100 / (time.monotonic() - idle_began), 2))
+        ctx.progress(f"{setup.key}: {WARM_UP} warm-up requests through the gateway; legs on {legs_topic}; "
+                     f"idle gateway CPU {idle_cpu}% of a core")
+
+        runs = {}
+        gateway_requests = WARM_UP
+        for concurrency in CONCURRENCIES:
+            label = f"{setup.label}, concurrency {concurrency}"
+            ctx.progress(f"{setup.key}: {n:,} requests per side at concurrency {concurrency}, "
+                         f"runs of {round_size} (A B B A)")
+            cpu0, load0 = cpu_seconds(gateway.pid), os.getloadavg()
+            out = run_json_child(ctx, f"the load client ({label})", [
+                "-m", "bench.gateway_latency", "client", "--direct", urls["primary"], "--gateway", gw_url,
+                "--requests", str(n), "--concurrency", str(concurrency), "--round", str(round_size),
+                "--warm-up", str(WARM_UP), "--label", f"{setup.key} c={concurrency}"],
+                timeout=300 + n * 0.2)
+            cpu1, load1 = cpu_seconds(gateway.pid), os.getloadavg()
+            if gateway.poll() is not None:
+                raise BenchError(f"the gateway exited with {gateway.returncode}:\n{tail(gw_log, 30)}")
+            through = n + WARM_UP
+            gateway_requests += through
+            runs[concurrency] = {
+                "direct": summary(out["direct"]["latencies_ms"], out["direct"]["seconds"]),
+                "gateway": summary(out["gateway"]["latencies_ms"], out["gateway"]["seconds"]),
+                "run_p50_ms": {"direct": out["direct"]["run_p50_ms"], "gateway": out["gateway"]["run_p50_ms"]},
+                "round_size": out["round_size"], "blocks": out["blocks"], "warm_up_per_side": out["warm_up"],
+                "gateway_cpu_ms_per_request": (round((cpu1 - cpu0) * 1000 / through, 3)
+                                               if cpu0 is not None and cpu1 is not None else None),
+                "load_average_before": [round(x, 2) for x in load0],
+                "load_average_after": [round(x, 2) for x in load1],
+            }
+            d, g = runs[concurrency]["direct"], runs[concurrency]["gateway"]
+            runs[concurrency]["added_ms"] = {k: round(g[k] - d[k], 3) for k in ("p50", "p90", "p99", "p99.9", "mean")}
+            ctx.progress(f"{setup.key}: concurrency {concurrency}: p50/p90/p99 direct {d['p50']:.2f}/{d['p90']:.2f}/"
+                         f"{d['p99']:.2f} ms, gateway {g['p50']:.2f}/{g['p90']:.2f}/{g['p99']:.2f} ms; "
+                         f"{d['requests_per_second']:,.0f} vs {g['requests_per_second']:,.0f} req/s")
+
+        ctx.progress(f"{setup.key}: stopping the gateway (SIGINT: it flushes its emitters)")
+        status = children.stop(gateway)
+        legs = topic_events(ctx.bootstrap, legs_topic)
+        shadowed = gateway_requests * setup.shadow_percent // 100
+        emitted = {"legs_topic": legs_topic, "pairs_topic": pairs_topic, "gateway_exit": status,
+                   "gateway_requests": gateway_requests, "first_leg_after_s": round(first_leg_s, 2),
+                   "legs_expected": gateway_requests + shadowed, "legs": legs["events"],
+                   "leg_records": legs["records"]}
+        if setup.shadow_percent:
+            pairs = topic_events(ctx.bootstrap, pairs_topic)
+            emitted.update({"pairs_expected": shadowed, "pairs": pairs["events"],
+                            "pair_outcomes": pairs.get("outcomes", {})})
+        ctx.progress(f"{setup.key}: emitted {emitted}")
+    finally:
+        children.stop_all()
+
+    ctx.sections.append(section(setup, n, runs, emitted, idle_cpu))
+    results = []
+    for concurrency, r in runs.items():
+        label = f"{setup.label}, concurrency {concurrency}"
+        first = f"gateway p50 ({label})"
+        details = {"backend_service_ms": SERVICE_MS, "requests_per_side": n, "concurrency": concurrency,
+                   "gateway_config": config, "gateway_startup_s": round(startup_s, 2),
+                   "gateway_idle_cpu_percent": idle_cpu, **r, "emitted": emitted}
+        for name, _ in PERCENTILES:
+            results.append(Result(f"gateway {name} ({label})", r["gateway"][name], "ms", r["direct"][name],
+                                  higher_is_better=False,
+                                  details=details if name == "p50" else {"same run as": first}))
+        results.append(Result(f"gateway requests/s ({label})", r["gateway"]["requests_per_second"], "req/s",
+                              r["direct"]["requests_per_second"], higher_is_better=True,
+                              details={"same run as": first}))
+    return results
+
+
+def section(setup: Setup, n: int, runs: dict, emitted: dict, idle_cpu: float | None) -> str:
+    rows = [("concurrency", "", "direct", "gateway", "added", "gateway/direct")]
+    for concurrency, r in runs.items():
+        d, g = r["direct"], r["gateway"]
+        for name in ("p50", "p90", "p99", "p99.9", "mean"):
+            rows.append((str(concurrency), f"{name} ms", f"{d[name]:.2f}", f"{g[name]:.2f}",
+                         f"{g[name] - d[name]:+.2f}", f"{g[name] / d[name]:.2f}x"))
+        d_rps, g_rps = d["requests_per_second"], g["requests_per_second"]
+        rows.append((str(concurrency), "req/s", f"{d_rps:,.0f}", f"{g_rps:,.0f}", "", f"{g_rps / d_rps:.2f}x"))
+        cpu = r["gateway_cpu_ms_per_request"]
+        rows.append((str(concurrency), "gateway CPU ms/req", "", "-" if cpu is None else f"{cpu:.2f}", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"{setup.key} ({setup.label}): backend {SERVICE_MS:g} ms service time, {n:,} requests per side "
+             f"per concurrency, runs of {next(iter(runs.values()))['round_size']} (A B B A); "
+             f"idle gateway CPU {idle_cpu}% of a core"]
+    for i, row in enumerate(rows):
+        lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+                               + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    emit = f"emitted: {emitted['legs']:,} legs (expected {emitted['legs_expected']:,})"
+    if "pairs" in emitted:
+        emit += (f", {emitted['pairs']:,} pairs (expected {emitted['pairs_expected']:,}), "
+                 f"outcomes {emitted['pair_outcomes']}")
+    lines.append(emit)
+    return "\n".join(lines)
+
+
+def benchmarks():
+    """(key, description, callable) of each benchmark of this module."""
+    return [(s.key, f"latency added by the gateway ({s.label}) against direct calls to a {SERVICE_MS:g} ms "
+                    f"backend, concurrency {' and '.join(map(str, CONCURRENCIES))} "
+                    f"({DEFAULT_REQUESTS:,} requests per side by default)",
+             lambda ctx, s=s: run_setup(ctx, s)) for s in SETUPS]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway_latency",
+                                     description="The processes of the gateway latency benchmark "
+                                                 "(run it with python -m bench.run --only gateway).")
+    sub = parser.add_subparsers(dest="role", required=True)
+    b = sub.add_parser("backend", help="an aiohttp backend on a free loopback port; prints 'listening PORT'")
+    b.add_argument("--service-ms", type=float, default=SERVICE_MS)
+    c = sub.add_parser("client", help="the load client; prints the latencies as one JSON line")
+    c.add_argument("--direct", required=True)
+    c.add_argument("--gateway", required=True)
+    c.add_argument("--requests", type=int, default=DEFAULT_REQUESTS)
+    c.add_argument("--concurrency", type=int, default=4)
+    c.add_argument("--round", type=int, default=250)
+    c.add_argument("--warm-up", type=int, default=WARM_UP)
+    c.add_argument("--label", default="client")
+    args = parser.parse_args(argv)
+    try:
+        if args.role == "backend":
+            serve_backend(args.service_ms)
+        else:
+            out = asyncio.run(drive(args.direct, args.gateway, args.requests, args.concurrency, args.round,
+                                    args.warm_up, args.label))
+            print(json.dumps(out, separators=(",", ":")), flush=True)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
