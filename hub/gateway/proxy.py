@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import signal
 import time
 import uuid
 import zlib
@@ -378,12 +379,20 @@ def _view(leg: RequestLeg) -> LegView:
 
 async def serve(config: GatewayConfig, *, bootstrap: str = "", requests_topic: str = "hub.requests",
                 ready: Callable[[tuple], None] | None = None) -> None:
-    """Run the gateway until cancelled."""
+    """Run the gateway until cancelled, or until SIGTERM (as Docker, Kubernetes and systemd stop
+    it): either way it stops accepting, finishes the requests in flight and flushes its emitters
+    before returning, so the last legs and pairs reach Kafka."""
     gateway = Gateway(config, bootstrap=bootstrap, requests_topic=requests_topic)
     address = await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests, embedding)
+        pass
     if ready is not None:
         ready(address)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await gateway.close()
