@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class ExperimentRegistry:
-    def __init__(self, bootstrap: str, topic: str, poll_interval: float = 0.05):
+    def __init__(self, bootstrap: str, topic: str, poll_interval: float = 0.1):
         self.bootstrap = bootstrap
         self.topic = topic
         self.poll_interval = poll_interval
@@ -34,6 +34,8 @@ class ExperimentRegistry:
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[object], None]] = []
         self._positions: dict = {}
+        self._probe = None  # a consumer for end offsets, used by threads that wait (wait_until_known)
+        self._probe_lock = threading.Lock()
 
     # ---- reading -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, ExperimentState]:
@@ -71,13 +73,51 @@ class ExperimentRegistry:
             return any(state.status in ("draft", "ready", "running") for state in self.states.values())
 
     def wait_until_known(self, instant: float, max_wait: float) -> bool:
-        """Block until every event appended before ``instant`` (wall clock) is applied, or give up."""
+        """Block until every event appended before ``instant`` (wall clock) is applied, or give up.
+
+        Once ``instant`` has passed, the caller asks the broker itself for the log's end offsets
+        and waits only until the follower has applied up to them: the follower thread's own
+        ``known_until`` can lag by up to a second when a busy sink thread holds the interpreter,
+        and the sink is the one waiting.
+        """
         deadline = time.monotonic() + max_wait
         while self.known_until < instant:
             if time.monotonic() >= deadline or self._stop.is_set():
                 return False
-            time.sleep(0.02)
+            ahead = instant - time.time()
+            if ahead > 0:
+                time.sleep(min(ahead, max(0.0, deadline - time.monotonic())) + 0.001)
+                continue
+            if self._thread is None:  # not following the log (tools): only the follower can know
+                time.sleep(0.02)
+                continue
+            checked_at = time.time()
+            try:
+                ends = self._end_offsets()
+            except Exception:  # the broker is away: fall back on the follower's own progress
+                log.warning("could not read the experiment log's end offsets", exc_info=True)
+                time.sleep(0.02)
+                continue
+            while any(self._positions.get(tp, 0) < end for tp, end in ends.items()):
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    return False
+                time.sleep(0.005)
+            with self._lock:
+                self.known_until = max(self.known_until, checked_at)
         return True
+
+    def _end_offsets(self) -> dict:
+        """The log's end offsets now, read by the calling thread with a consumer of its own."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                            enable_auto_commit=False)
+            partitions = self._probe.partitions_for_topic(self.topic) or set()
+            if not partitions:
+                return {}
+            return self._probe.end_offsets([TopicPartition(self.topic, p) for p in sorted(partitions)])
 
     def index(self):
         """A TargetIndex of the current states, rebuilt only when an event was applied since."""
@@ -109,6 +149,10 @@ class ExperimentRegistry:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
 
     def _run(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
@@ -128,7 +172,7 @@ class ExperimentRegistry:
                         for tp in assigned:
                             consumer.seek(tp, positions.get(tp, 0))
                     if not assigned:
-                        self.known_until = checked_at
+                        self.known_until = max(self.known_until, checked_at)
                         time.sleep(self.poll_interval)
                         continue
                     end = consumer.end_offsets(assigned)
@@ -137,7 +181,7 @@ class ExperimentRegistry:
                             self.apply_value(record.value)
                             positions[tp] = record.offset + 1
                     if all(consumer.position(tp) >= end[tp] for tp in assigned):
-                        self.known_until = checked_at
+                        self.known_until = max(self.known_until, checked_at)
             except Exception:
                 log.exception("experiment registry lost its consumer; reconnecting")
                 time.sleep(1.0)
