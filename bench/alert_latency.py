@@ -189,7 +189,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _match(breaches: list[float], alerts: list[float]) -> list[float]:
-    """Latency of each breach: its first alert at or after it and before the next breach."""
+    """Latency of each breach. With one firing alert per breach, the n-th alert answers the n-th
+    breach (an alert may come after the next breach was published, when the judge lags);
+    otherwise each breach's first alert at or after it and before the next breach."""
+    if len(alerts) == len(breaches):
+        late = [(b, a) for b, a in zip(breaches, alerts) if a < b]
+        if late:
+            raise BenchError(f"alerts before their breach: {late}")
+        return [a - b for b, a in zip(breaches, alerts)]
     out = []
     for i, start in enumerate(breaches):
         end = breaches[i + 1] if i + 1 < len(breaches) else math.inf
