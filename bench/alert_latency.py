@@ -214,8 +214,9 @@ def _cli(env: dict, *args: str) -> None:
         raise BenchError(f"hub {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[Result]:
+def run(ctx: BenchContext, trials: int | None = None, rate: int | None = None) -> list[Result]:
     trials = trials or (max(3, ctx.events // 1000) if ctx.events else DEFAULT_TRIALS)
+    rate = rate or ctx.sizes.get("alert_rate") or RATE  # --events sets the trials, not the rate
     home = ctx.scratch / "alert-latency"
     env = isolated_env(home, ctx.bootstrap)
     topic, baseline_alerts = env["HUB_TOPIC_REQUESTS"], f"bench-baseline-alerts-{uuid.uuid4().hex[:8]}"
@@ -292,10 +293,11 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int = RATE) -> list[
         hub_p99, base_p99 = _percentile(hub_latency, 0.99), _percentile(base_latency, 0.99)
         ctx.progress(f"alert latency: hub median {hub_median:.3f}s p99 {hub_p99:.3f}s; "
                      f"baseline median {base_median:.3f}s p99 {base_p99:.3f}s")
-        return [Result("breach to alert, median", round(hub_median, 4), "s", round(base_median, 4),
+        at = f"{rate:,} legs/s"
+        return [Result(f"breach to alert at {at}, median", round(hub_median, 4), "s", round(base_median, 4),
                        higher_is_better=False, details=details),
-                Result("breach to alert, p99", round(hub_p99, 4), "s", round(base_p99, 4),
-                       higher_is_better=False, details={"same run as": "breach to alert, median"})]
+                Result(f"breach to alert at {at}, p99", round(hub_p99, 4), "s", round(base_p99, 4),
+                       higher_is_better=False, details={"same run as": f"breach to alert at {at}, median"})]
     finally:
         if traffic is not None and traffic.is_alive():
             traffic.stop_flag.set()

@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                              "wins over --events)")
     parser.add_argument("--dashboard-repeats", type=int, default=None, metavar="N",
                         help=f"timed passes over the dashboard queries (default {dashboard_queries.DEFAULT_REPEATS})")
+    parser.add_argument("--alert-rate", type=int, default=None, metavar="N",
+                        help=f"request legs per second of the breach-to-alert benchmark "
+                             f"(default {alert_latency.RATE:,})")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only the benchmarks whose key contains NAME (repeatable)")
     parser.add_argument("--output", metavar="PATH",
@@ -203,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pairing-legs must be at least 2")
     if args.dashboard_rows is not None and args.dashboard_rows < 1000:
         parser.error("--dashboard-rows must be at least 1000")
+    if args.alert_rate is not None and args.alert_rate < alert_latency.EVENTS_PER_RECORD:
+        parser.error(f"--alert-rate must be at least {alert_latency.EVENTS_PER_RECORD}")
     if args.dashboard_repeats is not None and args.dashboard_repeats < 1:
         parser.error("--dashboard-repeats must be at least 1")
     selected = [b for b in benches if not args.only or any(name in b[0] for name in args.only)]
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         sizes = {"pairing_legs": args.pairing_legs, "dashboard_rows": args.dashboard_rows,
-                 "dashboard_repeats": args.dashboard_repeats}
+                 "dashboard_repeats": args.dashboard_repeats, "alert_rate": args.alert_rate}
         ctx = BenchContext(bootstrap=broker.start(), scratch=scratch, events=args.events, sizes=sizes)
         for key, description, run in selected:
             progress(f"== {key}: {description}")
