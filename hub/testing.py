@@ -58,7 +58,27 @@ def isolated_env(home: Path, bootstrap: str, **overrides: str) -> dict[str, str]
     return env
 
 
-class WorkerProcess:
+class _Child:
+    """A child process the tests start: stopped with SIGTERM (then SIGKILL), or killed as in a crash."""
+
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class WorkerProcess(_Child):
     """A ``python -m streams.worker`` child process with its own settings."""
 
     def __init__(self, env: dict[str, str]):
@@ -90,20 +110,6 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready in {timeout}s:\n{tail(self.log_path, 40)}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def sql(self, query: str) -> list[list]:
         return self.stack.api("/v1/sql", {"query": query}, timeout=60)["rows"]
@@ -154,7 +160,7 @@ PEER_SETTINGS = ("HUB_APP_ID", "HUB_CLICKHOUSE_URL", "HUB_DATABASE", "HUB_PARTIT
                  "HUB_TTL_DAYS", "HUB_REDACTION_POLICY", "HUB_OTLP_ENCODING")
 
 
-class StoreServerProcess:
+class StoreServerProcess(_Child):
     """A ``hub store serve`` child process: one embedded store that several workers share.
 
     Example::
@@ -222,19 +228,6 @@ class StoreServerProcess:
         import clickhouse_connect
 
         return clickhouse_connect.get_client(dsn=self.url, **kwargs)
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def __enter__(self) -> "StoreServerProcess":
         return self

@@ -19,16 +19,9 @@ import pytest
 from hub.gateway.config import parse_config
 from hub.gateway.proxy import Gateway
 from hub.testing import WorkerProcess
-from tests.integration.test_gateway import Backends, load
+from tests.integration.test_gateway import Backends, backends, load  # noqa: F401 (backends: the fixture)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
-
-
-@pytest.fixture
-def backends():
-    b = Backends()
-    yield b
-    b.close()
 
 
 def hub(env: dict, *args: str) -> subprocess.CompletedProcess:
