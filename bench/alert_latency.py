@@ -96,6 +96,7 @@ class Traffic(threading.Thread):
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=10_000_000)
         self.topic = topic
         self.ok, self.bad = _template(gateway)
+        self.rate = rate
         self.interval = EVENTS_PER_RECORD / rate
         self.failing = False
         self.stop_flag = threading.Event()
@@ -214,19 +215,44 @@ def _cli(env: dict, *args: str) -> None:
         raise BenchError(f"hub {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def run(ctx: BenchContext, trials: int | None = None, rate: int | None = None) -> list[Result]:
-    trials = trials or (max(3, ctx.events // 1000) if ctx.events else DEFAULT_TRIALS)
-    rate = rate or ctx.sizes.get("alert_rate") or RATE  # --events sets the trials, not the rate
-    home = ctx.scratch / "alert-latency"
+def _drive(ctx: BenchContext, label: str, traffic: Traffic, trials: int, reader: AlertReader,
+           check=lambda: None, stored=lambda: None) -> list[float]:
+    """Warm up, send ``trials`` bursts, stop the traffic; the breaches' publication instants."""
+    traffic.start()
+    ctx.progress(f"alert latency ({label}): {traffic.rate:,} legs/s; warming up for {WARM_UP}s, then {trials} "
+                 f"breaches of {FAIL_SECONDS}s every {FAIL_SECONDS + QUIET_SECONDS}s")
+    time.sleep(WARM_UP)
+    for i in range(trials):
+        check()
+        traffic.failing = True
+        time.sleep(FAIL_SECONDS)
+        traffic.failing = False
+        time.sleep(QUIET_SECONDS)
+        if (i + 1) % 5 == 0:
+            sent = sum(s[2] for s in traffic.sent)
+            n = stored()
+            ctx.progress(f"alert latency ({label}): {i + 1}/{trials} breaches; firing alerts so far "
+                         f"{len(reader.firing)}; legs sent {sent:,}" + (f", stored {n:,}" if n is not None else ""))
+    traffic.stop_flag.set()
+    traffic.join(30)
+    time.sleep(3)
+    reader.stop_flag.set()
+    reader.join(10)
+    breaches = first_breaches(traffic.sent)
+    if len(breaches) != trials:
+        raise BenchError(f"{trials} bursts sent but {len(breaches)} breaches in what was sent")
+    return breaches
+
+
+def _hub_pass(ctx: BenchContext, home, trials: int, rate: int) -> tuple[list[float], dict]:
     env = isolated_env(home, ctx.bootstrap)
-    topic, baseline_alerts = env["HUB_TOPIC_REQUESTS"], f"bench-baseline-alerts-{uuid.uuid4().hex[:8]}"
-    ensure_topics(ctx.bootstrap, {topic: PARTITIONS, baseline_alerts: 1})
+    topic = env["HUB_TOPIC_REQUESTS"]
+    ensure_topics(ctx.bootstrap, {topic: PARTITIONS})
     worker = WorkerProcess(env)
-    baseline = None
     traffic = None
-    readers: list[AlertReader] = []
+    reader = None
     try:
-        ctx.progress(f"alert latency: launching the worker (HUB_HOME={home})")
+        ctx.progress(f"alert latency (hub): launching the worker (HUB_HOME={home})")
         worker.launch()
         experiment, gateway = f"bench-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
         path = home / "experiment.yaml"
@@ -234,83 +260,103 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int | None = None) -
                                           min_samples=MIN_SAMPLES))
         _cli(env, "experiment", "create", str(path))
         _cli(env, "experiment", "start", experiment, "--force")
-        baseline = subprocess.Popen(
-            [sys.executable, "-m", "bench.alert_baseline", "--bootstrap", ctx.bootstrap, "--topic", topic,
-             "--alerts", baseline_alerts, "--window", str(WINDOW), "--threshold", str(THRESHOLD),
-             "--min-samples", str(MIN_SAMPLES)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True)
-        if baseline.stdout.readline().strip() != "ready":
-            raise BenchError("the baseline judge did not start")
-        readers = [AlertReader(ctx.bootstrap, env["HUB_TOPIC_ALERTS"]), AlertReader(ctx.bootstrap, baseline_alerts)]
-        for reader in readers:
-            reader.start()
+        reader = AlertReader(ctx.bootstrap, env["HUB_TOPIC_ALERTS"])
+        reader.start()
         traffic = Traffic(ctx.bootstrap, topic, gateway, rate)
-        traffic.start()
-        ctx.progress(f"alert latency: {rate:,} legs/s; warming up for {WARM_UP}s, then {trials} breaches "
-                     f"of {FAIL_SECONDS}s every {FAIL_SECONDS + QUIET_SECONDS}s")
-        time.sleep(WARM_UP)
-        for i in range(trials):
+
+        def check() -> None:
             if worker.process.poll() is not None:
                 raise BenchError(f"the worker exited with {worker.process.returncode}:\n{tail(worker.log_path, 40)}")
-            traffic.failing = True
-            time.sleep(FAIL_SECONDS)
-            traffic.failing = False
-            time.sleep(QUIET_SECONDS)
-            if (i + 1) % 5 == 0:
-                sent = sum(s[2] for s in traffic.sent)
-                stored = worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {}).get("stored", 0)
-                ctx.progress(f"alert latency: {i + 1}/{trials} breaches; hub alerts so far {len(readers[0].firing)}, "
-                             f"baseline {len(readers[1].firing)}; legs sent {sent:,}, stored {stored:,}")
-        traffic.stop_flag.set()
-        traffic.join(30)
-        time.sleep(3)
-        for reader in readers:
-            reader.stop_flag.set()
-            reader.join(10)
-        breaches = first_breaches(traffic.sent)
-        if len(breaches) != trials:
-            raise BenchError(f"{trials} bursts sent but {len(breaches)} breaches in what was sent")
-        hub_alerts, base_alerts = readers[0].firing, readers[1].firing
-        if len(hub_alerts) != trials:
-            raise BenchError(f"the hub raised {len(hub_alerts)} firing alerts for {trials} breaches: "
-                             f"breaches published at {[round(b, 3) for b in breaches]}, alerts {readers[0].seen}")
+
+        def stored() -> int:
+            return worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {}).get("stored", 0)
+
+        breaches = _drive(ctx, "hub", traffic, trials, reader, check, stored)
+        alerts = reader.firing
+        if len(alerts) != trials:
+            raise BenchError(f"the hub raised {len(alerts)} firing alerts for {trials} breaches: "
+                             f"breaches published at {[round(b, 3) for b in breaches]}, alerts {reader.seen}")
         try:
-            hub_latency, base_latency = _match(breaches, hub_alerts), _match(breaches, base_alerts)
+            latency = _match(breaches, alerts)
         except BenchError as exc:
             raise BenchError(f"{exc}; breaches published at {[round(b, 3) for b in breaches]}; hub alert records "
-                             f"{readers[0].seen}") from None
+                             f"{reader.seen}") from None
+        sink = worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {})
+        ctx.progress(f"alert latency (hub): the requests sink's batches {sink.get('batches')}, seconds per step "
+                     f"{sink.get('phase_seconds')}")
         sent_events = sum(s[2] for s in traffic.sent)
         seconds = traffic.sent[-1][0] - traffic.sent[0][0]
-        details = {"trials": trials, "rate_target": rate, "rate_achieved": round(sent_events / seconds),
-                   "events_per_record": EVENTS_PER_RECORD, "pacing_worst_lag_s": round(traffic.lag, 4),
-                   "rule": f"error_rate > {THRESHOLD} over {WINDOW}s, min_samples {MIN_SAMPLES}",
-                   "hub_alerts": len(hub_alerts), "baseline_alerts": len(base_alerts),
-                   "breaches_published_at": [round(b, 3) for b in breaches],
-                   "hub_alert_records": readers[0].seen,
-                   "hub_latency_s": [round(x, 4) for x in hub_latency],
-                   "baseline_latency_s": [round(x, 4) for x in base_latency]}
-        hub_median, base_median = statistics.median(hub_latency), statistics.median(base_latency)
-        hub_p99, base_p99 = _percentile(hub_latency, 0.99), _percentile(base_latency, 0.99)
-        ctx.progress(f"alert latency: hub median {hub_median:.3f}s p99 {hub_p99:.3f}s; "
-                     f"baseline median {base_median:.3f}s p99 {base_p99:.3f}s")
-        at = f"{rate:,} legs/s"
-        return [Result(f"breach to alert at {at}, median", round(hub_median, 4), "s", round(base_median, 4),
-                       higher_is_better=False, details=details),
-                Result(f"breach to alert at {at}, p99", round(hub_p99, 4), "s", round(base_p99, 4),
-                       higher_is_better=False, details={"same run as": f"breach to alert at {at}, median"})]
+        details = {"hub_requests_sink": sink, "rate_achieved": round(sent_events / seconds), "pacing_worst_lag_s": round(traffic.lag, 4),
+                   "hub_alerts": len(alerts), "breaches_published_at": [round(b, 3) for b in breaches],
+                   "hub_alert_records": reader.seen, "hub_latency_s": [round(x, 4) for x in latency]}
+        return latency, details
     finally:
         if traffic is not None and traffic.is_alive():
             traffic.stop_flag.set()
             traffic.join(30)
-        for reader in readers:
+        if reader is not None:
             reader.stop_flag.set()
-        if baseline is not None and baseline.poll() is None:
+        worker.stop()
+
+
+def _baseline_pass(ctx: BenchContext, trials: int, rate: int) -> tuple[list[float], dict]:
+    suffix = uuid.uuid4().hex[:8]
+    topic, alerts = f"bench-baseline-requests-{suffix}", f"bench-baseline-alerts-{suffix}"
+    ensure_topics(ctx.bootstrap, {topic: PARTITIONS, alerts: 1})
+    baseline = subprocess.Popen(
+        [sys.executable, "-m", "bench.alert_baseline", "--bootstrap", ctx.bootstrap, "--topic", topic,
+         "--alerts", alerts, "--window", str(WINDOW), "--threshold", str(THRESHOLD),
+         "--min-samples", str(MIN_SAMPLES)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True)
+    traffic = None
+    reader = None
+    try:
+        if baseline.stdout.readline().strip() != "ready":
+            raise BenchError("the baseline judge did not start")
+        reader = AlertReader(ctx.bootstrap, alerts)
+        reader.start()
+        traffic = Traffic(ctx.bootstrap, topic, "gw-baseline", rate)
+
+        def check() -> None:
+            if baseline.poll() is not None:
+                raise BenchError(f"the baseline judge exited with {baseline.returncode}")
+
+        breaches = _drive(ctx, "baseline", traffic, trials, reader, check)
+        latency = _match(breaches, reader.firing)
+        return latency, {"baseline_alerts": len(reader.firing), "baseline_latency_s": [round(x, 4) for x in latency]}
+    finally:
+        if traffic is not None and traffic.is_alive():
+            traffic.stop_flag.set()
+            traffic.join(30)
+        if reader is not None:
+            reader.stop_flag.set()
+        if baseline.poll() is None:
             baseline.terminate()
             try:
                 baseline.wait(10)
             except subprocess.TimeoutExpired:
                 baseline.kill()
-        worker.stop()
+
+
+def run(ctx: BenchContext, trials: int | None = None, rate: int | None = None) -> list[Result]:
+    trials = trials or (max(3, ctx.events // 1000) if ctx.events else DEFAULT_TRIALS)
+    rate = rate or ctx.sizes.get("alert_rate") or RATE  # --events sets the trials, not the rate
+    # The two judges run one after the other on the same schedule of traffic and bursts, each with
+    # the machine to itself (besides the broker and the load generator).
+    hub_latency, hub_details = _hub_pass(ctx, ctx.scratch / "alert-latency", trials, rate)
+    base_latency, base_details = _baseline_pass(ctx, trials, rate)
+    details = {"trials": trials, "rate_target": rate, "events_per_record": EVENTS_PER_RECORD,
+               "rule": f"error_rate > {THRESHOLD} over {WINDOW}s, min_samples {MIN_SAMPLES}",
+               **hub_details, **base_details}
+    hub_median, base_median = statistics.median(hub_latency), statistics.median(base_latency)
+    hub_p99, base_p99 = _percentile(hub_latency, 0.99), _percentile(base_latency, 0.99)
+    ctx.progress(f"alert latency: hub median {hub_median:.3f}s p99 {hub_p99:.3f}s; "
+                 f"baseline median {base_median:.3f}s p99 {base_p99:.3f}s")
+    at = f"{rate:,} legs/s"
+    return [Result(f"breach to alert at {at}, median", round(hub_median, 4), "s", round(base_median, 4),
+                   higher_is_better=False, details=details),
+            Result(f"breach to alert at {at}, p99", round(hub_p99, 4), "s", round(base_p99, 4),
+                   higher_is_better=False, details={"same run as": f"breach to alert at {at}, median"})]
 
 
 def benchmarks():

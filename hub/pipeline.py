@@ -57,23 +57,24 @@ class Correlator:
             return
         self.registry.wait_until_known(newest + self.lateness, max_wait=self.lateness + 1.0)
 
-    def requests(self, batch):
-        if self.registry is not None and batch.rows:
-            self._ready(max(row[1] for row in batch.rows).timestamp())
-            batch.rows = correlate_request_rows(self.registry.index(), batch.rows)
-        return batch
+    def _place(self, batches: list, newest_of, correlate) -> list:
+        """Place every batch's rows, after one wait for the timeline to cover the newest of them."""
+        if self.registry is not None and any(batch.rows for batch in batches):
+            self._ready(max(newest_of(batch.rows) for batch in batches if batch.rows))
+            index = self.registry.index()
+            for batch in batches:
+                if batch.rows:
+                    batch.rows = correlate(index, batch.rows)
+        return batches
 
-    def pairs(self, batch):
-        if self.registry is not None and batch.rows:
-            self._ready(max(row[1] for row in batch.rows).timestamp())
-            batch.rows = correlate_pair_rows(self.registry.index(), batch.rows)
-        return batch
+    def requests(self, batches: list) -> list:
+        return self._place(batches, lambda rows: max(row[1] for row in rows).timestamp(), correlate_request_rows)
 
-    def spans(self, batch):
-        if self.registry is not None and batch.rows:
-            self._ready(max(row[0] for row in batch.rows) / 1e9)
-            batch.rows = correlate_span_rows(self.registry.index(), batch.rows)
-        return batch
+    def pairs(self, batches: list) -> list:
+        return self._place(batches, lambda rows: max(row[1] for row in rows).timestamp(), correlate_pair_rows)
+
+    def spans(self, batches: list) -> list:
+        return self._place(batches, lambda rows: max(row[0] for row in rows) / 1e9, correlate_span_rows)
 
 
 def custom_counters(registry: ExperimentRegistry | None):
@@ -119,15 +120,18 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-                 decode=lambda messages: clean.requests(place.requests(decode_request_legs(messages, max_bytes))),
+                 decode=lambda messages: decode_request_legs(messages, max_bytes),
+                 place=lambda batches: [clean.requests(batch) for batch in place.requests(batches)],
                  after_ledger=rollup(lambda rows: request_cells(rows, counters_of)),
                  after_store=requests_after_store if pairs is not None and pairing is not None else None),
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
                  # one row per pair_id: a pair published again is dropped (hub/shadow/dedupe.py)
-                 decode=lambda messages: unique_pairs(place.pairs(decode_pairs(messages, max_bytes))),
+                 decode=lambda messages: decode_pairs(messages, max_bytes),
+                 place=lambda batches: [unique_pairs(batch) for batch in place.pairs(batches)],
                  after_ledger=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
-                 decode=lambda messages: clean.spans(place.spans(decode_spans(messages, encoding, max_bytes))),
+                 decode=lambda messages: decode_spans(messages, encoding, max_bytes),
+                 place=lambda batches: [clean.spans(batch) for batch in place.spans(batches)],
                  after_ledger=rollup(span_cells)),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
                  decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes))),
@@ -149,10 +153,10 @@ def redactor_for(settings: Settings) -> Redactor:
 
 def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
                 rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
-                pairing: PairingAgent | None = None) -> list[ExactlyOnceSink]:
+                pairing: PairingAgent | None = None, pipelined: bool = False) -> list[ExactlyOnceSink]:
     dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
                                        redactor=redactor_for(settings))
-    return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
+    return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap), pipelined=pipelined)
             for spec in sink_specs(settings, registry, rollups, pairs, pairing, store=store)]
 
 

@@ -30,6 +30,12 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
     @app.on_partitions_revoked.connect
     async def _revoked(sender, revoked, **kwargs) -> None:  # noqa: ANN001
         sink.forget(tp.partition for tp in revoked if tp.topic == sink.spec.topic)
+        # the rows of the last batch land before another worker takes the partitions over
+        await asyncio.get_running_loop().run_in_executor(executor, sink.flush)
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(sender, **kwargs) -> None:  # noqa: ANN001
+        await asyncio.get_running_loop().run_in_executor(executor, sink.close)
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
@@ -37,8 +43,8 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
 
     async def sink_requests(stream) -> None:
         loop = asyncio.get_running_loop()
-        # take_events acks the batch only after this body returns: offsets are committed
-        # after the rows are stored.
+        # take_events acks the batch only after this body returns: offsets are committed once
+        # the batch is in the ledger (its rows are inserted while the next batch is gathered).
         async for events in stream.take_events(settings.sink_batch_max, within=settings.sink_batch_seconds):
             messages = [to_raw(e) for e in events]
             await loop.run_in_executor(executor, write_with_retry, sink, messages)

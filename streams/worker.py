@@ -46,7 +46,7 @@ def build(settings: Settings):
     registry.start()
     pairing = PairingAgent(window_s=30.0)
     sinks = build_sinks(settings, store, registry, RollupPublisher(settings),
-                        RollupPublisher(settings, settings.topic_pairs), pairing)
+                        RollupPublisher(settings, settings.topic_pairs), pairing, pipelined=True)
     judge = JudgeRuntime(settings, registry)
     app = create_app(settings)
     for sink in sinks:

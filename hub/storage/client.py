@@ -27,9 +27,14 @@ class Store:
         self._lock = threading.RLock()
         self.database = database
         self.dsn = dsn
+        # (table, columns) -> the columns' ClickHouse types: without them, every insert first asks
+        # the store to describe the table (a second statement per insert). Cleared by any command
+        # (migrations alter tables through ``command``) and after a failed insert.
+        self._column_types: dict[tuple, list] = {}
 
     def command(self, sql: str, settings: dict | None = None) -> Any:
         with self._lock:
+            self._column_types.clear()
             try:
                 return self._client.command(sql, settings=settings)
             except OperationalError as exc:
@@ -59,10 +64,17 @@ class Store:
         settings = {"insert_deduplicate": 1}
         if token:
             settings["insert_deduplication_token"] = token
+        key = (table, tuple(columns))
         with self._lock:
             try:
-                self._client.insert(table, rows, column_names=list(columns), settings=settings)
+                types = self._column_types.get(key)
+                if types is None:
+                    context = self._client.create_insert_context(table, column_names=list(columns))
+                    types = self._column_types[key] = list(context.column_types)
+                self._client.insert(table, rows, column_names=list(columns), column_types=types,
+                                    settings=settings)
             except Exception as exc:  # clickhouse-connect raises many kinds; all mean "not stored"
+                self._column_types.pop(key, None)
                 raise StoreUnavailable(f"insert into {table} failed: {exc}") from exc
 
     def close(self) -> None:

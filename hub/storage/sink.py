@@ -7,13 +7,17 @@ How it holds (the proof the kill tests check):
 2. The rows are inserted with ``insert_deduplication_token = <sink>:<topic>:<partition>:<first>-<last>``;
    the table keeps a deduplication window, so a repeat of the same insert (or of the parts of
    it that had landed before a crash) is dropped by the store.
-3. Chunks of one partition are written strictly one after another, so every offset below the
-   last ledger entry's ``first`` is stored.
-4. When a partition is (re)assigned, the sink reads its last ledger entry, fetches exactly those
-   offsets from Kafka again, re-inserts them with the same token, and from then on skips every
-   record at or below that entry's ``last`` offset.
-5. Kafka offsets are committed only after a chunk is stored (the agent acks afterwards), so the
-   broker never moves past unstored rows; the ledger makes early or late commits harmless anyway.
+3. A chunk's ledger entry is written only once the rows of every chunk of that partition but
+   the one before it are stored: the worker's sink (``pipelined``) inserts a batch's rows in
+   the background while it decodes and enters the next batch, and waits for that insert before
+   handing over the next one. So every offset below the first of the partition's *two* last
+   ledger entries is stored.
+4. When a partition is (re)assigned, the sink reads its two last ledger entries, fetches exactly
+   those offsets from Kafka again, re-inserts them with the same tokens, and from then on skips
+   every record at or below the last entry's ``last`` offset.
+5. Kafka offsets are committed only after a chunk is entered in the ledger (the agent acks
+   afterwards), so the broker never moves past records that are not in the ledger; the ledger
+   makes early or late commits harmless anyway.
 
 A crash at any instant therefore loses nothing (offsets are only skipped once stored) and
 duplicates nothing (the only re-insert carries the same token).
@@ -21,9 +25,12 @@ duplicates nothing (the only re-insert carries the same token).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
@@ -56,6 +63,10 @@ class SinkSpec:
     table: str
     columns: Sequence[str]
     decode: Callable[[Sequence[RawMessage]], Decoded]
+    # Applied to every chunk of a batch at once, after all of them are decoded: the placement on
+    # experiment timelines (and redaction). It may wait for the timeline to cover the newest
+    # record; doing it once per batch, after the decoding, keeps that wait off the decoding.
+    place: Callable[[list], list] | None = None
     # Called once a chunk is stored (and again when a crash made it be stored again), before the
     # chunk is acknowledged: derived records for other topics, e.g. the shadow pairs.
     after_store: Callable[[str, Decoded], None] | None = None
@@ -84,6 +95,10 @@ class SinkStats:
     batches: int = 0
     recovered_batches: int = 0
     insert_seconds: float = 0.0
+    #: Seconds spent in each step of a write, summed: ``decode``, ``place`` (waiting for the
+    #: experiment timeline to cover the batch, correlating, redacting), ``ledger`` (the ledger entry), ``after_ledger`` (the judge's rollups), ``insert`` (the rows),
+    #: ``after_store`` (derived records such as the stream pairs).
+    phase_seconds: dict = field(default_factory=lambda: defaultdict(float))
     invalid_by_reason: dict = field(default_factory=lambda: defaultdict(int))
 
     def as_dict(self) -> dict:
@@ -91,6 +106,7 @@ class SinkStats:
             "stored": self.stored, "skipped": self.skipped, "invalid": self.invalid,
             "batches": self.batches, "recovered_batches": self.recovered_batches,
             "insert_seconds": round(self.insert_seconds, 3),
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
             "invalid_by_reason": dict(self.invalid_by_reason),
         }
 
@@ -103,14 +119,25 @@ def reason_kind(reason: str) -> str:
 class ExactlyOnceSink:
     """Writes chunks of raw records to ClickHouse so that each record is stored exactly once."""
 
-    def __init__(self, store: Store, spec: SinkSpec, dead_letters: DeadLetters, fetcher: RangeFetcher):
+    def __init__(self, store: Store, spec: SinkSpec, dead_letters: DeadLetters, fetcher: RangeFetcher,
+                 pipelined: bool = False):
+        """``pipelined``: ``write`` returns once the batch is in the ledger (and its rollups are
+        sent), and the rows are inserted by a thread of the sink's own while the caller gathers
+        and enters the next batch; ``flush`` waits for that insert, which is retried while the
+        store is away. Without it, ``write`` returns once the rows are stored."""
         self.store = store
         self.spec = spec
         self.dead_letters = dead_letters
         self.fetcher = fetcher
         self.stats = SinkStats()
-        # partition -> highest offset known to be stored; absent until recovered after assignment
+        # partition -> highest offset in the ledger (stored, or being inserted); absent until
+        # recovered after assignment
         self._stored_up_to: dict[int, int] = {}
+        self.pipelined = pipelined
+        self._closing = threading.Event()
+        self._inserts = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{spec.name}-insert") \
+            if pipelined else None
+        self._inflight: Future | None = None
 
     # ---- partition lifecycle -------------------------------------------------------------
     def forget(self, partitions: Iterable[int]) -> None:
@@ -118,31 +145,54 @@ class ExactlyOnceSink:
         for partition in partitions:
             self._stored_up_to.pop(partition, None)
 
-    def last_ledger_entry(self, partition: int) -> tuple[int, int] | None:
+    def last_ledger_entries(self, partition: int, n: int = 2) -> list[tuple[int, int]]:
+        """The partition's ``n`` last ledger entries, oldest first (a retried batch may have
+        entered a chunk twice: each range counts once)."""
         rows = self.store.query(
-            f"SELECT first_offset, last_offset FROM {self.store.database}.sink_ledger "
+            f"SELECT DISTINCT first_offset, last_offset FROM {self.store.database}.sink_ledger "
             "WHERE sink = {sink:String} AND topic = {topic:String} AND partition = {p:UInt32} "
-            "ORDER BY first_offset DESC LIMIT 1",
-            parameters={"sink": self.spec.name, "topic": self.spec.topic, "p": partition},
+            "ORDER BY first_offset DESC, last_offset DESC LIMIT {n:UInt32}",
+            parameters={"sink": self.spec.name, "topic": self.spec.topic, "p": partition, "n": n},
         ).result_rows
-        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+        return [(int(first), int(last)) for first, last in reversed(rows)]
 
     def recover(self, partition: int) -> int:
-        """Make the partition's last ledger entry whole again; returns the offset stored up to."""
-        entry = self.last_ledger_entry(partition)
-        if entry is None:
+        """Make the partition's two last ledger entries whole again; returns the offset stored up to."""
+        entries = self.last_ledger_entries(partition)
+        if not entries:
             self._stored_up_to[partition] = -1
             return -1
-        first, last = entry
-        messages = self.fetcher.fetch(self.spec.topic, partition, first, last)
-        if messages and messages[0].offset == first and messages[-1].offset == last:
-            self._write_chunk(partition, messages, recovering=True)
-        else:
-            # The broker no longer has those offsets (retention); nothing can be re-inserted.
-            log.warning("sink %s: offsets %d-%d of %s[%d] are gone from the broker; not re-checked",
-                        self.spec.name, first, last, self.spec.topic, partition)
+        for first, last in entries:
+            messages = self.fetcher.fetch(self.spec.topic, partition, first, last)
+            if messages and messages[0].offset == first and messages[-1].offset == last:
+                self._write_chunk(partition, messages, recovering=True)
+            else:
+                # The broker no longer has those offsets (retention); nothing can be re-inserted.
+                log.warning("sink %s: offsets %d-%d of %s[%d] are gone from the broker; not re-checked",
+                            self.spec.name, first, last, self.spec.topic, partition)
+        last = entries[-1][1]
         self._stored_up_to[partition] = last
         return last
+
+    def flush(self) -> None:
+        """Wait until the rows of every batch handed to ``write`` are stored (pipelined mode);
+        raises what a background insert raised."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.result()
+
+    def close(self) -> None:
+        """Flush and stop the insert thread. An insert the store does not take now is given up:
+        its chunk is in the ledger, and the next start (of any worker) stores it."""
+        self._closing.set()
+        try:
+            self.flush()
+        except Exception as exc:
+            log.warning("sink %s: the last batch is not stored (%s); it is in the ledger and is stored "
+                        "when its partition is next assigned", self.spec.name, exc)
+        finally:
+            if self._inserts is not None:
+                self._inserts.shutdown(wait=True)
 
     # ---- writing -----------------------------------------------------------------------
     def write(self, messages: Sequence[RawMessage]) -> int:
@@ -157,41 +207,77 @@ class ExactlyOnceSink:
         # Two passes: every partition's chunk is decoded and entered in the ledger (and its rollups
         # sent) before any chunk's rows are inserted, so that the judge hears of all partitions
         # without waiting for the inserts. Each partition's chunks still follow one another.
-        prepared = []
+        chunks = []
         for partition, chunk in by_partition.items():
             threshold = self._stored_up_to.get(partition)
             if threshold is None:
+                self.flush()  # the batch being inserted lands before the ledger is read
                 threshold = self.recover(partition)
             fresh = [m for m in chunk if m.offset > threshold]
             self.stats.skipped += len(chunk) - len(fresh)
             if fresh:
-                prepared.append((partition, fresh, self._enter_chunk(partition, fresh)))
-        stored = 0
-        for partition, fresh, entered in prepared:
-            stored += self._store_chunk(partition, fresh, *entered)
+                chunks.append((partition, fresh))
+        work = [(partition, fresh, token, decoded)
+                for (partition, fresh), (token, decoded) in zip(chunks, self._enter_chunks(chunks))]
+        if not self.pipelined:
+            return self._store_all(work)
+        # The batch before this one must be stored before this one's rows go in (point 3 above);
+        # its insert ran while this batch was decoded and entered.
+        self.flush()
+        for partition, fresh, _, _ in work:
             self._stored_up_to[partition] = fresh[-1].offset
+        if work:
+            self._inflight = self._inserts.submit(retry_recoverable, lambda: self._store_all(work, track=False),
+                                                  self._closing.is_set)
+        return sum(len(decoded.rows) for _, _, _, decoded in work)
+
+    def _store_all(self, work: list, track: bool = True) -> int:
+        stored = 0
+        for partition, fresh, token, decoded in work:
+            stored += self._store_chunk(partition, fresh, token, decoded)
+            if track:
+                self._stored_up_to[partition] = fresh[-1].offset
         return stored
 
     def _write_chunk(self, partition: int, chunk: Sequence[RawMessage], recovering: bool = False) -> int:
-        return self._store_chunk(partition, chunk, *self._enter_chunk(partition, chunk), recovering=recovering)
+        [(token, decoded)] = self._enter_chunks([(partition, chunk)], recovering=recovering)
+        return self._store_chunk(partition, chunk, token, decoded, recovering=recovering)
 
-    def _enter_chunk(self, partition: int, chunk: Sequence[RawMessage]) -> tuple[str, Decoded]:
-        """Decode a chunk and write its ledger entry (then ``after_ledger``): the first half of a write."""
-        first, last = chunk[0].offset, chunk[-1].offset
-        token = f"{self.spec.name}:{self.spec.topic}:{partition}:{first}-{last}"
-        decoded = self.spec.decode(chunk)
+    def _enter_chunks(self, chunks: Sequence[tuple[int, Sequence[RawMessage]]],
+                      recovering: bool = False) -> list[tuple[str, Decoded]]:
+        """Decode chunks (each one partition's records, in offset order) and write their ledger
+        entries (then ``after_ledger``): the first half of a write. Every chunk of the batch is
+        entered in one ledger insert; a chunk being recovered already has its entry."""
+        if not chunks:
+            return []
+        phases = self.stats.phase_seconds
+        t0 = time.perf_counter()
+        tokens = [f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{chunk[-1].offset}"
+                  for partition, chunk in chunks]
+        decoded = [self.spec.decode(chunk) for _, chunk in chunks]
+        t_placed = time.perf_counter()
+        phases["decode"] += t_placed - t0
+        if self.spec.place is not None:
+            decoded = self.spec.place(decoded)
         started = time.perf_counter()
-        self.store.insert(
-            f"{self.store.database}.sink_ledger",
-            [[self.spec.name, self.spec.topic, partition, first, last, token,
-              len(decoded.rows) + sum(len(t[2]) for t in getattr(decoded, "tables", ())),
-              len(decoded.invalid)]],
-            LEDGER_COLUMNS, token=token + ":ledger",
-        )
+        phases["place"] += started - t_placed
+        if not recovering:
+            entries = [[self.spec.name, self.spec.topic, partition, chunk[0].offset, chunk[-1].offset, token,
+                        len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())), len(d.invalid)]
+                       for (partition, chunk), token, d in zip(chunks, tokens, decoded)]
+            # A retried batch has the same chunks, so the same token: the store keeps one entry each.
+            ledger_token = tokens[0] + ":ledger" if len(tokens) == 1 else \
+                "ledger:" + hashlib.sha256(",".join(tokens).encode()).hexdigest()
+            self.store.insert(f"{self.store.database}.sink_ledger", entries, LEDGER_COLUMNS, token=ledger_token)
+        t1 = time.perf_counter()
+        phases["ledger"] += t1 - started
         if self.spec.after_ledger is not None:
-            self.spec.after_ledger(token, decoded)
-        self.stats.insert_seconds += time.perf_counter() - started
-        return token, decoded
+            for token, d in zip(tokens, decoded):
+                self.spec.after_ledger(token, d)
+        t2 = time.perf_counter()
+        phases["after_ledger"] += t2 - t1
+        self.stats.insert_seconds += t2 - started
+        return list(zip(tokens, decoded))
 
     def _store_chunk(self, partition: int, chunk: Sequence[RawMessage], token: str, decoded: Decoded,
                      recovering: bool = False) -> int:
@@ -203,8 +289,11 @@ class ExactlyOnceSink:
         for table, columns, rows in getattr(decoded, "tables", ()):
             self.store.insert(f"{self.store.database}.{table}", rows, columns, token=f"{token}:{table}")
             stored_rows += len(rows)
+        inserted = time.perf_counter()
+        self.stats.phase_seconds["insert"] += inserted - started
         if self.spec.after_store is not None:
             self.spec.after_store(token, decoded)
+        self.stats.phase_seconds["after_store"] += time.perf_counter() - inserted
         if decoded.invalid:
             by_offset = {m.offset: m for m in chunk}
             raws = [by_offset[i.offset] for i in decoded.invalid]
@@ -221,17 +310,23 @@ class ExactlyOnceSink:
         return stored_rows
 
 
-def write_with_retry(sink: ExactlyOnceSink, messages: Sequence[RawMessage],
-                     should_stop: Callable[[], bool] = lambda: False,
-                     sleep: Callable[[float], None] = time.sleep) -> int:
-    """Write until the store takes the batch: the consumer waits (back-pressure) instead of acking."""
+def retry_recoverable(fn: Callable[[], object], should_stop: Callable[[], bool] = lambda: False,
+                      sleep: Callable[[float], None] = time.sleep) -> object:
+    """Call ``fn`` until it does not raise RecoverableError (the store is away): back-pressure."""
     delay = 0.2
     while True:
         try:
-            return sink.write(messages)
+            return fn()
         except RecoverableError as exc:
             if should_stop():
                 raise
             log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
             sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def write_with_retry(sink: ExactlyOnceSink, messages: Sequence[RawMessage],
+                     should_stop: Callable[[], bool] = lambda: False,
+                     sleep: Callable[[float], None] = time.sleep) -> int:
+    """Write until the store takes the batch: the consumer waits (back-pressure) instead of acking."""
+    return retry_recoverable(lambda: sink.write(messages), should_stop, sleep)
