@@ -134,15 +134,12 @@ def _view(leg) -> LegView | None:
     return LegView.from_row(leg)
 
 
-class _Entry:
-    __slots__ = ("first", "primary", "shadow", "secondary", "expect")
-
-    def __init__(self, first: float):
-        self.first = first
-        self.primary: LegView | None = None
-        self.shadow: LegView | None = None
-        self.secondary: LegView | None = None
-        self.expect = False
+# What the window holds per request: ``_entries[key] = (first, expect)`` and the legs that have
+# arrived in ``_primary``, ``_shadow`` and ``_secondary`` (key -> leg). Held rows carry no event
+# id (pairing does not use it), so everything held is a flat tuple of strings, numbers and
+# datetimes: the garbage collector stops tracking such tuples at their first collection, and the
+# hundreds of thousands of legs a busy window holds add nothing to its pauses. (A tuple nested in
+# another would keep the outer one tracked until a later, rarer collection.)
 
 
 class PairingWindow:
@@ -157,7 +154,10 @@ class PairingWindow:
         self.secondaries = frozenset(secondary_backends)
         self.expect_shadow = expect_shadow or _NEVER
         self.watermark = float("-inf")
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._entries: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._primary: dict[tuple[str, str], object] = {}
+        self._shadow: dict[tuple[str, str], object] = {}
+        self._secondary: dict[tuple[str, str], object] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
         self._done: dict[tuple[str, str], float] = {}
         self._done_heap: list[tuple[float, tuple[str, str]]] = []
@@ -187,7 +187,7 @@ class PairingWindow:
         if kind != "primary" and kind != "shadow":
             self.stats["ignored"] += 1
             return []
-        return self._add(row, kind, row[1].timestamp(), (row[6], row[4]), row[9], None)
+        return self._add((None, *row[1:]), kind, row[1].timestamp(), (row[6], row[4]), row[9], None)
 
     def _add(self, leg, kind: str, t: float, key: tuple[str, str], backend: str,
              expect_shadow: bool | None) -> list[ShadowPair]:
@@ -203,35 +203,40 @@ class PairingWindow:
             if t < self.watermark - self.window:
                 self.stats["late"] += 1
                 return out
-            entry = self._entries[key] = _Entry(t)
+            entry = self._entries[key] = (t, False)
             heapq.heappush(self._heap, (t, key))
         if kind == "primary":
-            if entry.primary is not None:
+            if key in self._primary:
                 self.stats["duplicates"] += 1
                 return out
-            entry.primary = leg
+            self._primary[key] = leg
+            if expect_shadow is None and self.expect_shadow is not _NEVER:
+                expect_shadow = self.expect_shadow(_view(leg))
             if expect_shadow is not None:
-                entry.expect = expect_shadow
-            elif self.expect_shadow is not _NEVER:
-                entry.expect = self.expect_shadow(_view(leg))
+                self._entries[key] = (entry[0], bool(expect_shadow))
         elif backend in self.secondaries:
-            entry.secondary = leg
+            self._secondary[key] = leg
         else:
-            if entry.shadow is not None:
+            if key in self._shadow:
                 self.stats["duplicates"] += 1
                 return out
-            entry.shadow = leg
-        if entry.primary is not None and entry.shadow is not None \
-                and (not self.secondaries or entry.secondary is not None):
-            out.append(self._close(key, entry))
+            self._shadow[key] = leg
+        if key in self._primary and key in self._shadow and (not self.secondaries or key in self._secondary):
+            out.append(self._close(key))
         return out
 
-    def _close(self, key, entry: _Entry) -> ShadowPair:
-        del self._entries[key]
-        self._done[key] = entry.first
-        heapq.heappush(self._done_heap, (entry.first, key))
+    def _drop(self, key) -> tuple:
+        """Forget a request; returns its (first, expect, primary, shadow, secondary)."""
+        first, expect = self._entries.pop(key)
+        return (first, expect, self._primary.pop(key, None), self._shadow.pop(key, None),
+                self._secondary.pop(key, None))
+
+    def _close(self, key) -> ShadowPair:
+        first, _, primary, shadow, secondary = self._drop(key)
+        self._done[key] = first
+        heapq.heappush(self._done_heap, (first, key))
         self.stats["pairs"] += 1
-        return make_pair(_view(entry.primary), _view(entry.shadow), secondary=_view(entry.secondary),
+        return make_pair(_view(primary), _view(shadow), secondary=_view(secondary),
                          noise=self.noise, policy=self.policy)
 
     def _expire(self, horizon: float) -> list[ShadowPair]:
@@ -239,20 +244,19 @@ class PairingWindow:
         heap = self._heap
         while heap and heap[0][0] < horizon:
             _, key = heapq.heappop(heap)
-            entry = self._entries.get(key)
-            if entry is None:
+            if key not in self._entries:
                 continue
-            if entry.primary is not None and entry.shadow is not None:
-                out.append(self._close(key, entry))
-            elif entry.primary is not None:
-                del self._entries[key]
-                if entry.expect:
+            if key in self._primary and key in self._shadow:
+                out.append(self._close(key))
+                continue
+            _, expect, primary, _, _ = self._drop(key)
+            if primary is not None:
+                if expect:
                     self.stats["shadow_missing"] += 1
-                    out.append(make_pair(_view(entry.primary), None, policy=self.policy))
+                    out.append(make_pair(_view(primary), None, policy=self.policy))
                 else:
                     self.stats["unshadowed"] += 1
             else:
-                del self._entries[key]
                 self.stats["orphan_shadows"] += 1
         done_heap = self._done_heap
         while done_heap and done_heap[0][0] < horizon - self.window:

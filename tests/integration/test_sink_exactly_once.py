@@ -123,3 +123,76 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_table_and_later_recor
     payloads = [json.loads(m.value) for m in dead]
     assert {p["source_offset"] for p in payloads} == {10, 11}
     assert all(p["source_topic"] == topic and p["reason"] for p in payloads)
+
+
+class FailRowsOfChunk:
+    """Wraps the real store: the rows insert of the chunk whose token starts at ``first`` fails
+    (not a store outage: the insert thread gives up, as when the process dies mid-insert)."""
+
+    def __init__(self, store, first):
+        self._store = store
+        self.first = first
+        self.database = store.database
+        self.ledger_inserts = 0
+
+    def insert(self, table, rows, columns, token=None):
+        if table.endswith(".sink_ledger"):
+            self.ledger_inserts += 1
+        elif token and token.rsplit(":", 1)[1].startswith(f"{self.first}-"):
+            raise RuntimeError("the process died during this insert")
+        return self._store.insert(table, rows, columns, token=token)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def make_pipelined_sink(store, bootstrap, topic):
+    spec = SinkSpec("requests", topic, "requests", REQUEST_COLUMNS, lambda ms: decode_request_legs(ms, 100_000))
+    return ExactlyOnceSink(store, spec, DeadLetterPublisher(store, bootstrap, topic + ".dlq"),
+                           KafkaRangeFetcher(bootstrap), pipelined=True)
+
+
+def test_pipelined_sink_a_batch_entered_while_the_one_before_was_still_inserting_is_recovered(
+        store, kafka_bootstrap, make_topic):
+    # The pipelined sink enters batch B+1 in the ledger while batch B's rows are being inserted.
+    # Here B's insert dies, so the ledger's two last entries (B and B+1) have no rows: the next
+    # owner of the partition must re-insert both, not only the last one.
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, generate_request_legs(1500, seed=7), partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 1500)
+    first = make_pipelined_sink(FailRowsOfChunk(store, first=500), kafka_bootstrap, topic)
+    first.write(messages[:500])          # ledger A, rows of A inserted in the background
+    first.write(messages[500:900])       # ledger B; waits for A; B's insert starts and dies
+    with pytest.raises(RuntimeError):
+        first.write(messages[900:1200])  # ledger C is written, then B's failure surfaces
+    first.close()
+    assert counts(store) == (500, 500)
+    ledger = store.query(f"SELECT first_offset, last_offset FROM {store.database}.sink_ledger "
+                         "WHERE topic = {t:String} ORDER BY first_offset", parameters={"t": topic}).result_rows
+    assert [tuple(r) for r in ledger] == [(0, 499), (500, 899), (900, 1199)]
+    # Another worker takes the partition over; Kafka redelivers from an older commit.
+    second = make_pipelined_sink(store, kafka_bootstrap, topic)
+    second.write(messages[400:1000])
+    second.write(messages[1000:])
+    second.flush()
+    assert counts(store) == (1500, 1500)
+
+
+def test_pipelined_sink_returns_before_the_rows_land_and_flush_waits_for_them(store, kafka_bootstrap, make_topic):
+    topic = make_topic(partitions=3)
+    produce(kafka_bootstrap, topic, generate_request_legs(3000, seed=8))
+    # interleaved as a consumer hands them over: every batch holds all three partitions
+    messages = sorted(consume_all(kafka_bootstrap, topic, 3, 3000), key=lambda m: (m.offset, m.partition))
+    counting = FailRowsOfChunk(store, first=-1)  # fails nothing; counts ledger inserts
+    sink = make_pipelined_sink(counting, kafka_bootstrap, topic)
+    for start in range(0, 3000, 1000):
+        sink.write(messages[start:start + 1000])
+    sink.flush()
+    assert counts(store) == (3000, 3000)
+    assert sink.stats.stored == 3000
+    # One ledger insert per batch, whatever the number of partitions in it.
+    assert counting.ledger_inserts == 3
+    entries = store.query(f"SELECT count(), uniqExact(partition) FROM {store.database}.sink_ledger "
+                          "WHERE topic = {t:String}", parameters={"t": topic}).result_rows[0]
+    assert entries == (9, 3)
+    sink.close()

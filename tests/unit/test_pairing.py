@@ -210,3 +210,26 @@ def test_the_filter_without_a_store_forgets_pairs_beyond_its_horizon():
         offset += len(records)
         assert dedupe.remembered <= 2 * 20 + 20  # the last horizon's pairs, not all of them
     assert dedupe.stats["dropped"] == 0
+
+
+def test_held_legs_cost_the_garbage_collector_nothing_once_collected():
+    # A busy window holds hundreds of thousands of legs waiting for a shadow that mostly never
+    # comes. Held as plain tuples (no event id, no objects), they are untracked by the cyclic
+    # collector after one collection, so its pauses do not grow with the window.
+    import gc
+    import uuid
+
+    window = PairingWindow(window_s=30.0)
+    t0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    for i in range(2000):
+        row = (uuid.uuid4(), t0 + timedelta(milliseconds=i), "exp", "load", f"c{i}", "primary", "gw", "/r",
+               "GET", "v1", 200, 5.0, 0, 0, "aa", "", "/src")
+        window.add_row(row)
+    gc.collect()
+    held = list(window._entries.values()) + list(window._primary.values()) + window._heap + list(window._entries)
+    assert len(held) == 4 * 2000
+    assert not any(gc.is_tracked(item) for item in held)
+    # and a shadow arriving later still makes its pair from the held primary
+    shadow = LegView("c7", "shadow", "gw", "/r", "GET", "v2", 200, 6.0, t0 + timedelta(milliseconds=7), "aa")
+    [pair] = window.add(shadow)
+    assert (pair.correlation_id, pair.primary_backend, pair.shadow_backend, pair.outcome) == ("c7", "v1", "v2", "match")
