@@ -89,6 +89,8 @@ def build(settings: Settings):
             out[f"sink_records_skipped{label}"] = s.skipped
             out[f"sink_batches{label}"] = s.batches
             out[f"sink_insert_seconds{label}"] = round(s.insert_seconds, 3)
+            for step, seconds in list(s.phase_seconds.items()):
+                out[f'sink_step_seconds{{sink="{sink.spec.name}",step="{step}"}}'] = round(seconds, 3)
             for reason, count in s.invalid_by_reason.items():
                 out[f'dlq_records{{sink="{sink.spec.name}",reason="{reason}"}}'] = count
         return out

@@ -96,7 +96,8 @@ class SinkStats:
     recovered_batches: int = 0
     insert_seconds: float = 0.0
     #: Seconds spent in each step of a write, summed: ``decode``, ``place`` (waiting for the
-    #: experiment timeline to cover the batch, correlating, redacting), ``ledger`` (the ledger entry), ``after_ledger`` (the judge's rollups), ``insert`` (the rows),
+    #: experiment timeline to cover the batch, correlating, redacting), ``ledger`` (the ledger
+    #: entries), ``after_ledger`` (the judge's rollups), ``insert`` (the rows) and
     #: ``after_store`` (derived records such as the stream pairs).
     phase_seconds: dict = field(default_factory=lambda: defaultdict(float))
     invalid_by_reason: dict = field(default_factory=lambda: defaultdict(int))

@@ -52,6 +52,11 @@ def test_malformed_record_lands_in_dead_letters_with_reason_and_offset_and_later
         assert metrics["invalid_by_reason"] == {"not JSON": 1}
         prometheus = urllib.request.urlopen(worker.settings.http_url + "/metrics").read().decode()
         assert 'hub_dlq_records{sink="requests",reason="not JSON"} 1' in prometheus
+        # where the requests sink's time went, per step of a write
+        steps = {"decode", "place", "ledger", "after_ledger", "insert", "after_store"}
+        assert set(metrics["phase_seconds"]) == steps
+        for step in steps:
+            assert f'hub_sink_step_seconds{{sink="requests",step="{step}"}}' in prometheus
 
 
 def test_worker_killed_three_times_while_100000_records_flow_stores_each_exactly_once(tmp_path, kafka_bootstrap):
