@@ -244,6 +244,15 @@ def _drive(ctx: BenchContext, label: str, traffic: Traffic, trials: int, reader:
     return breaches
 
 
+def _stop(traffic: Traffic | None, reader: AlertReader | None) -> None:
+    """Stop a pass's traffic and alert reader, whatever state it ended in."""
+    if traffic is not None and traffic.is_alive():
+        traffic.stop_flag.set()
+        traffic.join(30)
+    if reader is not None:
+        reader.stop_flag.set()
+
+
 def _hub_pass(ctx: BenchContext, home, trials: int, rate: int) -> tuple[list[float], dict]:
     env = isolated_env(home, ctx.bootstrap)
     topic = env["HUB_TOPIC_REQUESTS"]
@@ -286,16 +295,12 @@ def _hub_pass(ctx: BenchContext, home, trials: int, rate: int) -> tuple[list[flo
                      f"{sink.get('phase_seconds')}")
         sent_events = sum(s[2] for s in traffic.sent)
         seconds = traffic.sent[-1][0] - traffic.sent[0][0]
-        details = {"hub_requests_sink": sink, "rate_achieved": round(sent_events / seconds), "pacing_worst_lag_s": round(traffic.lag, 4),
-                   "hub_alerts": len(alerts), "breaches_published_at": [round(b, 3) for b in breaches],
+        details = {"hub_requests_sink": sink, "rate_achieved": round(sent_events / seconds),
+                   "pacing_worst_lag_s": round(traffic.lag, 4), "hub_alerts": len(alerts), "breaches_published_at": [round(b, 3) for b in breaches],
                    "hub_alert_records": reader.seen, "hub_latency_s": [round(x, 4) for x in latency]}
         return latency, details
     finally:
-        if traffic is not None and traffic.is_alive():
-            traffic.stop_flag.set()
-            traffic.join(30)
-        if reader is not None:
-            reader.stop_flag.set()
+        _stop(traffic, reader)
         worker.stop()
 
 
@@ -325,11 +330,7 @@ def _baseline_pass(ctx: BenchContext, trials: int, rate: int) -> tuple[list[floa
         latency = _match(breaches, reader.firing)
         return latency, {"baseline_alerts": len(reader.firing), "baseline_latency_s": [round(x, 4) for x in latency]}
     finally:
-        if traffic is not None and traffic.is_alive():
-            traffic.stop_flag.set()
-            traffic.join(30)
-        if reader is not None:
-            reader.stop_flag.set()
+        _stop(traffic, reader)
         if baseline.poll() is None:
             baseline.terminate()
             try:

@@ -126,7 +126,7 @@ class Settings:
         "HUB_SINK_BATCH_MAX", 20000,
         "Most records the sink writes to ClickHouse in one insert.")
     sink_batch_seconds: float = _setting(
-        "HUB_SINK_BATCH_SECONDS", 0.1,
+        "HUB_SINK_BATCH_SECONDS", 0.25,
         "Longest a record waits in the sink's buffer before its batch is written (the rows of a batch "
         "are inserted while the next one gathers, so short batches cost little).")
     max_record_bytes: int = _setting(
