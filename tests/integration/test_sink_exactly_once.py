@@ -178,7 +178,7 @@ def test_pipelined_sink_a_batch_entered_while_the_one_before_was_still_inserting
     assert counts(store) == (1500, 1500)
 
 
-def test_pipelined_sink_returns_before_the_rows_land_and_flush_waits_for_them(store, kafka_bootstrap, make_topic):
+def test_pipelined_sink_stores_every_batch_once_flushed_with_one_ledger_insert_per_batch(store, kafka_bootstrap, make_topic):
     topic = make_topic(partitions=3)
     produce(kafka_bootstrap, topic, generate_request_legs(3000, seed=8))
     # interleaved as a consumer hands them over: every batch holds all three partitions
