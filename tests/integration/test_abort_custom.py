@@ -152,7 +152,9 @@ def noisy_second(gateway, second, rate, shift=0.0, n=100):
 def test_a_noisy_healthy_experiment_is_not_aborted_by_the_control_rule_while_a_fixed_threshold_fires(
         worker, tmp_path, kafka_bootstrap):
     experiment, gateway = start_experiment(worker, tmp_path, STATISTICAL_RULES)
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    # the next whole second: every leg falls after the experiment's start (the start of the
+    # current second can precede it, and legs before the start belong to no experiment)
+    start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)).replace(microsecond=0)
     # A flaky shared dependency: the error rate swings between 5% and 35% for everyone.
     rates = [0.05, 0.35, 0.30, 0.05, 0.10, 0.35, 0.05, 0.30]
     legs = [x for s, rate in enumerate(rates) for x in noisy_second(gateway, start + dt.timedelta(seconds=s), rate)]
