@@ -94,6 +94,9 @@ class Settings:
     judge_horizon: float = _setting(
         "HUB_JUDGE_HORIZON", 900.0,
         "Seconds of rollups a restarted judge replays to rebuild its windows (longer than any rule's window plus hold).")
+    judge_idle: float = _setting(
+        "HUB_JUDGE_IDLE_SECONDS", 5.0,
+        "A firing alert resolves only at an event-time second every partition still delivering the experiment's data has reached; a partition this many seconds behind the newest counts as idle and is not waited for.")
     halt_webhooks: str = _setting(
         "HUB_HALT_WEBHOOKS", "",
         "Comma-separated URLs called (POST, JSON, retried) when an abort rule fires, to halt the fault injectors.")

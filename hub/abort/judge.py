@@ -184,18 +184,31 @@ class RuleState:
 class ExperimentJudge:
     """Windows and rule states of one experiment."""
 
-    def __init__(self, experiment_id: str, conditions: list):
+    def __init__(self, experiment_id: str, conditions: list, idle: float = 5.0):
         self.experiment_id = experiment_id
         self.conditions = [c for c in conditions]
         self.cells: dict[int, list[Cell]] = {}
         self.watermark = 0
         self.last_seen: dict[str, int] = {}
         self.states = {c.name: RuleState() for c in self.conditions}
+        # Inputs (one sink's partition each) deliver their seconds at their own pace. A breach may
+        # resolve only at a second every live input of the rule's source has delivered; an input
+        # more than ``idle`` seconds behind the newest second of its source counts as idle.
+        self.idle = idle
+        self.progress: dict[tuple[str, str], int] = {}  # (source, input) -> newest second delivered
+        self.newest: dict[str, int] = {}  # source -> newest second of any input
 
-    def add(self, cells: Iterable[Cell]) -> None:
+    def add(self, cells: Iterable[Cell], origin: str | None = None) -> None:
+        """Cells of one rollup; ``origin`` is the input (sink, topic, partition) that stored them."""
         for cell in cells:
             self.cells.setdefault(cell.second, []).append(cell)
             self.watermark = max(self.watermark, cell.second)
+            if origin is not None:
+                key = (cell.source, origin)
+                if cell.second > self.progress.get(key, -1):
+                    self.progress[key] = cell.second
+                if cell.second > self.newest.get(cell.source, -1):
+                    self.newest[cell.source] = cell.second
             for condition in self.conditions:
                 if condition.measurement == "absence" and _matches(cell, condition.scope):
                     self.last_seen[condition.name] = max(self.last_seen.get(condition.name, 0), cell.second)
@@ -203,6 +216,17 @@ class ExperimentJudge:
     def forget_before(self, second: int) -> None:
         for s in [s for s in self.cells if s < second]:
             del self.cells[s]
+        for key in [k for k, s in self.progress.items() if s < second]:
+            del self.progress[key]
+
+    def settled(self, source: str, at: int) -> bool:
+        """Whether every live input of ``source`` has delivered second ``at`` (so nothing of the
+        seconds up to ``at`` is still on its way from a lagging partition)."""
+        newest = self.newest.get(source)
+        if newest is None:
+            return True
+        return all(second >= at or newest - second > self.idle
+                   for (src, _), second in self.progress.items() if src == source)
 
     def window_cells(self, end: int, window: float) -> list[Cell]:
         start = end - max(int(math.ceil(window)), 1)
@@ -236,9 +260,12 @@ class ExperimentJudge:
                 if state.firing is None and at - state.breach_since >= hold:
                     state.firing = f"{self.experiment_id}/{condition.name}/{state.breach_since}"
                     alerts.append(self._alert(condition, state, measured, at, window, "firing"))
-            elif state.last_breach is not None and at <= state.last_breach:
-                # The second that breached is still filling in from other partitions: a dip on
-                # partial data decides nothing, so one breach cannot fire, resolve and fire again.
+            elif ((state.last_breach is not None and at <= state.last_breach)
+                  or (state.breach_since is not None
+                      and not self.settled(_SOURCE.get(condition.measurement, "requests"), at))):
+                # The second that breached is still filling in from other partitions, or a lagging
+                # partition has not delivered this second yet: a dip on partial data decides
+                # nothing, so one breach cannot fire, resolve and fire again.
                 pass
             else:
                 if state.firing is not None:
@@ -279,14 +306,20 @@ class ExperimentJudge:
         return out
 
 
+def rollup_origin(token: str) -> str:
+    """The input a rollup came from: its chunk token without the offsets (``sink:topic:partition``)."""
+    return token.rsplit(":", 1)[0]
+
+
 class Judge:
     """All experiments' judges of this worker, fed by rollups in log order."""
 
     def __init__(self, conditions_of: Callable[[str], list | None], emit: Callable[[dict], None],
-                 horizon: float = 900.0):
+                 horizon: float = 900.0, idle: float = 5.0):
         self.conditions_of = conditions_of
         self.emit = emit
         self.horizon = horizon
+        self.idle = idle
         self.experiments: dict[str, ExperimentJudge] = {}
         self.seen_tokens: dict[str, int] = {}
         self.known_alerts: set[tuple[str, str]] = set()  # (alert id, status) already on hub.alerts
@@ -298,7 +331,7 @@ class Judge:
             conditions = self.conditions_of(experiment_id)
             if conditions is None:
                 return None
-            judge = self.experiments[experiment_id] = ExperimentJudge(experiment_id, conditions)
+            judge = self.experiments[experiment_id] = ExperimentJudge(experiment_id, conditions, self.idle)
         return judge
 
     def add_rollup(self, value: bytes) -> list[dict]:
@@ -311,7 +344,7 @@ class Judge:
             return []
         self.seen_tokens[token] = max((c.second for c in cells), default=0)
         before = judge.watermark
-        judge.add(cells)
+        judge.add(cells, origin=rollup_origin(token))
         # Every second the watermark passes is evaluated in order, so a breach inside a rollup that
         # spans several seconds (a catch-up, a large batch) is seen at the second it happened.
         seconds = sorted({c.second for c in cells if c.second > before}) or [judge.watermark]

@@ -41,7 +41,8 @@ class JudgeRuntime:
         self.settings = settings
         self.registry = registry
         self.actions = actions or AlertActions(settings)
-        self.judge = Judge(self._conditions, self.actions, horizon=settings.judge_horizon)
+        self.judge = Judge(self._conditions, self.actions, horizon=settings.judge_horizon,
+                           idle=settings.judge_idle)
         self._rebuilt: set[int] = set()
         self.processed = 0
 

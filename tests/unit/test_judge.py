@@ -270,3 +270,40 @@ def test_a_dip_on_partial_data_of_the_breaching_second_neither_resolves_nor_fire
     [resolved] = judge.evaluate(T + 2)
     assert (firing["status"], resolved["status"]) == ("firing", "resolved")
     assert firing["alert_id"] == resolved["alert_id"] == f"e/errors/{T + 1}"
+
+
+def _rollup(partition: int, first: int, cells: list[Cell]) -> bytes:
+    [(_, value)] = encode_rollups(f"requests:hub.requests:{partition}:{first}-{first + 9}", {"e": cells})
+    return value
+
+
+def test_a_lagging_partition_holds_the_resolution_so_its_late_errors_raise_no_second_alert():
+    # Partition 0 breaches at T+1 and then runs ahead with healthy seconds; partition 1 lags and
+    # delivers its share of the breach (its errors of T+2) only afterwards. Resolving on partition
+    # 0's healthy seconds alone would fire a second alert for the same breach when they arrive.
+    alerts: list[dict] = []
+    judge = Judge(lambda e: [rule(window="1s", threshold=0.1, min_samples=10)], alerts.append)
+    judge.add_rollup(_rollup(0, 0, [cell(T, 100, 0)]))
+    judge.add_rollup(_rollup(1, 0, [cell(T, 100, 0)]))
+    judge.add_rollup(_rollup(0, 10, [cell(T + 1, 100, 50)]))
+    assert [a["status"] for a in alerts] == ["firing"]
+    judge.add_rollup(_rollup(0, 20, [cell(T + 2, 100, 0), cell(T + 3, 100, 0)]))
+    assert [a["status"] for a in alerts] == ["firing"]  # partition 1 has not delivered T+3 yet
+    judge.add_rollup(_rollup(1, 10, [cell(T + 1, 100, 50), cell(T + 2, 100, 40)]))
+    assert [a["status"] for a in alerts] == ["firing"]  # still the one breach
+    judge.add_rollup(_rollup(1, 20, [cell(T + 3, 100, 0)]))
+    assert [a["status"] for a in alerts] == ["firing", "resolved"]
+    assert alerts[0]["alert_id"] == alerts[1]["alert_id"] == f"e/errors/{T + 1}"
+
+
+def test_an_idle_partition_does_not_hold_the_resolution():
+    # Partition 1 delivered the experiment's data once and then went quiet (no traffic keyed to it):
+    # more than the idle limit behind the newest second, it is not waited for.
+    alerts: list[dict] = []
+    judge = Judge(lambda e: [rule(window="1s", threshold=0.1, min_samples=10)], alerts.append, idle=5)
+    judge.add_rollup(_rollup(1, 0, [cell(T, 100, 0)]))
+    judge.add_rollup(_rollup(0, 0, [cell(T + 1, 100, 50)]))
+    judge.add_rollup(_rollup(0, 10, [cell(T + 2, 100, 0)]))
+    assert [a["status"] for a in alerts] == ["firing"]  # partition 1 is 2 s behind: waited for
+    judge.add_rollup(_rollup(0, 20, [cell(T + 6, 100, 0)]))
+    assert [a["status"] for a in alerts] == ["firing", "resolved"]  # 6 s behind: idle
