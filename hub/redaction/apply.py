@@ -275,7 +275,10 @@ class _Engine:
         if not text or text in self._clean_text:
             return text
         out = text
-        if self.drop_query and "?" in out:
+        if self.drop_query and "?" in out and _QUERY_IN_TEXT.search(out) is not None:
+            # Masked before the query goes too: a cue inside the query and its value after it
+            # ("?id=7MRN 004417829") would otherwise leave the bare number without its cue.
+            out = self._mask_patterns(out, hits)
             out, n = _QUERY_IN_TEXT.subn("", out)
             hits.extend(["query_string"] * n)
         out = self._mask_patterns(out, hits)
