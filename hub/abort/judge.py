@@ -31,6 +31,11 @@ _RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
 _CUSTOM = ("count", "ratio")
 
 
+def source_of(measurement: str) -> str:
+    """The rollup source a measurement is counted from (``requests``, ``spans`` or ``pairs``)."""
+    return _SOURCE.get(measurement, "requests")
+
+
 def _iso(second: int) -> str:
     return dt.datetime.fromtimestamp(second, dt.timezone.utc).isoformat()
 
@@ -79,7 +84,7 @@ class Measured:
 def measure(condition, cells: list[Cell], window: float) -> Measured:
     """The condition's measurement over cells already limited to its window."""
     kind = condition.measurement
-    source = _SOURCE.get(kind, "requests")
+    source = source_of(kind)
     group = [c for c in cells if c.source == source and _matches(c, condition.scope)]
     count = sum(c.count for c in group)
     errors = sum(c.errors for c in group)
@@ -196,7 +201,6 @@ class ExperimentJudge:
         # more than ``idle`` seconds behind the newest second of its source counts as idle.
         self.idle = idle
         self.progress: dict[tuple[str, str], int] = {}  # (source, input) -> newest second delivered
-        self.newest: dict[str, int] = {}  # source -> newest second of any input
 
     def add(self, cells: Iterable[Cell], origin: str | None = None) -> None:
         """Cells of one rollup; ``origin`` is the input (sink, topic, partition) that stored them."""
@@ -207,8 +211,6 @@ class ExperimentJudge:
                 key = (cell.source, origin)
                 if cell.second > self.progress.get(key, -1):
                     self.progress[key] = cell.second
-                if cell.second > self.newest.get(cell.source, -1):
-                    self.newest[cell.source] = cell.second
             for condition in self.conditions:
                 if condition.measurement == "absence" and _matches(cell, condition.scope):
                     self.last_seen[condition.name] = max(self.last_seen.get(condition.name, 0), cell.second)
@@ -222,11 +224,9 @@ class ExperimentJudge:
     def settled(self, source: str, at: int) -> bool:
         """Whether every live input of ``source`` has delivered second ``at`` (so nothing of the
         seconds up to ``at`` is still on its way from a lagging partition)."""
-        newest = self.newest.get(source)
-        if newest is None:
-            return True
-        return all(second >= at or newest - second > self.idle
-                   for (src, _), second in self.progress.items() if src == source)
+        delivered = [second for (src, _), second in self.progress.items() if src == source]
+        newest = max(delivered, default=at)
+        return all(second >= at or newest - second > self.idle for second in delivered)
 
     def window_cells(self, end: int, window: float) -> list[Cell]:
         start = end - max(int(math.ceil(window)), 1)
@@ -262,7 +262,7 @@ class ExperimentJudge:
                     alerts.append(self._alert(condition, state, measured, at, window, "firing"))
             elif ((state.last_breach is not None and at <= state.last_breach)
                   or (state.breach_since is not None
-                      and not self.settled(_SOURCE.get(condition.measurement, "requests"), at))):
+                      and not self.settled(source_of(condition.measurement), at))):
                 # The second that breached is still filling in from other partitions, or a lagging
                 # partition has not delivered this second yet: a dip on partial data decides
                 # nothing, so one breach cannot fire, resolve and fire again.
