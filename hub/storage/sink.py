@@ -8,10 +8,10 @@ How it holds (the proof the kill tests check):
    the table keeps a deduplication window, so a repeat of the same insert (or of the parts of
    it that had landed before a crash) is dropped by the store.
 3. A chunk's ledger entry is written only once the rows of every chunk of that partition but
-   the one before it are stored: the worker's sink (``pipelined``) inserts a batch's rows in
-   the background while it decodes and enters the next batch, and waits for that insert before
-   handing over the next one. So every offset below the first of the partition's *two* last
-   ledger entries is stored.
+   the one before it are stored: the worker's sink (``pipelined``) places a batch on the
+   experiment timelines and inserts its rows in the background while the next batch gathers
+   and is decoded and entered, and waits for that insert before handing over the next one. So
+   every offset below the first of the partition's *two* last ledger entries is stored.
 4. When a partition is (re)assigned, the sink reads its two last ledger entries, fetches exactly
    those offsets from Kafka again, re-inserts them with the same tokens, and from then on skips
    every record at or below the last entry's ``last`` offset.
@@ -63,15 +63,16 @@ class SinkSpec:
     table: str
     columns: Sequence[str]
     decode: Callable[[Sequence[RawMessage]], Decoded]
-    # Applied to every chunk of a batch at once, after all of them are decoded: the placement on
-    # experiment timelines (and redaction). It may wait for the timeline to cover the newest
-    # record; doing it once per batch, after the decoding, keeps that wait off the decoding.
+    # Applied to every chunk of a batch at once, after all of them are decoded and entered in the
+    # ledger: the placement on experiment timelines (and redaction). It may wait for the timeline
+    # to cover the newest record; a pipelined sink runs it in its insert thread, so that wait
+    # overlaps with the gathering of the next batch instead of holding it back.
     place: Callable[[list], list] | None = None
     # Called once a chunk is stored (and again when a crash made it be stored again), before the
     # chunk is acknowledged: derived records for other topics, e.g. the shadow pairs.
     after_store: Callable[[str, Decoded], None] | None = None
-    # Called as soon as the chunk's ledger entry is written, before its rows are inserted: derived
-    # records that must not wait for the insert (the judge's rollups). The ledger entry fixes the
+    # Called once the chunk is entered in the ledger and placed, before its rows are inserted:
+    # derived records that must not wait for the insert (the judge's rollups). The ledger entry fixes the
     # chunk's bounds, so a chunk written again after a crash passes the same token here again and
     # a consumer that counts each token once (the judge) counts the chunk once.
     after_ledger: Callable[[str, Decoded], None] | None = None
@@ -221,16 +222,21 @@ class ExactlyOnceSink:
         work = [(partition, fresh, token, decoded)
                 for (partition, fresh), (token, decoded) in zip(chunks, self._enter_chunks(chunks))]
         if not self.pipelined:
-            return self._store_all(work)
-        # The batch before this one must be stored before this one's rows go in (point 3 above);
-        # its insert ran while this batch was decoded and entered.
+            return self._store_all(self._announce(work))
+        # The batch before this one must be stored before this one is placed and inserted (point 3
+        # above); it was placed and inserted while this batch was gathered, decoded and entered.
         self.flush()
         for partition, fresh, _, _ in work:
             self._stored_up_to[partition] = fresh[-1].offset
         if work:
-            self._inflight = self._inserts.submit(retry_recoverable, lambda: self._store_all(work, track=False),
-                                                  self._closing.is_set)
+            self._inflight = self._inserts.submit(self._finish, work)
         return sum(len(decoded.rows) for _, _, _, decoded in work)
+
+    def _finish(self, work: list) -> int:
+        """The second half of a pipelined write, in the sink's insert thread: placement, rollups,
+        rows; each step retried while the store is away."""
+        placed = retry_recoverable(lambda: self._announce(work), self._closing.is_set)
+        return retry_recoverable(lambda: self._store_all(placed, track=False), self._closing.is_set)
 
     def _store_all(self, work: list, track: bool = True) -> int:
         stored = 0
@@ -242,13 +248,14 @@ class ExactlyOnceSink:
 
     def _write_chunk(self, partition: int, chunk: Sequence[RawMessage], recovering: bool = False) -> int:
         [(token, decoded)] = self._enter_chunks([(partition, chunk)], recovering=recovering)
+        [(_, _, token, decoded)] = self._announce([(partition, chunk, token, decoded)])
         return self._store_chunk(partition, chunk, token, decoded, recovering=recovering)
 
     def _enter_chunks(self, chunks: Sequence[tuple[int, Sequence[RawMessage]]],
                       recovering: bool = False) -> list[tuple[str, Decoded]]:
         """Decode chunks (each one partition's records, in offset order) and write their ledger
-        entries (then ``after_ledger``): the first half of a write. Every chunk of the batch is
-        entered in one ledger insert; a chunk being recovered already has its entry."""
+        entries: the first half of a write, after which the batch may be acknowledged. Every chunk
+        of the batch is entered in one ledger insert; a chunk being recovered already has its entry."""
         if not chunks:
             return []
         phases = self.stats.phase_seconds
@@ -256,12 +263,8 @@ class ExactlyOnceSink:
         tokens = [f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{chunk[-1].offset}"
                   for partition, chunk in chunks]
         decoded = [self.spec.decode(chunk) for _, chunk in chunks]
-        t_placed = time.perf_counter()
-        phases["decode"] += t_placed - t0
-        if self.spec.place is not None:
-            decoded = self.spec.place(decoded)
         started = time.perf_counter()
-        phases["place"] += started - t_placed
+        phases["decode"] += started - t0
         if not recovering:
             entries = [[self.spec.name, self.spec.topic, partition, chunk[0].offset, chunk[-1].offset, token,
                         len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())), len(d.invalid)]
@@ -270,15 +273,30 @@ class ExactlyOnceSink:
             ledger_token = tokens[0] + ":ledger" if len(tokens) == 1 else \
                 "ledger:" + hashlib.sha256(",".join(tokens).encode()).hexdigest()
             self.store.insert(f"{self.store.database}.sink_ledger", entries, LEDGER_COLUMNS, token=ledger_token)
-        t1 = time.perf_counter()
-        phases["ledger"] += t1 - started
-        if self.spec.after_ledger is not None:
-            for token, d in zip(tokens, decoded):
-                self.spec.after_ledger(token, d)
-        t2 = time.perf_counter()
-        phases["after_ledger"] += t2 - t1
-        self.stats.insert_seconds += t2 - started
+        entered = time.perf_counter()
+        phases["ledger"] += entered - started
+        self.stats.insert_seconds += entered - started
         return list(zip(tokens, decoded))
+
+    def _announce(self, work: list) -> list:
+        """Place a batch's entered chunks (``(partition, chunk, token, decoded)``) on experiment
+        timelines, then ``after_ledger`` (the rollups): the step before the rows are inserted.
+        Placement may wait for the timelines to cover the batch; in a pipelined sink that wait
+        runs in the insert thread, while the next batch gathers."""
+        if not work:
+            return work
+        phases = self.stats.phase_seconds
+        started = time.perf_counter()
+        decoded = [d for _, _, _, d in work]
+        if self.spec.place is not None:
+            decoded = self.spec.place(decoded)
+        placed = time.perf_counter()
+        phases["place"] += placed - started
+        if self.spec.after_ledger is not None:
+            for (_, _, token, _), d in zip(work, decoded):
+                self.spec.after_ledger(token, d)
+        phases["after_ledger"] += time.perf_counter() - placed
+        return [(partition, chunk, token, d) for (partition, chunk, token, _), d in zip(work, decoded)]
 
     def _store_chunk(self, partition: int, chunk: Sequence[RawMessage], token: str, decoded: Decoded,
                      recovering: bool = False) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -196,3 +197,40 @@ def test_pipelined_sink_stores_every_batch_once_flushed_with_one_ledger_insert_p
                           "WHERE topic = {t:String}", parameters={"t": topic}).result_rows[0]
     assert entries == (9, 3)
     sink.close()
+
+
+def test_pipelined_sink_acknowledges_a_batch_before_its_timeline_wait_and_places_it_in_the_insert_thread(
+        store, kafka_bootstrap, make_topic):
+    # Placement may wait for the experiment timelines to cover the batch (HUB_CORRELATION_LATENESS).
+    # The pipelined sink returns once the batch is in the ledger, so the agent acknowledges it and
+    # gathers the next one during that wait; the placement, the rollups and the rows follow in the
+    # sink's insert thread.
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, generate_request_legs(200, seed=9), partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 200)
+    released = threading.Event()
+    placed_in, announced = [], []
+
+    def place(batches):
+        placed_in.append(threading.current_thread().name)
+        assert released.wait(30), "the placement was never released"
+        return batches
+
+    spec = SinkSpec("requests", topic, "requests", REQUEST_COLUMNS, lambda ms: decode_request_legs(ms, 100_000),
+                    place=place, after_ledger=lambda token, decoded: announced.append((token, len(decoded.rows))))
+    sink = ExactlyOnceSink(store, spec, DeadLetterPublisher(store, kafka_bootstrap, topic + ".dlq"),
+                           KafkaRangeFetcher(kafka_bootstrap), pipelined=True)
+    try:
+        assert sink.write(messages) == 200  # returns while the placement still waits
+        ledger = store.query(f"SELECT first_offset, last_offset FROM {store.database}.sink_ledger "
+                             "WHERE topic = {t:String}", parameters={"t": topic}).result_rows
+        assert [tuple(r) for r in ledger] == [(0, 199)]
+        assert announced == [] and counts(store) == (0, 0)
+        released.set()
+        sink.flush()
+        assert announced == [(f"requests:{topic}:0:0-199", 200)]
+        assert counts(store) == (200, 200)
+        assert placed_in == ["sink-requests-insert_0"]
+    finally:
+        released.set()
+        sink.close()
