@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
+import orjson
+
 from hub.shadow.noise import WHOLE_BODY, NoiseModel
 from hub.shadow.records import ShadowPair, encode_pair
 
@@ -128,18 +130,68 @@ def _NEVER(leg: LegView) -> bool:
 
 
 def _view(leg) -> LegView | None:
-    """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows as they came)."""
+    """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows encoded, see ``_hold``)."""
     if leg is None or isinstance(leg, LegView):
         return leg
-    return LegView.from_row(leg)
+    r = orjson.loads(leg)
+    return LegView(r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], datetime.fromisoformat(r[0]), r[13], r[14],
+                   r[1], r[2], r[15])
 
 
-# What the window holds per request: ``_entries[key] = (first, expect)`` and the legs that have
-# arrived in ``_primary``, ``_shadow`` and ``_secondary`` (key -> leg). Held rows carry no event
-# id (pairing does not use it), so everything held is a flat tuple of strings, numbers and
-# datetimes: the garbage collector stops tracking such tuples at their first collection, and the
-# hundreds of thousands of legs a busy window holds add nothing to its pauses. (A tuple nested in
-# another would keep the outer one tracked until a later, rarer collection.)
+def _hold(row: Sequence) -> bytes:
+    """A ``requests`` row as the window holds it: its fields after the event id, as JSON bytes."""
+    return orjson.dumps(row[1:])
+
+
+#: Joins gateway and correlation id into a request's key (it sorts as the pair of them would).
+_SEP = "\x1f"
+
+
+class _Expiry:
+    """Keys ordered by a time, oldest first: a heap of the distinct times, and per time its key or
+    (when several share it) a list of keys."""
+
+    __slots__ = ("_heap", "_at")
+
+    def __init__(self) -> None:
+        self._heap: list[float] = []
+        self._at: dict[float, object] = {}
+
+    def push(self, t: float, key: str) -> None:
+        held = self._at.get(t)
+        if held is None:
+            self._at[t] = key
+            heapq.heappush(self._heap, t)
+        elif type(held) is list:
+            held.append(key)
+        else:
+            self._at[t] = [held, key]
+
+    def pop_before(self, horizon: float):
+        """``(time, key)`` of every key older than ``horizon``, oldest first (keys of one time in order)."""
+        heap, at = self._heap, self._at
+        while heap and heap[0] < horizon:
+            t = heapq.heappop(heap)
+            held = at.pop(t)
+            if type(held) is list:
+                for key in sorted(held):
+                    yield t, key
+            else:
+                yield t, held
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._at.clear()
+
+
+# What the window holds per request, all of it objects the garbage collector never tracks:
+# ``_first[key]`` (the time of its first leg), ``_expect[key]`` when a shadow is expected or not,
+# the legs that have arrived in ``_primary``, ``_shadow`` and ``_secondary`` (key -> leg; a row
+# from ``add_row`` is held as JSON bytes, see ``_hold``), and the expiry order (floats, and per
+# time a key string). A worker's windows hold hundreds of thousands of legs and turn them over
+# at a steady rate; tuples held there would stay tracked (young collections stop when objects are
+# freed as fast as they are made) and a later collection would scan them all, a pause of about a
+# second at 10,000 legs/s.
 
 
 class PairingWindow:
@@ -154,20 +206,21 @@ class PairingWindow:
         self.secondaries = frozenset(secondary_backends)
         self.expect_shadow = expect_shadow or _NEVER
         self.watermark = float("-inf")
-        self._entries: dict[tuple[str, str], tuple[float, bool]] = {}
-        self._primary: dict[tuple[str, str], object] = {}
-        self._shadow: dict[tuple[str, str], object] = {}
-        self._secondary: dict[tuple[str, str], object] = {}
-        self._heap: list[tuple[float, tuple[str, str]]] = []
-        self._done: dict[tuple[str, str], float] = {}
-        self._done_heap: list[tuple[float, tuple[str, str]]] = []
+        self._first: dict[str, float] = {}
+        self._expect: dict[str, bool] = {}
+        self._primary: dict[str, object] = {}
+        self._shadow: dict[str, object] = {}
+        self._secondary: dict[str, object] = {}
+        self._expiry = _Expiry()
+        self._done: dict[str, float] = {}
+        self._done_expiry = _Expiry()
         self.stats = {"legs": 0, "pairs": 0, "shadow_missing": 0, "unshadowed": 0, "orphan_shadows": 0,
                       "late": 0, "duplicates": 0, "ignored": 0}
 
     @property
     def pending(self) -> int:
         """Requests held now (waiting for a leg), plus keys of recent pairs remembered."""
-        return len(self._entries) + len(self._done)
+        return len(self._first) + len(self._done)
 
     def add(self, leg: LegView, expect_shadow: bool | None = None) -> list[ShadowPair]:
         """Take one leg; returns the pairs it completed and those that expired as the watermark moved."""
@@ -175,22 +228,23 @@ class PairingWindow:
         if leg.leg not in ("primary", "shadow"):
             self.stats["ignored"] += 1
             return []
-        return self._add(leg, leg.leg, leg.event_time.timestamp(), (leg.gateway, leg.correlation_id), leg.backend,
-                         expect_shadow)
+        return self._add(leg, leg.leg, leg.event_time.timestamp(), leg.gateway + _SEP + leg.correlation_id,
+                         leg.backend, expect_shadow)
 
     def add_row(self, row: Sequence) -> list[ShadowPair]:
-        """``add`` for a ``requests`` row (``REQUEST_COLUMNS`` order). The row is held as it is and
+        """``add`` for a ``requests`` row (``REQUEST_COLUMNS`` order). The row is held encoded and
         becomes a ``LegView`` only when its pair is made: most primary legs are never shadowed,
-        and this keeps their cost to a dictionary entry."""
+        and this keeps their cost to a few dictionary entries."""
         self.stats["legs"] += 1
         kind = row[5]
         if kind != "primary" and kind != "shadow":
             self.stats["ignored"] += 1
             return []
-        return self._add((None, *row[1:]), kind, row[1].timestamp(), (row[6], row[4]), row[9], None)
+        return self._add(row, kind, row[1].timestamp(), row[6] + _SEP + row[4], row[9], None)
 
-    def _add(self, leg, kind: str, t: float, key: tuple[str, str], backend: str,
+    def _add(self, leg, kind: str, t: float, key: str, backend: str,
              expect_shadow: bool | None) -> list[ShadowPair]:
+        """``leg``: a ``LegView``, or a ``requests`` row (held encoded)."""
         out: list[ShadowPair] = []
         if t > self.watermark:
             self.watermark = t
@@ -198,54 +252,51 @@ class PairingWindow:
         if key in self._done:
             self.stats["duplicates"] += 1
             return out
-        entry = self._entries.get(key)
-        if entry is None:
+        if key not in self._first:
             if t < self.watermark - self.window:
                 self.stats["late"] += 1
                 return out
-            entry = self._entries[key] = (t, False)
-            heapq.heappush(self._heap, (t, key))
+            self._first[key] = t
+            self._expiry.push(t, key)
         if kind == "primary":
             if key in self._primary:
                 self.stats["duplicates"] += 1
                 return out
-            self._primary[key] = leg
+            held = self._primary[key] = leg if isinstance(leg, LegView) else _hold(leg)
             if expect_shadow is None and self.expect_shadow is not _NEVER:
-                expect_shadow = self.expect_shadow(_view(leg))
+                expect_shadow = self.expect_shadow(_view(held))
             if expect_shadow is not None:
-                self._entries[key] = (entry[0], bool(expect_shadow))
+                self._expect[key] = bool(expect_shadow)
         elif backend in self.secondaries:
-            self._secondary[key] = leg
+            self._secondary[key] = leg if isinstance(leg, LegView) else _hold(leg)
         else:
             if key in self._shadow:
                 self.stats["duplicates"] += 1
                 return out
-            self._shadow[key] = leg
+            self._shadow[key] = leg if isinstance(leg, LegView) else _hold(leg)
         if key in self._primary and key in self._shadow and (not self.secondaries or key in self._secondary):
             out.append(self._close(key))
         return out
 
     def _drop(self, key) -> tuple:
         """Forget a request; returns its (first, expect, primary, shadow, secondary)."""
-        first, expect = self._entries.pop(key)
-        return (first, expect, self._primary.pop(key, None), self._shadow.pop(key, None),
-                self._secondary.pop(key, None))
+        return (self._first.pop(key), self._expect.pop(key, False), self._primary.pop(key, None),
+                self._shadow.pop(key, None), self._secondary.pop(key, None))
 
     def _close(self, key) -> ShadowPair:
         first, _, primary, shadow, secondary = self._drop(key)
         self._done[key] = first
-        heapq.heappush(self._done_heap, (first, key))
+        self._done_expiry.push(first, key)
         self.stats["pairs"] += 1
         return make_pair(_view(primary), _view(shadow), secondary=_view(secondary),
                          noise=self.noise, policy=self.policy)
 
     def _expire(self, horizon: float) -> list[ShadowPair]:
         out = []
-        heap = self._heap
-        while heap and heap[0][0] < horizon:
-            _, key = heapq.heappop(heap)
-            if key not in self._entries:
-                continue
+        first_of = self._first
+        for t, key in self._expiry.pop_before(horizon):
+            if first_of.get(key) != t:
+                continue  # paired already (or held again since, under its new time)
             if key in self._primary and key in self._shadow:
                 out.append(self._close(key))
                 continue
@@ -258,17 +309,17 @@ class PairingWindow:
                     self.stats["unshadowed"] += 1
             else:
                 self.stats["orphan_shadows"] += 1
-        done_heap = self._done_heap
-        while done_heap and done_heap[0][0] < horizon - self.window:
-            _, key = heapq.heappop(done_heap)
-            self._done.pop(key, None)
+        done = self._done
+        for t, key in self._done_expiry.pop_before(horizon - self.window):
+            if done.get(key) == t:
+                del done[key]
         return out
 
     def flush(self) -> list[ShadowPair]:
         """Expire everything (shutdown, end of a replay)."""
         out = self._expire(float("inf"))
         self._done.clear()
-        self._done_heap.clear()
+        self._done_expiry.clear()
         return out
 
 
