@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from hub.errors import UserError
 from hub.experiments import lifecycle
-from hub.experiments.definition import load_definition
+from hub.experiments.definition import advisories, load_definition
 from hub.experiments.service import ExperimentService, default_actor, now, summarize
 from hub.settings import Settings
 
@@ -155,8 +156,14 @@ def _done(events, what: str) -> int:
     return 0
 
 
+def _warn_advisories(definition) -> None:
+    for line in advisories(definition):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def cmd_validate(args, settings: Settings) -> int:
     definition = load_definition(args.file)
+    _warn_advisories(definition)
     print(f"{args.file}: valid ({definition.title}; {len(definition.phases)} phases, "
           f"{len(definition.steady_state)} steady-state measurements, {len(definition.abort_conditions)} abort conditions)")
     return 0
@@ -166,6 +173,7 @@ def cmd_create(args, settings: Settings) -> int:
     import msgspec
 
     definition = load_definition(args.file)
+    _warn_advisories(definition)
     if args.id:
         definition = msgspec.structs.replace(definition, id=args.id)
     service = ExperimentService(settings)

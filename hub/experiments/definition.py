@@ -311,6 +311,24 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+#: Measurements whose value is a share or a quantile of the window's samples: with min_samples 1
+#: one slow or failing request in a quiet window is the whole value.
+_SAMPLED: Final = frozenset({"error_rate", "latency_p50", "latency_p90", "latency_p95", "latency_p99",
+                             "shadow_mismatch_rate", "span_error_rate", "ratio"})
+
+
+def advisories(definition: ExperimentDefinition) -> list[str]:
+    """Valid but risky choices in a definition, one line each (``experiment validate`` and
+    ``create`` print them as warnings): an abort rule on a share or quantile with ``min_samples``
+    left at 1, which the first partial batch of a window or a single request can fire."""
+    out = []
+    for rule in definition.abort_conditions:
+        if rule.measurement in _SAMPLED and rule.control is None and rule.min_samples == 1:
+            out.append(f"abort condition {rule.name!r}: {rule.measurement} with min_samples 1 can fire on a single "
+                       f"request or the first partial batch of a window; set min_samples (for example 100)")
+    return out
+
+
 def load_definition(path: str | Path) -> ExperimentDefinition:
     """Read and validate a definition file; errors name the file as given."""
     try:

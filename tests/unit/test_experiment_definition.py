@@ -266,3 +266,36 @@ def test_derived_ids_are_valid_slugs():
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]{2,62}", slug), slug
     assert derive_id("Patient API failover", suffix="abc123") == "patient-api-failover-abc123"
     assert derive_id("Same title") != derive_id("Same title")
+
+
+RULES = """
+abort_conditions:
+  - {name: errors, measurement: error_rate, window: 30s, comparison: ">", threshold: 0.05}
+  - {name: errors-guarded, measurement: error_rate, window: 30s, comparison: ">", threshold: 0.05, min_samples: 100}
+  - {name: traffic, measurement: request_rate, window: 30s, comparison: "<", threshold: 1}
+  - {name: versus-control, measurement: error_rate, window: 30s, comparison: ">", threshold: 0.02,
+     control: {leg: primary}}
+"""
+
+
+def test_a_rate_rule_without_min_samples_is_named_in_the_advisories():
+    from hub.experiments.definition import advisories
+
+    lines = advisories(parse_definition(MINIMAL + RULES))
+    # only the share left at one sample: a count, a guarded rule and a control comparison are fine
+    assert len(lines) == 1
+    assert lines[0].startswith("abort condition 'errors': error_rate with min_samples 1")
+    assert advisories(parse_definition(MINIMAL)) == []
+
+
+def test_experiment_validate_prints_the_advisories_as_warnings_and_still_passes(tmp_path, capsys):
+    from hub.cli.main import main
+
+    path = tmp_path / "experiment.yaml"
+    path.write_text(MINIMAL + RULES)
+    assert main(["experiment", "validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid" in captured.out
+    assert captured.err.strip().splitlines() == [
+        "warning: abort condition 'errors': error_rate with min_samples 1 can fire on a single request or the "
+        "first partial batch of a window; set min_samples (for example 100)"]
