@@ -133,9 +133,8 @@ def _view(leg) -> LegView | None:
     """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows encoded, see ``_hold``)."""
     if leg is None or isinstance(leg, LegView):
         return leg
-    r = orjson.loads(leg)
-    return LegView(r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], datetime.fromisoformat(r[0]), r[13], r[14],
-                   r[1], r[2], r[15])
+    fields = orjson.loads(leg)
+    return LegView.from_row((None, datetime.fromisoformat(fields[0]), *fields[1:]))
 
 
 def _hold(row: Sequence) -> bytes:
