@@ -130,9 +130,12 @@ def _NEVER(leg: LegView) -> bool:
 
 
 def _view(leg) -> LegView | None:
-    """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows encoded, see ``_hold``)."""
+    """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows encoded, see ``_hold``; a
+    row that completes its pair on arrival is read as it came)."""
     if leg is None or isinstance(leg, LegView):
         return leg
+    if not isinstance(leg, bytes):  # a row that completed its pair as it came
+        return LegView.from_row(leg)
     fields = orjson.loads(leg)
     return LegView.from_row((None, datetime.fromisoformat(fields[0]), *fields[1:]))
 
@@ -257,24 +260,31 @@ class PairingWindow:
                 return out
             self._first[key] = t
             self._expiry.push(t, key)
+        # The leg is held as it came until it is known whether it completes its pair now; a leg
+        # that stays in the window is then held encoded (``_hold``).
         if kind == "primary":
             if key in self._primary:
                 self.stats["duplicates"] += 1
                 return out
-            held = self._primary[key] = leg if isinstance(leg, LegView) else _hold(leg)
+            held = self._primary
+            held[key] = leg
             if expect_shadow is None and self.expect_shadow is not _NEVER:
-                expect_shadow = self.expect_shadow(_view(held))
+                expect_shadow = self.expect_shadow(_view(leg))
             if expect_shadow is not None:
                 self._expect[key] = bool(expect_shadow)
         elif backend in self.secondaries:
-            self._secondary[key] = leg if isinstance(leg, LegView) else _hold(leg)
+            held = self._secondary
+            held[key] = leg
         else:
             if key in self._shadow:
                 self.stats["duplicates"] += 1
                 return out
-            self._shadow[key] = leg if isinstance(leg, LegView) else _hold(leg)
+            held = self._shadow
+            held[key] = leg
         if key in self._primary and key in self._shadow and (not self.secondaries or key in self._secondary):
             out.append(self._close(key))
+        elif type(leg) is not LegView:
+            held[key] = _hold(leg)
         return out
 
     def _drop(self, key) -> tuple:
