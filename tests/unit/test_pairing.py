@@ -212,6 +212,27 @@ def test_the_filter_without_a_store_forgets_pairs_beyond_its_horizon():
     assert dedupe.stats["dropped"] == 0
 
 
+def test_a_held_leg_costs_a_few_hundred_bytes():
+    # A window holds every primary leg for its whole span (30 s of traffic by default: 300,000
+    # legs at 10,000 legs/s); a held row must cost about its encoded size, not a fixed buffer.
+    import tracemalloc
+    import uuid
+
+    t0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    rows = [(uuid.uuid4(), t0 + timedelta(milliseconds=i), "exp", "load", f"c{i}", "primary", "gw", "/r",
+             "GET", "v1", 200, 5.0, 0, 0, "aa", "", "/src") for i in range(5000)]
+    window = PairingWindow(window_s=30.0)
+    tracemalloc.start()
+    try:
+        for row in rows:
+            window.add_row(row)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert window.pending == 5000
+    assert held / 5000 < 600, f"{held / 5000:.0f} bytes per held leg"
+
+
 def test_held_legs_are_never_tracked_by_the_garbage_collector():
     # A busy window holds hundreds of thousands of legs waiting for a shadow that mostly never
     # comes, and frees the oldest as fast as new ones arrive. Young collections start on the count
