@@ -311,10 +311,9 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-#: Measurements whose value is a share or a quantile of the window's samples: with min_samples 1
-#: one slow or failing request in a quiet window is the whole value.
-_SAMPLED: Final = frozenset({"error_rate", "latency_p50", "latency_p90", "latency_p95", "latency_p99",
-                             "shadow_mismatch_rate", "span_error_rate", "ratio"})
+#: Measurements whose value is a share or a quantile of the window's samples (all but the
+#: counting ones): with min_samples 1 one slow or failing request in a quiet window is the whole value.
+_SAMPLED: Final = frozenset(ABORT_MEASUREMENTS) - {"request_rate", "absence", "count"}
 
 
 def advisories(definition: ExperimentDefinition) -> list[str]:
