@@ -136,7 +136,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
                  decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes))),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),
-                 decode=lambda messages: clean.metrics(_metrics(messages, encoding, max_bytes))),
+                 decode=lambda messages: clean.metrics(decode_metrics(messages, encoding, max_bytes).table_batch())),
     ]
 
 

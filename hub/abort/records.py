@@ -33,10 +33,11 @@ def alert_row(r: dict) -> tuple:
 
 
 def decode_alerts(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
-    rows, invalid = [], []
+    rows, invalid, sources = [], [], []
     for m in messages:
         try:
             rows.append(alert_row(json.loads(m.value)))
+            sources.append((m.offset, -1))
         except (ValueError, KeyError, TypeError) as exc:
             invalid.append(InvalidRecord(f"schema: not an alert record ({exc})", m.topic, m.partition, m.offset))
-    return DecodedBatch(rows, invalid)
+    return DecodedBatch(rows, invalid, sources)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import gc
 import math
+from itertools import repeat
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Final, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "METRIC_TABLES",
     "MetricsBatch",
+    "MetricTables",
     "decode_spans",
     "decode_logs",
     "decode_metrics",
@@ -132,9 +134,18 @@ METRIC_TABLES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
 }
 
 
+def _no_sources() -> dict[str, list[tuple[int, int]]]:
+    return {kind: [] for kind in METRIC_TABLES}
+
+
 @dataclass(slots=True)
 class MetricsBatch:
-    """Rows for each metric table (in the column order of ``METRIC_TABLES``) and the unusable records."""
+    """Rows for each metric table (in the column order of ``METRIC_TABLES``) and the unusable records.
+
+    ``sources`` maps each kind (``gauge``, ``sum``, ...) to a list parallel to that kind's rows:
+    ``(offset, index)``, the Kafka record's offset and the row's position among the rows that record
+    gave for that table (see ``DecodedBatch``).
+    """
 
     gauge: list[tuple] = field(default_factory=list)
     sum: list[tuple] = field(default_factory=list)
@@ -142,19 +153,44 @@ class MetricsBatch:
     exponential_histogram: list[tuple] = field(default_factory=list)
     summary: list[tuple] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
+    sources: dict[str, list[tuple[int, int]]] = field(default_factory=_no_sources)
 
     def tables(self) -> list[tuple[str, tuple[str, ...], list[tuple]]]:
         """``(table, columns, rows)`` for every metric table, empty ones included."""
         return [(table, columns, getattr(self, kind)) for kind, (table, columns) in METRIC_TABLES.items()]
 
+    def table_sources(self) -> list[list[tuple[int, int]]]:
+        """The ``sources`` of every table, in the order of ``tables()``."""
+        return [self.sources[kind] for kind in METRIC_TABLES]
+
+    def table_batch(self) -> "MetricTables":
+        """The batch as the metrics sink stores it: ``tables()``, their sources, the unusable records."""
+        return MetricTables(tables=self.tables(), invalid=self.invalid, sources=self.table_sources())
+
     def as_decoded(self, kind: str, with_invalid: bool = True) -> DecodedBatch:
         """One table's rows as a ``DecodedBatch`` (for a sink that stores one table)."""
-        return DecodedBatch(getattr(self, kind), list(self.invalid) if with_invalid else [])
+        return DecodedBatch(getattr(self, kind), list(self.invalid) if with_invalid else [],
+                            self.sources[kind])
 
     @property
     def row_count(self) -> int:
         return (len(self.gauge) + len(self.sum) + len(self.histogram)
                 + len(self.exponential_histogram) + len(self.summary))
+
+
+@dataclass
+class MetricTables:
+    """A decoded batch that fills several tables (what the metrics sink stores).
+
+    ``tables`` is ``[(table, columns, rows)]``; ``sources`` is one list per entry of ``tables``, in
+    the same order, each parallel to that table's rows: ``(offset, index)`` as in ``MetricsBatch``.
+    ``rows`` is always empty (there is no single table).
+    """
+
+    tables: list = field(default_factory=list)
+    invalid: list = field(default_factory=list)
+    sources: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
 
 
 # ---- value conversion (pdata Value.AsString) -------------------------------------------------
@@ -503,7 +539,7 @@ def _check_encoding(encoding: str) -> None:
 
 def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, message_type: type[Message],
             top_field: str, json_top: str, build: Callable[[Any, Any], None], sink: Any,
-            invalid: list[InvalidRecord]) -> None:
+            invalid: list[InvalidRecord], sources: Any) -> None:
     _check_encoding(encoding)
     # Decoding allocates many small objects that all survive (rows, dicts, strings): the cyclic
     # collector would scan them again and again for nothing, which costs a third of the time.
@@ -511,7 +547,8 @@ def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, messa
     if paused:
         gc.disable()
     try:
-        _decode_records(messages, encoding, max_bytes, message_type, top_field, json_top, build, sink, invalid)
+        _decode_records(messages, encoding, max_bytes, message_type, top_field, json_top, build, sink, invalid,
+                        sources)
     finally:
         if paused:
             gc.enable()
@@ -519,7 +556,8 @@ def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, messa
 
 def _decode_records(messages: Sequence[RawMessage], encoding: str, max_bytes: int, message_type: type[Message],
                     top_field: str, json_top: str, build: Callable[[Any, Any], None], sink: Any,
-                    invalid: list[InvalidRecord]) -> None:
+                    invalid: list[InvalidRecord], sources: Any) -> None:
+    is_list = isinstance(sink, list)
     for m in messages:
         value = m[4]
         if not value:
@@ -538,6 +576,15 @@ def _decode_records(messages: Sequence[RawMessage], encoding: str, max_bytes: in
         except Exception as exc:  # noqa: BLE001 - a parsed request the builder cannot use: never raise
             _rollback(sink, mark)
             invalid.append(InvalidRecord(f"not OTLP: {_short(exc)}", m[0], m[1], m[2]))
+            continue
+        offset = m[2]
+        if is_list:
+            sources.extend(zip(repeat(offset, len(sink) - mark), range(len(sink) - mark)))
+        else:
+            for kind, n in zip(METRIC_TABLES, mark):
+                added = len(getattr(sink, kind)) - n
+                if added:
+                    sources[kind].extend(zip(repeat(offset, added), range(added)))
 
 
 def _mark(sink: Any) -> Any:
@@ -558,7 +605,7 @@ def decode_spans(messages: Sequence[RawMessage], encoding: str, max_bytes: int) 
     """Records of ``otlp_spans`` to ``otel_traces`` rows (``TRACE_COLUMNS`` order), one row per span."""
     batch = DecodedBatch()
     _decode(messages, encoding, max_bytes, ExportTraceServiceRequest, "resource_spans", "resourceSpans",
-            _span_rows, batch.rows, batch.invalid)
+            _span_rows, batch.rows, batch.invalid, batch.sources)
     return batch
 
 
@@ -566,7 +613,7 @@ def decode_logs(messages: Sequence[RawMessage], encoding: str, max_bytes: int) -
     """Records of ``otlp_logs`` to ``otel_logs`` rows (``LOG_COLUMNS`` order), one row per log record."""
     batch = DecodedBatch()
     _decode(messages, encoding, max_bytes, ExportLogsServiceRequest, "resource_logs", "resourceLogs",
-            _log_rows, batch.rows, batch.invalid)
+            _log_rows, batch.rows, batch.invalid, batch.sources)
     return batch
 
 
@@ -574,5 +621,5 @@ def decode_metrics(messages: Sequence[RawMessage], encoding: str, max_bytes: int
     """Records of ``otlp_metrics`` to rows of the ``otel_metrics_*`` tables, one row per data point."""
     batch = MetricsBatch()
     _decode(messages, encoding, max_bytes, ExportMetricsServiceRequest, "resource_metrics",
-            "resourceMetrics", _metric_rows, batch, batch.invalid)
+            "resourceMetrics", _metric_rows, batch, batch.invalid, batch.sources)
     return batch

@@ -55,10 +55,19 @@ class RawMessage(NamedTuple):
 
 @dataclass(slots=True)
 class DecodedBatch:
-    """Rows in ``REQUEST_COLUMNS`` order, and the records that could not be used."""
+    """Rows (in the table's column order), the records that could not be used, and where each row came from.
+
+    ``sources`` runs parallel to ``rows``: ``sources[i]`` is ``(offset, index)``, the offset of the
+    Kafka record (of the chunk's partition) that ``rows[i]`` was decoded from and the position of its
+    event inside that record: the event's index in a CloudEvents batch record, -1 for a record
+    that is a single event; for OTLP records, the row's position among the rows that record gave
+    (span, log record or data point order). A step that drops or reorders rows must do the same to
+    ``sources``. Empty only for a batch built by hand without them.
+    """
 
     rows: list[tuple] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
+    sources: list[tuple[int, int]] = field(default_factory=list)
 
 
 _DECODER: Final = msgspec.json.Decoder(RequestLegEvent)
@@ -147,29 +156,44 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     record that is a single event) and appends its row or an ``InvalidRecord``.
     ``decode_whole(value, is_batch, rows)``, when given, is tried first on the whole record: it
     appends every event's row and returns True, or appends nothing and returns False, and then
-    the record is decoded event by event (which names each bad event).
+    the record is decoded event by event (which names each bad event). ``sources`` is filled
+    here from how many rows each call appended (at most one per ``decode_one`` call).
     """
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
+    sources: list[tuple[int, int]] = []
     for m in messages:
         value = m[4]
+        offset = m[2]
         if not value:
-            invalid.append(InvalidRecord("empty value", m[0], m[1], m[2]))
-        elif len(value) > max_bytes:
-            invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
-        elif decode_whole is not None and decode_whole(value, value.lstrip()[:1] == b"[", rows):
+            invalid.append(InvalidRecord("empty value", m[0], m[1], offset))
             continue
-        elif value.lstrip()[:1] == b"[":
+        if len(value) > max_bytes:
+            invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], offset))
+            continue
+        is_batch = value.lstrip()[:1] == b"["
+        before = len(rows)
+        if decode_whole is not None and decode_whole(value, is_batch, rows):
+            if is_batch:
+                sources.extend([(offset, index) for index in range(len(rows) - before)])
+            else:
+                sources.append((offset, -1))
+        elif is_batch:
             try:
                 elements = _LIST_DECODER.decode(value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2]))
+                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
                 continue
             for index, element in enumerate(elements):
                 decode_one(bytes(element), m, index, rows, invalid)
+                if len(rows) > before:
+                    sources.append((offset, index))
+                    before += 1
         else:
             decode_one(value, m, -1, rows, invalid)
-    return DecodedBatch(rows, invalid)
+            if len(rows) > before:
+                sources.append((offset, -1))
+    return DecodedBatch(rows, invalid, sources)
 
 
 def _decode_one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
