@@ -42,9 +42,11 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.propagate import inject
+from yarl import URL
 
 from hub.gateway.bulkhead import Bulkhead
 from hub.gateway.config import Backend, GatewayConfig, Route
+from hub.gateway.paths import BadTarget, normalize_target
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
 from hub.shadow.noise import NoiseModel, body_diff
@@ -154,7 +156,7 @@ class Gateway:
         self._canary_share = {r.path: ExactShare(r.canary.weight * 100) for r in config.routes if r.canary}
         self.counters = {"requests": 0, "not_found": 0, "primary": 0, "canary": 0, "shadow_selected": 0,
                          "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
-                         "pairs": 0, "chained": 0, "loops": 0}
+                         "pairs": 0, "chained": 0, "loops": 0, "bad_requests": 0, "paths_normalized": 0}
         self.outcomes: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -166,6 +168,13 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None))
+        # aiohttp re-sends a request with a method it deems idempotent (GET, PUT, DELETE, ...) once
+        # when a pooled keep-alive connection turns out closed (ClientSession._request). A gateway
+        # never re-sends on its own: a backend that hangs up is one 502 and one leg that says so.
+        if not hasattr(self._session, "_retry_connection"):
+            raise RuntimeError("this aiohttp has no ClientSession._retry_connection; the gateway cannot "
+                               "turn off its automatic re-sending")
+        self._session._retry_connection = False
         await self.bulkhead.start()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
@@ -222,7 +231,9 @@ class Gateway:
     async def _forward(self, backend: Backend, method: str, path_qs: str, headers: dict, body: bytes) -> _Response:
         started = time.perf_counter()
         try:
-            async with self._session.request(method, backend.url + path_qs, headers=headers, data=body or None,
+            # encoded=True: the path goes out exactly as normalised and routed, never re-normalised
+            async with self._session.request(method, URL(backend.url + path_qs, encoded=True), headers=headers,
+                                             data=body or None,
                                              allow_redirects=False,
                                              timeout=aiohttp.ClientTimeout(total=backend.timeout_s)) as resp:
                 data = await resp.read()
@@ -261,7 +272,16 @@ class Gateway:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.counters["requests"] += 1
         method = request.method
-        route, allowed = self.match(request.path, method)
+        try:
+            path, query = normalize_target(request.raw_path)
+        except BadTarget as exc:
+            self.counters["bad_requests"] += 1
+            log.info("refused %s request: %s", method, exc)
+            return web.Response(status=400, text=f"bad request: {exc}\n")
+        path_qs = f"{path}?{query}" if query else path
+        if path_qs != request.raw_path:
+            self.counters["paths_normalized"] += 1
+        route, allowed = self.match(path, method)
         if route is None:
             self.counters["not_found"] += 1
             return web.Response(status=404, text="no route\n")
@@ -297,6 +317,7 @@ class Gateway:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
             span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
             span.set_attribute("http.route", route.path)
+            span.set_attribute("url.path", path)  # the normalised path: what was routed and forwarded
             if via:
                 span.set_attribute(ATTR_CHAIN, ",".join(via))
             if exp:
@@ -305,7 +326,7 @@ class Gateway:
                 cs.set_attribute(ATTR_GATEWAY_LEG, leg_name)
                 cs.set_attribute("server.backend", backend.name)
                 inject(headers)
-                resp = await self._forward(backend, method, request.path_qs, headers, body)
+                resp = await self._forward(backend, method, path_qs, headers, body)
                 cs.set_attribute("http.response.status_code", resp.status)
             self.counters[leg_name] += 1
             primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp, started, len(body), exp, phase)
@@ -315,7 +336,7 @@ class Gateway:
                     and self._shadow_share[route.path].take():
                 self.counters["shadow_selected"] += 1
                 ctx = trace.set_span_in_context(span)
-                job = self._shadow_job(route, method, request.path_qs, headers, body, primary_leg, resp, ctx, source)
+                job = self._shadow_job(route, method, path_qs, headers, body, primary_leg, resp, ctx, source)
                 if not self.bulkhead.submit(job):
                     self._dropped(route, method, primary_leg, source)
         if resp.status == 0:
