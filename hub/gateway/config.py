@@ -3,6 +3,8 @@ the path of the bad key, and what was expected). See ``hub/gateway/README.md`` f
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,11 +81,14 @@ class GatewayConfig:
     latency_factor: float = 2.0
     latency_slack_ms: float = 50.0
     experiment_id: str = ""
+    trust_secret: str = ""        # an upstream gateway proves itself with X-Hub-Gateway-Secret
+    trust_peers: tuple[str, ...] = ()   # or by its address (IPs or CIDR networks)
 
 
 _KEYS = {
     "": {"gateway", "backends", "routes", "bulkhead", "emit", "comparison"},
-    "gateway": {"name", "listen", "experiment_id"},
+    "gateway": {"name", "listen", "experiment_id", "trust"},
+    "trust": {"secret", "secret_env", "peers"},
     "emit": {"bootstrap", "requests_topic", "pairs_topic", "spans_topic"},
     "comparison": {"nondeterministic", "noise_rate", "latency_regression_factor", "latency_regression_slack_ms"},
     "bulkhead": {"max_concurrent", "max_queue"},
@@ -223,6 +228,30 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
     bh = ctx.mapping(doc.get("bulkhead") or {}, "bulkhead", "bulkhead")
     bulkhead = BulkheadConfig(int(ctx.number(bh.get("max_concurrent", 8), "bulkhead.max_concurrent", 1, 10_000, True)),
                               int(ctx.number(bh.get("max_queue", 64), "bulkhead.max_queue", 0, 1_000_000, True)))
+    trust = ctx.mapping(gw.get("trust") or {}, "gateway.trust", "trust")
+    secret = ""
+    if "secret" in trust and "secret_env" in trust:
+        ctx.fail("gateway.trust", "give either secret or secret_env, not both")
+    if "secret" in trust:
+        secret = ctx.string(trust["secret"], "gateway.trust.secret")
+    elif "secret_env" in trust:
+        env = ctx.string(trust["secret_env"], "gateway.trust.secret_env")
+        secret = os.environ.get(env, "")
+        if not secret:
+            ctx.fail("gateway.trust.secret_env", f"the environment variable {env} is not set or empty")
+    if secret and len(secret) < 16:
+        ctx.fail("gateway.trust.secret", "a shared secret of at least 16 characters is required")
+    peers = []
+    raw_peers = trust.get("peers", [])
+    if not isinstance(raw_peers, list):
+        ctx.fail("gateway.trust.peers", "expected a list of IP addresses or CIDR networks")
+    for i, peer in enumerate(raw_peers):
+        peer = ctx.string(peer, f"gateway.trust.peers[{i}]")
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            ctx.fail(f"gateway.trust.peers[{i}]", f"expected an IP address or CIDR network, got {peer!r}")
+        peers.append(peer)
     em = ctx.mapping(doc.get("emit") or {}, "emit", "emit")
     cmp_ = ctx.mapping(doc.get("comparison") or {}, "comparison", "comparison")
     return GatewayConfig(
@@ -236,6 +265,7 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         latency_slack_ms=float(ctx.number(cmp_.get("latency_regression_slack_ms", 50.0),
                                           "comparison.latency_regression_slack_ms", 0.0, 1e9)),
         experiment_id=str(gw.get("experiment_id", "")),
+        trust_secret=secret, trust_peers=tuple(peers),
     )
 
 

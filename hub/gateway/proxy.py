@@ -40,12 +40,16 @@ from typing import Callable
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from yarl import URL
 
 from hub.gateway.bulkhead import Bulkhead
 from hub.gateway.config import Backend, GatewayConfig, Route
+from hub.gateway.headers import (
+    FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
+    OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id)
 from hub.gateway.paths import BadTarget, normalize_target
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
@@ -56,18 +60,13 @@ from hub.shadow.records import ShadowPair, encode_pair
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 
-HEADER_CID = "X-Correlation-Id"
-HEADER_EXP = "X-Experiment-Id"
-HEADER_PHASE = "X-Experiment-Phase"
-HEADER_SHADOW = "X-Shadow-Request"
-HEADER_VIA = "X-Hub-Via"
 ATTR_CHAIN = "gateway.chain"
+ATTR_CLIENT_CID = "gateway.client_correlation_id"
 MAX_HOPS = 16
 _GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as gateway.name in the configuration
-# Headers the gateway sets itself: any spelling of them from the client is replaced, not doubled.
-_OWN = {HEADER_CID.lower(), HEADER_VIA.lower(), HEADER_EXP.lower(), HEADER_PHASE.lower()}
-_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-        "transfer-encoding", "upgrade", "host", "content-length"}
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# headers the HTTP client must not add on its own (the client's own are passed as they came)
+_SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 def response_hash(body: bytes) -> str:
@@ -93,7 +92,7 @@ def parse_via(value: str) -> tuple[str, ...]:
     if not value:
         return ()
     names = tuple(v.strip() for v in value.split(","))
-    if len(names) > MAX_HOPS or not all(_GATEWAY_NAME.match(n) for n in names):
+    if not all(_GATEWAY_NAME.match(n) for n in names):
         log.debug("ignoring a malformed %s header: %r", HEADER_VIA, value[:200])
         return ()
     return names
@@ -156,8 +155,10 @@ class Gateway:
         self._canary_share = {r.path: ExactShare(r.canary.weight * 100) for r in config.routes if r.canary}
         self.counters = {"requests": 0, "not_found": 0, "primary": 0, "canary": 0, "shadow_selected": 0,
                          "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
-                         "pairs": 0, "chained": 0, "loops": 0, "bad_requests": 0, "paths_normalized": 0}
+                         "pairs": 0, "chained": 0, "loops": 0, "bad_requests": 0, "paths_normalized": 0,
+                         "trusted": 0, "shadow_unsafe": 0}
         self.outcomes: dict[str, int] = {}
+        self.trust = Trust(config.trust_secret, config.trust_peers)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -228,16 +229,17 @@ class Gateway:
         return self._canary_share[route.path].take()
 
     # ---- forwarding ---------------------------------------------------------------------------
-    async def _forward(self, backend: Backend, method: str, path_qs: str, headers: dict, body: bytes) -> _Response:
+    async def _forward(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict,
+                       body: bytes) -> _Response:
         started = time.perf_counter()
         try:
             # encoded=True: the path goes out exactly as normalised and routed, never re-normalised
             async with self._session.request(method, URL(backend.url + path_qs, encoded=True), headers=headers,
-                                             data=body or None,
+                                             data=body or None, skip_auto_headers=_SKIP_AUTO,
                                              allow_redirects=False,
                                              timeout=aiohttp.ClientTimeout(total=backend.timeout_s)) as resp:
                 data = await resp.read()
-                out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP]
+                out_headers = end_to_end(resp.headers.items())
                 return _Response(resp.status, data, out_headers, (time.perf_counter() - started) * 1000)
         except asyncio.CancelledError:
             raise
@@ -245,6 +247,13 @@ class Gateway:
             self.counters["backend_errors"] += 1
             return _Response(0, b"", [], (time.perf_counter() - started) * 1000,
                              f"{type(exc).__name__}: {exc}"[:300])
+
+    def _for(self, backend: Backend, headers: CIMultiDict) -> CIMultiDict:
+        """The headers for ``backend``: the shared secret only to a chained gateway."""
+        if backend.kind == "gateway" and self.config.trust_secret:
+            headers = headers.copy()
+            headers[HEADER_SECRET] = self.config.trust_secret
+        return headers
 
     def _leg(self, cid, leg, route, method, backend, resp: _Response, started: datetime, req_bytes: int,
              exp: str, phase: str) -> RequestLeg:
@@ -287,7 +296,14 @@ class Gateway:
             return web.Response(status=404, text="no route\n")
         if not allowed:
             return web.Response(status=405, text="method not allowed on this route\n")
-        via = parse_via(request.headers.get(HEADER_VIA, ""))
+        headers_in = request.headers
+        overrides = overrides_method(headers_in)
+        if route.methods and any(m not in route.methods for m in overrides):
+            return web.Response(status=405, text="method not allowed on this route\n")
+        trusted = self.trust.trusts(headers_in, request.remote)
+        if trusted:
+            self.counters["trusted"] += 1
+        via = parse_via(headers_in.get(HEADER_VIA, "")) if trusted else ()
         if self.config.name in via:
             self.counters["loops"] += 1
             return web.Response(status=508, text=f"loop detected: {' -> '.join(via + (self.config.name,))}\n")
@@ -298,20 +314,33 @@ class Gateway:
         if via:
             self.counters["chained"] += 1
             source = GATEWAY_SOURCE_PREFIX + "/".join(via + (self.config.name,))
-        cid = request.headers.get(HEADER_CID) or uuid.uuid4().hex
-        exp = request.headers.get(HEADER_EXP, self.config.experiment_id)
-        phase = request.headers.get(HEADER_PHASE, "")
+        # the gateway's own headers: an upstream gateway's are taken, a client's never
+        given_cid = headers_in.get(HEADER_CID, "")
+        if trusted and valid_correlation_id(given_cid):
+            cid, client_cid = given_cid, headers_in.get(HEADER_CLIENT_CID, "")
+        else:
+            cid, client_cid = uuid.uuid4().hex, given_cid
+        exp = (headers_in.get(HEADER_EXP, "") if trusted else "") or self.config.experiment_id
+        phase = headers_in.get(HEADER_PHASE, "") if trusted else ""
+        replayed = trusted and bool(headers_in.get(HEADER_SHADOW))  # a shadow replay by an upstream gateway
         body = await request.read()
         canary = self._canary(route, request)
         leg_name = "canary" if canary else "primary"
         backend = self.config.backends[route.canary.backend if canary else route.backend]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP and k.lower() not in _OWN}
+        headers = CIMultiDict(end_to_end(headers_in.items(), OWN | FORWARDING))
+        headers.extend(forwarding(headers_in, request.remote, request.scheme, trusted))
         headers[HEADER_CID] = cid
+        if client_cid:
+            headers[HEADER_CLIENT_CID] = client_cid
         headers[HEADER_VIA] = ",".join(via + (self.config.name,))
         if exp:
             headers[HEADER_EXP] = exp
         if phase:
             headers[HEADER_PHASE] = phase
+        if replayed:
+            headers[HEADER_SHADOW] = "1"
+        # a request is safe to replay only when nothing about it can write
+        unsafe = bool(overrides) or bool(body) or request.body_exists or method not in _SAFE or replayed
         started = datetime.now(UTC)
         with self.tracer.start_as_current_span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
@@ -322,17 +351,21 @@ class Gateway:
                 span.set_attribute(ATTR_CHAIN, ",".join(via))
             if exp:
                 span.set_attribute(ATTR_EXPERIMENT_ID, exp)
+            if client_cid:
+                span.set_attribute(ATTR_CLIENT_CID, client_cid)
             with self.tracer.start_as_current_span(f"{leg_name} {backend.name}", kind=trace.SpanKind.CLIENT) as cs:
                 cs.set_attribute(ATTR_GATEWAY_LEG, leg_name)
                 cs.set_attribute("server.backend", backend.name)
                 inject(headers)
-                resp = await self._forward(backend, method, path_qs, headers, body)
+                resp = await self._forward(backend, method, path_qs, self._for(backend, headers), body)
                 cs.set_attribute("http.response.status_code", resp.status)
             self.counters[leg_name] += 1
             primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp, started, len(body), exp, phase)
             self._emit(primary_leg, source)
             shadow = route.shadow
-            if not canary and shadow is not None and method in shadow.methods \
+            if not canary and shadow is not None and method in shadow.methods and unsafe:
+                self.counters["shadow_unsafe"] += 1
+            elif not canary and shadow is not None and method in shadow.methods \
                     and self._shadow_share[route.path].take():
                 self.counters["shadow_selected"] += 1
                 ctx = trace.set_span_in_context(span)
@@ -357,17 +390,19 @@ class Gateway:
                     primary: RequestLeg, primary_resp: _Response, ctx, source: str):
         async def run() -> None:
             shadow_cfg = route.shadow
-            shadow_headers = dict(headers)
+            shadow_headers = headers.copy()
             shadow_headers[HEADER_SHADOW] = "1"
             with self.tracer.start_as_current_span(f"shadow {shadow_cfg.backend}", context=ctx,
                                                    kind=trace.SpanKind.CLIENT) as span:
                 span.set_attribute(ATTR_CORRELATION_ID, primary.correlation_id)
                 span.set_attribute(ATTR_GATEWAY_LEG, "shadow")
                 started = datetime.now(UTC)
-                calls = [self._forward(self.config.backends[shadow_cfg.backend], method, path_qs, shadow_headers, body)]
+                shadow_backend = self.config.backends[shadow_cfg.backend]
+                calls = [self._forward(shadow_backend, method, path_qs, self._for(shadow_backend, shadow_headers),
+                                       body)]
                 if shadow_cfg.secondary:
-                    calls.append(self._forward(self.config.backends[shadow_cfg.secondary], method, path_qs,
-                                               shadow_headers, body))
+                    secondary = self.config.backends[shadow_cfg.secondary]
+                    calls.append(self._forward(secondary, method, path_qs, self._for(secondary, shadow_headers), body))
                 results = await asyncio.gather(*calls)
                 span.set_attribute("http.response.status_code", results[0].status)
             self.counters["shadow_sent"] += 1

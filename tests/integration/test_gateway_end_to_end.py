@@ -137,16 +137,18 @@ def test_a_chain_of_two_gateways_stores_both_hops_under_one_correlation_id_and_n
     suffix = uuid.uuid4().hex[:6]
     a_name, b_name = f"edge-a-{suffix}", f"edge-b-{suffix}"
     experiment = f"chain-{suffix}"
+    secret = uuid.uuid4().hex  # the chain's shared secret: each gateway trusts the chain headers of the other
     with WorkerProcess.start(tmp_path / "home", kafka_bootstrap) as worker:
         emit = emit_to(worker, kafka_bootstrap)
         config_a = parse_config({
             # A's experiment comes from its configuration and travels on to B with the request
-            "gateway": {"name": a_name, "listen": f"127.0.0.1:{port_a}", "experiment_id": experiment},
+            "gateway": {"name": a_name, "listen": f"127.0.0.1:{port_a}", "experiment_id": experiment,
+                        "trust": {"secret": secret}},
             "backends": {"b": {"url": f"http://127.0.0.1:{port_b}", "kind": "gateway"}},
             "routes": [{"path": "/patients/{id}", "backend": "b"}, {"path": "/loop/{id}", "backend": "b"}],
             "emit": emit})
         config_b = parse_config({
-            "gateway": {"name": b_name, "listen": f"127.0.0.1:{port_b}"},
+            "gateway": {"name": b_name, "listen": f"127.0.0.1:{port_b}", "trust": {"secret": secret}},
             "backends": {"svc": {"url": svc}, "a": {"url": f"http://127.0.0.1:{port_a}", "kind": "gateway"}},
             "routes": [{"path": "/patients/{id}", "backend": "svc"}, {"path": "/loop/{id}", "backend": "a"}],
             "emit": emit})
@@ -169,8 +171,7 @@ def test_a_chain_of_two_gateways_stores_both_hops_under_one_correlation_id_and_n
                                      headers={"X-Hub-Via": "not a gateway!"}) as r:
                         answers["forged"] = (r.status, (await r.json())["id"])
                     # A -> B -> A: A sees itself in the chain and refuses instead of going round
-                    async with s.get(f"http://127.0.0.1:{port_a}/loop/1",
-                                     headers={"X-Correlation-Id": f"loop-{suffix}"}) as r:
+                    async with s.get(f"http://127.0.0.1:{port_a}/loop/1") as r:
                         answers["loop"] = (r.status, await r.text())
             finally:
                 await a.close()
@@ -212,7 +213,7 @@ def test_a_chain_of_two_gateways_stores_both_hops_under_one_correlation_id_and_n
             == [[21, 21]]
         # the loop: A forwarded to B, B back to A, which refused; both hops stored the refusal
         assert sorted(map(tuple, worker.sql(
-            f"SELECT gateway, backend, source, status FROM hub.requests WHERE correlation_id = 'loop-{suffix}'"))) == [
+            "SELECT gateway, backend, source, status FROM hub.requests WHERE route = '/loop/{id}'"))) == [
             (a_name, "b", f"/hub-gateway/{a_name}", 508), (b_name, "a", f"/hub-gateway/{a_name}/{b_name}", 508)]
         # gateway legs are paired by the gateway itself, not by the stream agent: no pairs here
         assert worker.sql("SELECT count() FROM hub.shadow_pairs") == [[0]]

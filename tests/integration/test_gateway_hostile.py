@@ -225,3 +225,139 @@ def test_a_backend_that_closes_without_answering_gets_each_write_exactly_once():
             [leg.error for leg in writes]
 
     asyncio.run(run())
+
+
+# ---- 3. method overrides and bodies make a request unsafe to replay ---------------------------------
+def test_method_override_headers_and_bodies_on_safe_methods_are_never_shadowed():
+    config = {"routes": [{"path": "/ro/{rest*}", "backend": "primary", "methods": ["GET"]},
+                         {"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100, "secondary": "secondary"}}]}
+
+    async def run():
+        primary, shadow, secondary = RawBackend(), RawBackend(), RawBackend()
+        async with Harness(config, {"primary": primary, "shadow": shadow, "secondary": secondary}) as h:
+            for header in ("X-HTTP-Method-Override: DELETE", "X-HTTP-Method: DELETE", "x-method-override: PUT"):
+                assert (await h.send(req("GET", "/api/records/1", header))).status == 200
+            assert (await h.send(req("GET", "/api/records/2", body=b'{"delete": true}'))).status == 200
+            assert (await h.send(req("GET", "/api/records/3", "Transfer-Encoding: chunked")[:-4]
+                                  + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")).status == 200
+            assert (await h.send(req("GET", "/api/records/4"))).status == 200  # the one safe request
+            # a read-only route does not let an override through either
+            assert (await h.send(req("GET", "/ro/x", "X-HTTP-Method-Override: DELETE"))).status == 405
+            await h.gateway.drain()
+            stats = h.gateway.stats()
+        assert len(primary.seen) == 6
+        assert [s.target for s in shadow.seen] == [s.target for s in secondary.seen] == ["/api/records/4"]
+        assert stats["shadow_unsafe"] == 5 and stats["shadow_selected"] == 1
+
+    asyncio.run(run())
+
+
+# ---- 4. hop-by-hop headers, both ways -----------------------------------------------------------
+def test_hop_by_hop_and_connection_nominated_headers_are_removed_in_both_directions():
+    def answer(seen):
+        return response(body=b"{}", headers=[("Connection", "X-Internal, Set-Cookie"), ("X-Internal", "backend-only"),
+                                             ("Set-Cookie", "internal=1"), ("Proxy-Connection", "keep-alive"),
+                                             ("Keep-Alive", "timeout=5"), ("X-Visible", "yes")])
+
+    async def run():
+        backend = RawBackend(answer)
+        async with Harness(API, {"primary": backend}) as h:
+            raw = (b"GET /api/x HTTP/1.1\r\nHost: gw.example\r\nConnection: keep-alive, X-Secret, Cookie\r\n"
+                   b"Connection: close\r\nX-Secret: s3cr3t\r\nCookie: session=1\r\nProxy-Connection: keep-alive\r\n"
+                   b"Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eDp5\r\n"
+                   b"X-Other: kept\r\n\r\n")
+            answer_ = await h.send(raw)
+        seen = backend.seen[0]
+        names = {k.decode().lower() for k, _ in seen.headers}
+        assert not names & {"x-secret", "cookie", "proxy-connection", "keep-alive", "te", "proxy-authorization"}
+        assert seen.header("X-Other") == "kept"
+        assert answer_.status == 200 and answer_.header("X-Visible") == "yes"
+        got = {k.lower() for k, _ in answer_.headers}
+        assert not got & {"x-internal", "set-cookie", "proxy-connection", "keep-alive"}
+
+    asyncio.run(run())
+
+
+# ---- 5. forwarding headers ---------------------------------------------------------------------
+def test_the_client_address_is_appended_to_the_forwarding_headers_and_the_host_kept():
+    async def run():
+        backend = RawBackend()
+        async with Harness(API, {"primary": backend}) as h:
+            assert (await h.send(req("GET", "/api/x", "X-Forwarded-For: 203.0.113.9", "Forwarded: for=203.0.113.9",
+                                     "X-Forwarded-Host: evil.example", "X-Forwarded-Proto: https",
+                                     "X-Real-IP: 6.6.6.6"))).status == 200
+            assert (await h.send(req("GET", "/api/y"))).status == 200
+        forged, plain = backend.seen
+        assert forged.all("X-Forwarded-For") == ["203.0.113.9, 127.0.0.1"]
+        assert forged.all("Forwarded") == ["for=203.0.113.9, for=127.0.0.1;proto=http;host=gw.example"]
+        assert forged.all("X-Forwarded-Host") == ["gw.example"]
+        assert forged.all("X-Forwarded-Proto") == ["http"]
+        assert forged.all("X-Real-IP") == ["127.0.0.1"]
+        assert plain.all("X-Forwarded-For") == ["127.0.0.1"]
+        assert plain.all("Forwarded") == ["for=127.0.0.1;proto=http;host=gw.example"]
+
+    asyncio.run(run())
+
+
+# ---- 6. records clients cannot forge ---------------------------------------------------------------
+SECRET = "a-shared-secret-of-the-chain"
+
+
+def test_chain_experiment_shadow_marker_and_correlation_id_are_taken_only_from_a_trusted_gateway():
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "experiment_id": "exp-configured",
+                          "trust": {"secret": SECRET}},
+              "routes": [{"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100}},
+                         {"path": "/next/{rest*}", "backend": "next"}],
+              "backends": {"next": {"kind": "gateway"}}}
+
+    async def run():
+        primary, shadow, nxt = RawBackend(), RawBackend(), RawBackend()
+        async with Harness(config, {"primary": primary, "shadow": shadow, "next": nxt}) as h:
+            sends = [req("GET", "/api/own-name", "X-Hub-Via: gw-test"),
+                     req("GET", "/api/chain", "X-Hub-Via: edge-a"),
+                     req("GET", "/api/long", "X-Hub-Via: " + ",".join(f"g{i}" for i in range(17))),
+                     req("GET", "/api/exp", "X-Experiment-Id: forged", "X-Experiment-Phase: steady"),
+                     req("GET", "/api/empty-exp", "X-Experiment-Id: "),
+                     req("GET", "/api/dup1", "X-Correlation-Id: dup"),
+                     req("GET", "/api/dup2", "X-Correlation-Id: dup"),
+                     req("GET", "/api/marker", "X-Shadow-Request: 1"),
+                     req("GET", "/api/secret", "X-Hub-Gateway-Secret: wrong-secret-wrong-secret")]
+            answers = [(await h.send(data)).status for data in sends]
+            # an upstream gateway with the secret is trusted
+            trusted = [(await h.send(req("GET", "/api/up", f"X-Hub-Gateway-Secret: {SECRET}", "X-Hub-Via: edge-a",
+                                         "X-Correlation-Id: up-1", "X-Experiment-Id: exp-up",
+                                         "X-Experiment-Phase: inject"))).status,
+                       (await h.send(req("GET", "/api/up-loop", f"X-Hub-Gateway-Secret: {SECRET}",
+                                         "X-Hub-Via: edge-a,gw-test"))).status,
+                       (await h.send(req("GET", "/api/up-long", f"X-Hub-Gateway-Secret: {SECRET}",
+                                         "X-Hub-Via: " + ",".join(f"g{i}" for i in range(17))))).status,
+                       (await h.send(req("GET", "/next/x"))).status]
+            await h.gateway.drain()
+        assert answers == [200] * len(sends)
+        assert trusted == [200, 508, 508, 200]
+        legs = {leg.correlation_id: (leg, env) for leg, env in h.legs if leg.leg == "primary"}
+        by_target = {s.target: s for s in primary.seen}
+        untrusted = [by_target[t] for t in ("/api/own-name", "/api/chain", "/api/long", "/api/exp", "/api/empty-exp",
+                                            "/api/dup1", "/api/dup2", "/api/marker", "/api/secret")]
+        for seen in untrusted:
+            leg, env = legs[seen.header("X-Correlation-Id")]
+            assert env["source"] == "/hub-gateway/gw-test"
+            assert (leg.experiment_id, leg.phase) == ("exp-configured", "")
+            assert seen.all("X-Hub-Via") == ["gw-test"]
+            assert seen.all("X-Experiment-Id") == ["exp-configured"] and seen.all("X-Experiment-Phase") == []
+            assert seen.all("X-Shadow-Request") == [] and seen.all("X-Hub-Gateway-Secret") == []
+        cids = [s.header("X-Correlation-Id") for s in untrusted]
+        assert len(set(cids)) == len(cids) and "dup" not in cids
+        assert by_target["/api/dup1"].all("X-Client-Correlation-Id") == ["dup"]
+        # every request the client sent was shadowed once: the client's marker made it no replay
+        assert sorted(s.target for s in shadow.seen) == sorted(["/api/up"] + [s.target for s in untrusted])
+        up = by_target["/api/up"]
+        leg, env = legs["up-1"]
+        assert env["source"] == "/hub-gateway/edge-a/gw-test" and (leg.experiment_id, leg.phase) == ("exp-up", "inject")
+        assert up.all("X-Hub-Via") == ["edge-a,gw-test"] and up.all("X-Hub-Gateway-Secret") == []
+        # the secret goes on only to a chained gateway
+        assert nxt.seen[0].all("X-Hub-Gateway-Secret") == [SECRET]
+
+    asyncio.run(run())
