@@ -2,6 +2,9 @@
 
 - ``UserError``: the person at the CLI or API did something wrong; printed as one line.
 - ``RecoverableError``: a dependency is briefly unavailable; the operation is retried.
+- ``StoreRejected``: the store refused the data itself (a type, a value out of range, too many
+  partitions in one block); retrying the same rows cannot help, so the rows that cause it are
+  isolated and dead-lettered with the engine's reason.
 - ``InvalidRecord``: one record cannot be used; it goes to the dead-letter topic with the
   reason and its source coordinates, and processing moves on.
 """
@@ -26,7 +29,19 @@ class RecoverableError(HubError):
 
 
 class StoreUnavailable(RecoverableError):
-    """The ClickHouse store could not be reached or refused the write."""
+    """The ClickHouse store could not be reached, timed out or is busy: the write is retried."""
+
+
+class StoreRejected(HubError):
+    """The store refused the rows themselves: permanent for those rows, never retried as is.
+
+    ``reason`` is the engine's (or the client's encoder's) first line, kept for the dead letters.
+    """
+
+    def __init__(self, reason: str, table: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.table = table
 
 
 class InvalidRecord(HubError):

@@ -135,6 +135,25 @@ class Settings:
     max_record_bytes: int = _setting(
         "HUB_MAX_RECORD_BYTES", 1_000_000,
         "Records larger than this are refused to the dead-letter topic as oversized.")
+    max_nesting_depth: int = _setting(
+        "HUB_MAX_NESTING_DEPTH", 64,
+        "Records (and HTTP events) nested deeper than this many levels (JSON arrays/objects, or nested "
+        "OTLP array/key-value attribute values) are refused to the dead-letter topic as too deeply nested.")
+    max_future_seconds: int = _setting(
+        "HUB_MAX_FUTURE_SECONDS", 86_400,
+        "Records with an event time more than this many seconds ahead of the worker's clock are refused "
+        "to the dead-letter topic as timestamp out of range.")
+    min_event_year: int = _setting(
+        "HUB_MIN_EVENT_YEAR", 2000,
+        "Records with an event time before January 1 of this year (UTC) are refused to the dead-letter "
+        "topic as timestamp out of range.")
+    dead_letter_max_bytes: int = _setting(
+        "HUB_DEAD_LETTER_MAX_BYTES", 786_432,
+        "Largest dead letter published; a larger one carries a truncated payload with the original's length, "
+        "sha256 and source offset (keep it below the dead-letter topic's max.message.bytes, 1 MiB by default).")
+    health_max_lag: int = _setting(
+        "HUB_HEALTH_MAX_LAG", 200_000,
+        "Records a sink's partition may be behind its topic's end before /health says degraded and /ready fails.")
 
     http_host: str = _setting(
         "HUB_HTTP_HOST", "127.0.0.1", "Address the hub's HTTP endpoint listens on.")

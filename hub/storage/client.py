@@ -3,15 +3,83 @@
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import threading
 from typing import Any, Sequence
 
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
-from hub.errors import StoreUnavailable, UserError
+from hub.errors import HubError, StoreRejected, StoreUnavailable, UserError
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: ClickHouse error codes that are about the data of an insert: the same rows fail again.
+DATA_ERROR_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    43,   # ILLEGAL_TYPE_OF_ARGUMENT
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    128,  # TOO_LARGE_ARRAY_SIZE
+    130,  # CANNOT_READ_ARRAY_FROM_TEXT
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    407,  # DECIMAL_OVERFLOW
+    469,  # VIOLATED_CONSTRAINT
+})
+#: Code 252 is TOO_MANY_PARTS: a back-pressure signal ("Too many parts", retried), except for
+#: "Too many partitions for single INSERT block", which the same rows always hit again.
+TOO_MANY_PARTS = 252
+#: Raised by the client while it encodes rows into ClickHouse's native format: a value of the
+#: wrong type or out of the column's range ("'int' object has no attribute 'encode'").
+ENCODING_ERRORS = (AttributeError, TypeError, ValueError, OverflowError, struct.error, UnicodeError,
+                   KeyError, IndexError)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error, at most 500 characters."""
+    text = str(exc).strip() or type(exc).__name__
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return text[:500]
+
+
+def classify_insert_error(exc: BaseException, table: str = "") -> HubError:
+    """The one place where a failed insert is classified: ``StoreRejected`` (permanent: the rows
+    themselves are refused) or ``StoreUnavailable`` (the store is away or busy: retried)."""
+    if isinstance(exc, HubError):
+        return exc
+    reason = first_line(exc)
+    where = f"insert into {table} failed" if table else "insert failed"
+    if isinstance(exc, OperationalError) or isinstance(exc, (socket.error, TimeoutError, ConnectionError)):
+        return StoreUnavailable(f"{where}: {reason}")
+    if isinstance(exc, DataError):
+        return StoreRejected(reason, table)
+    if isinstance(exc, DatabaseError):
+        code = getattr(exc, "code", None)
+        if code == TOO_MANY_PARTS and "partitions for single insert block" in reason.lower():
+            return StoreRejected(reason, table)
+        if code in DATA_ERROR_CODES:
+            return StoreRejected(reason, table)
+        return StoreUnavailable(f"{where}: {reason}")
+    if isinstance(exc, ENCODING_ERRORS) and "closed" not in reason.lower():
+        return StoreRejected(f"{type(exc).__name__}: {reason}", table)
+    # Anything else (a lock held by another process, a broken client, an engine error about
+    # the table rather than the rows) is not the data's fault: retried, and visible as a stall.
+    return StoreUnavailable(f"{where}: {reason}")
 
 
 class Store:
@@ -58,7 +126,11 @@ class Store:
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                token: str | None = None) -> None:
-        """Insert rows; with a token, a repeat of the same insert is dropped by the store."""
+        """Insert rows; with a token, a repeat of the same insert is dropped by the store.
+
+        Raises ``StoreRejected`` when the rows themselves are refused (wrong type, value out of
+        range, too many partitions in one block) and ``StoreUnavailable`` for everything else
+        (``classify_insert_error``)."""
         if not rows:
             return
         settings = {"insert_deduplicate": 1}
@@ -81,8 +153,17 @@ class Store:
                     # thousands of rows a second for the worker's sink, collected in long pauses).
                     vars(context).clear()
             except Exception as exc:  # clickhouse-connect raises many kinds; all mean "not stored"
-                self._column_types.pop(key, None)
-                raise StoreUnavailable(f"insert into {table} failed: {exc}") from exc
+                error = classify_insert_error(exc, table)
+                if not isinstance(error, StoreRejected):
+                    self._column_types.pop(key, None)
+                raise error from exc
+
+    def partition_key(self, table: str) -> str:
+        """The table's PARTITION BY expression as the store reports it ("" without one)."""
+        database, _, name = table.rpartition(".")
+        return str(self.scalar(
+            "SELECT partition_key FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+            parameters={"d": database or self.database, "t": name}) or "")
 
     def close(self) -> None:
         with self._lock:

@@ -19,24 +19,43 @@ How it holds (the proof the kill tests check):
    afterwards), so the broker never moves past records that are not in the ledger; the ledger
    makes early or late commits harmless anyway.
 
+6. Rows the store refuses for what they are (``StoreRejected``: a wrong type, a value out of
+   the column's range) are isolated: the insert is split in halves, each with a token derived
+   from its parent's (``<token>/a``, ``<token>/b``; single rows ``<token>/r<i>``), until every
+   refused row stands alone; those are dead-lettered with the engine's reason (token
+   ``<token>:rejected``), the others stored. A refusal is a property of the rows, so a replay of
+   the same offsets refuses the first insert again, takes the same splits and produces the same
+   tokens: what landed before is dropped by the store. (A refused insert stores nothing, so the
+   chunk's own token never holds a part of it.)
+7. Rows spanning more days than the store takes in one insert block (its PARTITION BY key,
+   ``MAX_PARTITIONS_PER_INSERT``) are split by day first, in day order, each group under
+   ``<token>/p<k>``; the same rows always give the same groups.
+8. A decoder or a placement that raises on a chunk is run again message by message; a message
+   that still raises becomes a dead letter with the error as its reason, its neighbours go on.
+   The same messages raise again on a replay, so the result (rows and dead letters) is the same.
+
 A crash at any instant therefore loses nothing (offsets are only skipped once stored) and
 duplicates nothing (the only re-insert carries the same token).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
-from hub.errors import RecoverableError
+import msgspec
+
+from hub.errors import InvalidRecord, RecoverableError, StoreRejected
 from hub.records.decode import RawMessage
-from hub.storage.client import Store
+from hub.storage.client import Store, first_line
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +141,199 @@ def reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0].strip() or "unknown"
 
 
+#: Dead-letter reasons of rows the store refused, of messages a decoder or a placement raised on.
+REJECTED = "rejected by the store"
+DECODE_FAILED = "decode failed"
+PLACE_FAILED = "placement failed"
+
+T = TypeVar("T")
+
+
+def isolate_rejected(items: Sequence[T], insert: Callable[[Sequence[T], str], None], token: str,
+                     per_row_below: int = 4) -> list[tuple[T, str]]:
+    """Insert ``items`` under ``token``; when the store refuses them (``StoreRejected``), split
+    them in halves (tokens ``<token>/a`` and ``<token>/b``) and go on until each refused item
+    stands alone; a part of fewer than ``per_row_below`` items is tried item by item
+    (``<token>/r<i>``). Returns the refused items with the store's reason, in order.
+
+    Deterministic: the same items refused the same way give the same inserts and tokens, so a
+    replay is dropped by the store's deduplication. ``StoreUnavailable`` is raised as is (the
+    caller retries the whole write; what landed is dropped then)."""
+    try:
+        insert(items, token)
+        return []
+    except StoreRejected as exc:
+        if len(items) == 1:
+            return [(items[0], exc.reason)]
+        if len(items) < per_row_below:
+            refused: list[tuple[T, str]] = []
+            for i, item in enumerate(items):
+                try:
+                    insert([item], f"{token}/r{i}")
+                except StoreRejected as row_exc:
+                    refused.append((item, row_exc.reason))
+            return refused
+    middle = len(items) // 2
+    return (isolate_rejected(items[:middle], insert, token + "/a", per_row_below)
+            + isolate_rejected(items[middle:], insert, token + "/b", per_row_below))
+
+
+#: ClickHouse refuses an insert block that spans more partitions (``max_partitions_per_insert_block``,
+#: 100 by default). One less: a day in UTC can straddle two days of another time zone's key.
+MAX_PARTITIONS_PER_INSERT = 99
+_DAY_KEY = re.compile(r"^\s*(toDate|toDate32|toStartOfDay|toYYYYMMDD|toStartOfWeek|toMonday|toYYYYMM|"
+                      r"toStartOfMonth|toStartOfQuarter|toStartOfYear|toYear)\(\s*`?(\w+)`?\s*(,[^)]*)?\)\s*$")
+_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
+
+
+def day_of(value: Any) -> int | None:
+    """The UTC day (days since 1970-01-01) of a time value as the sink holds it: a datetime, a
+    date, or a number of seconds, milliseconds, microseconds or nanoseconds since the epoch
+    (told apart by magnitude). None when it cannot be read."""
+    try:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.timezone.utc)
+            return value.toordinal() - _EPOCH_DAY
+        if isinstance(value, dt.date):
+            return value.toordinal() - _EPOCH_DAY
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            magnitude = abs(value)
+            seconds = value / 1e9 if magnitude >= 1e17 else value / 1e6 if magnitude >= 1e14 else \
+                value / 1e3 if magnitude >= 1e11 else value
+            return int(seconds // 86400)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return None
+
+
+def day_key_column(partition_key: str, columns: Sequence[str]) -> int | None:
+    """The position in ``columns`` of the time column a table is partitioned by, when its key is a
+    function of one time column that is never finer than a day (``toDate(event_time)``)."""
+    match = _DAY_KEY.match(partition_key or "")
+    if match is None or match.group(2) not in columns:
+        return None
+    return list(columns).index(match.group(2))
+
+
+def partition_groups(rows: Sequence[Sequence[Any]], column: int | None,
+                     limit: int = MAX_PARTITIONS_PER_INSERT) -> list[list[int]]:
+    """Positions of ``rows`` in groups that each span at most ``limit`` days of ``column``
+    (days in ascending order, rows of a group in their order). One group when the rows span
+    ``limit`` days or fewer, or when the table's key is not by day (``column`` None). Rows whose
+    day cannot be read form a group of their own."""
+    if column is None or not rows:
+        return [list(range(len(rows)))]
+    days = [day_of(row[column]) for row in rows]
+    distinct = sorted({d for d in days if d is not None})
+    if len(distinct) + (None in days) <= limit:
+        return [list(range(len(rows)))]
+    group_of = {day: i // limit for i, day in enumerate(distinct)}
+    unreadable = (len(distinct) + limit - 1) // limit
+    groups: list[list[int]] = [[] for _ in range(unreadable + 1)]
+    for position, day in enumerate(days):
+        groups[unreadable if day is None else group_of[day]].append(position)
+    return [g for g in groups if g]
+
+
+@dataclass
+class MergedBatch:
+    """A chunk decoded (or placed) message by message after the decoder raised on the whole:
+    the same shape as a decoder's result."""
+
+    rows: list = field(default_factory=list)
+    invalid: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+
+
+def merge_batches(parts: Sequence[Any], invalid: Sequence[InvalidRecord] = ()) -> MergedBatch:
+    """One batch of the rows, tables and invalid records of ``parts`` (in order)."""
+    merged = MergedBatch(invalid=list(invalid))
+    tables: dict[str, tuple[Sequence[str], list]] = {}
+    for part in parts:
+        merged.rows.extend(part.rows)
+        merged.invalid.extend(part.invalid)
+        for table, columns, rows in getattr(part, "tables", ()):
+            tables.setdefault(table, (columns, []))[1].extend(rows)
+    merged.invalid.sort(key=lambda i: (i.offset, i.index))
+    merged.tables = [(table, columns, rows) for table, (columns, rows) in tables.items()]
+    return merged
+
+
+class SinkHealth:
+    """What a sink is doing, for ``/health``, ``/ready`` and ``hub status``: ``ok``, ``stalled``
+    (retrying a recoverable error: since when, the last error, the partitions waiting) or
+    ``crashed`` (its agent stopped). Thread-safe: the agent and the insert thread report here."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.Lock()
+        self._stalls: dict[str, dict] = {}  # where ("write", "insert") -> stall
+        self.crashed: dict | None = None
+        self.errors = 0  # unexpected errors survived (a step that raised, a retried batch)
+        self.last_error = ""
+
+    def stalled(self, where: str, exc: BaseException, partitions: Iterable[int] = ()) -> None:
+        with self._lock:
+            stall = self._stalls.get(where)
+            if stall is None:
+                stall = self._stalls[where] = {"since": time.time(), "retries": 0}
+            stall["retries"] += 1
+            stall["error"] = first_line(exc)
+            stall["partitions"] = sorted(set(partitions))
+
+    def recovered(self, where: str) -> None:
+        if where in self._stalls:
+            with self._lock:
+                self._stalls.pop(where, None)
+
+    def failed(self, exc: BaseException) -> None:
+        """An unexpected error the sink survived (counted, shown as the last error)."""
+        with self._lock:
+            self.errors += 1
+            self.last_error = first_line(exc)
+
+    def crash(self, exc: BaseException) -> None:
+        with self._lock:
+            self.crashed = {"since": time.time(), "error": first_line(exc)}
+
+    @property
+    def state(self) -> str:
+        return "crashed" if self.crashed else "stalled" if self._stalls else "ok"
+
+    def stalled_seconds(self, now: float | None = None) -> float:
+        with self._lock:
+            starts = [stall["since"] for stall in self._stalls.values()]
+        return round((now or time.time()) - min(starts), 3) if starts else 0.0
+
+    def problems(self) -> list[dict]:
+        """``{"sink", "state", "partition", "error", "since"}`` for each problem (none when ok);
+        ``partition`` is None when the whole sink is affected."""
+        out = []
+        with self._lock:
+            if self.crashed:
+                out.append({"sink": self.name, "state": "crashed", "partition": None,
+                            "error": self.crashed["error"], "since": _iso(self.crashed["since"])})
+            for stall in self._stalls.values():
+                for partition in stall["partitions"] or [None]:
+                    out.append({"sink": self.name, "state": "stalled", "partition": partition,
+                                "error": stall["error"], "since": _iso(stall["since"]),
+                                "retries": stall["retries"]})
+        return out
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def lag_problems(name: str, lags: dict[int, int], max_lag: int, since: dict[int, float] | None = None) -> list[dict]:
+    """``lagging`` problems of a sink: partitions whose consumer lag is above ``max_lag`` records."""
+    return [{"sink": name, "state": "lagging", "partition": partition,
+             "error": f"{lag} records not stored yet (more than {max_lag})",
+             "since": _iso((since or {}).get(partition, time.time()))}
+            for partition, lag in sorted(lags.items()) if lag > max_lag]
+
+
 class ExactlyOnceSink:
     """Writes chunks of raw records to ClickHouse so that each record is stored exactly once."""
 
@@ -144,6 +356,12 @@ class ExactlyOnceSink:
         self._inserts = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{spec.name}-insert") \
             if pipelined else None
         self._inflight: Future | None = None
+        self.health = SinkHealth(spec.name)
+        # table -> position of its day column in the columns inserted (None: not split by day)
+        self._day_columns: dict[tuple, int | None] = {}
+        # chunk token -> {table: rows decoded}: a refused row maps to its source message by its
+        # position only while placement kept every row (else its source is the whole chunk)
+        self._decoded_counts: dict[str, dict[str, int]] = {}
 
     # ---- partition lifecycle -------------------------------------------------------------
     def forget(self, partitions: Iterable[int]) -> None:
@@ -239,8 +457,17 @@ class ExactlyOnceSink:
     def _finish(self, work: list) -> int:
         """The second half of a pipelined write, in the sink's insert thread: placement, rollups,
         rows; each step retried while the store is away."""
-        placed = retry_recoverable(lambda: self._announce(work), self._closing.is_set)
-        return retry_recoverable(lambda: self._store_all(placed, track=False), self._closing.is_set)
+        placed = self.retry(lambda: self._announce(work), "insert", [p for p, _, _, _ in work])
+        return self.retry(lambda: self._store_all(placed, track=False), "insert", [p for p, _, _, _ in work])
+
+    def retry(self, fn: Callable[[], Any], where: str, partitions: Iterable[int] = (),
+              should_stop: Callable[[], bool] | None = None) -> Any:
+        """``retry_recoverable`` with the sink's health kept: stalled while it retries."""
+        partitions = list(partitions)
+        result = retry_recoverable(fn, should_stop or self._closing.is_set,
+                                   on_retry=lambda exc: self.health.stalled(where, exc, partitions))
+        self.health.recovered(where)
+        return result
 
     def _store_all(self, work: list, track: bool = True) -> int:
         stored = 0
@@ -266,7 +493,9 @@ class ExactlyOnceSink:
         t0 = time.perf_counter()
         tokens = [f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{chunk[-1].offset}"
                   for partition, chunk in chunks]
-        decoded = [self.spec.decode(chunk) for _, chunk in chunks]
+        decoded = [self._decode(chunk) for _, chunk in chunks]
+        for token, d in zip(tokens, decoded):
+            self._decoded_counts[token] = _row_counts(self.spec.table, d)
         started = time.perf_counter()
         phases["decode"] += started - t0
         if not recovering:
@@ -290,50 +519,243 @@ class ExactlyOnceSink:
             return work
         phases = self.stats.phase_seconds
         started = time.perf_counter()
-        decoded = [d for _, _, _, d in work]
-        if self.spec.place is not None:
-            decoded = self.spec.place(decoded)
+        decoded = self._place(work)
         placed = time.perf_counter()
         phases["place"] += placed - started
         if self.spec.after_ledger is not None:
             for (_, _, token, _), d in zip(work, decoded):
-                self.spec.after_ledger(token, d)
+                self._guarded("after_ledger", self.spec.after_ledger, token, d)
         phases["after_ledger"] += time.perf_counter() - placed
         return [(partition, chunk, token, d) for (partition, chunk, token, _), d in zip(work, decoded)]
 
     def _store_chunk(self, partition: int, chunk: Sequence[RawMessage], token: str, decoded: Decoded,
                      recovering: bool = False) -> int:
-        """Insert a chunk already entered in the ledger (then ``after_store`` and dead letters)."""
+        """Insert a chunk already entered in the ledger (then ``after_store`` and dead letters).
+
+        Rows the store refuses are isolated and dead-lettered (points 6 and 7 above)."""
         started = time.perf_counter()
-        self.store.insert(f"{self.store.database}.{self.spec.table}", decoded.rows,
-                          self.spec.columns, token=token)
-        stored_rows = len(decoded.rows)
+        stored_rows = 0
+        refused: list[tuple[str, int, str]] = []  # (table, position, reason)
+        main = self.spec.table
+        if main:
+            for position, reason in self._insert_isolating(main, self.spec.columns, decoded.rows, token):
+                refused.append((main, position, reason))
+            stored_rows += len(decoded.rows)
         for table, columns, rows in getattr(decoded, "tables", ()):
-            self.store.insert(f"{self.store.database}.{table}", rows, columns, token=f"{token}:{table}")
+            for position, reason in self._insert_isolating(table, columns, rows, f"{token}:{table}"):
+                refused.append((table, position, reason))
             stored_rows += len(rows)
+        stored_rows -= len(refused)
         inserted = time.perf_counter()
         self.stats.phase_seconds["insert"] += inserted - started
+        rejected: list[InvalidRecord] = []
+        if refused:
+            rejected = self._refused_records(chunk, token, decoded, refused)
+            refused_main = {position for table, position, _ in refused if table == main}
+            if refused_main:
+                # derived records (the stream pairs) come from the rows stored only
+                decoded.rows = [row for i, row in enumerate(decoded.rows) if i not in refused_main]
         if self.spec.after_store is not None:
-            self.spec.after_store(token, decoded)
+            self._guarded("after_store", self.spec.after_store, token, decoded)
         self.stats.phase_seconds["after_store"] += time.perf_counter() - inserted
+        by_offset = {m.offset: m for m in chunk}
         if decoded.invalid:
-            by_offset = {m.offset: m for m in chunk}
             raws = [by_offset[i.offset] for i in decoded.invalid]
             self.dead_letters.publish(decoded.invalid, raws, token + ":dlq")
+        if rejected:
+            self.dead_letters.publish(rejected, [by_offset[i.offset] for i in rejected], token + ":rejected")
+        self._decoded_counts.pop(token, None)
         if recovering:
             self.stats.recovered_batches += 1
             return 0
         self.stats.batches += 1
         self.stats.stored += stored_rows
-        self.stats.invalid += len(decoded.invalid)
-        for invalid in decoded.invalid:
+        self.stats.invalid += len(decoded.invalid) + len(rejected)
+        for invalid in list(decoded.invalid) + rejected:
             self.stats.invalid_by_reason[reason_kind(invalid.reason)] += 1
         return stored_rows
 
+    # ---- what a record can do wrong ---------------------------------------------------------
+    def _decode(self, chunk: Sequence[RawMessage]) -> Decoded:
+        """The spec's decoder on the chunk; if it raises, on each message alone (point 8)."""
+        try:
+            return self.spec.decode(chunk)
+        except RecoverableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any input must end as rows or dead letters
+            log.warning("sink %s: decoding %s[%d] %d-%d raised %s; decoding its records one by one",
+                        self.spec.name, chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset,
+                        first_line(exc))
+            return self._each_message(chunk, lambda message: self.spec.decode([message]), DECODE_FAILED)
 
-def retry_recoverable(fn: Callable[[], object], should_stop: Callable[[], bool] = lambda: False,
-                      sleep: Callable[[float], None] = time.sleep) -> object:
-    """Call ``fn`` until it does not raise RecoverableError (the store is away): back-pressure."""
+    def _each_message(self, chunk: Sequence[RawMessage], fn: Callable[[RawMessage], Any], kind: str) -> MergedBatch:
+        parts, failed = [], []
+        for message in chunk:
+            try:
+                parts.append(fn(message))
+            except RecoverableError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                failed.append(InvalidRecord(f"{kind}: {type(exc).__name__}: {first_line(exc)}"[:1000],
+                                            message.topic, message.partition, message.offset))
+        return merge_batches(parts, failed)
+
+    def _place(self, work: list) -> list:
+        """The spec's placement of a batch's chunks; if it raises, each chunk is decoded again
+        and placed alone, and a chunk that still raises message by message (point 8)."""
+        decoded = [d for _, _, _, d in work]
+        place = self.spec.place
+        if place is None:
+            return decoded
+        try:
+            return place(decoded)
+        except RecoverableError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("sink %s: placing a batch raised %s; placing its chunks one by one",
+                        self.spec.name, first_line(exc))
+        out = []
+        for partition, chunk, token, _ in work:
+            # decoded again: the placement may have changed the batch before it raised
+            fresh = self._decode(chunk)
+            try:
+                [placed] = place([fresh])
+            except RecoverableError:
+                raise
+            except Exception:  # noqa: BLE001
+                invalid = list(fresh.invalid)
+                failed = {i.offset for i in invalid if i.index < 0}
+                placed = self._each_message(
+                    [m for m in chunk if m.offset not in failed],
+                    lambda message: place([self.spec.decode([message])])[0], PLACE_FAILED)
+                placed.invalid = sorted([i for i in invalid if i.offset in failed] + placed.invalid,
+                                        key=lambda i: (i.offset, i.index))
+            self._decoded_counts[token] = _row_counts(self.spec.table, fresh)
+            out.append(placed)
+        return out
+
+    def _guarded(self, step: str, fn: Callable, token: str, decoded: Decoded) -> None:
+        """A step after the ledger (rollups, derived records): a broker error is retried like the
+        store's; anything else is logged and counted, never the end of the sink."""
+        try:
+            fn(token, decoded)
+        except RecoverableError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if _is_transient_kafka_error(exc):
+                raise RecoverableError(f"{step}: {first_line(exc)}") from exc
+            self.health.failed(exc)
+            log.error("sink %s: %s of %s raised %s; its rows are stored, its derived records are not",
+                      self.spec.name, step, token, first_line(exc), exc_info=True)
+
+    def _insert_isolating(self, table: str, columns: Sequence[str], rows: list, token: str) -> list[tuple[int, str]]:
+        """Insert rows, split by day when they span too many partitions (point 7), each part with
+        its refused rows isolated (point 6). Returns the positions of the refused rows and why."""
+        if not rows:
+            return []
+        full = f"{self.store.database}.{table}"
+        key = (table, tuple(columns))
+        if key not in self._day_columns:
+            self._day_columns[key] = day_key_column(self.store.partition_key(full), columns)
+        groups = partition_groups(rows, self._day_columns[key])
+        everything = len(groups) == 1
+
+        def insert(positions: Sequence[int], part_token: str) -> None:
+            part = rows if everything and len(positions) == len(rows) else [rows[p] for p in positions]
+            self.store.insert(full, part, columns, token=part_token)
+
+        refused: list[tuple[int, str]] = []
+        for k, positions in enumerate(groups):
+            refused.extend(isolate_rejected(positions, insert, token if everything else f"{token}/p{k}"))
+        if refused:
+            log.warning("sink %s: the store refused %d of %d rows for %s (%s); dead-lettered",
+                        self.spec.name, len(refused), len(rows), table, refused[0][1])
+        return refused
+
+    def _refused_records(self, chunk: Sequence[RawMessage], token: str, decoded: Decoded,
+                         refused: list[tuple[str, int, str]]) -> list[InvalidRecord]:
+        """Dead letters of refused rows, each at its source message (and event index)."""
+        counts = self._decoded_counts.get(token)
+        current = _row_counts(self.spec.table, decoded)
+        sources: dict[str, list[tuple[int, int]]] | None = None
+        if counts is not None and counts == current:
+            sources = _row_sources(self.spec, chunk, decoded)
+        out = []
+        for table, position, reason in refused:
+            source = (sources or {}).get(table)
+            if source is not None and position < len(source):
+                offset, index = source[position]
+                text = f"{REJECTED}: {reason}"
+            else:
+                offset, index = chunk[0].offset, -1
+                text = f"{REJECTED}: {reason} (a row of offsets {chunk[0].offset}-{chunk[-1].offset})"
+            out.append(InvalidRecord(text[:1000], chunk[0].topic, chunk[0].partition, offset, index=index))
+        return out
+
+
+def _row_counts(main: str, decoded: Any) -> dict[str, int]:
+    counts = {main: len(decoded.rows)} if main else {}
+    for table, _, rows in getattr(decoded, "tables", ()):
+        counts[table] = len(rows)
+    return counts
+
+
+_LIST_OF_RAW = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _row_sources(spec: SinkSpec, chunk: Sequence[RawMessage], decoded: Any) -> dict[str, list[tuple[int, int]]]:
+    """``table -> [(offset, index)]`` parallel to the rows of each table: from the decoder's
+    ``sources`` when it gives them, else by decoding each message of the chunk alone (a decoder
+    is deterministic, and keeps its rows in message order). ``index`` is the event's position in a
+    batch record when each event gave one row, else -1 (the whole record)."""
+    given = getattr(decoded, "sources", None)
+    if given is not None and spec.table and len(given) == len(decoded.rows) \
+            and not getattr(decoded, "tables", ()):
+        return {spec.table: [(int(o), int(i)) for o, i in given]}
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for message in chunk:
+        try:
+            alone = spec.decode([message])
+        except Exception:  # noqa: BLE001 - it became a dead letter already
+            continue
+        counts = _row_counts(spec.table, alone)
+        bad = sorted(i.index for i in alone.invalid if i.index >= 0)
+        for table, n in counts.items():
+            indexes = [-1] * n
+            if table == spec.table and n:
+                indexes = _event_indexes(message, n, bad)
+            out[table].extend((message.offset, index) for index in indexes)
+    return out
+
+
+def _event_indexes(message: RawMessage, rows: int, bad: list[int]) -> list[int]:
+    """The batch-record positions of ``rows`` good events, when the record is a JSON array whose
+    every event gave a row or a dead letter; else -1 for each."""
+    try:
+        events = len(_LIST_OF_RAW.decode(message.value or b""))
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return [-1] * rows
+    if events != rows + len(bad):
+        return [-1] * rows
+    skip = set(bad)
+    return [i for i in range(events) if i not in skip]
+
+
+def _is_transient_kafka_error(exc: BaseException) -> bool:
+    try:
+        from kafka.errors import KafkaError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False) or
+                                                 type(exc).__name__ in ("KafkaTimeoutError", "NoBrokersAvailable"))
+
+
+def retry_recoverable(fn: Callable[[], Any], should_stop: Callable[[], bool] = lambda: False,
+                      sleep: Callable[[float], None] = time.sleep,
+                      on_retry: Callable[[BaseException], None] | None = None) -> Any:
+    """The one retry policy: call ``fn`` until it does not raise RecoverableError (the store or
+    the broker is away): back-pressure, with a delay doubling from 0.2 s to 10 s. Any other error
+    (``StoreRejected`` among them) is raised at once: retrying the same data cannot help."""
     delay = 0.2
     while True:
         try:
@@ -341,6 +763,8 @@ def retry_recoverable(fn: Callable[[], object], should_stop: Callable[[], bool] 
         except RecoverableError as exc:
             if should_stop():
                 raise
+            if on_retry is not None:
+                on_retry(exc)
             log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
             sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -350,4 +774,8 @@ def write_with_retry(sink: ExactlyOnceSink, messages: Sequence[RawMessage],
                      should_stop: Callable[[], bool] = lambda: False,
                      sleep: Callable[[float], None] = time.sleep) -> int:
     """Write until the store takes the batch: the consumer waits (back-pressure) instead of acking."""
-    return retry_recoverable(lambda: sink.write(messages), should_stop, sleep)
+    partitions = {m.partition for m in messages}
+    result = retry_recoverable(lambda: sink.write(messages), should_stop, sleep,
+                               on_retry=lambda exc: sink.health.stalled("write", exc, partitions))
+    sink.health.recovered("write")
+    return result
