@@ -1,15 +1,22 @@
-"""The sink agent: buffers raw records from ``hub.requests`` and hands each batch to the exactly-once sink."""
+"""The sink agent: buffers raw records of a topic and hands each batch to the exactly-once sink.
+
+It never stops on a record: the sink turns every bad record into a dead letter, and an error the
+sink did not expect is logged, shown as a stall in the sink's health, and the same batch written
+again after a pause (never acknowledged unwritten, never dropped).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
 from hub.records.decode import RawMessage
 from hub.storage.sink import ExactlyOnceSink, write_with_retry
+from hub.storage.client import first_line
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,6 +26,25 @@ def to_raw(event) -> RawMessage:
     message = event.message
     return RawMessage(message.topic, message.partition, message.offset,
                       message.key, message.value, int(message.timestamp * 1000))
+
+
+def write_never_failing(sink: ExactlyOnceSink, messages: list[RawMessage],
+                        should_stop=lambda: False, sleep=time.sleep) -> int:
+    """``write_with_retry`` until the batch is written: an unexpected error is retried too (with the
+    same back-off), so that the agent neither acknowledges the batch unwritten nor dies on it."""
+    delay = 1.0
+    while True:
+        try:
+            return write_with_retry(sink, messages, should_stop, sleep)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive; the stall shows in /health
+            if should_stop():
+                raise
+            sink.health.failed(exc)
+            sink.health.stalled("write", exc, {m.partition for m in messages})
+            log.error("sink %s: writing a batch raised %s; writing it again in %.0fs",
+                      sink.spec.name, first_line(exc), delay, exc_info=True)
+            sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSink,
@@ -45,8 +71,14 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
         loop = asyncio.get_running_loop()
         # take_events acks the batch only after this body returns: offsets are committed once
         # the batch is in the ledger (its rows are inserted while the next batch is gathered).
-        async for events in stream.take_events(settings.sink_batch_max, within=settings.sink_batch_seconds):
-            messages = [to_raw(e) for e in events]
-            await loop.run_in_executor(executor, write_with_retry, sink, messages)
+        try:
+            async for events in stream.take_events(settings.sink_batch_max, within=settings.sink_batch_seconds):
+                messages = [to_raw(e) for e in events]
+                await loop.run_in_executor(executor, write_never_failing, sink, messages)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            sink.health.crash(exc)
+            raise
 
     return app.agent(topic, name=f"sink-{sink.spec.table}", concurrency=1)(sink_requests)

@@ -24,6 +24,7 @@ from hub.runtime.topics import ensure_topics
 from hub.settings import Settings, load_settings
 from hub.storage.client import open_store
 from hub.storage.migrations import migrate
+from hub.storage.sink import lag_problems
 from streams.app import create_app
 from streams.judge_agent import register_judge_agent
 from streams.sink_agent import register_sink_agent
@@ -47,6 +48,8 @@ def build(settings: Settings):
     pairing = PairingAgent(window_s=30.0)
     sinks = build_sinks(settings, store, registry, RollupPublisher(settings),
                         RollupPublisher(settings, settings.topic_pairs), pairing, pipelined=True)
+    for sink in sinks:
+        sink.dead_letters.max_bytes = settings.dead_letter_max_bytes
     judge = JudgeRuntime(settings, registry)
     app = create_app(settings)
     for sink in sinks:
@@ -58,6 +61,50 @@ def build(settings: Settings):
     async def _forget_pairing(sender, revoked, **kwargs) -> None:  # noqa: ANN001
         pairing.forget(tp.partition for tp in revoked if tp.topic == settings.topic_requests)
     started = time.time()
+
+    lagging_since: dict[tuple[str, int], float] = {}
+
+    def lags() -> dict[str, dict[int, int]]:
+        """Per sink and partition held: records on the topic not yet stored and committed
+        (the consumer's high watermark minus its committed offset)."""
+        out: dict[str, dict[int, int]] = {sink.spec.name: {} for sink in sinks}
+        by_topic = {sink.spec.topic: sink.spec.name for sink in sinks}
+        try:
+            consumer = app.consumer
+            assignment = list(consumer.assignment())
+        except Exception:
+            return out
+        for tp in assignment:
+            name = by_topic.get(tp.topic)
+            if name is None:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:
+                highwater = None
+            if highwater is None:
+                continue
+            committed = consumer._committed_offset.get(tp) or 0
+            out[name][tp.partition] = max(0, int(highwater) - int(committed))
+        return out
+
+    def health() -> dict:
+        problems: list[dict] = []
+        now = time.time()
+        current = lags()
+        for sink in sinks:
+            problems.extend(sink.health.problems())
+            over = {p: lag for p, lag in current[sink.spec.name].items() if lag > settings.health_max_lag}
+            for partition in over:
+                lagging_since.setdefault((sink.spec.name, partition), now)
+            for key in [k for k in lagging_since if k[0] == sink.spec.name and k[1] not in over]:
+                lagging_since.pop(key)
+            problems.extend(lag_problems(sink.spec.name, over, settings.health_max_lag,
+                                         {p: lagging_since[(sink.spec.name, p)] for p in over}))
+        return {"status": "degraded" if problems else "ok", "problems": problems,
+                "sinks": {sink.spec.name: {"state": sink.health.state,
+                                           "stalled_seconds": sink.health.stalled_seconds(now),
+                                           "lag": sum(current[sink.spec.name].values())} for sink in sinks}}
 
     def is_ready() -> bool:
         try:
@@ -74,6 +121,7 @@ def build(settings: Settings):
             "pid": os.getpid(), "uptime_seconds": round(time.time() - started, 1),
             "bootstrap": settings.bootstrap, "store": "embedded" if settings.embedded_clickhouse else "server",
             "assignment": assignment, "sink": {sink.spec.name: sink.stats.as_dict() for sink in sinks},
+            "health": health(),
             "redacted": {f"{source}:{rule}": n for (source, rule), n in redactor_for(settings).stats.snapshot().items()},
             "judge": {"rollups": judge.processed, "duplicate_rollups": judge.judge.duplicates,
                       "experiments": len(judge.judge.experiments)},
@@ -83,8 +131,14 @@ def build(settings: Settings):
         out: dict = {}
         for (source, rule), n in redactor_for(settings).stats.snapshot().items():
             out[f'redactions{{source="{source}",rule="{rule}"}}'] = n
+        current = lags()
+        now = time.time()
         for sink in sinks:
             s, label = sink.stats, f'{{sink="{sink.spec.name}"}}'
+            out[f"sink_stalled_seconds{label}"] = sink.health.stalled_seconds(now)
+            out[f"sink_lag{label}"] = sum(current[sink.spec.name].values())
+            out[f"sink_unexpected_errors{label}"] = sink.health.errors
+            out["dlq_truncated"] = getattr(sink.dead_letters, "truncated", 0)  # one publisher for all sinks
             out[f"sink_records_stored{label}"] = s.stored
             out[f"sink_records_skipped{label}"] = s.skipped
             out[f"sink_batches{label}"] = s.batches
@@ -96,6 +150,7 @@ def build(settings: Settings):
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
+                     health=health,
                      max_rows=sql_limits(settings).max_rows,
                      extra={"settings": settings, "registry": registry, "ingest_token": settings.ingest_token,
                             "judge": judge})

@@ -26,6 +26,8 @@ class ApiContext:
     store: Store
     token: str = ""
     is_ready: Callable[[], bool] = lambda: True
+    #: ``{"status": "ok"|"degraded", "problems": [{"sink", "state", "partition", "error", "since"}]}``
+    health: Callable[[], dict] = lambda: {"status": "ok", "problems": []}
     status: Callable[[], dict] = dict
     metrics: Callable[[], dict] = dict
     max_rows: int = 100_000
@@ -66,12 +68,26 @@ def build_app(ctx: ApiContext) -> web.Application:
                 return json_response({"error": "missing or wrong bearer token"}, status=401)
         return await handler(request)
 
+    def current_health() -> dict:
+        try:
+            return ctx.health()
+        except Exception as exc:  # noqa: BLE001 - a health check that fails says so
+            return {"status": "degraded", "problems": [{"sink": None, "state": "unknown", "partition": None,
+                                                        "error": f"health check failed: {first_line(exc)}",
+                                                        "since": None}]}
+
     async def health(_: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        # Liveness: 200 whenever the process answers; the body says "degraded" with the problems
+        # (a sink stalled, crashed or lagging). Readiness (/ready) fails on the same problems.
+        return json_response(current_health())
 
     async def ready(_: web.Request) -> web.Response:
-        ok = ctx.is_ready()
-        return json_response({"ready": ok}, status=200 if ok else 503)
+        state = current_health()
+        ok = ctx.is_ready() and not state.get("problems")
+        body: dict = {"ready": ok}
+        if state.get("problems"):
+            body["problems"] = state["problems"]
+        return json_response(body, status=200 if ok else 503)
 
     async def status(_: web.Request) -> web.Response:
         return json_response(ctx.status())

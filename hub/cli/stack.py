@@ -69,12 +69,10 @@ def cmd_status(args, settings: Settings) -> int:
         print(f"kafka:  {state} at {kafka.get('bootstrap')}, version {kafka.get('version')}")
     worker = info["worker"]
     if worker["running"]:
-        sink = worker.get("sink", {}).get("requests", {})
         print(f"worker: running (pid {worker['pid']}), ready={worker.get('ready')}, "
               f"partitions={len(worker.get('assignment', []))}")
-        if sink:
-            print(f"sink:   stored={sink.get('stored')} dead-lettered={sink.get('invalid')} "
-                  f"batches={sink.get('batches')} skipped-after-restart={sink.get('skipped')}")
+        for line in sink_lines(worker.get("sink", {}), worker.get("health")):
+            print(line)
         if worker.get("error"):
             print(f"        {worker['error']}")
     else:
@@ -83,3 +81,34 @@ def cmd_status(args, settings: Settings) -> int:
     print(f"http:   {info['http']}")
     print(f"home:   {info['home']}")
     return 0
+
+
+def sink_lines(sinks: dict, health: dict | None) -> list[str]:
+    """The summary of every sink (totals, then one line each) and the health: ``ok``, or
+    ``degraded`` with each problem (sink, partition, state, since when, the error)."""
+    if not sinks:
+        return []
+    keys = ("stored", "invalid", "batches", "skipped")
+    total = {k: sum(int(s.get(k) or 0) for s in sinks.values()) for k in keys}
+    states = (health or {}).get("sinks", {})
+    lines = [f"sinks:  stored={total['stored']} dead-lettered={total['invalid']} batches={total['batches']} "
+             f"skipped-after-restart={total['skipped']}"
+             + ("" if health is None else f" health={health.get('status', 'ok')}")]
+    for name, s in sinks.items():
+        state = states.get(name, {})
+        extra = f" lag={state['lag']}" if state.get("lag") else ""
+        lines.append(f"  {name + ':':<13} stored={s.get('stored')} dead-lettered={s.get('invalid')} "
+                     f"batches={s.get('batches')} {state.get('state', 'ok')}{extra}")
+    if health is None:
+        return lines
+    problems = health.get("problems") or []
+    if not problems:
+        lines.append("health: ok")
+        return lines
+    lines.append(f"health: degraded ({len(problems)} problem{'s' if len(problems) != 1 else ''})")
+    for p in problems:
+        where = p.get("sink") or "?"
+        if p.get("partition") is not None:
+            where += f"[{p['partition']}]"
+        lines.append(f"  {where} {p.get('state')} since {p.get('since')}: {p.get('error')}")
+    return lines
