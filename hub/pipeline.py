@@ -9,8 +9,7 @@ from hub.abort.records import ALERT_COLUMNS, decode_alerts
 from hub.abort.rollup import encode_rollups, pair_cells, request_cells, span_cells
 from hub.abort.runtime import RollupPublisher
 from hub.experiments.correlate import correlate_pair_rows, correlate_request_rows, correlate_span_rows
-from hub.experiments.events import EVENT_COLUMNS
-from hub.experiments.projection import decode_experiment_events
+from hub.experiments.projection import PROJECTION_COLUMNS, ExperimentProjection, KafkaHistory
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
@@ -117,8 +116,10 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
                  decode=lambda messages: decode_alerts(messages, max_bytes)),
+        # every event stored with the lifecycle fold's verdict on it (hub/experiments/projection.py)
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
-                 columns=EVENT_COLUMNS, decode=lambda messages: decode_experiment_events(messages, max_bytes)),
+                 columns=PROJECTION_COLUMNS,
+                 decode=ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes).decode),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
                  decode=lambda messages: decode_request_legs(messages, max_bytes),
                  place=lambda batches: [clean.requests(batch) for batch in place.requests(batches)],

@@ -15,6 +15,7 @@ Storage: ``event_row`` gives one row of the ClickHouse table ``experiment_events
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Final, Literal, Union, get_args
@@ -149,6 +150,14 @@ KINDS: Final[tuple[str, ...]] = tuple(t.__struct_config__.tag for t in get_args(
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(Event)
 _MAX_SHOWN: Final = 200
+#: Deepest nesting of arrays and objects an event may have (a definition needs well under ten levels):
+#: deeper values are refused before any decoder recurses into them.
+MAX_DEPTH: Final = 64
+#: What the ClickHouse column ``DateTime64(3, 'UTC')`` can hold; an event time outside is refused.
+MIN_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIME: Final = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+_STRINGS: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def encode_event(event: Event) -> bytes:
@@ -156,16 +165,43 @@ def encode_event(event: Event) -> bytes:
     return _ENCODER.encode(event)
 
 
+def nesting_depth(value: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deep arrays and objects nest in JSON bytes, counted up to ``limit + 1`` (brackets inside
+    strings do not count). A loop over the brackets alone: no recursion, whatever the input."""
+    if value.count(b"[") + value.count(b"{") <= limit:
+        return 0  # cannot nest deeper than it has brackets
+    depth = deepest = 0
+    for b in _STRINGS.sub(b'""', value).translate(None, _NOT_BRACKETS):
+        if b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 def decode_event(value: bytes | str) -> Event:
     """One validated event; ``BadEvent`` with a reason ``"<kind>: <detail>"`` otherwise.
 
-    Reason kinds: ``empty value``, ``not JSON``, ``unknown kind``, ``schema``; the same shape as
-    the reasons of ``hub.records.decode``, so a consumer can pass ``reason`` to ``InvalidRecord``.
+    Reason kinds: ``empty value``, ``too deep`` (arrays and objects nested more than ``MAX_DEPTH``
+    levels, refused before decoding so no decoder recurses into them), ``not JSON``,
+    ``unknown kind``, ``schema``, ``out of range`` (a time the store's column cannot hold); the
+    same shape as the reasons of ``hub.records.decode``, so a consumer can pass ``reason`` to
+    ``InvalidRecord``.
     """
     if not value:
         raise BadEvent("empty value")
+    if isinstance(value, str):
+        value = value.encode()
+    if nesting_depth(value) > MAX_DEPTH:
+        raise BadEvent(f"too deep: arrays and objects nested more than {MAX_DEPTH} levels")
     try:
-        return _DECODER.decode(value)
+        event = _DECODER.decode(value)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise BadEvent(f"too deep: arrays and objects nested more than {MAX_DEPTH} levels") from None
     except msgspec.ValidationError as exc:
         detail = str(exc)
         if detail.startswith("Invalid value") and detail.endswith("`$.kind`"):
@@ -174,6 +210,10 @@ def decode_event(value: bytes | str) -> Event:
         raise BadEvent(f"schema: {detail[:_MAX_SHOWN]}") from None
     except msgspec.DecodeError as exc:
         raise BadEvent(f"not JSON: {str(exc)[:_MAX_SHOWN]}") from None
+    if not MIN_TIME <= event.time <= MAX_TIME:
+        raise BadEvent(f"out of range: time {event.time.isoformat()} is outside "
+                       f"{MIN_TIME.date().isoformat()} to {MAX_TIME.date().isoformat()}")
+    return event
 
 
 # ---- ClickHouse row ----------------------------------------------------------------------
