@@ -48,6 +48,14 @@ Phases, in order:
    again when it is retried, with the same token, and the judge counts them once. Exactly one
    firing alert is expected for the second experiment.
 
+5. ``poison`` (on the first worker, before the store-outage phase): the poison corpus of
+   ``hub.records.poison`` (good records and every kind of bad one: empty, truncated, not UTF-8,
+   nested 50,000 deep, one byte over the size limit, wrong types, times outside what the hub
+   stores, 101 legs on 101 days in one batch, forged ends of a draft experiment) on every topic
+   the worker reads, 3 variants (20 without ``--short``), half sent before a SIGKILL of the worker
+   and half after. Expected: every good record stored exactly once, every bad one a dead letter
+   with a reason, no agent crash, ``/health`` ok at the end.
+
 For every phase the suite prints records sent, rows expected, rows stored, distinct event ids,
 duplicated (rows beyond the expected) and lost (rows or distinct ids short of the expected);
 for each experiment the firing alerts expected and raised (rows in ``hub.alerts``; the alerts
@@ -161,6 +169,7 @@ class Suite:
         self.alerts: list[dict] = []  # per experiment: phases, alerts expected, raised (stored), on the topic
         self.outage: dict = {}
         self.summary: dict = {}
+        self.poison: dict = {}
 
     # ---- infrastructure ------------------------------------------------------------------
     def start_broker(self) -> None:
@@ -443,6 +452,51 @@ class Suite:
                     f"and port (answering {self.outage['unanswered_seconds']:.0f} s after the kill), "
                     f"{sent['during']:,} records sent meanwhile")
 
+    def phase_poison(self, copies: int) -> None:
+        """The poison corpus (``hub.records.poison``) on every topic the worker reads, half of it
+        before a SIGKILL of the worker and half after; then exact counts: good records stored once,
+        bad ones dead letters with a reason, no agent crash, the worker healthy."""
+        from hub.records.poison import build_corpus, differences, expected_of, send_corpus, wait_for_outcome
+
+        worker = self.worker
+        corpus = build_corpus(worker.settings.max_record_bytes, seed=self.seed, copies=copies)
+        expected = expected_of(corpus)
+        progress(f"poison: {len(corpus):,} records on {len(expected.dead_letters)} topics, "
+                 f"{sum(expected.rows.values()):,} rows and {sum(expected.dead_letters.values()):,} dead letters expected")
+        half = len(corpus) // 2
+        send_corpus(self.bootstrap, worker.settings, corpus[:half])
+        time.sleep(self.rng.uniform(1.0, 3.0))
+        self.kill_and_restart()
+        send_corpus(self.bootstrap, worker.settings, corpus[half:])
+        seen = wait_for_outcome(worker.sql, worker.settings, expected, timeout=420)
+        problems = differences(seen, expected)
+        text = worker.log_path.read_text(errors="replace")
+        crashes = len(re.findall(r"Crashed reason=(?!CancelledError)", text))
+        try:
+            health = worker.stack.api("/health", timeout=10)
+        except Exception as exc:  # the endpoint itself failing is a finding
+            health = {"status": f"unanswered: {exc}"}
+        want = sum(expected.rows.values()) + sum(expected.dead_letters.values())
+        got_rows = sum(seen["rows"].get(t, 0) for t in expected.rows)
+        got_dead = sum(seen["dead_letters"].get(t, 0) for t in expected.dead_letters)
+        lost = sum(max(0, n - seen["rows"].get(t, 0)) for t, n in expected.rows.items()) + \
+            sum(max(0, n - seen["dead_letters"].get(t, 0)) for t, n in expected.dead_letters.items())
+        duplicated = sum(max(0, seen["rows"].get(t, 0) - n) for t, n in expected.rows.items()) + \
+            sum(max(0, seen["dead_letters"].get(t, 0) - n) for t, n in expected.dead_letters.items())
+        self.poison = {"records": len(corpus), "expected_rows": expected.rows, "stored_rows": seen["rows"],
+                       "expected_dead_letters": expected.dead_letters, "dead_letters": seen["dead_letters"],
+                       "dead_letters_without_reason": seen["dead_letters_without_reason"],
+                       "problems": problems, "agent_crashes_logged": crashes, "health": health.get("status")}
+        self.rows.append({"phase": "poison", "sent": len(corpus), "expected_rows": want,
+                          "stored": got_rows + got_dead, "distinct_ids": got_rows + got_dead,
+                          "duplicated": duplicated, "lost": lost,
+                          "note": f"{len(corpus):,} records on every topic (good, malformed, oversized, nested "
+                                  f"{50_000:,} deep, out-of-range times, wrong types, forged lifecycle events), "
+                                  f"worker SIGKILLed in the middle: {got_rows:,} rows and {got_dead:,} dead letters "
+                                  f"(expected {sum(expected.rows.values()):,} and {sum(expected.dead_letters.values()):,}); "
+                                  f"{crashes} agent crash(es); health {health.get('status')}"
+                                  + ("; " + "; ".join(problems) if problems else "")})
+
     # ---- the run -------------------------------------------------------------------------
     def run(self) -> int:
         total = 30_000 if self.short else 100_000
@@ -451,13 +505,16 @@ class Suite:
         self.start_broker()
         started = time.monotonic()
         self.worker = WorkerProcess.start(self.scratch / "home", self.bootstrap, timeout=180,
-                                          HUB_SINK_BATCH_MAX="5000", HUB_CORRELATION_LATENESS="1")
+                                          HUB_SINK_BATCH_MAX="5000", HUB_CORRELATION_LATENESS="1",
+                                          # the poison phase's 101 days of legs outlive the TTL while counted
+                                          HUB_TTL_DAYS="400")
         progress(f"worker ready (pid {self.worker.process.pid}); log {self.worker.log_path}")
         try:
             experiment, gateway = self.new_experiment(self.worker, "embedded")
             bursts = self.phase_kills(total, kills, experiment, gateway)
             self.phase_broker_restart(total // 2)
             self.phase_duplicate_produce(total // 5)
+            self.phase_poison(3 if self.short else 20)
             self.count_alerts(self.worker, experiment, ["kills", "broker-restart", "duplicate-produce"], bursts)
             status = self.worker.stack.api("/v1/status")["sink"]["requests"]
         finally:
@@ -502,11 +559,13 @@ class Suite:
         print(f"alerts expected: {expected}, raised: {raised}")
         bad = (any(r["duplicated"] or r["lost"] for r in self.rows)
                or any(a["raised"] != a["expected"] or a["on_topic"] != a["expected"] for a in self.alerts)
-               or o["worker_exits"] or o["agent_crashes_logged"])
+               or o["worker_exits"] or o["agent_crashes_logged"]
+               or (self.poison and (self.poison["problems"] or self.poison["agent_crashes_logged"]
+                                    or self.poison["health"] != "ok")))
         print("result: " + ("FAILED" if bad else "ok: nothing lost, nothing duplicated, alerts as expected"))
         self.summary = {"ok": not bad, "short": self.short, "seed": self.seed, "phases": self.rows,
                         "worker_sigkills": self.kills, "broker_restarts": 1 if self.runtime else 0,
-                        "store_outages": 1, "store_outage": o,
+                        "store_outages": 1, "store_outage": o, "poison": self.poison,
                         "alerts_expected": expected, "alerts_raised": raised, "alerts": self.alerts,
                         "elapsed_seconds": round(elapsed, 1),
                         "last_worker_run": {"recovered_batches": status.get("recovered_batches", 0),

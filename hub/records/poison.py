@@ -28,6 +28,8 @@ from typing import Iterator
 PAIR_SOURCE = "poison-suite"
 #: Experiment id of the corpus's alert records and experiment events (a copy's number is appended).
 EXPERIMENT_ID = "poison-suite-draft"
+#: ``service.name`` of the corpus's OpenTelemetry records.
+SERVICE = "poison-orders"
 #: Nesting depth of the deeply nested records (a recursive decoder fails far below this).
 DEEP = 50_000
 
@@ -120,7 +122,7 @@ def _otel_spans(now_ns: int, count: int):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "poison-orders"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("poison.tracer", "1.0")
     for i in range(count):
@@ -138,7 +140,7 @@ def _otel_logs(now_ns: int, count: int):
     from opentelemetry.sdk.resources import Resource
 
     exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider(resource=Resource.create({"service.name": "poison-orders"}))
+    provider = LoggerProvider(resource=Resource.create({"service.name": SERVICE}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     logger = provider.get_logger("poison.logger", "1.0")
     for i in range(count):
@@ -154,7 +156,7 @@ def _otel_metrics():
     from opentelemetry.sdk.resources import Resource
 
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "poison-orders"}))
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": SERVICE}))
     meter = provider.get_meter("poison.meter", "1.0")
     meter.create_counter("poison.requests", unit="1").add(3, {"route": "/orders"})
     meter.create_histogram("poison.latency", unit="ms").record(12.5, {"route": "/orders"})
@@ -417,13 +419,21 @@ def count_queries(settings, expected: Expected) -> dict[str, str]:
     db = settings.database
     queries = {}
     for table in expected.rows:
-        where = ""
-        if table == "shadow_pairs":
-            where = f" WHERE source = '{PAIR_SOURCE}'"
-        elif table == "experiment_events":
-            where = f" WHERE startsWith(experiment_id, '{EXPERIMENT_ID}')"
-        queries[table] = f"SELECT count() FROM {db}.{table}{where}"
+        if table.startswith("otel_"):
+            where = f"ServiceName = '{SERVICE}'"
+        else:
+            where = _SCOPE.get(table, "1")
+        queries[table] = f"SELECT count() FROM {db}.{table} WHERE {where}"
     return queries
+
+
+#: How the corpus's own rows of a table are told from other rows of a store in use.
+_SCOPE = {
+    "requests": "gateway = 'edge-poison'",
+    "shadow_pairs": f"source = '{PAIR_SOURCE}'",
+    "alerts": f"startsWith(experiment_id, '{EXPERIMENT_ID}')",
+    "experiment_events": f"startsWith(experiment_id, '{EXPERIMENT_ID}')",
+}
 
 
 def observe(sql, settings, expected: Expected) -> dict:

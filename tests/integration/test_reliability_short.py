@@ -3,7 +3,7 @@
 ``python -m bench.reliability --short --json PATH`` in a child process: its own embedded Kafka
 broker (HUB_KAFKA_BOOTSTRAP is removed from its environment, so the broker-restart phase always
 runs), one real worker with its own chDB store, 30,000 records with two worker SIGKILLs, a broker
-restart and duplicated produces; then a second worker in server mode, storing through a store
+restart, duplicated produces and the poison corpus across a SIGKILL; then a second worker in server mode, storing through a store
 server that is SIGKILLed for 10 seconds while records flow and started again (and whatever phases
 the suite adds). The counts it writes must show every phase stored exactly as expected (nothing
 lost, nothing duplicated), each experiment's abort alert raised exactly once, and the server-mode
@@ -42,10 +42,15 @@ def test_short_reliability_suite_loses_nothing_duplicates_nothing_and_raises_the
     assert proc.returncode == 0 and summary["ok"], where
 
     phases = {row["phase"]: row for row in summary["phases"]}
-    assert {"kills", "broker-restart", "duplicate-produce", "store-outage"} <= set(phases), where
+    assert {"kills", "broker-restart", "duplicate-produce", "store-outage", "poison"} <= set(phases), where
     for name, row in phases.items():
         assert row["duplicated"] == 0 and row["lost"] == 0, f"{name}: {row}\n{where}"
         assert row["stored"] == row["expected_rows"] > 0, f"{name}: {row}\n{where}"
+    # Poison: every good record once, every bad one a dead letter with a reason, across a SIGKILL.
+    poison = summary["poison"]
+    assert poison["problems"] == [] and poison["dead_letters_without_reason"] == 0, poison
+    assert poison["agent_crashes_logged"] == 0 and poison["health"] == "ok", poison
+    assert sum(poison["dead_letters"].values()) > 0 and sum(poison["stored_rows"].values()) > 0, poison
     # Redeliveries are stored once: as many distinct event ids as rows.
     for name in ("kills", "broker-restart", "store-outage"):
         assert phases[name]["distinct_ids"] == phases[name]["stored"] == phases[name]["sent"], phases[name]
