@@ -1,95 +1,227 @@
-"""Rebuilds every ClickHouse projection from the Kafka log (``hub replay``).
+"""Rebuilds every ClickHouse projection from the Kafka log (``hub replay``), never leaving a half-built store.
 
 Everything in the hub's database is a projection of Kafka topics: request legs, OpenTelemetry
-data, dead letters, the experiment events and the sink's ledger. Replay drops the database,
-applies the migrations to fresh tables (fresh deduplication logs too), reads every topic from
-its first offset and stores it through the same exactly-once sinks the worker uses, with the
-whole experiment log known up front, so records are placed on the same experiments and phases
-as they were live. Dead letters are stored again but not published to the dead-letter topic again.
+data, dead letters, the experiment events and the sink's ledger. Replay rebuilds it beside the
+live one and swaps only a whole rebuild in:
+
+1. A new database ``<database>_replay_<UTC time>`` gets the migrations (fresh tables, fresh
+   deduplication logs too). The hub's database is not touched.
+2. The end offset of every partition of every topic is taken once, at the start. Each topic is
+   read from its first offset up to those ends and stored through the same exactly-once sinks
+   the worker uses, with the whole experiment log known up front, so records are placed on the
+   same experiments and phases as they were live. Dead letters are stored again but not published
+   to the dead-letter topic again.
+3. Only when every partition of every topic has been read to its end offset is the new database
+   swapped in: the hub's database is renamed aside (``<database>_previous_<UTC time>``), the new
+   one is renamed to the hub's name, the views are re-pointed at their tables under the new name
+   (a plain view keeps the database name it was created with), and the previous one is dropped.
+   If a rename fails, the renames already made are undone. ``RENAME DATABASE`` needs an Atomic
+   database, the default engine of chDB and ClickHouse.
+4. On any failure before the swap (a broker or store error, an interrupt, or partitions still
+   unread when ``HUB_REPLAY_MAX_SECONDS`` has passed since the start), the new database is
+   dropped, the hub's database stays exactly as it was, and ``ReplayFailed`` says why in one line.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import defaultdict
 from typing import Callable
 
-from hub.errors import UserError
+from hub.errors import HubError, UserError
 from hub.experiments.registry import ExperimentRegistry
 from hub.pipeline import redactor_for, sink_specs
 from hub.records.decode import RawMessage
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
-from hub.storage.client import open_store
+from hub.storage.client import Store, open_store
 from hub.storage.dead_letters import DeadLetterPublisher
 from hub.storage.migrations import migrate
 from hub.storage.sink import ExactlyOnceSink
 
 Progress = Callable[[str], None]
+#: Seconds between two progress lines while a topic is read.
+PROGRESS_SECONDS = 5.0
 
 
-def replay(settings: Settings, progress: Progress = print, batch: int = 20_000) -> dict[str, int]:
-    """Drop and rebuild the database from Kafka; returns rows stored per sink."""
+class ReplayFailed(UserError):
+    """The rebuild did not complete; the hub's database is as it was and the new one is dropped."""
+
+
+class ReplayIncomplete(HubError):
+    """Partitions were still unread when the replay's time ran out."""
+
+
+def replay(settings: Settings, progress: Progress = print, batch: int = 20_000,
+           max_seconds: float | None = None) -> dict[str, int]:
+    """Rebuild the database from Kafka beside the live one and swap it in; returns rows stored per sink.
+
+    Raises ``ReplayFailed`` (the hub's database untouched, the new one dropped) when anything fails.
+    """
     from hub.runtime.stack import Stack
 
-    stack = Stack(settings)
-    if stack.worker_pid() is not None:
+    if Stack(settings).worker_pid() is not None:
         raise UserError("the hub's worker is running; stop it first (`hub down`), replay, then `hub up`")
-    store = open_store(settings, create_database=False)
+    max_seconds = settings.replay_max_seconds if max_seconds is None else max_seconds
+    deadline = time.monotonic() + max_seconds
+    target = settings.database
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    work = settings.with_overrides(database=f"{target}_replay_{stamp}")
+    store = open_store(work, create_database=False)
+    created = False
     try:
-        progress(f"dropping database {settings.database} and applying the migrations to fresh tables")
-        store.command(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
-        store.command(f"CREATE DATABASE {settings.database}")
-        migrate(store, settings)
-        registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments).load_all()
-        progress(f"experiment log: {len(registry.states)} experiment(s)")
-        dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq, publish=False,
-                                           redactor=redactor_for(settings))
-        stored: dict[str, int] = {}
-        for spec in sink_specs(settings, registry):
-            sink = ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap))
-            count = _replay_topic(settings.bootstrap, spec.topic, sink, batch)
-            stored[spec.name] = sink.stats.stored
-            progress(f"  {spec.topic}: {count:,} records read, {sink.stats.stored:,} rows stored, "
-                     f"{sink.stats.invalid:,} dead letters")
-        return stored
+        try:
+            progress(f"building database {work.database} beside {target}")
+            store.command(f"CREATE DATABASE {work.database}")
+            created = True
+            migrate(store, work)
+            stored = _rebuild(work, store, progress, batch, deadline, max_seconds)
+            _swap(store, work.database, target, f"{target}_previous_{stamp}", progress)
+            created = False
+            return stored
+        except BaseException as exc:
+            if created:
+                _drop(store, work.database)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ReplayFailed(f"replay failed, database {target} left as it was: {reason}") from exc
     finally:
         store.close()
 
 
-def _replay_topic(bootstrap: str, topic: str, sink: ExactlyOnceSink, batch: int) -> int:
+def _rebuild(work: Settings, store: Store, progress: Progress, batch: int, deadline: float,
+             max_seconds: float) -> dict[str, int]:
+    specs = sink_specs(work, None)
+    ends = end_offsets(work.bootstrap, [spec.topic for spec in specs])
+    total = sum(end - begin for parts in ends.values() for begin, end in parts.values())
+    progress(f"end offsets taken: {total:,} records in {len(ends)} topics to read")
+    registry = ExperimentRegistry(work.bootstrap, work.topic_experiments).load_all()
+    progress(f"experiment log: {len(registry.states)} experiment(s)")
+    dead_letters = DeadLetterPublisher(store, work.bootstrap, work.topic_dlq, publish=False,
+                                       redactor=redactor_for(work))
+    stored: dict[str, int] = {}
+    fetcher = KafkaRangeFetcher(work.bootstrap)
+    try:
+        for spec in sink_specs(work, registry):
+            sink = ExactlyOnceSink(store, spec, dead_letters, fetcher)
+            count = _replay_topic(work.bootstrap, spec.topic, ends.get(spec.topic, {}), sink, batch, deadline,
+                                  max_seconds, progress)
+            stored[spec.name] = sink.stats.stored
+            progress(f"  {spec.topic}: {count:,} records read, {sink.stats.stored:,} rows stored, "
+                     f"{sink.stats.invalid:,} dead letters")
+    finally:
+        fetcher.close()
+    return stored
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+    """``topic -> partition -> (first offset, end offset)`` now, for every partition of the topics."""
     from kafka import KafkaConsumer, TopicPartition
 
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not tps:
+                out[topic] = {}
+                continue
+            begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+            out[topic] = {tp.partition: (begins[tp], ends[tp]) for tp in tps}
+        return out
+    finally:
+        consumer.close()
+
+
+def _replay_topic(bootstrap: str, topic: str, bounds: dict[int, tuple[int, int]], sink: ExactlyOnceSink,
+                  batch: int, deadline: float, max_seconds: float, progress: Progress) -> int:
+    """Store the topic's records below the end offsets taken at the start; ``ReplayIncomplete``
+    if a partition is not read to its end offset by the deadline."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    pending = {TopicPartition(topic, p): end for p, (begin, end) in bounds.items() if end > begin}
+    if not pending:
+        return 0
+    total = sum(end - bounds[tp.partition][0] for tp, end in pending.items())
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest", max_poll_records=batch)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return 0
+        tps = sorted(pending, key=lambda tp: tp.partition)
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        pending = {tp for tp in tps if end[tp] > 0}
         count = 0
-        deadline = time.monotonic() + 600
-        while pending and time.monotonic() < deadline:
-            messages: list[RawMessage] = []
+        said = time.monotonic()
+        while pending:
+            if time.monotonic() >= deadline:
+                unread = ", ".join(f"[{tp.partition}] at {consumer.position(tp)} of {end}"
+                                   for tp, end in sorted(pending.items(), key=lambda i: i[0].partition))
+                raise ReplayIncomplete(f"{topic} not read to its end within HUB_REPLAY_MAX_SECONDS="
+                                       f"{max_seconds:g}: partitions {unread}")
+            by_partition: dict[int, list[RawMessage]] = defaultdict(list)
             for tp, records in consumer.poll(timeout_ms=1000).items():
+                end = pending.get(tp)
                 for r in records:
-                    if r.offset < end[tp]:
-                        messages.append(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
-            by_partition = defaultdict(list)
-            for m in messages:
-                by_partition[m.partition].append(m)
-            for chunk in by_partition.values():
-                chunk.sort(key=lambda m: m.offset)
+                    if end is not None and r.offset < end:
+                        by_partition[r.partition].append(
+                            RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+            messages = [m for p in sorted(by_partition) for m in sorted(by_partition[p], key=lambda m: m.offset)]
             if messages:
-                sink.write([m for chunk in by_partition.values() for m in chunk])
+                sink.write(messages)
                 count += len(messages)
             for tp in list(pending):
-                if consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
+                if consumer.position(tp) >= pending[tp]:
+                    del pending[tp]
+            if time.monotonic() - said >= PROGRESS_SECONDS:
+                said = time.monotonic()
+                progress(f"  {topic}: {count:,} of {total:,} records read")
         return count
     finally:
         consumer.close()
+
+
+def _databases(store: Store) -> set[str]:
+    return {row[0] for row in store.query("SELECT name FROM system.databases").result_rows}
+
+
+def _swap(store: Store, new: str, target: str, previous: str, progress: Progress) -> None:
+    """Put database ``new`` in place of ``target``; the old one is dropped once the new one is in place."""
+    had_target = target in _databases(store)
+    if had_target:
+        store.command(f"RENAME DATABASE {target} TO {previous}")
+    try:
+        store.command(f"RENAME DATABASE {new} TO {target}")
+    except BaseException:
+        if had_target:
+            store.command(f"RENAME DATABASE {previous} TO {target}")
+        raise
+    try:
+        _repoint_views(store, target, new)
+    except BaseException:
+        store.command(f"RENAME DATABASE {target} TO {new}")
+        if had_target:
+            store.command(f"RENAME DATABASE {previous} TO {target}")
+        raise
+    progress(f"swapped: {target} is the rebuilt database")
+    if had_target:
+        _drop(store, previous)
+
+
+def _repoint_views(store: Store, database: str, old_name: str) -> None:
+    """Re-create the views of ``database`` that still name ``old_name`` (its name when they were made)."""
+    rows = store.query(
+        "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} "
+        "AND engine IN ('View', 'MaterializedView') ORDER BY name", parameters={"db": database}).result_rows
+    for name, ddl in rows:
+        if f"{old_name}." not in ddl:
+            continue
+        store.command(f"DROP TABLE IF EXISTS {database}.{name} SYNC")
+        store.command(ddl.replace(f"{old_name}.", f"{database}."))
+
+
+def _drop(store: Store, database: str) -> None:
+    try:
+        store.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    except Exception:  # the failure being reported matters more than the leftover database
+        pass

@@ -169,6 +169,12 @@ class Settings:
         "HUB_SQL_MAX_ROWS", 10_000, "Most rows an ad-hoc SQL answer returns; beyond that it is cut and says so.")
     sql_max_seconds: float = _setting(
         "HUB_SQL_MAX_SECONDS", 30.0, "Longest an ad-hoc SQL query may run.")
+    sql_max_memory: int = _setting(
+        "HUB_SQL_MAX_MEMORY", 1 << 30,
+        "Most memory (bytes) the engine may use for one ad-hoc SQL query, which is refused beyond it; its answer may be at most a 32nd of it.")
+    replay_max_seconds: float = _setting(
+        "HUB_REPLAY_MAX_SECONDS", 3600.0,
+        "Longest `hub replay` may take to read every topic to its end; past it the rebuild is dropped and the database stays as it was.")
     ready_timeout: float = _setting(
         "HUB_READY_TIMEOUT", 180.0,
         "Seconds `hub up` waits for the whole stack to be ready.")

@@ -42,9 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka log (stop the worker first)",
-                       description="Drop the hub's database, re-create it with the migrations, and store every "
-                                   "topic again from its first offset through the same sinks as the worker.")
+                       description="Rebuild the hub's database from Kafka in a new database (the migrations, then "
+                                   "every topic from its first offset to the end offsets taken at the start, through "
+                                   "the same sinks as the worker), swap it in only once every topic is read to its "
+                                   "end, and drop the old one. On any failure or after HUB_REPLAY_MAX_SECONDS the "
+                                   "database stays as it was, the new one is dropped, and the command exits 2.")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="give up (keeping the database as it was) if the rebuild is not done in S seconds "
+                        "(default HUB_REPLAY_MAX_SECONDS)")
     p.set_defaults(func=cmd_replay)
 
 
@@ -118,12 +124,12 @@ def run_query(settings: Settings, query: str) -> dict:
     if stack.worker_pid() is not None or stack.hub_answers():
         return stack.api("/v1/sql", {"query": query}, timeout=120)
     from hub.api.server import first_line
-    from hub.sql import run_readonly
+    from hub.sql import run_readonly, sql_limits
     from hub.storage.client import open_store
 
     store = open_store(settings)
     try:
-        return run_readonly(store, query, max_rows=settings.sql_max_rows, max_seconds=settings.sql_max_seconds)
+        return run_readonly(store, query, limits=sql_limits(settings))
     except HubError:
         raise
     except Exception as exc:
@@ -190,15 +196,17 @@ def cmd_migrate(args, settings: Settings) -> int:
 def cmd_replay(args, settings: Settings) -> int:
     from hub.replay import replay
 
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise UserError("--max-seconds must be a positive number")
     if not args.yes:
         if not sys.stdin.isatty():
-            raise UserError("replay drops and rebuilds the database; pass --yes to confirm")
-        answer = input(f"drop database {settings.database} and rebuild it from Kafka? [y/N] ")
+            raise UserError("replay rebuilds the database and replaces it; pass --yes to confirm")
+        answer = input(f"rebuild database {settings.database} from Kafka and replace it with the rebuild? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing done")
             return 1
     started = time.perf_counter()
-    stored = replay(settings, progress=print)
+    stored = replay(settings, progress=lambda line: print(line, flush=True), max_seconds=args.max_seconds)
     seconds = time.perf_counter() - started
     print(f"replayed in {seconds:.1f}s: " + ", ".join(f"{name} {rows:,} rows" for name, rows in stored.items()))
     return 0
