@@ -12,7 +12,7 @@ from hub.experiments.correlate import correlate_pair_rows, correlate_request_row
 from hub.experiments.projection import PROJECTION_COLUMNS, ExperimentProjection, KafkaHistory
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
-from hub.records.decode import REQUEST_COLUMNS, decode_request_legs
+from hub.records.decode import REQUEST_COLUMNS, decode_request_legs, limits_from
 from hub.shadow.dedupe import PairDeduplicator
 from hub.shadow.pairing import PairingAgent
 from hub.shadow.records import PAIR_COLUMNS, decode_pairs
@@ -97,6 +97,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
                pairing: PairingAgent | None = None, store: Store | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
+    limits = limits_from(settings)
     encoding = settings.otlp_encoding
     place = Correlator(registry, settings.correlation_lateness)
     clean = redactor_for(settings)
@@ -115,29 +116,30 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
-                 decode=lambda messages: decode_alerts(messages, max_bytes)),
+                 decode=lambda messages: decode_alerts(messages, max_bytes, limits)),
         # every event stored with the lifecycle fold's verdict on it (hub/experiments/projection.py)
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=PROJECTION_COLUMNS,
                  decode=ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes).decode),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
-                 decode=lambda messages: decode_request_legs(messages, max_bytes),
+                 decode=lambda messages: decode_request_legs(messages, max_bytes, limits),
                  place=lambda batches: [clean.requests(batch) for batch in place.requests(batches)],
                  after_ledger=rollup(lambda rows: request_cells(rows, counters_of)),
                  after_store=requests_after_store if pairs is not None and pairing is not None else None),
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
                  # one row per pair_id: a pair published again is dropped (hub/shadow/dedupe.py)
-                 decode=lambda messages: decode_pairs(messages, max_bytes),
+                 decode=lambda messages: decode_pairs(messages, max_bytes, limits),
                  place=lambda batches: [unique_pairs(batch) for batch in place.pairs(batches)],
                  after_ledger=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
-                 decode=lambda messages: decode_spans(messages, encoding, max_bytes),
+                 decode=lambda messages: decode_spans(messages, encoding, max_bytes, limits),
                  place=lambda batches: [clean.spans(batch) for batch in place.spans(batches)],
                  after_ledger=rollup(span_cells)),
         SinkSpec(name="logs", topic=settings.topic_logs, table="otel_logs", columns=LOG_COLUMNS,
-                 decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes))),
+                 decode=lambda messages: clean.logs(decode_logs(messages, encoding, max_bytes, limits))),
         SinkSpec(name="metrics", topic=settings.topic_metrics, table="", columns=(),
-                 decode=lambda messages: clean.metrics(decode_metrics(messages, encoding, max_bytes).table_batch())),
+                 decode=lambda messages: clean.metrics(
+                     decode_metrics(messages, encoding, max_bytes, limits).table_batch())),
     ]
 
 

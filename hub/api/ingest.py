@@ -10,7 +10,10 @@
 Every event is validated as the worker would validate it; valid ones are written to the topic of
 their type (keyed by correlation id), the others are refused with their reason. The answer says
 which: ``{"accepted": N, "refused": [{"index": i, "id": ..., "reason": ...}]}``, status 202 when
-all were accepted, 207 when some were refused, 400 when none was.
+all were accepted, 207 when some were refused, 400 when none was. The worker's limits apply
+(``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``, the event-time window): an event nested too
+deeply is refused with ``too deeply nested: > N levels`` (a batch nested so deeply that it cannot be
+split into events is refused as a whole), and no body makes the endpoint fail with a 500.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from hub.records.decode import RawMessage, decode_request_legs
+from hub.records.decode import RawMessage, decode_request_legs, depth_reason, limits_from, too_deep
 from hub.settings import Settings
 
 STRUCTURED = "application/cloudevents+json"
@@ -32,8 +35,10 @@ _BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", 
                       "experimentid", "experimentphase", "traceparent", "tracestate")
 
 
-def binary_event(headers, body: bytes, content_type: str) -> bytes:
-    """A structured-mode event from a binary-mode request (headers + data)."""
+def binary_event(headers, body: bytes, content_type: str, max_depth: int = 64) -> bytes:
+    """A structured-mode event from a binary-mode request (headers + data); ValueError if unusable."""
+    if too_deep(body, max_depth - 1):  # the data sits one level down in the event
+        raise ValueError(depth_reason(max_depth))
     event: dict[str, Any] = {}
     for name in _BINARY_ATTRIBUTES:
         value = headers.get(f"ce-{name}")
@@ -44,27 +49,51 @@ def binary_event(headers, body: bytes, content_type: str) -> bytes:
         event["data"] = json.loads(body) if body else None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: the body of a binary-mode event must be JSON data ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8 (UnicodeDecodeError), ...
+        raise ValueError(f"not JSON: the body of a binary-mode event must be JSON data ({exc})") from None
     return json.dumps(event).encode()
 
 
-def split_events(content_type: str, headers, body: bytes) -> list[bytes]:
-    """The events of a request, each as structured-mode JSON bytes; ValueError if unreadable."""
+def split_events(content_type: str, headers, body: bytes, max_depth: int = 64) -> list[bytes]:
+    """The events of a request, each as structured-mode JSON bytes; ValueError if unreadable.
+
+    Each event is checked against the limits later (``decode_request_legs``); here only a batch
+    too deep to be split at all, or a binary-mode body nested deeper than ``max_depth``, is refused.
+    """
     if content_type == BATCH:
         try:
             elements = msgspec.json.decode(body, type=list[msgspec.Raw])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"not a JSON array of events: {exc}") from None
+        except RecursionError:
+            raise ValueError(depth_reason(max_depth)) from None
         return [bytes(e) for e in elements]
     if content_type == STRUCTURED:
         return [body]
     if headers.get("ce-specversion") is not None:
-        return [binary_event(headers, body, content_type)]
+        return [binary_event(headers, body, content_type, max_depth)]
     raise ValueError(f"unsupported content type {content_type or 'none'!r}: send {STRUCTURED}, {BATCH}, "
                      "or a binary-mode event with ce-* headers")
 
 
+class _Id(msgspec.Struct):
+    id: object = None
+
+
+def _event_id(value: bytes, max_depth: int):
+    """The ``id`` of a refused event when it has a readable one, else None."""
+    if too_deep(value, max_depth):
+        return None
+    try:
+        found = msgspec.json.decode(value, type=_Id).id
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return found if isinstance(found, (str, int, float, bool)) else None
+
+
 def add_ingest_routes(app: web.Application, settings: Settings, json_response) -> None:
     producer_holder: dict = {}
+    limits = limits_from(settings)
 
     def producer():
         if "p" not in producer_holder:
@@ -86,13 +115,13 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
             return json_response({"error": f"request body over {settings.max_record_bytes * 16} bytes"}, status=413)
         body = await request.read()
         try:
-            raw_events = split_events(request.content_type, request.headers, body)
+            raw_events = split_events(request.content_type, request.headers, body, limits.max_depth)
         except ValueError as exc:
             return json_response({"accepted": 0, "refused": [{"index": -1, "reason": str(exc)}]}, status=400)
         not_objects = [i for i, value in enumerate(raw_events) if value.lstrip()[:1] != b"{"]
         messages = [RawMessage("http", 0, i, None, value, 0) for i, value in enumerate(raw_events)
                     if i not in not_objects]
-        decoded = decode_request_legs(messages, settings.max_record_bytes)
+        decoded = decode_request_legs(messages, settings.max_record_bytes, limits)
         refused = [{"index": i, "reason": "not an event: each event must be a JSON object"} for i in not_objects]
         refused += [{"index": bad.offset, "reason": bad.reason} for bad in decoded.invalid]
         refused.sort(key=lambda item: item["index"])
@@ -100,10 +129,7 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         good = [raw_events[i] for i in range(len(raw_events)) if i not in bad_indexes]
         accepted = [(row[4].encode(), value) for row, value in zip(decoded.rows, good)]
         for item in refused:
-            try:
-                item["id"] = json.loads(raw_events[item["index"]]).get("id")
-            except Exception:
-                item["id"] = None
+            item["id"] = _event_id(raw_events[item["index"]], limits.max_depth)
         if accepted:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, publish, accepted)

@@ -17,9 +17,17 @@ the shortest round-trip form (ECMAScript number formatting, ``1`` not ``1.0``), 
 Timestamps are integers of nanoseconds since the epoch (``DateTime64(9)`` ticks).
 
 Never raises for bad input: a record that cannot be used becomes an ``InvalidRecord`` whose
-reason starts with ``empty value``, ``oversized``, ``not protobuf`` or ``not OTLP JSON``; the
-records around it still decode. The protobuf path is the hot one: one ``ParseFromString`` (upb,
-in C) per record, then a tight loop building tuples; the JSON path parses with orjson, turns hex
+reason starts with ``empty value``, ``oversized``, ``too deeply nested``, ``not protobuf`` or
+``not OTLP JSON``; the records around it still decode. The limits (``hub.records.decode.Limits``):
+OTLP/JSON nested deeper than ``max_depth`` arrays/objects is refused before it is parsed, and so
+is an attribute value or log body whose arrays/key-value lists nest deeper than ``max_depth``
+(protobuf's own decoder stops at 100 message levels). Every nanosecond timestamp must fit its
+``DateTime64(9)`` column, and each row's own time (span start, log time, data point time) must
+lie in the time window; the rows of a record that do not are left out and the record is
+reported once (``timestamp out of range: ...``, index -1) while its other rows are stored. NaN
+and infinities are kept as they are (the Float64 columns hold them).
+
+The protobuf path is the hot one: one ``ParseFromString`` (upb, in C) per record, then a tight loop building tuples; the JSON path parses with orjson, turns hex
 ids into base64 and lets ``json_format.ParseDict`` build the same message, so both encodings
 share one row builder.
 """
@@ -27,6 +35,7 @@ share one row builder.
 from __future__ import annotations
 
 import base64
+import contextvars
 import gc
 import math
 from itertools import repeat
@@ -43,7 +52,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from hub.errors import InvalidRecord
 from hub.names import ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
-from hub.records.decode import DecodedBatch, RawMessage
+from hub.records.decode import (
+    NANOS_MAX,
+    DecodedBatch,
+    Limits,
+    RawMessage,
+    TimeWindow,
+    depth_reason,
+    too_deep,
+)
 
 __all__ = [
     "DEFAULT_TOPICS",
@@ -234,7 +251,15 @@ def _json_string(s: str) -> str:
     return out
 
 
-def _any_json(v: Any) -> str:
+#: How deep arrays and key-value lists may nest in one AnyValue (set for the duration of a decode).
+_MAX_DEPTH: Final = contextvars.ContextVar("otlp_max_depth", default=64)
+
+
+class TooDeep(ValueError):
+    """An AnyValue whose arrays/key-value lists nest deeper than the limit."""
+
+
+def _any_json(v: Any, depth: int = 1) -> str:
     """An AnyValue as Go's ``json.Marshal(value.AsRaw())`` writes it."""
     which = v.WhichOneof("value")
     if which == "string_value":
@@ -248,11 +273,14 @@ def _any_json(v: Any) -> str:
         return "true" if v.bool_value else "false"
     if which == "bytes_value":
         return '"' + base64.b64encode(v.bytes_value).decode("ascii") + '"'
-    if which == "array_value":
-        return "[" + ",".join([_any_json(x) for x in v.array_value.values]) + "]"
-    if which == "kvlist_value":
+    if which == "array_value" or which == "kvlist_value":
+        limit = _MAX_DEPTH.get()
+        if depth > limit:
+            raise TooDeep(depth_reason(limit))
+        if which == "array_value":
+            return "[" + ",".join([_any_json(x, depth + 1) for x in v.array_value.values]) + "]"
         items = {kv.key: kv.value for kv in v.kvlist_value.values}
-        return "{" + ",".join([_json_string(k) + ":" + _any_json(items[k]) for k in sorted(items)]) + "}"
+        return "{" + ",".join([_json_string(k) + ":" + _any_json(items[k], depth + 1) for k in sorted(items)]) + "}"
     return "null"
 
 
@@ -501,7 +529,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _parse(value: bytes, encoding: str, message_type: type[Message], top_field: str,
-           json_top: str) -> tuple[Message | None, str]:
+           json_top: str, max_depth: int = 64) -> tuple[Message | None, str]:
     """The parsed request, or ``None`` and the reason it is not usable."""
     if encoding == "auto":
         first = value[:1]
@@ -513,10 +541,14 @@ def _parse(value: bytes, encoding: str, message_type: type[Message], top_field: 
         try:
             req.ParseFromString(value)
         except (DecodeError, ValueError, RuntimeError) as exc:
+            if "MaxDepth" in str(exc):
+                return None, f"too deeply nested: over protobuf's 100 message levels ({len(value)} bytes)"
             return None, f"not protobuf: {_short(exc)} ({len(value)} bytes)"
         if not getattr(req, top_field):
             return None, f"not protobuf: no {top_field} in {len(value)} bytes (not an OTLP {message_type.__name__})"
         return req, ""
+    if too_deep(value, max_depth):
+        return None, depth_reason(max_depth)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -527,7 +559,7 @@ def _parse(value: bytes, encoding: str, message_type: type[Message], top_field: 
     try:
         _hex_ids_to_base64(doc)
         json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - ParseError, ValueError, TypeError, OverflowError ...: never raise
         return None, f"not OTLP JSON: {_short(exc)}"
     return req, ""
 
@@ -537,27 +569,97 @@ def _check_encoding(encoding: str) -> None:
         raise ValueError(f"unknown OTLP encoding {encoding!r}; expected one of {', '.join(ENCODINGS)}")
 
 
+class _Times:
+    """Where a table's nanosecond timestamps are in its rows: the row's own time (held to the time
+    window), other scalar times and arrays of times (held to what ``DateTime64(9)`` holds)."""
+
+    __slots__ = ("noun", "own", "scalars", "arrays")
+
+    def __init__(self, noun: str, columns: tuple[str, ...], own: str, scalars: tuple[str, ...] = (),
+                 arrays: tuple[str, ...] = ()):
+        self.noun = noun
+        self.own = columns.index(own)
+        self.scalars = tuple(columns.index(c) for c in scalars)
+        self.arrays = tuple(columns.index(c) for c in arrays)
+
+    def fault(self, row: tuple, window: TimeWindow) -> str:
+        """Why ``row`` cannot be stored, or ''."""
+        t = row[self.own]
+        if not window.lo_ns <= t <= window.hi_ns:
+            return window.reason_ns(self.noun + " time", t)
+        for i in self.scalars:
+            if row[i] > NANOS_MAX:
+                return window.reason_ns(self.noun + " start time", row[i])
+        for i in self.arrays:
+            if row[i] and max(row[i]) > NANOS_MAX:
+                return window.reason_ns(self.noun + " event/exemplar time", max(row[i]))
+        return ""
+
+    def clean(self, rows: list, start: int, window: TimeWindow) -> bool:
+        """True when every row from ``start`` on fits (the common case, checked without a loop in Python)."""
+        new = rows[start:]
+        own = [row[self.own] for row in new]
+        if min(own) < window.lo_ns or max(own) > window.hi_ns:
+            return False
+        for i in self.scalars:
+            if max([row[i] for row in new]) > NANOS_MAX:
+                return False
+        for i in self.arrays:
+            lists = [row[i] for row in new if row[i]]
+            if lists and max(map(max, lists)) > NANOS_MAX:
+                return False
+        return True
+
+
+_SPAN_TIMES: Final = _Times("span", TRACE_COLUMNS, "Timestamp", arrays=("Events.Timestamp",))
+_LOG_TIMES: Final = _Times("log record", LOG_COLUMNS, "Timestamp")
+_METRIC_TIMES: Final = {kind: _Times("data point", columns, "TimeUnix", ("StartTimeUnix",),
+                                     ("Exemplars.TimeUnix",) if "Exemplars.TimeUnix" in columns else ())
+                        for kind, (_, columns) in METRIC_TABLES.items()}
+
+
+def _keep_in_window(rows: list, sources: list, start: int, times: _Times, window: TimeWindow,
+                    faults: list) -> None:
+    """Take the rows from ``start`` on that ``times`` refuses out of ``rows`` (and ``sources``)."""
+    if len(rows) == start or times.clean(rows, start, window):
+        return
+    keep_rows, keep_sources = [], []
+    for row, source in zip(rows[start:], sources[start:]):
+        fault = times.fault(row, window)
+        if fault:
+            faults.append(fault)
+        else:
+            keep_rows.append(row)
+            keep_sources.append(source)
+    rows[start:] = keep_rows
+    sources[start:] = keep_sources
+
+
 def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, message_type: type[Message],
             top_field: str, json_top: str, build: Callable[[Any, Any], None], sink: Any,
-            invalid: list[InvalidRecord], sources: Any) -> None:
+            invalid: list[InvalidRecord], sources: Any, limits: Limits | None, now: float | None) -> None:
     _check_encoding(encoding)
+    limits = limits if limits is not None else Limits(max_bytes)
     # Decoding allocates many small objects that all survive (rows, dicts, strings): the cyclic
     # collector would scan them again and again for nothing, which costs a third of the time.
     paused = gc.isenabled()
     if paused:
         gc.disable()
+    depth = _MAX_DEPTH.set(limits.max_depth)
     try:
-        _decode_records(messages, encoding, max_bytes, message_type, top_field, json_top, build, sink, invalid,
-                        sources)
+        _decode_records(messages, encoding, min(max_bytes, limits.max_bytes), message_type, top_field, json_top,
+                        build, sink, invalid, sources, limits.max_depth, TimeWindow.of(limits, now))
     finally:
+        _MAX_DEPTH.reset(depth)
         if paused:
             gc.enable()
 
 
 def _decode_records(messages: Sequence[RawMessage], encoding: str, max_bytes: int, message_type: type[Message],
                     top_field: str, json_top: str, build: Callable[[Any, Any], None], sink: Any,
-                    invalid: list[InvalidRecord], sources: Any) -> None:
+                    invalid: list[InvalidRecord], sources: Any, max_depth: int, window: TimeWindow) -> None:
     is_list = isinstance(sink, list)
+    times = _SPAN_TIMES if build is _span_rows else _LOG_TIMES
     for m in messages:
         value = m[4]
         if not value:
@@ -566,25 +668,43 @@ def _decode_records(messages: Sequence[RawMessage], encoding: str, max_bytes: in
         if len(value) > max_bytes:
             invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], m[2]))
             continue
-        req, reason = _parse(value, encoding, message_type, top_field, json_top)
+        try:
+            req, reason = _parse(value, encoding, message_type, top_field, json_top, max_depth)
+        except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the record is unusable
+            req, reason = None, f"not {'OTLP' if encoding == 'auto' else encoding}: {_short(exc)}"
         if req is None:
             invalid.append(InvalidRecord(reason, m[0], m[1], m[2]))
             continue
         mark = _mark(sink)
         try:
             build(req, sink)
+        except TooDeep as exc:
+            _rollback(sink, mark)
+            invalid.append(InvalidRecord(str(exc), m[0], m[1], m[2]))
+            continue
         except Exception as exc:  # noqa: BLE001 - a parsed request the builder cannot use: never raise
             _rollback(sink, mark)
             invalid.append(InvalidRecord(f"not OTLP: {_short(exc)}", m[0], m[1], m[2]))
             continue
         offset = m[2]
+        faults: list[str] = []
         if is_list:
-            sources.extend(zip(repeat(offset, len(sink) - mark), range(len(sink) - mark)))
+            added = len(sink) - mark
+            if added:
+                sources.extend(zip(repeat(offset, added), range(added)))
+                _keep_in_window(sink, sources, mark, times, window, faults)
         else:
             for kind, n in zip(METRIC_TABLES, mark):
-                added = len(getattr(sink, kind)) - n
+                rows = getattr(sink, kind)
+                added = len(rows) - n
                 if added:
                     sources[kind].extend(zip(repeat(offset, added), range(added)))
+                    _keep_in_window(rows, sources[kind], n, _METRIC_TIMES[kind], window, faults)
+        if faults:
+            total = (len(sink) - mark + len(faults)) if is_list else None
+            of = f" of {total}" if total is not None else ""
+            invalid.append(InvalidRecord(f"{faults[0]} ({len(faults)}{of} rows of the record refused)",
+                                         m[0], m[1], m[2]))
 
 
 def _mark(sink: Any) -> Any:
@@ -601,25 +721,28 @@ def _rollback(sink: Any, mark: Any) -> None:
         del getattr(sink, kind)[n:]
 
 
-def decode_spans(messages: Sequence[RawMessage], encoding: str, max_bytes: int) -> DecodedBatch:
+def decode_spans(messages: Sequence[RawMessage], encoding: str, max_bytes: int, limits: Limits | None = None,
+                 now: float | None = None) -> DecodedBatch:
     """Records of ``otlp_spans`` to ``otel_traces`` rows (``TRACE_COLUMNS`` order), one row per span."""
     batch = DecodedBatch()
     _decode(messages, encoding, max_bytes, ExportTraceServiceRequest, "resource_spans", "resourceSpans",
-            _span_rows, batch.rows, batch.invalid, batch.sources)
+            _span_rows, batch.rows, batch.invalid, batch.sources, limits, now)
     return batch
 
 
-def decode_logs(messages: Sequence[RawMessage], encoding: str, max_bytes: int) -> DecodedBatch:
+def decode_logs(messages: Sequence[RawMessage], encoding: str, max_bytes: int, limits: Limits | None = None,
+                now: float | None = None) -> DecodedBatch:
     """Records of ``otlp_logs`` to ``otel_logs`` rows (``LOG_COLUMNS`` order), one row per log record."""
     batch = DecodedBatch()
     _decode(messages, encoding, max_bytes, ExportLogsServiceRequest, "resource_logs", "resourceLogs",
-            _log_rows, batch.rows, batch.invalid, batch.sources)
+            _log_rows, batch.rows, batch.invalid, batch.sources, limits, now)
     return batch
 
 
-def decode_metrics(messages: Sequence[RawMessage], encoding: str, max_bytes: int) -> MetricsBatch:
+def decode_metrics(messages: Sequence[RawMessage], encoding: str, max_bytes: int, limits: Limits | None = None,
+                   now: float | None = None) -> MetricsBatch:
     """Records of ``otlp_metrics`` to rows of the ``otel_metrics_*`` tables, one row per data point."""
     batch = MetricsBatch()
     _decode(messages, encoding, max_bytes, ExportMetricsServiceRequest, "resource_metrics",
-            "resourceMetrics", _metric_rows, batch, batch.invalid, batch.sources)
+            "resourceMetrics", _metric_rows, batch, batch.invalid, batch.sources, limits, now)
     return batch

@@ -6,6 +6,12 @@ work is one decode call and building one tuple. A record that cannot be used bec
 ``empty value``, ``oversized``, ``not JSON``, ``unknown type``, ``schema``) and its source
 coordinates; the records around it still decode.
 
+Limits every decoder of the hub applies (``limits_from`` reads them from the settings): a record
+over ``max_bytes`` is ``oversized``; JSON nested deeper than ``max_depth`` arrays/objects is
+``too deeply nested: > N levels`` (checked before anything walks the value, so no input can
+exhaust the stack); an event time outside the window (``min_year`` .. now + ``max_future_seconds``,
+and what the column can hold) is ``timestamp out of range: ...``. None of them raises.
+
 Dead letters: ``to_dead_letter`` makes the JSON record published to the dead-letter topic,
 ``dead_letter_row`` the row of the ClickHouse table ``dead_letters``
 (``schemas/clickhouse/0003_dead_letters.sql``).
@@ -14,9 +20,12 @@ Dead letters: ``to_dead_letter`` makes the JSON record published to the dead-let
 from __future__ import annotations
 
 import base64
+import re
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from itertools import accumulate
 from typing import Final, NamedTuple, Sequence
 
 import msgspec
@@ -30,6 +39,12 @@ __all__ = [
     "DecodedBatch",
     "REQUEST_COLUMNS",
     "decode_request_legs",
+    "Limits",
+    "limits_from",
+    "too_deep",
+    "depth_reason",
+    "TimeWindow",
+    "COLUMN_RANGE",
     "DeadLetter",
     "DEAD_LETTER_COLUMNS",
     "make_dead_letter",
@@ -70,6 +85,122 @@ class DecodedBatch:
     sources: list[tuple[int, int]] = field(default_factory=list)
 
 
+# ---- limits ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What every decoder refuses: records over ``max_bytes``, nesting deeper than ``max_depth``,
+    event times before January 1 of ``min_year`` (UTC) or more than ``max_future_seconds`` ahead."""
+
+    max_bytes: int = 1_000_000
+    max_depth: int = 64
+    max_future_seconds: float = 86_400
+    min_year: int = 2000
+
+
+def limits_from(settings) -> Limits:
+    """The ``Limits`` of the hub's settings (``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``, ...)."""
+    return Limits(settings.max_record_bytes, settings.max_nesting_depth, settings.max_future_seconds,
+                  settings.min_event_year)
+
+
+def depth_reason(limit: int) -> str:
+    return f"too deeply nested: > {limit} levels"
+
+
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
+_BRACKETS: Final = b"[]{}"
+_NOT_BRACKETS: Final = bytes(c for c in range(256) if c not in _BRACKETS)
+_STEP: Final = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def too_deep(value: bytes, limit: int) -> bool:
+    """True when JSON ``value`` nests arrays/objects more than ``limit`` levels deep.
+
+    Brackets inside strings do not count. Runs in C-level passes (no parsing, no recursion), and
+    costs two counts when the value has no more brackets than ``limit``. Input that is not JSON
+    gets an answer too (its brackets outside what looks like strings are counted).
+    """
+    if value.count(b"[") + value.count(b"{") <= limit:
+        return False
+    if b'"' in value:
+        value = _JSON_STRING.sub(b"", value)
+    structure = value.translate(None, _NOT_BRACKETS)
+    if len(structure) <= limit:
+        return False
+    return max(accumulate(map(_STEP.__getitem__, structure))) > limit
+
+
+#: The range of a ``DateTime64`` column (ClickHouse: 1900-01-01 .. 2299-12-31 23:59:59.999...).
+DATETIME64_MIN: Final = datetime(1900, 1, 1, tzinfo=UTC)
+DATETIME64_MAX: Final = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+#: The range of a ``DateTime64(9)`` column in nanoseconds since the epoch (Int64 ticks from 1900).
+NANOS_MIN: Final = -2_208_988_800 * 10**9
+NANOS_MAX: Final = 2**63 - 1
+
+
+class TimeWindow(NamedTuple):
+    """The event times a decoder accepts now: ``lo`` .. ``hi`` as datetimes and as nanoseconds."""
+
+    lo: datetime
+    hi: datetime
+    lo_ns: int
+    hi_ns: int
+
+    @classmethod
+    def of(cls, limits: Limits, now: float | None = None) -> "TimeWindow":
+        now = time.time() if now is None else now
+        year = min(max(limits.min_year, 1900), 2299)
+        lo = max(datetime(year, 1, 1, tzinfo=UTC), DATETIME64_MIN)
+        ahead = min(max(limits.max_future_seconds, 0), 10**10)
+        hi_s = now + ahead
+        hi = DATETIME64_MAX if hi_s >= DATETIME64_MAX.timestamp() else datetime.fromtimestamp(hi_s, UTC)
+        lo_ns = max(int(lo.timestamp()) * 10**9, NANOS_MIN)
+        hi_ns = min(int(hi_s * 1e6) * 1000, NANOS_MAX)
+        return cls(lo, hi, lo_ns, hi_ns)
+
+    def reason(self, shown: str) -> str:
+        return f"timestamp out of range: {shown} not in [{_iso(self.lo)}, {_iso(self.hi)}]"
+
+    def reason_ns(self, what: str, ns: int) -> str:
+        return f"timestamp out of range: {what} {ns} ns not in [{self.lo_ns}, {self.hi_ns}]"
+
+
+#: Every time a ``DateTime64`` column holds (no plausibility window).
+COLUMN_RANGE: Final = TimeWindow(DATETIME64_MIN, DATETIME64_MAX, NANOS_MIN, NANOS_MAX)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _check_times(rows: list, sources: list, start: int, m, window: TimeWindow,
+                 invalid: list, time_at: int = 1) -> None:
+    """Move the rows appended since ``start`` whose event time is outside ``window`` to ``invalid``."""
+    lo, hi = window.lo, window.hi
+    if len(rows) - start == 1:
+        t = rows[start][time_at]
+        if lo <= t <= hi:
+            return
+    else:
+        times = [row[time_at] for row in rows[start:]]
+        if lo <= min(times) and max(times) <= hi:
+            return
+    keep_rows, keep_sources = [], []
+    for row, source in zip(rows[start:], sources[start:]):
+        t = row[time_at]
+        if lo <= t <= hi:
+            keep_rows.append(row)
+            keep_sources.append(source)
+        else:
+            invalid.append(InvalidRecord(window.reason(_iso(t)), m[0], m[1], m[2], index=source[1]))
+    rows[start:] = keep_rows
+    sources[start:] = keep_sources
+
+
 _DECODER: Final = msgspec.json.Decoder(RequestLegEvent)
 
 
@@ -98,15 +229,18 @@ def _schema_reason(value: bytes, exc: msgspec.ValidationError) -> str:
 _LIST_DECODER: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
+def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int, limits: Limits | None = None,
+                        now: float | None = None) -> DecodedBatch:
     """Decode a batch of ``dev.gamedayhub.request.leg.v1`` records into ``requests`` rows.
 
     A Kafka record holds one CloudEvent (structured mode, a JSON object) or a CloudEvents
     batch (``application/cloudevents-batch+json``, a JSON array of them). Never raises for a
     bad record: each becomes an ``InvalidRecord`` in ``invalid``; for an event inside a batch,
-    ``index`` says which one, and the batch's other events still decode.
+    ``index`` says which one, and the batch's other events still decode. ``limits`` (default
+    ``Limits()`` with ``max_bytes``) bound nesting and event times; ``now`` is the clock the
+    future bound is taken from (default: the time of the call).
     """
-    return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole)
+    return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole, limits=limits, now=now)
 
 
 class _UuidIdEvent(RequestLegEvent):
@@ -149,7 +283,8 @@ def _row(e, eid: uuid.UUID) -> tuple:
 
 
 def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_one,
-                       decode_whole=None) -> DecodedBatch:
+                       decode_whole=None, limits: Limits | None = None, now: float | None = None,
+                       time_at: int = 1) -> DecodedBatch:
     """The record-level checks every CloudEvents topic shares: empty, oversized, single or batch.
 
     ``decode_one(value, message, index, rows, invalid)`` decodes one event (index -1 for a
@@ -158,7 +293,16 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     appends every event's row and returns True, or appends nothing and returns False, and then
     the record is decoded event by event (which names each bad event). ``sources`` is filled
     here from how many rows each call appended (at most one per ``decode_one`` call).
+
+    The limits (``limits``, default ``Limits()`` with ``max_bytes``): a record nested deeper than
+    ``max_depth`` is refused before anything walks it; a row whose ``row[time_at]`` (an aware
+    datetime) is outside the time window is taken out again and refused with its index.
     """
+    if limits is None:
+        limits = Limits(max_bytes)
+    max_bytes = min(max_bytes, limits.max_bytes)
+    max_depth = limits.max_depth
+    window = TimeWindow.of(limits, now)
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
     sources: list[tuple[int, int]] = []
@@ -172,27 +316,38 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
             invalid.append(InvalidRecord(f"oversized: {len(value)} bytes > {max_bytes}", m[0], m[1], offset))
             continue
         is_batch = value.lstrip()[:1] == b"["
-        before = len(rows)
-        if decode_whole is not None and decode_whole(value, is_batch, rows):
-            if is_batch:
-                sources.extend([(offset, index) for index in range(len(rows) - before)])
-            else:
-                sources.append((offset, -1))
-        elif is_batch:
-            try:
-                elements = _LIST_DECODER.decode(value)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
+        first = len(rows)
+        try:
+            if decode_whole is not None and decode_whole(value, is_batch, rows):
+                if is_batch:
+                    sources.extend([(offset, index) for index in range(len(rows) - first)])
+                else:
+                    sources.append((offset, -1))
+            elif too_deep(value, max_depth):
+                invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
                 continue
-            for index, element in enumerate(elements):
-                decode_one(bytes(element), m, index, rows, invalid)
-                if len(rows) > before:
-                    sources.append((offset, index))
-                    before += 1
-        else:
-            decode_one(value, m, -1, rows, invalid)
-            if len(rows) > before:
-                sources.append((offset, -1))
+            elif is_batch:
+                try:
+                    elements = _LIST_DECODER.decode(value)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
+                    continue
+                before = first
+                for index, element in enumerate(elements):
+                    decode_one(bytes(element), m, index, rows, invalid)
+                    if len(rows) > before:
+                        sources.append((offset, index))
+                        before += 1
+            else:
+                decode_one(value, m, -1, rows, invalid)
+                if len(rows) > first:
+                    sources.append((offset, -1))
+        except RecursionError:  # the depth check above makes this unreachable; never let it escape
+            del rows[first:], sources[first:]
+            invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
+            continue
+        if len(rows) > first:
+            _check_times(rows, sources, first, m, window, invalid, time_at)
     return DecodedBatch(rows, invalid, sources)
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Final, Literal, Sequence
 import msgspec
 
 from hub.errors import InvalidRecord
-from hub.records.decode import DecodedBatch, RawMessage, decode_cloudevents
+from hub.records.decode import DecodedBatch, Limits, RawMessage, decode_cloudevents
 
 __all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
            "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row",
@@ -139,6 +139,12 @@ def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> 
         invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2], index=index))
 
 
-def decode_pairs(messages: Sequence[RawMessage], max_bytes: int) -> DecodedBatch:
-    """``shadow_pairs`` rows (``PAIR_COLUMNS`` order) from pair records, single events or batches."""
-    return decode_cloudevents(messages, max_bytes, _one)
+def decode_pairs(messages: Sequence[RawMessage], max_bytes: int, limits: Limits | None = None,
+                 now: float | None = None) -> DecodedBatch:
+    """``shadow_pairs`` rows (``PAIR_COLUMNS`` order) from pair records, single events or batches.
+
+    Never raises: a record that is empty, oversized, too deeply nested, not JSON or not a pair, and
+    a pair whose event time is outside the window of ``limits`` (see ``hub.records.decode``),
+    becomes an ``InvalidRecord``.
+    """
+    return decode_cloudevents(messages, max_bytes, _one, limits=limits, now=now, time_at=PAIR_TIME)

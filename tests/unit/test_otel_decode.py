@@ -61,7 +61,7 @@ def test_bad_record_is_invalid_and_neighbours_decode(value, encoding, kind):
     good = GOOD if encoding != "otlp_json" else (
         b'{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},'
         b'"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",'
-        b'"name":"ok","kind":2,"startTimeUnixNano":"1000","endTimeUnixNano":"3000"}]}]}]}')
+        b'"name":"ok","kind":2,"startTimeUnixNano":"1714564800000001000","endTimeUnixNano":"1714564800000003000"}]}]}]}')
     batch = decode_spans([_msg(1, good), _msg(2, value), _msg(3, good)], encoding, MAX)
     assert [r[TRACE_COLUMNS.index("SpanName")] for r in batch.rows] == ["ok", "ok"]
     assert len(batch.invalid) == 1
@@ -73,7 +73,7 @@ def test_bad_record_is_invalid_and_neighbours_decode(value, encoding, kind):
 def test_json_span_fields():
     value = (b'{"resourceSpans":[{"scopeSpans":[{"scope":{"name":"s"},"spans":[{'
              b'"traceId":"0AF7651916CD43DD8448EB211C80319C","spanId":"b7ad6b7169203331","parentSpanId":"",'
-             b'"name":"n","kind":3,"startTimeUnixNano":1000,"endTimeUnixNano":"4000",'
+             b'"name":"n","kind":3,"startTimeUnixNano":1714564800000001000,"endTimeUnixNano":"1714564800000004000",'
              b'"status":{"code":2,"message":"boom"},'
              b'"attributes":[{"key":"n","value":{"intValue":"9007199254740993"}},'
              b'{"key":"d","value":{"doubleValue":"NaN"}}]}]}]}]}')
@@ -83,7 +83,7 @@ def test_json_span_fields():
     assert row["TraceId"] == "0af7651916cd43dd8448eb211c80319c"
     assert row["ParentSpanId"] == ""
     assert (row["SpanKind"], row["StatusCode"], row["StatusMessage"]) == ("Client", "Error", "boom")
-    assert (row["Timestamp"], row["Duration"]) == (1000, 3000)
+    assert (row["Timestamp"], row["Duration"]) == (1714564800000001000, 3000)
     assert row["SpanAttributes"] == {"n": "9007199254740993", "d": "NaN"}
     assert (row["ServiceName"], row["ScopeName"], row["ExperimentId"]) == ("", "s", "")
 
