@@ -9,13 +9,13 @@ import hmac
 import ipaddress
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import orjson
 from aiohttp import web
 
-from hub.sql import QueryRefused, run_readonly
+from hub.sql import QueryRefused, SqlLimits, run_readonly, sql_limits
 from hub.storage.client import Store
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,20 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-def run_sql(store: Store, sql: str, max_rows: int) -> dict:
-    """Run one read-only query (the guard and the engine's limits) and return columns and rows."""
-    return run_readonly(store, sql, max_rows=max_rows)
+def run_sql(store: Store, sql: str, limits: SqlLimits) -> dict:
+    """Run one read-only query (the guard and the engine's limits) and return columns and rows.
+
+    It runs in a thread of its own on a connection of its own (never the sinks' one, never under
+    the Store's lock), bounded by the limits of the hub's settings: rows, seconds and memory."""
+    return run_readonly(store, sql, limits=limits)
+
+
+def sql_limits_of(ctx: "ApiContext") -> SqlLimits:
+    """The ad-hoc SQL limits of the hub's settings (environment and ``<home>/hub.env``)."""
+    settings = ctx.extra.get("settings")
+    if settings is not None:
+        return sql_limits(settings)
+    return replace(sql_limits(), max_rows=ctx.max_rows)
 
 
 def build_app(ctx: ApiContext) -> web.Application:
@@ -110,7 +121,7 @@ def build_app(ctx: ApiContext) -> web.Application:
             return json_response({"error": "the query is empty"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, run_sql, ctx.store, query, ctx.max_rows)
+            result = await loop.run_in_executor(None, run_sql, ctx.store, query, sql_limits_of(ctx))
         except QueryRefused as exc:
             return json_response({"error": str(exc), "rule": exc.rule}, status=400)
         except Exception as exc:

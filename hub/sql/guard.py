@@ -19,9 +19,8 @@ Two layers, each sufficient for writes on its own (see docs/sql.md):
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hub.errors import ConfigError, HubError, UserError
@@ -45,20 +44,35 @@ class QueryFailed(UserError):
 
 
 # ---- limits -------------------------------------------------------------------------------
+DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB; see docs/sql.md for why
+RESULT_SHARE = 32             # the answer itself may take a 32nd of the memory limit (32 MiB at 1 GiB)
+MIN_RESULT_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class SqlLimits:
     max_rows: int = DEFAULT_MAX_ROWS
     max_seconds: float = DEFAULT_MAX_SECONDS
+    max_memory: int = DEFAULT_MAX_MEMORY
+
+    @property
+    def max_result_bytes(self) -> int:
+        """Largest answer (in the engine's Native encoding) that is decoded into Python objects,
+        which can take several times that many bytes (an array of numbers about nine times)."""
+        return max(MIN_RESULT_BYTES, self.max_memory // RESULT_SHARE)
 
 
 def sql_limits(settings: Any = None, environ: Mapping[str, str] | None = None) -> SqlLimits:
-    """HUB_SQL_MAX_ROWS and HUB_SQL_MAX_SECONDS: from the settings object once it carries them
-    (``sql_max_rows``, ``sql_max_seconds``), else from the environment, else the defaults."""
-    env = os.environ if environ is None else environ
+    """HUB_SQL_MAX_ROWS, HUB_SQL_MAX_SECONDS and HUB_SQL_MAX_MEMORY from the settings object (which
+    has read ``<home>/hub.env`` and the environment); without one, from the hub's settings as
+    ``load_settings`` reads them (``environ`` instead of the process environment when given)."""
+    if settings is None:
+        from hub.settings import load_settings
+
+        settings = load_settings(environ)
 
     def pick(attr: str, name: str, default: float, kind):
-        value = getattr(settings, attr, None) if settings is not None else None
-        raw = env.get(name, "") if value is None else value
+        raw = getattr(settings, attr, None)
         if raw in ("", None):
             return default
         try:
@@ -70,7 +84,15 @@ def sql_limits(settings: Any = None, environ: Mapping[str, str] | None = None) -
         return number
 
     return SqlLimits(max_rows=pick("sql_max_rows", "HUB_SQL_MAX_ROWS", DEFAULT_MAX_ROWS, int),
-                     max_seconds=pick("sql_max_seconds", "HUB_SQL_MAX_SECONDS", DEFAULT_MAX_SECONDS, float))
+                     max_seconds=pick("sql_max_seconds", "HUB_SQL_MAX_SECONDS", DEFAULT_MAX_SECONDS, float),
+                     max_memory=pick("sql_max_memory", "HUB_SQL_MAX_MEMORY", DEFAULT_MAX_MEMORY, int))
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
 
 
 # ---- tokenizer ----------------------------------------------------------------------------
@@ -349,35 +371,79 @@ def _first_line(exc: BaseException) -> str:
     return line[:500]
 
 
-def _open_reader(store, max_rows: int, max_seconds: float):
+def _engine_limits(limits: SqlLimits) -> dict[str, Any]:
+    """The limits as ClickHouse settings, enforced inside the engine for this statement."""
+    return {
+        "limit": limits.max_rows + 1,              # the answer stops there: one more than is kept, so that
+        "max_result_rows": limits.max_rows + 1,    # truncation shows; a block of any size is cut exactly
+        "max_result_bytes": limits.max_result_bytes,
+        "result_overflow_mode": "throw",
+        "max_execution_time": limits.max_seconds,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": limits.max_memory,
+    }
+
+
+def _open_reader(store, limits: SqlLimits):
     """A connection of its own for one statement; on chDB read-only for its whole life."""
     import clickhouse_connect
 
-    limits = {
-        "max_result_rows": max_rows + 1,  # one more than we keep, so that truncation shows
-        "result_overflow_mode": "break",
-        "max_execution_time": max_seconds,
-        "timeout_overflow_mode": "throw",
-    }
+    settings = _engine_limits(limits)
     client = clickhouse_connect.get_client(dsn=store.dsn, database=store.database)
     if store.dsn.startswith("chdb"):
-        for name, value in limits.items():
+        for name, value in settings.items():
             literal = f"'{value}'" if isinstance(value, str) else repr(value)
             client.command(f"SET {name} = {literal}")
         client.command("SET readonly = 1")  # last: after it nothing can change a setting
         return client, None
-    return client, {**limits, "readonly": 1}  # a server: per request, readonly last
+    return client, {**settings, "readonly": 1}  # a server: per request, readonly last
 
 
-def execute_readonly(store, sql: str, max_rows: int, max_seconds: float) -> dict:
+class _Bytes:
+    """The answer's bytes as the source clickhouse-connect's Native decoder reads."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.last_message = None
+        self.exception_tag = None
+
+    @property
+    def gen(self):
+        yield self.data
+
+    def close(self) -> None:
+        return None
+
+
+def _fetch(client, sql: str, per_query: dict | None, limits: SqlLimits):
+    """The statement's answer, decoded only when its Native encoding is within
+    ``limits.max_result_bytes``: decoding makes a Python object of every value, several times
+    larger than the engine's bytes, and in the worker that memory is the worker's."""
+    from clickhouse_connect.driver.ctypes import RespBuffCls
+    from clickhouse_connect.driver.transform import NativeTransform
+
+    data = client.raw_query(sql, settings=per_query, fmt="Native")
+    if len(data) > limits.max_result_bytes:
+        raise QueryFailed(f"the answer is larger than {_size(limits.max_result_bytes)} (a {RESULT_SHARE}th of "
+                          "HUB_SQL_MAX_MEMORY): select fewer or smaller columns, or aggregate")
+    context = client.create_query_context(query=sql, settings=per_query)
+    return NativeTransform.parse_response(RespBuffCls(_Bytes(data)), context)
+
+
+def execute_readonly(store, sql: str, max_rows: int | None = None, max_seconds: float | None = None,
+                     limits: SqlLimits | None = None) -> dict:
     """Run ``sql`` as it is (no guard: only for SQL already checked, or written by the hub) on a
     read-only connection with the limits; at most ``max_rows`` rows come back."""
+    limits = limits or SqlLimits()
+    if max_rows is not None or max_seconds is not None:
+        limits = replace(limits, max_rows=max_rows or limits.max_rows, max_seconds=max_seconds or limits.max_seconds)
+    max_rows, max_seconds = limits.max_rows, limits.max_seconds
     try:
-        client, per_query = _open_reader(store, max_rows, max_seconds)
+        client, per_query = _open_reader(store, limits)
     except Exception as exc:
         raise QueryFailed(f"cannot open a read-only connection: {_first_line(exc)}") from None
     try:
-        result = client.query(sql, settings=per_query)
+        result = _fetch(client, sql, per_query, limits)
         columns = list(result.column_names)
         raw = result.result_rows
     except HubError:
@@ -386,6 +452,12 @@ def execute_readonly(store, sql: str, max_rows: int, max_seconds: float) -> dict
         message = _first_line(exc)
         if "TIMEOUT_EXCEEDED" in message or "Timeout exceeded" in message:
             raise QueryFailed(f"the query ran longer than {max_seconds:g} s (HUB_SQL_MAX_SECONDS)") from None
+        if "MEMORY_LIMIT_EXCEEDED" in message or "memory limit exceeded" in message.lower():
+            raise QueryFailed(f"the query needed more than {_size(limits.max_memory)} of memory "
+                              f"(HUB_SQL_MAX_MEMORY): {message}") from None
+        if "TOO_MANY_ROWS_OR_BYTES" in message or "Limit for result exceeded" in message:
+            raise QueryFailed(f"the answer is larger than the limits allow (HUB_SQL_MAX_ROWS, "
+                              f"HUB_SQL_MAX_MEMORY): {message}") from None
         if "READONLY" in message or "readonly mode" in message:
             raise QueryFailed(f"the store refused it, the SQL interface is read-only: {message}") from None
         raise QueryFailed(message) from None
@@ -400,12 +472,15 @@ def execute_readonly(store, sql: str, max_rows: int, max_seconds: float) -> dict
             "max_rows": max_rows}
 
 
-def run_readonly(store, sql: str, max_rows: int | None = None, max_seconds: float | None = None) -> dict:
+def run_readonly(store, sql: str, max_rows: int | None = None, max_seconds: float | None = None,
+                 limits: SqlLimits | None = None) -> dict:
     """Check ``sql`` with ``check_query`` and run the normalised statement read-only.
 
-    Returns ``{"columns", "rows", "row_count", "truncated", "max_rows"}``; raises ``QueryRefused``
-    (the guard said no) or ``QueryFailed`` (the engine said no, or the time limit passed).
+    ``limits`` default to the hub's settings (``sql_limits()``: the environment and
+    ``<home>/hub.env``); ``max_rows`` and ``max_seconds`` override theirs. Returns ``{"columns",
+    "rows", "row_count", "truncated", "max_rows"}``; raises ``QueryRefused`` (the guard said no) or
+    ``QueryFailed`` (the engine said no, or a limit was reached).
     """
-    limits = sql_limits()
     statement = check_query(sql)
-    return execute_readonly(store, statement, max_rows or limits.max_rows, max_seconds or limits.max_seconds)
+    limits = limits or sql_limits()
+    return execute_readonly(store, statement, max_rows, max_seconds, limits=limits)
