@@ -93,7 +93,8 @@ def annotation_faults(db: str, experiment_id: str) -> str:
 def annotation_aborts(db: str, experiment_id: str) -> str:
     return (f"SELECT time, concat('Aborted by ', JSONExtractString(payload, 'by'), ': ', "
             f"JSONExtractString(payload, 'reason')) AS text, ['abort'] AS tags FROM {db}.experiment_events "
-            f"WHERE experiment_id = {lit(experiment_id)} AND kind = 'experiment_aborted' AND $__timeFilter(time) "
+            f"WHERE experiment_id = {lit(experiment_id)} AND accepted = 1 AND kind = 'experiment_aborted' "
+            f"AND $__timeFilter(time) "
             f"ORDER BY time")
 
 
@@ -299,7 +300,7 @@ def _rules_of_running(db: str) -> str:
             f"JSONExtractString(rule, 'comparison') AS comparison, JSONExtractFloat(rule, 'threshold') AS threshold, "
             f"JSONExtractString(rule, 'severity') AS severity "
             f"FROM {db}.experiment_events ARRAY JOIN JSONExtractArrayRaw(payload, 'definition', 'abort_conditions') AS rule "
-            f"WHERE kind = 'experiment_created' AND experiment_id IN "
+            f"WHERE accepted = 1 AND kind = 'experiment_created' AND experiment_id IN "
             f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running')")
 
 

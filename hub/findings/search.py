@@ -106,7 +106,7 @@ LEFT JOIN
     SELECT experiment_id,
            JSONExtract(payload, 'definition', 'targets', 'services', 'Array(String)') AS services
     FROM {db}.experiment_events
-    WHERE kind = 'experiment_created'
+    WHERE accepted = 1 AND kind = 'experiment_created'
 ) AS d ON d.experiment_id = n.experiment_id
 WHERE {' AND '.join(where)}
 ORDER BY n.time, n.experiment_id, n.note_id

@@ -212,11 +212,12 @@ ORDER BY time, alert_id, kind
 
 AUDIT = Question(
     "audit",
-    "Who did what when: every event on the experiment's log, in order.",
+    "Who did what when: every event of the experiment's timeline, in order (events the lifecycle refused, "
+    "forged ones among them, are in experiment_refused_events).",
     """
 SELECT sequence, time, actor, kind, phase, payload
 FROM {db}.experiment_events
-WHERE experiment_id = {experiment}
+WHERE experiment_id = {experiment} AND accepted = 1
 ORDER BY sequence
 """,
 )
@@ -231,11 +232,12 @@ FROM
     SELECT time, replaceOne(toString(kind), 'experiment_', 'experiment ') AS what,
            JSONExtractString(payload, 'reason') AS detail, actor
     FROM {db}.experiment_events
-    WHERE experiment_id = {experiment} AND kind IN ('experiment_started', 'experiment_aborted', 'experiment_completed')
+    WHERE experiment_id = {experiment} AND accepted = 1
+      AND kind IN ('experiment_started', 'experiment_aborted', 'experiment_completed')
     UNION ALL
     SELECT time, 'phase' AS what, toString(phase) AS detail, actor
     FROM {db}.experiment_events
-    WHERE experiment_id = {experiment} AND kind = 'phase_changed'
+    WHERE experiment_id = {experiment} AND accepted = 1 AND kind = 'phase_changed'
     UNION ALL
     SELECT start AS time, 'fault injected' AS what,
            concat(fault_id, ': ', action, ' on ', target, if(parameters IN ('', '{{}}', 'null'), '', concat(' ', parameters)))

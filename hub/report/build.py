@@ -140,17 +140,17 @@ def _experiment(query: Query, db: str, eid: str) -> tuple[dict, dict]:
         raise UserError(f"no experiment {eid!r} in the store (`hub experiment list` shows them)")
     defs = _rows(query(
         f"SELECT JSONExtractRaw(payload, 'definition') AS definition FROM {db}.experiment_events "
-        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_created' ORDER BY sequence LIMIT 1"))
+        f"WHERE experiment_id = {lit(eid)} AND accepted = 1 AND kind = 'experiment_created' ORDER BY sequence LIMIT 1"))
     definition = json.loads(defs[0]["definition"]) if defs and defs[0]["definition"] else {}
     completed = _rows(query(
         f"SELECT JSONExtractString(payload, 'summary') AS summary, actor FROM {db}.experiment_events "
-        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_completed' ORDER BY sequence LIMIT 1"))
+        f"WHERE experiment_id = {lit(eid)} AND accepted = 1 AND kind = 'experiment_completed' ORDER BY sequence LIMIT 1"))
     experiment = rows[0]
     experiment["summary"] = completed[0]["summary"] if completed else ""
     experiment["completed_by"] = completed[0]["actor"] if completed else ""
     started = _rows(query(
         f"SELECT JSONExtractBool(payload, 'forced') AS forced, actor FROM {db}.experiment_events "
-        f"WHERE experiment_id = {lit(eid)} AND kind = 'experiment_started' ORDER BY sequence LIMIT 1"))
+        f"WHERE experiment_id = {lit(eid)} AND accepted = 1 AND kind = 'experiment_started' ORDER BY sequence LIMIT 1"))
     experiment["forced_start"] = bool(started and started[0]["forced"])
     experiment["started_by"] = started[0]["actor"] if started else ""
     return experiment, definition
