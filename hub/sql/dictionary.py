@@ -19,8 +19,12 @@ TABLES = {
     "shadow_pairs": "One comparison per shadowed request: status and body match, latency difference, outcome, noise.",
     "canary_verdicts": "Canary against baseline per route and metric: test, effect size, verdict and confidence.",
     "sink_ledger": "The sink's write-ahead ledger: one row per stored batch of one partition's offsets.",
-    "experiment_events": "The experiment log: every lifecycle event with its actor and time (the audit trail).",
-    "experiments": "View: one row per experiment with its title, status, current phase and times.",
+    "experiment_events": "The experiment log: every lifecycle event with its actor and time (the audit trail), "
+                         "forged and refused ones too: accepted says whether the lifecycle fold took it, refusal why not.",
+    "experiments": "View: one row per experiment with its title, status, current phase and times (accepted events only, "
+                   "as are the other experiment views).",
+    "experiment_refused_events": "View: the experiment events the lifecycle fold refused, with the reason and their "
+                                 "place in the log.",
     "experiment_phases": "View: one row per stretch of a phase, [start, end); end is NULL while it lasts.",
     "experiment_faults": "View: one row per fault, what and where, active during [start, end).",
     "experiment_notes": "View: every observation and surprise with its actor and time.",
