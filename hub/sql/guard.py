@@ -1,5 +1,5 @@
 """Read-only ad-hoc SQL: a guard that refuses anything but one reading statement, and an executor
-that runs it on a connection the engine itself holds read-only, with time and row limits.
+that runs it on a connection the engine itself holds read-only, with row, time and memory limits.
 
 Two layers, each sufficient for writes on its own (see docs/sql.md):
 
@@ -7,10 +7,11 @@ Two layers, each sufficient for writes on its own (see docs/sql.md):
    names, ``--``/``#``/nested ``/* */`` comments; a comment separates tokens, so ``DR/**/OP`` is
    ``DR OP``) and refuses, with a one-line reason, everything that is not exactly one SELECT,
    WITH, SHOW, DESCRIBE or EXPLAIN statement: write and admin keywords anywhere, SETTINGS and
-   FORMAT clauses, INTO OUTFILE, table functions that reach outside the store, system tables
-   other than a short list of harmless ones, characters outside ASCII where a look-alike could
-   hide a keyword. It returns the statement rebuilt from its tokens: comments gone, one space
-   between tokens, no trailing ``;``. That text, not the original, is what runs.
+   FORMAT clauses, INTO OUTFILE, calls of functions and table functions that are not on the
+   allow-list (hub/sql/functions.py), system tables other than a short list of harmless ones,
+   characters outside ASCII where a look-alike could hide a keyword. It returns the statement
+   rebuilt from its tokens: comments gone, one space between tokens, no trailing ``;``. That
+   text, not the original, is what runs.
 2. ``execute_readonly`` runs the statement on a connection of its own, never the hub's writing
    one. On the embedded engine (chDB) the connection is made read-only for its whole life with
    ``SET readonly = 1`` after its limits are set, so neither the statement nor a SETTINGS clause
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hub.errors import ConfigError, HubError, UserError
+from hub.sql.functions import call_refusal
 
 MAX_QUERY_CHARS = 100_000
 DEFAULT_MAX_ROWS = 10_000
@@ -220,19 +222,8 @@ FORBIDDEN_WORDS = {
 }
 WRITE_KEYWORDS = frozenset(FORBIDDEN_WORDS)
 
-# Table functions (and the odd scalar function) that reach outside the store, read files or run
-# programs, or read tables by pattern (which would sidestep the system-table rule).
-FORBIDDEN_FUNCTIONS = frozenset(name.lower() for name in (
-    "url", "urlCluster", "file", "fileCluster", "s3", "s3Cluster", "gcs", "hdfs", "hdfsCluster",
-    "remote", "remoteSecure", "mysql", "postgresql", "jdbc", "odbc", "executable", "executablePool", "input",
-    "cluster", "clusterAllReplicas", "azureBlobStorage", "azureBlobStorageCluster",
-    "iceberg", "icebergS3", "icebergAzure", "icebergHDFS", "icebergLocal", "icebergCluster",
-    "icebergS3Cluster", "icebergAzureCluster", "icebergHDFSCluster",
-    "deltaLake", "deltaLakeS3", "deltaLakeAzure", "deltaLakeLocal", "deltaLakeCluster", "deltaLakeS3Cluster",
-    "deltaLakeAzureCluster", "hudi", "hudiCluster", "paimon", "paimonS3", "paimonAzure", "paimonHDFS",
-    "paimonLocal", "arrowFlight", "arrowflight", "ytsaurus", "mongodb", "redis", "sqlite", "dictionary",
-    "merge", "loop", "generateSerialID", "catboostEvaluate", "modelEvaluate",
-))
+# Which functions and table functions a query may call: an allow-list (hub/sql/functions.py); a
+# name followed by "(" that is not on it is refused, so is one the engine adds in a later version.
 
 # system tables that describe the schema, the data's parts and the engine's counters; every other
 # one (users, grants, quotas, named collections, zookeeper, processes, query and session logs,
@@ -325,9 +316,10 @@ def _check_tokens(tokens: list[Token]) -> None:
             raise _refuse("format", "a FORMAT clause is not allowed: the hub chooses the output format "
                                     "(--format table|csv|json)")
         name = _name_of(t)
-        if name is not None and nxt is not None and nxt.text == "(" and name.lower() in FORBIDDEN_FUNCTIONS:
-            raise _refuse("function", f"{name}() reaches outside the store (files, URLs, other servers, "
-                                      "programs or tables by pattern) and is not allowed")
+        if name is not None and nxt is not None and nxt.text == "(":
+            why = call_refusal(name)
+            if why is not None:
+                raise _refuse("function", f"{name}() is not allowed: it {why}")
         if (name is not None and name.lower() == "system" and nxt is not None and nxt.text == "."
                 and k + 2 < len(tokens)):
             table = _name_of(tokens[k + 2])
