@@ -20,6 +20,8 @@ live one and swaps only a whole rebuild in:
 4. On any failure before the swap (a broker or store error, an interrupt, or partitions still
    unread when ``HUB_REPLAY_MAX_SECONDS`` has passed since the start), the new database is
    dropped, the hub's database stays exactly as it was, and ``ReplayFailed`` says why in one line.
+
+While it runs, the store holds both databases: it needs room for a second copy of the data.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ JSON, wrong types, times the column cannot hold) are dead letters, as before.
 The verdict on the event at offset X is the decision of ``hub.experiments.lifecycle.apply`` (the
 fold the registry runs) given the experiment's accepted events before X, in log order. Events are
 keyed by experiment id, so one experiment's timeline is in one partition and ordered, and a
-partition's fold state is enough to judge its next event. An event whose record key is not its
-experiment id is refused (``wrong key``): it may sit in another partition than the experiment's
-timeline, where its place in the timeline is not defined. An event the fold takes as a repeat of
+partition's fold state is enough to judge its next event. An event whose record key is another
+experiment's id is refused (``wrong key``): it may sit in another partition than the experiment's
+timeline, where its place in the timeline is not defined. (The registry folds every partition in
+the order it reads them, so for such an event, or an unkeyed one outside the experiment's
+partition, its verdict could differ from this one; the hub's own writers always key events by
+experiment id.) An event the fold takes as a repeat of
 one already applied (same sequence and event id, an at-least-once redelivery) changes nothing;
 it is stored with ``accepted = 0`` and a ``duplicate`` refusal, so the views count it once.
 
