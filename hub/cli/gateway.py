@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from hub.errors import HubError, UserError
 from hub.settings import Settings
@@ -39,10 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_gateway(args, settings: Settings) -> int:
-    from hub.gateway.config import load_config
+    from hub.gateway.config import is_loopback, load_config
     from hub.gateway.proxy import serve
 
     config = load_config(args.config)
+    for host, what in ((config.host, "listen"), (config.admin_host, "admin_listen")):
+        if host and not is_loopback(host):
+            print(f"warning: gateway.{what} {host} is not a loopback address: the gateway speaks plain HTTP and "
+                  "trusts no client; put TLS (a load balancer or a TLS-terminating proxy) in front of it",
+                  file=sys.stderr, flush=True)
     if args.check:
         print(f"gateway {config.name} on {config.host}:{config.port}: {len(config.backends)} backends, "
               f"{len(config.routes)} routes")

@@ -1,5 +1,7 @@
-"""The shadow path's bulkhead: bounded concurrency and a bounded queue; overflow is dropped, counted,
-and reported to a callback. ``submit`` never waits, so the primary path never waits on shadows."""
+"""The shadow path's bulkhead: bounded concurrency, a bounded queue and a bound on the bytes the
+queued and running jobs hold; overflow is dropped and counted. ``submit`` never waits, so the
+primary path never waits on shadows. ``close`` gives the jobs a grace period, then reports every
+job that did not finish to its ``on_drop`` callback: no job disappears without a trace."""
 
 from __future__ import annotations
 
@@ -10,15 +12,19 @@ from typing import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+OnDrop = Callable[[str], None]
 
 
 class Bulkhead:
-    def __init__(self, max_concurrent: int = 8, max_queue: int = 64):
+    def __init__(self, max_concurrent: int = 8, max_queue: int = 64, max_bytes: int | None = None):
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        self.bytes = 0  # held by queued and running jobs
         self._queue: asyncio.Queue | None = None
         self._workers: list[asyncio.Task] = []
-        self.stats = {"submitted": 0, "started": 0, "completed": 0, "failed": 0, "dropped": 0}
+        self.stats = {"submitted": 0, "started": 0, "completed": 0, "failed": 0, "dropped": 0,
+                      "dropped_bytes": 0, "dropped_at_stop": 0}
 
     async def start(self) -> None:
         # Queue of max_queue waiting jobs; max_concurrent workers run them.
@@ -27,18 +33,24 @@ class Bulkhead:
         self._idle = self.max_concurrent
         self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_concurrent)]
 
-    def submit(self, job: Job) -> bool:
-        """Queue ``job``; False (dropped) when the queue is full. Never waits."""
+    def submit(self, job: Job, nbytes: int = 0, on_drop: OnDrop | None = None) -> bool:
+        """Queue ``job`` holding ``nbytes``; False (dropped) when the queue or the byte budget is full.
+        Never waits."""
         self.stats["submitted"] += 1
         q = self._queue
         if q is None or (self._unbounded_zero and (self._idle == 0 or q.qsize() > 0)):
             self.stats["dropped"] += 1
             return False
+        if self.max_bytes is not None and nbytes and self.bytes + nbytes > self.max_bytes:
+            self.stats["dropped"] += 1
+            self.stats["dropped_bytes"] += 1
+            return False
         try:
-            q.put_nowait(job)
+            q.put_nowait((job, nbytes, on_drop))
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             return False
+        self.bytes += nbytes
         return True
 
     @property
@@ -48,20 +60,30 @@ class Bulkhead:
     async def _work(self) -> None:
         q = self._queue
         while True:
-            job = await q.get()
+            job, nbytes, on_drop = await q.get()
             self._idle -= 1
             self.stats["started"] += 1
             try:
                 await job()
                 self.stats["completed"] += 1
             except asyncio.CancelledError:
+                self._dropped_at_stop(on_drop)
                 raise
             except Exception:  # a shadow's failure is its own, never the gateway's
                 self.stats["failed"] += 1
                 log.debug("shadow job failed", exc_info=True)
             finally:
+                self.bytes -= nbytes
                 self._idle += 1
                 q.task_done()
+
+    def _dropped_at_stop(self, on_drop: OnDrop | None) -> None:
+        self.stats["dropped_at_stop"] += 1
+        if on_drop is not None:
+            try:
+                on_drop("the gateway stopped")
+            except Exception:
+                log.warning("reporting a shadow dropped at stop failed", exc_info=True)
 
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until every queued job ran (tests, shutdown)."""
@@ -71,7 +93,17 @@ class Bulkhead:
             except asyncio.TimeoutError:
                 pass
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Let the jobs run for up to ``grace`` seconds, then stop: every job not finished by then
+        (queued or running) is reported to its ``on_drop``."""
+        if grace > 0:
+            await self.join(grace)
+        if self._queue is not None:
+            while not self._queue.empty():
+                _, nbytes, on_drop = self._queue.get_nowait()
+                self.bytes -= nbytes
+                self._queue.task_done()
+                self._dropped_at_stop(on_drop)
         for w in self._workers:
             w.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -16,7 +16,7 @@ import yaml
 from hub.errors import UserError
 
 __all__ = ["GatewayConfigError", "Backend", "Canary", "Shadow", "Route", "BulkheadConfig", "GatewayConfig",
-           "load_config", "parse_config"]
+           "is_loopback", "load_config", "parse_config"]
 
 
 class GatewayConfigError(UserError):
@@ -62,6 +62,7 @@ class Route:
 class BulkheadConfig:
     max_concurrent: int = 8
     max_queue: int = 64
+    max_bytes: int = 64 * 1024 * 1024   # primary bodies held for comparison by queued and running shadows
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,40 @@ class GatewayConfig:
     experiment_id: str = ""
     trust_secret: str = ""        # an upstream gateway proves itself with X-Hub-Gateway-Secret
     trust_peers: tuple[str, ...] = ()   # or by its address (IPs or CIDR networks)
+    admin_host: str = ""          # /health and /metrics; empty: no admin listener
+    admin_port: int = 0
+    header_timeout_s: float = 10.0     # a request's head must arrive within this
+    idle_timeout_s: float = 60.0       # an idle keep-alive connection is closed after this
+    shutdown_timeout_s: float = 10.0   # on stop: time for requests in flight and queued shadows
+    compare_max_bytes: int = 1024 * 1024   # bodies compared field by field up to this; beyond: hash and size
+
+
+def _listen(ctx, value, path: str) -> tuple[str, int]:
+    listen = str(value)
+    host, _, port_s = listen.rpartition(":")
+    if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        ctx.fail(path, f"expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port_s)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _KEYS = {
     "": {"gateway", "backends", "routes", "bulkhead", "emit", "comparison"},
-    "gateway": {"name", "listen", "experiment_id", "trust"},
+    "gateway": {"name", "listen", "experiment_id", "trust", "admin_listen", "header_timeout_s", "idle_timeout_s",
+                "shutdown_timeout_s"},
     "trust": {"secret", "secret_env", "peers"},
     "emit": {"bootstrap", "requests_topic", "pairs_topic", "spans_topic"},
-    "comparison": {"nondeterministic", "noise_rate", "latency_regression_factor", "latency_regression_slack_ms"},
-    "bulkhead": {"max_concurrent", "max_queue"},
+    "comparison": {"nondeterministic", "noise_rate", "latency_regression_factor", "latency_regression_slack_ms",
+                   "max_body_bytes"},
+    "bulkhead": {"max_concurrent", "max_queue", "max_bytes"},
     "backend": {"url", "kind", "timeout_s"},
     "route": {"path", "backend", "methods", "canary", "shadow"},
     "canary": {"backend", "weight", "sticky"},
@@ -163,10 +189,9 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
     doc = ctx.mapping(doc, "", "")
     gw = ctx.mapping(doc.get("gateway") or {}, "gateway", "gateway")
     name = ctx.string(gw.get("name", "gateway"), "gateway.name", _NAME)
-    listen = str(gw.get("listen", "127.0.0.1:8080"))
-    host, _, port_s = listen.rpartition(":")
-    if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
-        ctx.fail("gateway.listen", f"expected HOST:PORT, got {listen!r}")
+    host, port = _listen(ctx, gw.get("listen", "127.0.0.1:8080"), "gateway.listen")
+    admin_host, admin_port = _listen(ctx, gw["admin_listen"], "gateway.admin_listen") if "admin_listen" in gw \
+        else ("", 0)
     raw_backends = doc.get("backends")
     if not raw_backends:
         ctx.fail("backends", "at least one backend is required")
@@ -227,7 +252,9 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         routes.append(Route(template, primary, methods, canary, shadow, regex))
     bh = ctx.mapping(doc.get("bulkhead") or {}, "bulkhead", "bulkhead")
     bulkhead = BulkheadConfig(int(ctx.number(bh.get("max_concurrent", 8), "bulkhead.max_concurrent", 1, 10_000, True)),
-                              int(ctx.number(bh.get("max_queue", 64), "bulkhead.max_queue", 0, 1_000_000, True)))
+                              int(ctx.number(bh.get("max_queue", 64), "bulkhead.max_queue", 0, 1_000_000, True)),
+                              int(ctx.number(bh.get("max_bytes", 64 * 1024 * 1024), "bulkhead.max_bytes", 0,
+                                             2**40, True)))
     trust = ctx.mapping(gw.get("trust") or {}, "gateway.trust", "trust")
     secret = ""
     if "secret" in trust and "secret_env" in trust:
@@ -255,7 +282,7 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
     em = ctx.mapping(doc.get("emit") or {}, "emit", "emit")
     cmp_ = ctx.mapping(doc.get("comparison") or {}, "comparison", "comparison")
     return GatewayConfig(
-        name=name, host=host.strip("[]"), port=int(port_s), backends=backends, routes=tuple(routes), bulkhead=bulkhead,
+        name=name, host=host, port=port, backends=backends, routes=tuple(routes), bulkhead=bulkhead,
         bootstrap=str(em.get("bootstrap", "")), requests_topic=str(em.get("requests_topic", "")),
         pairs_topic=str(em.get("pairs_topic", "hub.pairs")), spans_topic=str(em.get("spans_topic", "")),
         nondeterministic=ctx.globs(cmp_.get("nondeterministic", []), "comparison.nondeterministic"),
@@ -265,7 +292,13 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         latency_slack_ms=float(ctx.number(cmp_.get("latency_regression_slack_ms", 50.0),
                                           "comparison.latency_regression_slack_ms", 0.0, 1e9)),
         experiment_id=str(gw.get("experiment_id", "")),
-        trust_secret=secret, trust_peers=tuple(peers),
+        trust_secret=secret, trust_peers=tuple(peers), admin_host=admin_host, admin_port=admin_port,
+        header_timeout_s=float(ctx.number(gw.get("header_timeout_s", 10.0), "gateway.header_timeout_s", 0.01, 3600)),
+        idle_timeout_s=float(ctx.number(gw.get("idle_timeout_s", 60.0), "gateway.idle_timeout_s", 0.01, 86400)),
+        shutdown_timeout_s=float(ctx.number(gw.get("shutdown_timeout_s", 10.0), "gateway.shutdown_timeout_s", 0,
+                                            3600)),
+        compare_max_bytes=int(ctx.number(cmp_.get("max_body_bytes", 1024 * 1024), "comparison.max_body_bytes", 0,
+                                         2**31, True)),
     )
 
 

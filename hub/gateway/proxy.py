@@ -1,13 +1,15 @@
-"""The gateway: an aiohttp server forwarding to backends with one aiohttp ClientSession.
+"""The gateway: aiohttp's low-level server forwarding to backends with one aiohttp ClientSession.
 
-Per request: match the route (first match; 404 when none, 405 when the method is not allowed),
-take or make the correlation id (``X-Correlation-Id``), pick the target (the canary backend for
-the canary's share, sticky by a header or cookie when configured), forward, emit the leg
-(``primary`` or ``canary``), and answer. When the route shadows and the method is safe, a
-per-route counter selects exactly ``percent`` % of those requests (over any n requests,
-floor(n * percent / 100) of them); a selected request is handed to the bulkhead, which replays
-it to the shadow backend (and to the secondary, when configured) in the background. A full
-bulkhead drops it: counted, emitted as a shadow leg with status 0 and error
+Per request: normalise the path (``hub.gateway.paths``: the path routed is the path forwarded),
+match the route (first match; 404 when none, 405 when the method is not allowed), make the
+correlation id (an upstream gateway's when trusted, see ``hub.gateway.headers``), pick the target
+(the canary backend for the canary's share, sticky by a header or cookie when configured),
+forward with the bodies streaming through (never re-sent, never re-normalised), emit the leg
+(``primary`` or ``canary``). When the route shadows and the request is safe to replay (a safe
+method, no body, no method override), a per-route counter selects exactly ``percent`` % of those
+requests (over any n requests, floor(n * percent / 100) of them); a selected request is handed to
+the bulkhead, which replays it to the shadow backend (and to the secondary, when configured) in
+the background. A full bulkhead drops it: counted, emitted as a shadow leg with status 0 and error
 ``dropped by bulkhead``, and as a pair with outcome ``dropped_by_bulkhead``.
 
 The gateway holds every response of a shadowed request, so it compares bodies itself (JSON
@@ -39,13 +41,15 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import aiohttp
-from aiohttp import web
+from aiohttp import web, web_protocol
+from aiohttp.streams import EMPTY_PAYLOAD
 from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from yarl import URL
 
 from hub.gateway.bulkhead import Bulkhead
+from hub.gateway.compare import decode_body
 from hub.gateway.config import Backend, GatewayConfig, Route
 from hub.gateway.headers import (
     FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
@@ -53,7 +57,7 @@ from hub.gateway.headers import (
 from hub.gateway.paths import BadTarget, normalize_target
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
-from hub.shadow.noise import NoiseModel, body_diff
+from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff
 from hub.shadow.pairing import DROPPED_BY_BULKHEAD, GATEWAY_SOURCE_PREFIX, LegView, PairPolicy, make_pair
 from hub.shadow.records import ShadowPair, encode_pair
 
@@ -67,6 +71,7 @@ _GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as gateway.name i
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # headers the HTTP client must not add on its own (the client's own are passed as they came)
 _SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_CHUNK = 64 * 1024
 
 
 def response_hash(body: bytes) -> str:
@@ -103,13 +108,112 @@ def sticky_bucket(value: str) -> float:
     return zlib.crc32(value.encode()) / 2**32
 
 
+class _Body:
+    """A body passing through: its size, its hash, and its first ``cap`` bytes (None once larger)."""
+
+    __slots__ = ("size", "hash", "buf", "cap")
+
+    def __init__(self, cap: int):
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.cap = cap
+        self.buf: bytearray | None = bytearray() if cap > 0 else None
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.hash.update(chunk)
+        if self.buf is not None:
+            if len(self.buf) + len(chunk) <= self.cap:
+                self.buf += chunk
+            else:
+                self.buf = None
+
+
 @dataclass
 class _Response:
     status: int
-    body: bytes
-    headers: list
     latency_ms: float
     error: str = ""
+    size: int = 0
+    digest: str = ""               # response_hash of the whole body ("" without a response)
+    body: bytes | None = None      # the body for comparison: up to compare_max_bytes, else None
+    encoding: str = ""             # its Content-Encoding
+    timed_out: bool = False
+
+    @classmethod
+    def of(cls, status: int, body: _Body, latency_ms: float, encoding: str = "", error: str = "") -> "_Response":
+        return cls(status, latency_ms, error, body.size, body.hash.digest()[:16].hex(),
+                   bytes(body.buf) if body.buf is not None else None, encoding)
+
+
+def describe(exc: BaseException, backend: Backend) -> str:
+    """A backend error as stored in a leg: its kind and the backend's name, never the URL or path."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return f"timeout: no answer from {backend.name} within {backend.timeout_s:g} s"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"ServerDisconnectedError: {backend.name} closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"ClientConnectorError: cannot connect to {backend.name}"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"ClientPayloadError: {backend.name} sent a broken body"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}: {backend.name} sent a malformed response"
+    if isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)):
+        return f"{type(exc).__name__}: the connection to {backend.name} failed"
+    return f"{type(exc).__name__} with {backend.name}"
+
+
+class _Handler(web_protocol.RequestHandler):
+    """aiohttp's connection handler with a deadline for a request's head (the idle keep-alive
+    deadline is aiohttp's own) and one log line, not a traceback, per malformed request."""
+
+    __slots__ = ("_head_timer", "_head_timeout", "_last_payload")
+
+    def __init__(self, *args, head_timeout: float = 10.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._head_timer = None
+        self._head_timeout = head_timeout
+        self._last_payload = None
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:
+            self._last_payload = self._messages[-1][1] if self._messages else None
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif data and self._head_timer is None and self._payload_parser is None and not self._upgraded:
+            payload = self._last_payload
+            if payload is None or payload is EMPTY_PAYLOAD or payload.is_eof():  # not inside a body
+                self._head_timer = self._loop.call_later(self._head_timeout, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        log.warning("closed a connection from %s: no complete request head within %g s",
+                    self.transport.get_extra_info("peername", ("?",))[0] if self.transport else "?",
+                    self._head_timeout)
+        self.force_close()
+
+    def connection_lost(self, exc) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def log_exception(self, *args, **kw) -> None:
+        exc = kw.get("exc_info")
+        if args and str(args[0]).startswith("Error handling request") and isinstance(exc, BaseException):
+            remote = args[1] if len(args) > 1 else "?"
+            reason = (getattr(exc, "message", "") or str(exc)).splitlines()[0][:200] if str(exc) else ""
+            log.warning("malformed request from %s: %s%s", remote, type(exc).__name__, f": {reason}" if reason else "")
+            return
+        super().log_exception(*args, **kw)
+
+
+class _Server(web.Server):
+    def __call__(self):
+        return _Handler(self, loop=self._loop, **self._kwargs)
 
 
 class Gateway:
@@ -146,7 +250,7 @@ class Gateway:
             self._tracer_provider = tracer_provider
         self.tracer = (tracer_provider.get_tracer("hub.gateway") if tracer_provider is not None
                        else trace.get_tracer("hub.gateway"))
-        self.bulkhead = Bulkhead(config.bulkhead.max_concurrent, config.bulkhead.max_queue)
+        self.bulkhead = Bulkhead(config.bulkhead.max_concurrent, config.bulkhead.max_queue, config.bulkhead.max_bytes)
         nondet = {r.path: r.shadow.nondeterministic for r in config.routes if r.shadow}
         nondet["*"] = config.nondeterministic
         self.noise = NoiseModel(nondet, noise_rate=config.noise_rate)
@@ -155,20 +259,22 @@ class Gateway:
         self._canary_share = {r.path: ExactShare(r.canary.weight * 100) for r in config.routes if r.canary}
         self.counters = {"requests": 0, "not_found": 0, "primary": 0, "canary": 0, "shadow_selected": 0,
                          "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
-                         "pairs": 0, "chained": 0, "loops": 0, "bad_requests": 0, "paths_normalized": 0,
-                         "trusted": 0, "shadow_unsafe": 0}
+                         "backend_timeouts": 0, "client_disconnects": 0, "pairs": 0, "chained": 0, "loops": 0,
+                         "bad_requests": 0, "paths_normalized": 0, "trusted": 0, "shadow_unsafe": 0,
+                         "shadow_not_compared": 0, "emit_refused": 0, "response_headers_dropped": 0}
         self.outcomes: dict[str, int] = {}
         self.trust = Trust(config.trust_secret, config.trust_peers)
         self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
-        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner: web.BaseRunner | None = None
+        self._admin: web.AppRunner | None = None
+        self.admin_address: tuple | None = None
+        self._refusals_logged: set[str] = set()
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None))
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30),
+            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
         # aiohttp re-sends a request with a method it deems idempotent (GET, PUT, DELETE, ...) once
         # when a pooled keep-alive connection turns out closed (ClientSession._request). A gateway
         # never re-sends on its own: a backend that hangs up is one 502 and one leg that says so.
@@ -177,12 +283,25 @@ class Gateway:
                                "turn off its automatic re-sending")
         self._session._retry_connection = False
         await self.bulkhead.start()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # a client that goes away cancels its handler, and so the backend request
+        server = _Server(self.handle, handler_cancellation=True, keepalive_timeout=self.config.idle_timeout_s,
+                         head_timeout=self.config.header_timeout_s, access_log=None,
+                         max_line_size=8190, max_field_size=8190)
+        self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
         await site.start()
         sock = site._server.sockets[0]  # the bound address (port 0 picks a free one)
         self.address = sock.getsockname()[:2]
+        if self.config.admin_host:
+            admin = web.Application()
+            admin.router.add_get("/health", self._health)
+            admin.router.add_get("/metrics", self._metrics)
+            self._admin = web.AppRunner(admin, access_log=None)
+            await self._admin.setup()
+            admin_site = web.TCPSite(self._admin, self.config.admin_host, self.config.admin_port)
+            await admin_site.start()
+            self.admin_address = admin_site._server.sockets[0].getsockname()[:2]
         return self.address
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -190,9 +309,14 @@ class Gateway:
         await self.bulkhead.join(timeout)
 
     async def close(self) -> None:
-        await self.bulkhead.close()
+        """Stop: no new connections; the requests in flight finish (up to ``shutdown_timeout_s``),
+        then the queued shadows (up to the same again); every shadow not done by then is emitted as
+        dropped (a shadow leg and a ``dropped_by_bulkhead`` pair). Then the emitters are flushed."""
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.bulkhead.close(grace=self.config.shutdown_timeout_s)
+        if self._admin is not None:
+            await self._admin.cleanup()
         if self._session is not None:
             await self._session.close()
         for emitter in self._emitters:
@@ -201,8 +325,30 @@ class Gateway:
             self._tracer_provider.shutdown()
 
     def stats(self) -> dict:
-        return {**self.counters, "bulkhead": dict(self.bulkhead.stats), "outcomes": dict(self.outcomes),
-                "noise": self.noise.snapshot()}
+        return {**self.counters, "bulkhead": {**self.bulkhead.stats, "bytes": self.bulkhead.bytes},
+                "outcomes": dict(self.outcomes), "noise": self.noise.snapshot()}
+
+    # ---- admin --------------------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "gateway": self.config.name,
+                                  "shadow_queue": self.bulkhead.queued, "shadow_bytes": self.bulkhead.bytes})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        name = self.config.name.replace("\\", "\\\\").replace('"', '\\"')
+        lines = []
+        for key, value in self.counters.items():
+            lines.append(f"# TYPE hub_gateway_{key}_total counter")
+            lines.append(f'hub_gateway_{key}_total{{gateway="{name}"}} {value}')
+        for key, value in self.bulkhead.stats.items():
+            lines.append(f'hub_gateway_bulkhead_{key}_total{{gateway="{name}"}} {value}')
+        lines.append(f'hub_gateway_bulkhead_queued{{gateway="{name}"}} {self.bulkhead.queued}')
+        lines.append(f'hub_gateway_bulkhead_bytes{{gateway="{name}"}} {self.bulkhead.bytes}')
+        for outcome, value in sorted(self.outcomes.items()):
+            lines.append(f'hub_gateway_pairs_by_outcome_total{{gateway="{name}",outcome="{outcome}"}} {value}')
+        for emitter in self._emitters:
+            for key, value in emitter.stats().items():
+                lines.append(f'hub_gateway_emitter_{key}{{gateway="{name}",topic="{emitter.topic}"}} {value}')
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     # ---- routing ------------------------------------------------------------------------------
     def match(self, path: str, method: str) -> tuple[Route | None, bool]:
@@ -215,7 +361,7 @@ class Gateway:
                 found = found or route
         return found, False
 
-    def _canary(self, route: Route, request: web.Request) -> bool:
+    def _canary(self, route: Route, request: web.BaseRequest) -> bool:
         c = route.canary
         if c is None or c.weight <= 0:
             return False
@@ -229,63 +375,70 @@ class Gateway:
         return self._canary_share[route.path].take()
 
     # ---- forwarding ---------------------------------------------------------------------------
-    async def _forward(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict,
-                       body: bytes) -> _Response:
+    def _request(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict, data=None):
+        # encoded=True: the path goes out exactly as normalised and routed, never re-normalised.
+        # The backend must answer (its head) within timeout_s and never pause longer than that.
+        return self._session.request(
+            method, URL(backend.url + path_qs, encoded=True), headers=headers, data=data,
+            skip_auto_headers=_SKIP_AUTO, allow_redirects=False, compress=None,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=backend.timeout_s, sock_read=backend.timeout_s))
+
+    async def _fetch(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict) -> _Response:
+        """A shadow's request: the body read, hashed and kept up to compare_max_bytes."""
         started = time.perf_counter()
+        body = _Body(self.config.compare_max_bytes)
         try:
-            # encoded=True: the path goes out exactly as normalised and routed, never re-normalised
-            async with self._session.request(method, URL(backend.url + path_qs, encoded=True), headers=headers,
-                                             data=body or None, skip_auto_headers=_SKIP_AUTO,
-                                             allow_redirects=False,
-                                             timeout=aiohttp.ClientTimeout(total=backend.timeout_s)) as resp:
-                data = await resp.read()
-                out_headers = end_to_end(resp.headers.items())
-                return _Response(resp.status, data, out_headers, (time.perf_counter() - started) * 1000)
+            async with self._request(backend, method, path_qs, headers) as resp:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    body.add(chunk)
+                return _Response.of(resp.status, body, (time.perf_counter() - started) * 1000,
+                                    resp.headers.get("Content-Encoding", ""))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.counters["backend_errors"] += 1
-            return _Response(0, b"", [], (time.perf_counter() - started) * 1000,
-                             f"{type(exc).__name__}: {exc}"[:300])
-
-    def _for(self, backend: Backend, headers: CIMultiDict) -> CIMultiDict:
-        """The headers for ``backend``: the shared secret only to a chained gateway."""
-        if backend.kind == "gateway" and self.config.trust_secret:
-            headers = headers.copy()
-            headers[HEADER_SECRET] = self.config.trust_secret
-        return headers
+            return _Response(0, (time.perf_counter() - started) * 1000, describe(exc, backend),
+                             timed_out=isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)))
 
     def _leg(self, cid, leg, route, method, backend, resp: _Response, started: datetime, req_bytes: int,
              exp: str, phase: str) -> RequestLeg:
         return RequestLeg(correlation_id=cid, leg=leg, gateway=self.config.name, route=route.path, method=method,
                           backend=backend, status=resp.status, latency_ms=round(resp.latency_ms, 3),
                           event_time=started, request_bytes=min(req_bytes, 4294967295),
-                          response_bytes=min(len(resp.body), 4294967295),
-                          response_hash=response_hash(resp.body) if resp.status else "", error=resp.error,
+                          response_bytes=min(resp.size, 4294967295),
+                          response_hash=resp.digest if resp.status else "", error=resp.error,
                           experiment_id=exp, phase=phase)
+
+    def _refused(self, what: str, reason: str) -> None:
+        self.counters["emit_refused"] += 1
+        if reason not in self._refusals_logged:  # once per reason; the counter has the rest
+            self._refusals_logged.add(reason)
+            log.warning("the emitter refused a %s (%s); counted in emit_refused", what, reason)
 
     def _emit(self, leg: RequestLeg, source: str) -> None:
         try:
-            self._emit_leg(leg, source=source)
-        except Exception:  # emission never fails a request
-            log.debug("leg emission failed", exc_info=True)
+            if self._emit_leg(leg, source=source) is False:
+                self._refused("leg", "buffer full, closed or not encodable")
+        except Exception as exc:  # emission never fails a request
+            self._refused("leg", type(exc).__name__)
 
     def _emit_pair_record(self, pair: ShadowPair, source: str) -> None:
         self.counters["pairs"] += 1
         self.outcomes[pair.outcome] = self.outcomes.get(pair.outcome, 0) + 1
         try:
-            self._emit_pair(pair.correlation_id.encode(), encode_pair(pair, source))
-        except Exception:
-            log.debug("pair emission failed", exc_info=True)
+            if self._emit_pair(pair.correlation_id.encode(), encode_pair(pair, source)) is False:
+                self._refused("pair", "buffer full, closed or not encodable")
+        except Exception as exc:
+            self._refused("pair", type(exc).__name__)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         self.counters["requests"] += 1
         method = request.method
         try:
             path, query = normalize_target(request.raw_path)
         except BadTarget as exc:
             self.counters["bad_requests"] += 1
-            log.info("refused %s request: %s", method, exc)
+            log.info("refused a %s request from %s: %s", method, request.remote, exc)
             return web.Response(status=400, text=f"bad request: {exc}\n")
         path_qs = f"{path}?{query}" if query else path
         if path_qs != request.raw_path:
@@ -297,6 +450,11 @@ class Gateway:
         if not allowed:
             return web.Response(status=405, text="method not allowed on this route\n")
         headers_in = request.headers
+        if not _utf8_headers(headers_in.values()):
+            # bytes that are not UTF-8 cannot be forwarded unaltered by the HTTP client: refused, never mangled
+            self.counters["bad_requests"] += 1
+            log.info("refused a %s request from %s: a header value is not UTF-8", method, request.remote)
+            return web.Response(status=400, text="bad request: a header value is not UTF-8\n")
         overrides = overrides_method(headers_in)
         if route.methods and any(m not in route.methods for m in overrides):
             return web.Response(status=405, text="method not allowed on this route\n")
@@ -320,10 +478,10 @@ class Gateway:
             cid, client_cid = given_cid, headers_in.get(HEADER_CLIENT_CID, "")
         else:
             cid, client_cid = uuid.uuid4().hex, given_cid
-        exp = (headers_in.get(HEADER_EXP, "") if trusted else "") or self.config.experiment_id
-        phase = headers_in.get(HEADER_PHASE, "") if trusted else ""
+        exp = _label(headers_in.get(HEADER_EXP, "")) if trusted else ""
+        exp = exp or self.config.experiment_id
+        phase = _label(headers_in.get(HEADER_PHASE, "")) if trusted else ""
         replayed = trusted and bool(headers_in.get(HEADER_SHADOW))  # a shadow replay by an upstream gateway
-        body = await request.read()
         canary = self._canary(route, request)
         leg_name = "canary" if canary else "primary"
         backend = self.config.backends[route.canary.backend if canary else route.backend]
@@ -340,8 +498,25 @@ class Gateway:
         if replayed:
             headers[HEADER_SHADOW] = "1"
         # a request is safe to replay only when nothing about it can write
-        unsafe = bool(overrides) or bool(body) or request.body_exists or method not in _SAFE or replayed
+        has_body = request.body_exists
+        unsafe = bool(overrides) or has_body or method not in _SAFE or replayed
+        shadow = route.shadow
+        shadowing = not canary and shadow is not None and method in shadow.methods
+        if shadowing and unsafe:
+            self.counters["shadow_unsafe"] += 1
+            shadowing = False
+        # the request body streams through; its length is kept when the client gave one
+        upload = None
+        req_size = [0]
+        if has_body:
+            if request.content_length is not None:
+                headers["Content-Length"] = str(request.content_length)
+            upload = _counted(request.content, req_size)
         started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        body = _Body(self.config.compare_max_bytes if shadowing else 0)
+        status, encoding, error, timed_out = 0, "", "", False
+        out: web.StreamResponse | None = None
         with self.tracer.start_as_current_span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
             span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
@@ -357,36 +532,102 @@ class Gateway:
                 cs.set_attribute(ATTR_GATEWAY_LEG, leg_name)
                 cs.set_attribute("server.backend", backend.name)
                 inject(headers)
-                resp = await self._forward(backend, method, path_qs, self._for(backend, headers), body)
-                cs.set_attribute("http.response.status_code", resp.status)
+                try:
+                    async with self._request(backend, method, path_qs, self._for(backend, headers), upload) as resp:
+                        status = resp.status
+                        encoding = resp.headers.get("Content-Encoding", "")
+                        headers_out = end_to_end(resp.headers.items())
+                        if not _utf8_headers(v for _, v in headers_out):
+                            headers_out = self._utf8_only(headers_out)
+                        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers_out)
+                        length = resp.headers.get("Content-Length")
+                        if length is not None and length.isdigit() and "Transfer-Encoding" not in resp.headers:
+                            out.content_length = int(length)
+                        await out.prepare(request)
+                        if method != "HEAD" and status not in (204, 304):
+                            async for chunk in resp.content.iter_chunked(_CHUNK):
+                                body.add(chunk)
+                                await out.write(chunk)
+                        await out.write_eof()
+                except asyncio.CancelledError:
+                    # the client went away: the backend request is cancelled with it
+                    self.counters["client_disconnects"] += 1
+                    error = "cancelled: the client closed the connection"
+                    self._emit(self._leg(cid, leg_name, route, method, backend.name,
+                                         _Response.of(status, body, (time.perf_counter() - t0) * 1000, error=error),
+                                         started, req_size[0], exp, phase), source)
+                    raise
+                except Exception as exc:
+                    timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
+                    if isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) and out is not None \
+                            and out.prepared and request.transport is None:
+                        self.counters["client_disconnects"] += 1
+                        error = "the client closed the connection"
+                    else:
+                        self.counters["backend_timeouts" if timed_out else "backend_errors"] += 1
+                        error = describe(exc, backend)
+                    if out is None or not out.prepared:
+                        status = 0
+                cs.set_attribute("http.response.status_code", status)
+            resp_rec = _Response.of(status, body, (time.perf_counter() - t0) * 1000, encoding, error)
             self.counters[leg_name] += 1
-            primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp, started, len(body), exp, phase)
+            primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp_rec, started, req_size[0],
+                                    exp, phase)
             self._emit(primary_leg, source)
-            shadow = route.shadow
-            if not canary and shadow is not None and method in shadow.methods and unsafe:
-                self.counters["shadow_unsafe"] += 1
-            elif not canary and shadow is not None and method in shadow.methods \
-                    and self._shadow_share[route.path].take():
+            if shadowing and not error and status and self._shadow_share[route.path].take():
                 self.counters["shadow_selected"] += 1
                 ctx = trace.set_span_in_context(span)
-                job = self._shadow_job(route, method, path_qs, headers, body, primary_leg, resp, ctx, source)
-                if not self.bulkhead.submit(job):
+                job = self._shadow_job(route, method, path_qs, headers, primary_leg, resp_rec, ctx, source)
+                held = len(resp_rec.body) if resp_rec.body is not None else 0
+                if not self.bulkhead.submit(job, held, self._drop_callback(route, method, primary_leg, source)):
                     self._dropped(route, method, primary_leg, source)
-        if resp.status == 0:
-            return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
-        return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+        if out is not None and out.prepared:
+            if error:  # the head went out already: the client sees the connection end early
+                if request.transport is not None:
+                    request.transport.close()
+            return out
+        if timed_out:
+            return web.Response(status=504, text=f"gateway timeout: {backend.name}\n")
+        return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
+
+    def _utf8_only(self, headers: list) -> list:
+        """A backend's response headers without those whose value is not UTF-8 (the server would
+        write them altered), counted and logged once."""
+        kept = [(k, v) for k, v in headers if _utf8_headers((v,))]
+        self.counters["response_headers_dropped"] += len(headers) - len(kept)
+        if "non-utf8" not in self._refusals_logged:
+            self._refusals_logged.add("non-utf8")
+            log.warning("dropped a response header whose value is not UTF-8; counted in response_headers_dropped")
+        return kept
+
+    def _for(self, backend: Backend, headers: CIMultiDict) -> CIMultiDict:
+        """The headers for ``backend``: the shared secret only to a chained gateway."""
+        if backend.kind == "gateway" and self.config.trust_secret:
+            headers = headers.copy()
+            headers[HEADER_SECRET] = self.config.trust_secret
+        return headers
 
     # ---- shadowing ----------------------------------------------------------------------------
-    def _dropped(self, route: Route, method: str, primary: RequestLeg, source: str) -> None:
+    def _dropped(self, route: Route, method: str, primary: RequestLeg, source: str, reason: str = "") -> None:
         self.counters["shadow_dropped"] += 1
         dropped = RequestLeg(correlation_id=primary.correlation_id, leg="shadow", gateway=self.config.name,
                              route=route.path, method=method, backend=route.shadow.backend, status=0, latency_ms=0.0,
-                             event_time=datetime.now(UTC), error=DROPPED_BY_BULKHEAD,
+                             event_time=datetime.now(UTC),
+                             error=f"{DROPPED_BY_BULKHEAD}: {reason}" if reason else DROPPED_BY_BULKHEAD,
                              experiment_id=primary.experiment_id, phase=primary.phase)
         self._emit(dropped, source)
         self._emit_pair_record(make_pair(_view(primary), _view(dropped), policy=self.policy), source)
 
-    def _shadow_job(self, route: Route, method: str, path_qs: str, headers: dict, body: bytes,
+    def _drop_callback(self, route: Route, method: str, primary: RequestLeg, source: str):
+        return lambda reason: self._dropped(route, method, primary, source, reason)
+
+    def _comparable(self, resp: _Response) -> bytes | None:
+        """The body to compare field by field, decoded; None when too large or not decodable."""
+        if resp.body is None:
+            return None
+        return decode_body(resp.body, resp.encoding, self.config.compare_max_bytes)
+
+    def _shadow_job(self, route: Route, method: str, path_qs: str, headers: CIMultiDict,
                     primary: RequestLeg, primary_resp: _Response, ctx, source: str):
         async def run() -> None:
             shadow_cfg = route.shadow
@@ -398,34 +639,68 @@ class Gateway:
                 span.set_attribute(ATTR_GATEWAY_LEG, "shadow")
                 started = datetime.now(UTC)
                 shadow_backend = self.config.backends[shadow_cfg.backend]
-                calls = [self._forward(shadow_backend, method, path_qs, self._for(shadow_backend, shadow_headers),
-                                       body)]
+                calls = [self._fetch(shadow_backend, method, path_qs, self._for(shadow_backend, shadow_headers))]
                 if shadow_cfg.secondary:
                     secondary = self.config.backends[shadow_cfg.secondary]
-                    calls.append(self._forward(secondary, method, path_qs, self._for(secondary, shadow_headers), body))
+                    calls.append(self._fetch(secondary, method, path_qs, self._for(secondary, shadow_headers)))
                 results = await asyncio.gather(*calls)
                 span.set_attribute("http.response.status_code", results[0].status)
             self.counters["shadow_sent"] += 1
             shadow_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.backend, results[0],
-                                   started, len(body), primary.experiment_id, primary.phase)
+                                   started, 0, primary.experiment_id, primary.phase)
             self._emit(shadow_leg, source)
+            primary_body = self._comparable(primary_resp)
             secondary_leg = None
             if shadow_cfg.secondary:
                 self.counters["secondary_sent"] += 1
                 sec = results[1]
                 secondary_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.secondary, sec,
-                                          started, len(body), primary.experiment_id, primary.phase)
+                                          started, 0, primary.experiment_id, primary.phase)
                 self._emit(secondary_leg, source)
-                if sec.status and not sec.error and primary_resp.status:
-                    self.noise.observe_secondary(route.path, body_diff(primary_resp.body, sec.body))
+                # the noise model learns only from bodies it could compare field by field
+                sec_body = self._comparable(sec) if sec.status and not sec.error else None
+                if primary_body is not None and sec_body is not None:
+                    self.noise.observe_secondary(route.path, body_diff(primary_body, sec_body))
             differing = None
-            if results[0].status and primary_resp.status:
-                differing = body_diff(primary_resp.body, results[0].body)
+            shadow_resp = results[0]
+            if shadow_resp.status and primary_resp.status:
+                shadow_body = self._comparable(shadow_resp)
+                if primary_body is not None and shadow_body is not None:
+                    differing = body_diff(primary_body, shadow_body)
+                else:  # too large or not decodable: compare hashes and sizes
+                    self.counters["shadow_not_compared"] += 1
+                    same = (primary_resp.digest, primary_resp.size) == (shadow_resp.digest, shadow_resp.size)
+                    differing = [] if same else [WHOLE_BODY]
             pair = make_pair(_view(primary), _view(shadow_leg),
                              secondary=_view(secondary_leg) if secondary_leg else None,
                              differing=differing, noise=self.noise, policy=self.policy)
             self._emit_pair_record(pair, source)
         return run
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,200}$")
+
+
+def _label(value: str) -> str:
+    """An experiment id or phase from an upstream gateway, or "" when it is not a plain label."""
+    return value if _LABEL.match(value) else ""
+
+
+def _utf8_headers(values) -> bool:
+    """True when every value is ASCII or valid UTF-8 (the server decodes other bytes to surrogates)."""
+    for v in values:
+        if not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+async def _counted(stream, counter: list):
+    async for chunk in stream.iter_chunked(_CHUNK):
+        counter[0] += len(chunk)
+        yield chunk
 
 
 def _view(leg: RequestLeg) -> LegView:

@@ -9,7 +9,6 @@ import gzip
 import json
 from dataclasses import dataclass, field
 
-import pytest
 
 from hub.gateway.config import parse_config
 from hub.gateway.proxy import Gateway
@@ -359,5 +358,236 @@ def test_chain_experiment_shadow_marker_and_correlation_id_are_taken_only_from_a
         assert up.all("X-Hub-Via") == ["edge-a,gw-test"] and up.all("X-Hub-Gateway-Secret") == []
         # the secret goes on only to a chained gateway
         assert nxt.seen[0].all("X-Hub-Gateway-Secret") == [SECRET]
+
+    asyncio.run(run())
+
+
+# ---- 7. no compression nobody asked for; compressed bodies compared decoded -------------------------
+def test_accept_encoding_passes_as_sent_and_compressed_bodies_are_compared_field_by_field():
+    counter = iter(range(10_000))
+
+    def gz(price):
+        def answer(seen):
+            doc = json.dumps({"price": price, "ts": next(counter), "name": "x" * 200}).encode()
+            return response(body=gzip.compress(doc, mtime=next(counter)), headers=[("Content-Encoding", "gzip")])
+        return answer
+
+    config = {"routes": [{"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100, "secondary": "secondary"}}]}
+
+    async def run():
+        primary, shadow, secondary = RawBackend(gz(10)), RawBackend(gz(11)), RawBackend(gz(10))
+        async with Harness(config, {"primary": primary, "shadow": shadow, "secondary": secondary}) as h:
+            plain = await h.send(req("GET", "/api/plain"))
+            asked = await h.send(req("GET", "/api/asked", "Accept-Encoding: br"))
+            for i in range(6):
+                assert (await h.send(req("GET", f"/api/item/{i}", "Accept-Encoding: gzip"))).status == 200
+            await h.gateway.drain()
+            noise = h.gateway.noise.snapshot()
+        by_target = {s.target: s for s in primary.seen}
+        assert by_target["/api/plain"].all("Accept-Encoding") == []
+        assert by_target["/api/asked"].all("Accept-Encoding") == ["br"]
+        assert by_target["/api/item/0"].all("Accept-Encoding") == ["gzip"]
+        # the client gets the backend's bytes as they were (the gateway neither adds nor strips encoding)
+        assert plain.header("Content-Encoding") == "gzip" and json.loads(gzip.decompress(plain.body))["price"] == 10
+        assert asked.status == 200
+        outcomes = [(p["data"]["outcome"], p["data"]["differing_fields"], p["data"]["noise_fields"]) for p in h.pairs]
+        assert len(outcomes) == 8
+        assert all(o == ("body_mismatch", ["price"], ["ts"]) for o in outcomes), outcomes
+        assert "$" not in json.dumps(noise)
+
+    asyncio.run(run())
+
+
+# ---- 8. non-ASCII header bytes ----------------------------------------------------------------------
+def test_non_ascii_header_bytes_pass_unmangled_and_every_leg_is_encodable():
+    from hub.records.decode import RawMessage, decode_request_legs
+    from hub.records.generate import encode_event
+    from hub.records.request_leg import new_event
+
+    async def run():
+        backend = RawBackend()
+        async with Harness(API, {"primary": backend}) as h:
+            raw = (b"GET /api/x HTTP/1.1\r\nHost: gw.example\r\nX-Utf8: \xc3\xa9t\xc3\xa9\r\n"
+                   b"X-Correlation-Id: \xc3\xa9t\xc3\xa9-\xe2\x82\xac\r\nConnection: close\r\n\r\n")
+            assert (await h.send(raw)).status == 200
+            # bytes that are not UTF-8 cannot go through unaltered: refused, never mangled
+            latin = (b"GET /api/y HTTP/1.1\r\nHost: gw.example\r\nX-Latin1: \xe9t\xe9\r\n"
+                     b"X-Correlation-Id: \xe9\r\nConnection: close\r\n\r\n")
+            assert (await h.send(latin)).status == 400
+        (seen,) = backend.seen
+        sent = {k.lower(): v for k, v in seen.headers}
+        assert sent[b"x-utf8"] == b"\xc3\xa9t\xc3\xa9"
+        assert sent[b"x-client-correlation-id"] == b"\xc3\xa9t\xc3\xa9-\xe2\x82\xac"
+        assert len(h.legs) == len(backend.seen)
+        raws = [RawMessage("t", 0, i, leg.correlation_id.encode(), encode_event(new_event(leg, **env)), 0)
+                for i, (leg, env) in enumerate(h.legs)]
+        batch = decode_request_legs(raws, 1_000_000)
+        assert batch.invalid == [] and len(batch.rows) == len(h.legs)
+
+    asyncio.run(run())
+
+
+# ---- 9. timeouts ------------------------------------------------------------------------------------
+def test_a_backend_timeout_is_504_and_not_shadowed():
+    async def hang(seen):
+        await asyncio.sleep(30)
+
+    config = {"routes": [{"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100}}],
+              "backends": {"primary": {"timeout_s": 0.3}}}
+
+    async def run():
+        primary, shadow = RawBackend(hang), RawBackend()
+        async with Harness(config, {"primary": primary, "shadow": shadow}) as h:
+            answer = await h.send(req("GET", "/api/slow"))
+            await h.gateway.drain()
+            stats = h.gateway.stats()
+        assert answer.status == 504
+        assert shadow.seen == [] and stats["shadow_selected"] == 0 and h.pairs == []
+        (leg, _), = h.legs
+        assert leg.status == 0 and leg.error.startswith("timeout") and "/api/slow" not in leg.error
+
+    asyncio.run(run())
+
+
+def test_a_client_that_goes_away_cancels_the_backend_request():
+    async def run():
+        gone = asyncio.Event()
+
+        async def hang(seen):
+            await asyncio.sleep(60)
+
+        class Watching(RawBackend):
+            async def _conn(self, reader, writer):
+                task = asyncio.ensure_future(super()._conn(reader, writer))
+                # the backend learns the gateway closed the connection: EOF on its socket
+                while not task.done():
+                    if reader.at_eof() or writer.is_closing():
+                        gone.set()
+                        task.cancel()
+                        break
+                    await asyncio.sleep(0.05)
+
+        backend = Watching(hang)
+        config = {"routes": [{"path": "/api/{rest*}", "backend": "primary"}],
+                  "backends": {"primary": {"timeout_s": 60}}}
+        async with Harness(config, {"primary": backend}) as h:
+            reader, writer = await asyncio.open_connection(*h.address)
+            writer.write(req("GET", "/api/wait"))
+            await writer.drain()
+            while not backend.seen:
+                await asyncio.sleep(0.02)
+            writer.close()
+            await asyncio.wait_for(gone.wait(), 20)  # well before the backend's 60 s timeout
+            while not h.legs:
+                await asyncio.sleep(0.02)
+            stats = h.gateway.stats()
+        assert stats["client_disconnects"] == 1
+        (leg, _), = h.legs
+        assert leg.status == 0 and "client" in leg.error
+
+    asyncio.run(run())
+
+
+def test_a_half_sent_request_head_is_closed_after_the_header_timeout_and_logged_once(caplog):
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "header_timeout_s": 0.3,
+                          "idle_timeout_s": 0.5}, **API}
+
+    async def run():
+        backend = RawBackend()
+        async with Harness(config, {"primary": backend}) as h:
+            reader, writer = await asyncio.open_connection(*h.address)
+            writer.write(b"GET /api/x HTTP/1.1\r\nHost: gw\r\nX-Slow: 1\r\n")  # never finished
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 20) == b""  # the gateway closed it
+            writer.close()
+            # an idle keep-alive connection is closed too
+            reader, writer = await asyncio.open_connection(*h.address)
+            assert await asyncio.wait_for(reader.read(), 20) == b""
+            writer.close()
+            # malformed requests: one log line each, no traceback
+            caplog.clear()
+            for _ in range(3):
+                answer = await h.send(b"GET /api/x HTTP/1.1\r\nHost: gw\r\nBad Header\r\n\r\n")
+                assert answer.status == 400
+        assert backend.seen == []
+        lines = [r for r in caplog.records if "malformed request" in r.getMessage()]
+        assert len(lines) == 3 and all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+        assert not [r for r in caplog.records if r.exc_info]
+
+    asyncio.run(run())
+
+
+# ---- 11. errors, admin listener, shutdown ----------------------------------------------------------
+def test_error_text_never_holds_the_concrete_path():
+    async def run():
+        backend = RawBackend(lambda seen: None)
+        async with Harness(API, {"primary": backend}) as h:
+            assert (await h.send(req("GET", "/api/patient-MRN-77"))).status == 502
+        await backend.close()
+        cfg = {"routes": [{"path": "/raw/{rest*}", "backend": "down"}], "backends": {"down": {}}}
+        down = RawBackend()
+        async with Harness(cfg, {"down": down}) as h2:
+            await down.close()
+            down.server.close()
+            await down.server.wait_closed()
+            assert (await h2.send(req("GET", "/raw/badresp/patient-MRN-77"))).status == 502
+        return h.legs + h2.legs
+
+    legs = asyncio.run(run())
+    assert len(legs) == 2
+    for leg, _ in legs:
+        assert leg.error and "MRN" not in leg.error and "http://" not in leg.error, leg.error
+
+
+def test_stopping_leaves_every_selected_shadow_as_a_pair_a_shadow_leg_or_a_counted_drop():
+    async def slow(seen):
+        await asyncio.sleep(30)
+
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "shutdown_timeout_s": 0.5},
+              "routes": [{"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100}}],
+              "backends": {"shadow": {"timeout_s": 60}},
+              "bulkhead": {"max_concurrent": 2, "max_queue": 50}}
+
+    async def run():
+        primary, shadow = RawBackend(), RawBackend(slow)
+        h = Harness(config, {"primary": primary, "shadow": shadow})
+        await h.__aenter__()
+        answers = await asyncio.gather(*(h.send(req("GET", f"/api/{i}")) for i in range(20)))
+        await h.gateway.close()  # what SIGTERM does
+        await primary.close()
+        await shadow.close()
+        return h, answers
+
+    h, answers = asyncio.run(run())
+    assert [a.status for a in answers] == [200] * 20
+    stats = h.gateway.stats()
+    assert stats["shadow_selected"] == 20
+    pairs = {p["data"]["correlation_id"]: p["data"]["outcome"] for p in h.pairs}
+    primaries = {leg.correlation_id for leg, _ in h.legs if leg.leg == "primary"}
+    shadows = {leg.correlation_id: leg for leg, _ in h.legs if leg.leg == "shadow"}
+    assert set(pairs) == set(shadows) == primaries and len(primaries) == 20
+    assert set(pairs.values()) == {"dropped_by_bulkhead"}
+    assert all(leg.error.startswith("dropped by bulkhead") for leg in shadows.values())
+    assert stats["bulkhead"]["dropped_at_stop"] == 20 == stats["shadow_dropped"]
+
+
+def test_health_and_metrics_answer_on_the_admin_listener_only():
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"},
+              "routes": [{"path": "/{rest*}", "backend": "primary"}]}
+
+    async def run():
+        backend = RawBackend()
+        async with Harness(config, {"primary": backend}) as h:
+            await h.send(req("GET", "/x"))
+            health = await raw_request(h.gateway.admin_address, req("GET", "/health"))
+            metrics = await raw_request(h.gateway.admin_address, req("GET", "/metrics"))
+            proxied = await h.send(req("GET", "/health"))
+        assert health.status == 200 and json.loads(health.body)["status"] == "ok"
+        assert metrics.status == 200 and b'hub_gateway_requests_total{gateway="gw-test"} 1' in metrics.body
+        # the proxy's own port forwards /health like any path: the admin endpoints are not on it
+        assert proxied.status == 200 and [s.target for s in backend.seen] == ["/x", "/health"]
 
     asyncio.run(run())
