@@ -539,15 +539,25 @@ class Gateway:
                         headers_out = end_to_end(resp.headers.items())
                         if not _utf8_headers(v for _, v in headers_out):
                             headers_out = self._utf8_only(headers_out)
-                        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers_out)
                         length = resp.headers.get("Content-Length")
-                        if length is not None and length.isdigit() and "Transfer-Encoding" not in resp.headers:
-                            out.content_length = int(length)
-                        await out.prepare(request)
-                        if method != "HEAD" and status not in (204, 304):
-                            async for chunk in resp.content.iter_chunked(_CHUNK):
-                                body.add(chunk)
-                                await out.write(chunk)
+                        length = int(length) if length is not None and length.isdigit() \
+                            and "Transfer-Encoding" not in resp.headers else None
+                        has_content = method != "HEAD" and status not in (204, 304)
+                        if has_content and length is not None and length <= _CHUNK:
+                            # a small body: read, then head and body in one write
+                            data = await resp.read()
+                            body.add(data)
+                            out = web.Response(status=status, reason=resp.reason, headers=headers_out, body=data)
+                            await out.prepare(request)
+                        else:
+                            out = web.StreamResponse(status=status, reason=resp.reason, headers=headers_out)
+                            if length is not None:
+                                out.content_length = length
+                            await out.prepare(request)
+                            if has_content:
+                                async for chunk in resp.content.iter_chunked(_CHUNK):
+                                    body.add(chunk)
+                                    await out.write(chunk)
                         await out.write_eof()
                 except asyncio.CancelledError:
                     # the client went away: the backend request is cancelled with it

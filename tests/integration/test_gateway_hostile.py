@@ -125,7 +125,11 @@ async def raw_request(address: tuple, data: bytes) -> Answer:
         await writer.drain()
         line, headers = await read_head(reader)
         status = int(line.split(b" ")[1])
-        body = await read_body(reader, headers, until_close=b"content-length" not in {k.lower() for k, _ in headers})
+        if data.startswith(b"HEAD "):
+            body = b""  # a response to HEAD has no body, whatever its Content-Length says
+        else:
+            body = await read_body(reader, headers,
+                                   until_close=b"content-length" not in {k.lower() for k, _ in headers})
         return Answer(status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers], body)
     finally:
         writer.close()
@@ -589,5 +593,33 @@ def test_health_and_metrics_answer_on_the_admin_listener_only():
         assert metrics.status == 200 and b'hub_gateway_requests_total{gateway="gw-test"} 1' in metrics.body
         # the proxy's own port forwards /health like any path: the admin endpoints are not on it
         assert proxied.status == 200 and [s.target for s in backend.seen] == ["/x", "/health"]
+
+    asyncio.run(run())
+
+
+def test_head_204_and_large_bodies_keep_their_framing():
+    big = b"z" * (300 * 1024)
+
+    def answer(seen):
+        if seen.method == "HEAD":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n"
+        if seen.target.endswith("/empty"):
+            return b"HTTP/1.1 204 No Content\r\n\r\n"
+        if seen.target.endswith("/chunked"):
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        return response(body=big, content_type="application/octet-stream")
+
+    async def run():
+        backend = RawBackend(answer)
+        async with Harness(API, {"primary": backend}) as h:
+            head = await h.send(req("HEAD", "/api/x"))
+            empty = await h.send(req("GET", "/api/empty"))
+            chunked = await h.send(req("GET", "/api/chunked"))
+            large = await h.send(req("GET", "/api/large"))
+        assert head.status == 200 and head.header("Content-Length") == "1234" and head.body == b""
+        assert empty.status == 204 and empty.body == b""
+        assert chunked.status == 200 and chunked.body == b"abcde"
+        assert large.status == 200 and large.header("Content-Length") == str(len(big)) and large.body == big
+        assert [leg.response_bytes for leg, _ in h.legs] == [0, 0, 5, len(big)]
 
     asyncio.run(run())
