@@ -20,7 +20,7 @@ from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
 from hub.storage.client import Store
-from hub.storage.dead_letters import DeadLetterPublisher
+from hub.redaction.dead_letters import RedactingDeadLetterPublisher
 from hub.storage.sink import ExactlyOnceSink, SinkSpec
 
 
@@ -116,11 +116,12 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
-                 decode=lambda messages: decode_alerts(messages, max_bytes, limits)),
+                 decode=lambda messages: clean.alerts(decode_alerts(messages, max_bytes, limits))),
         # every event stored with the lifecycle fold's verdict on it (hub/experiments/projection.py)
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=PROJECTION_COLUMNS,
-                 decode=ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes).decode),
+                 decode=lambda messages, fold=ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes):
+                 clean.experiment_events(fold.decode(messages))),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
                  decode=lambda messages: decode_request_legs(messages, max_bytes, limits),
                  place=lambda batches: [clean.requests(batch) for batch in place.requests(batches)],
@@ -129,7 +130,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         SinkSpec(name="pairs", topic=settings.topic_pairs, table="shadow_pairs", columns=PAIR_COLUMNS,
                  # one row per pair_id: a pair published again is dropped (hub/shadow/dedupe.py)
                  decode=lambda messages: decode_pairs(messages, max_bytes, limits),
-                 place=lambda batches: [unique_pairs(batch) for batch in place.pairs(batches)],
+                 place=lambda batches: [clean.pairs(unique_pairs(batch)) for batch in place.pairs(batches)],
                  after_ledger=rollup(pair_cells)),
         SinkSpec(name="spans", topic=settings.topic_spans, table="otel_traces", columns=TRACE_COLUMNS,
                  decode=lambda messages: decode_spans(messages, encoding, max_bytes, limits),
@@ -157,8 +158,8 @@ def redactor_for(settings: Settings) -> Redactor:
 def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
                 rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
                 pairing: PairingAgent | None = None, pipelined: bool = False) -> list[ExactlyOnceSink]:
-    dead_letters = DeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
-                                       redactor=redactor_for(settings))
+    dead_letters = RedactingDeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
+                                                redactor=redactor_for(settings))
     return [ExactlyOnceSink(store, spec, dead_letters, KafkaRangeFetcher(settings.bootstrap), pipelined=pipelined)
             for spec in sink_specs(settings, registry, rollups, pairs, pairing, store=store)]
 

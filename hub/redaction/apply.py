@@ -21,8 +21,15 @@ import re
 from typing import Any, Callable, Final, Sequence
 from urllib.parse import unquote
 
+import orjson
+
+from hub.abort.records import ALERT_COLUMNS
+from hub.experiments.projection import PROJECTION_COLUMNS
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS
+from hub.shadow.records import PAIR_COLUMNS
 from hub.records.request_leg import REQUEST_COLUMNS
+from hub.redaction.columns import DECLARATIONS, SHAPES
+from hub.redaction.detectors import PHI_KEY
 from hub.redaction.policy import (
     ALWAYS_KEPT,
     MARKER,
@@ -46,21 +53,25 @@ __all__ = [
     "redact_dead_letter_value",
 ]
 
-# ---- what to do with each column -----------------------------------------------------------
-_TEXT, _TEXTLIST, _URL, _MAP, _SHARED_MAP, _MAPLIST = range(6)
-
-#: Column name -> how it is redacted (columns not listed are structured and left alone: ids,
-#: timestamps, numbers, enums, service/scope names, experiment ids).
-_COLUMN_KINDS: Final[dict[str, int]] = {
-    # request legs
-    "route": _URL, "source": _URL, "error": _TEXT,
-    # OTLP
-    "SpanName": _TEXT, "StatusMessage": _TEXT, "Body": _TEXT, "EventName": _TEXT,
-    "Events.Name": _TEXTLIST,
-    "SpanAttributes": _MAP, "LogAttributes": _MAP, "Attributes": _MAP,
-    "ResourceAttributes": _SHARED_MAP, "ScopeAttributes": _SHARED_MAP,
-    "Events.Attributes": _MAPLIST, "Links.Attributes": _MAPLIST, "Exemplars.FilteredAttributes": _MAPLIST,
+# ---- what to do with each column (declared in hub.redaction.columns) ------------------------
+_TEXT, _TEXTLIST, _URL, _MAP, _SHARED_MAP, _MAPLIST, _STRUCT, _STRUCTLIST, _JSON, _REASON = range(10)
+_KIND_CODES: Final[dict[str, int]] = {
+    "text": _TEXT, "texts": _TEXTLIST, "url": _URL, "attributes": _MAP, "shared_attributes": _SHARED_MAP,
+    "attributes_list": _MAPLIST, "struct": _STRUCT, "structs": _STRUCTLIST, "json": _JSON, "reason": _REASON,
 }
+#: Detectors whose name yields to a more specific one's when their hits overlap.
+_GENERIC: Final = frozenset({"phi_key", "name_known", "name_clinical", "dob_any", "phone_cue"})
+#: What a structural value that does not fit its shape becomes.
+STRUCT_MARKER: Final = "[REDACTED:{shape}]"
+_KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
+_SPACED: Final = re.compile(r"[._+:/@=-]+")
+_OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_BARE_NUMBER: Final = re.compile(r"\d{6,15}")
+_URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
+_QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
+#: Keys whose whole value is replaced in a JSON document (``name`` alone is left to the detectors:
+#: experiment definitions and fault parameters use it for their own names).
+_PHI_KEY: Final = re.compile(PHI_KEY.rsplit("|name|", 1)[0], re.I)
 
 # key actions
 _KEEP, _MASK, _AS_URL, _DROP = 0, 1, 2, 3
@@ -163,6 +174,10 @@ class _Engine:
         self._key_actions: dict[Any, dict[str, tuple[int, str]]] = {}
         self._clean_text: set[str] = set()
         self._clean_url: set[str] = set()
+        self._clean_shape: dict[str, set[str]] = {}
+        self._plans: dict[tuple, list] = {}
+        self._shapes = {name: (re.compile(sh.pattern, re.I if sh.ignore_case else 0), sh.detect)
+                        for name, sh in SHAPES.items()}
 
     # ---- free text ------------------------------------------------------------------------
 
@@ -244,6 +259,8 @@ class _Engine:
                 if start < current_end:  # overlaps the current run: extend it
                     if end > current_end:
                         current_end = end
+                    if current_name in _GENERIC and name not in _GENERIC:
+                        current_name = name  # the more specific detector names the run
                     continue
                 pieces.append(text[position:current_start])
                 pieces.append(markers[current_name])
@@ -345,6 +362,8 @@ class _Engine:
             for glob, rx in self._drop:
                 if rx.match(key):
                     return _DROP, "drop:" + glob
+        if _KEY_SHAPE.fullmatch(key) is None or self._hit(key) or self._hit(_SPACED.sub(" ", key)):
+            return _DROP, "key_shape"
         if key in self._url_keys:
             return _AS_URL, ""
         return _MASK, ""
@@ -381,16 +400,114 @@ class _Engine:
                 out[key] = new
         return attrs if out is None else out
 
+    # ---- structural values and JSON documents -------------------------------------------
+
+    def struct(self, shape: str, value: str, hits: list) -> str:
+        """``value`` when it fits ``shape`` (and carries no detector hit), else ``[REDACTED:<shape>]``."""
+        if not value:
+            return value
+        clean = self._clean_shape.get(shape)
+        if clean is None:
+            clean = self._clean_shape[shape] = set()
+        elif value in clean:
+            return value
+        out = value
+        if shape in ("route", "url", "schema_url"):
+            out = self.url(value, hits)
+        rx, detect = self._shapes[shape]
+        if rx.fullmatch(out) is None:
+            hits.append("shape:" + shape)
+            return STRUCT_MARKER.format(shape=shape)
+        if detect and not _OPAQUE.fullmatch(out):
+            if (shape == "id" and _BARE_NUMBER.fullmatch(out)) or self._hit(out) or (
+                    _SPACED.search(out) is not None and self._hit(_SPACED.sub(" ", out))):
+                hits.append("shape:" + shape)
+                return STRUCT_MARKER.format(shape=shape)
+        if out is value:
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(value)
+        return out
+
+    def json_text(self, value: str, hits: list) -> str:
+        """A JSON document with every string masked and values under PHI-named keys replaced whole;
+        text that is not JSON is masked as free text."""
+        if not value or value in self._clean_text:
+            return value
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return self.text(value, hits)
+        new = self._walk(doc, hits, 0)
+        if new is doc:
+            return self.text(value, hits) if not isinstance(doc, (dict, list)) else value
+        return orjson.dumps(new).decode()
+
+    def _walk(self, v: Any, hits: list, depth: int) -> Any:
+        if isinstance(v, str):
+            return self.text(v, hits) if v else v
+        if isinstance(v, list):
+            return _each(v, lambda x: self._walk(x, hits, depth + 1))
+        if isinstance(v, dict):
+            out = None
+            for k, x in v.items():
+                key = k
+                if _KEY_SHAPE.fullmatch(k) is None or self._hit(k):
+                    key = STRUCT_MARKER.format(shape="key") + f"{len(out or v)}"
+                    hits.append("shape:key")
+                if _PHI_KEY.fullmatch(k) is not None and x not in (None, "", [], {}) and not isinstance(x, bool):
+                    new = STRUCT_MARKER.format(shape="phi_key")
+                    hits.append("mask:phi_key")
+                else:
+                    new = self._walk(x, hits, depth + 1)
+                if new is not x or key is not k:
+                    if out is None:
+                        out = dict(v)
+                    if key is not k:
+                        del out[k]
+                    out[key] = new
+            return v if out is None else out
+        return v
+
+    def dead_letter_reason(self, reason: str, hits: list) -> str:
+        """A dead letter's reason: quoted values (which decoders echo) cut, the rest masked."""
+        if not reason:
+            return reason
+        out, n = _QUOTED.subn(lambda m: m.group(1) + "[REDACTED:value]" + m.group(1), reason)
+        if n:
+            hits.append("quoted_value")
+        return self.text(out, hits)
+
+    def dead_letter_key(self, key: str, hits: list) -> str:
+        out = self.struct("id", key, hits)
+        return "[REDACTED:key]" if out is not key and out != key else key
+
     # ---- rows ---------------------------------------------------------------------------------
 
-    def rows(self, source: str, columns: Sequence[str], rows: list, stats: RedactionStats | None) -> list:
-        plan = [(i, _COLUMN_KINDS[c]) for i, c in enumerate(columns) if c in _COLUMN_KINDS]
+    def plan(self, table: str, columns: Sequence[str]) -> list:
+        """``[(index, kind, shape)]`` for the declared columns of ``table`` among ``columns``."""
+        key = (table, tuple(columns))
+        plan = self._plans.get(key)
+        if plan is None:
+            declared = DECLARATIONS.get(table, {})
+            plan = []
+            for i, c in enumerate(columns):
+                decl = declared.get(c)
+                if decl is not None and decl.kind in _KIND_CODES:
+                    plan.append((i, _KIND_CODES[decl.kind], decl.shape))
+            self._plans[key] = plan
+        return plan
+
+    def rows(self, source: str, table: str, columns: Sequence[str], rows: list,
+             stats: RedactionStats | None) -> list:
+        """Rows of ``table`` with every declared column redacted as declared (``hub.redaction.columns``)."""
+        plan = self.plan(table, columns)
         if not plan or not rows:
             return rows
         allowlists = self.policy.allowlists
         signal_allow = source if source in allowlists else None
         svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
-        text, url, attributes = self.text, self.url, self.attributes
+        text, url, attributes, struct = self.text, self.url, self.attributes, self.struct
         hits: list[str] = []
         shared: dict[tuple[int, Any], dict] = {}
         shared_hits: dict[tuple[int, Any], tuple] = {}
@@ -404,17 +521,22 @@ class _Engine:
                 if service in allowlists:
                     allow = service
             new_row = None
-            for i, kind in plan:
+            for i, kind, shape in plan:
                 value = row[i]
-                if kind == _TEXT:
-                    new = text(value, hits) if value else value
+                if not value:
+                    continue
+                if kind == _STRUCT:
+                    new = struct(shape, value, hits)
+                elif kind == _TEXT:
+                    new = text(value, hits)
                 elif kind == _URL:
-                    new = url(value, hits) if value else value
+                    new = url(value, hits)
+                    if _URL_SHAPE.fullmatch(new) is None:
+                        hits.append("shape:url")
+                        new = STRUCT_MARKER.format(shape="url")
                 elif kind == _MAP:
-                    new = attributes(value, allow, hits) if value else value
+                    new = attributes(value, allow, hits)
                 elif kind == _SHARED_MAP:
-                    if not value:
-                        continue
                     memo = (id(value), allow)
                     new = shared.get(memo)
                     if new is None:
@@ -423,8 +545,14 @@ class _Engine:
                         shared_hits[memo] = tuple(hits[mark:])
                     else:
                         hits.extend(shared_hits[memo])
+                elif kind == _STRUCTLIST:
+                    new = _each(value, lambda v: struct(shape, v, hits) if v else v)
                 elif kind == _TEXTLIST:
                     new = _each(value, lambda v: text(v, hits) if v else v)
+                elif kind == _JSON:
+                    new = self.json_text(value, hits)
+                elif kind == _REASON:
+                    new = self.dead_letter_reason(value, hits)
                 else:  # _MAPLIST
                     new = _each(value, lambda v: attributes(v, allow, hits) if v else v)
                 if new is not value:
@@ -494,31 +622,36 @@ def redact_attributes(policy: RedactionPolicy | None, attrs: dict, source: str =
     return out
 
 
+#: The table of each source that stores one table.
+TABLE_OF: Final[dict[str, str]] = {"requests": "requests", "spans": "otel_traces", "logs": "otel_logs",
+                                   "pairs": "shadow_pairs", "alerts": "alerts", "experiments": "experiment_events"}
+
+
 def redact_rows(policy: RedactionPolicy | None, source: str, columns: Sequence[str], rows: list,
-                stats: RedactionStats | None = None) -> list:
-    """Rows of any hub table: the columns known to carry text, URLs or attributes are redacted."""
-    return _engine(policy).rows(source, columns, rows, stats)
+                stats: RedactionStats | None = None, table: str | None = None) -> list:
+    """Rows of any hub table, every declared column redacted as ``hub.redaction.columns`` says."""
+    return _engine(policy).rows(source, table or TABLE_OF.get(source, source), columns, rows, stats)
 
 
 def redact_request_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
-    """``requests`` rows (``REQUEST_COLUMNS``): ``route`` and ``source`` as URLs, ``error`` as text."""
-    return _engine(policy).rows("requests", REQUEST_COLUMNS, rows, stats)
+    """``requests`` rows (``REQUEST_COLUMNS``): route, ids, names, hash, error, source."""
+    return _engine(policy).rows("requests", "requests", REQUEST_COLUMNS, rows, stats)
 
 
 def redact_span_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
-    """``otel_traces`` rows (``TRACE_COLUMNS``): names, status message, every attribute map."""
-    return _engine(policy).rows("spans", TRACE_COLUMNS, rows, stats)
+    """``otel_traces`` rows (``TRACE_COLUMNS``): every declared column."""
+    return _engine(policy).rows("spans", "otel_traces", TRACE_COLUMNS, rows, stats)
 
 
 def redact_log_rows(policy: RedactionPolicy | None, rows: list, stats: RedactionStats | None = None) -> list:
-    """``otel_logs`` rows (``LOG_COLUMNS``): body, event name, every attribute map."""
-    return _engine(policy).rows("logs", LOG_COLUMNS, rows, stats)
+    """``otel_logs`` rows (``LOG_COLUMNS``): every declared column."""
+    return _engine(policy).rows("logs", "otel_logs", LOG_COLUMNS, rows, stats)
 
 
 def redact_metric_rows(policy: RedactionPolicy | None, table: str, columns: Sequence[str], rows: list,
                        stats: RedactionStats | None = None) -> list:
-    """Rows of one ``otel_metrics_*`` table: every attribute map (point, resource, scope, exemplars)."""
-    return _engine(policy).rows("metrics", columns, rows, stats)
+    """Rows of one ``otel_metrics_*`` table: every declared column."""
+    return _engine(policy).rows("metrics", table.rsplit(".", 1)[-1], columns, rows, stats)
 
 
 def redact_dead_letter_value(policy: RedactionPolicy | None, value: bytes | None,
@@ -550,26 +683,54 @@ class Redactor:
         self.stats = stats if stats is not None else RedactionStats()
         self._engine = self.policy.engine()
 
-    def requests(self, batch):
-        batch.rows = self._engine.rows("requests", REQUEST_COLUMNS, batch.rows, self.stats)
+    def _batch(self, source: str, table: str, columns: Sequence[str], batch):
+        batch.rows = self._engine.rows(source, table, columns, batch.rows, self.stats)
         return batch
+
+    def requests(self, batch):
+        return self._batch("requests", "requests", REQUEST_COLUMNS, batch)
 
     def spans(self, batch):
-        batch.rows = self._engine.rows("spans", TRACE_COLUMNS, batch.rows, self.stats)
-        return batch
+        return self._batch("spans", "otel_traces", TRACE_COLUMNS, batch)
 
     def logs(self, batch):
-        batch.rows = self._engine.rows("logs", LOG_COLUMNS, batch.rows, self.stats)
-        return batch
+        return self._batch("logs", "otel_logs", LOG_COLUMNS, batch)
 
     def metrics(self, batch):
-        batch.tables = [(table, columns, self._engine.rows("metrics", columns, rows, self.stats))
+        batch.tables = [(table, columns, self._engine.rows("metrics", table.rsplit(".", 1)[-1], columns, rows,
+                                                           self.stats))
                         for table, columns, rows in batch.tables]
         return batch
 
-    def text(self, text: str, source: str = "text") -> str:
-        """Free text (a dead letter's reason, a note) with the same masking."""
-        return redact_text(self.policy, text, self.stats, source)
+    def pairs(self, batch):
+        return self._batch("pairs", "shadow_pairs", PAIR_COLUMNS, batch)
+
+    def alerts(self, batch):
+        return self._batch("alerts", "alerts", ALERT_COLUMNS, batch)
+
+    def experiment_events(self, batch):
+        return self._batch("experiments", "experiment_events", PROJECTION_COLUMNS, batch)
+
+    def text(self, text: str, source: str = "dead_letters") -> str:
+        """A dead letter's reason: quoted values (decoders echo the offending value) cut, then masked."""
+        hits: list[str] = []
+        out = self._engine.dead_letter_reason(text, hits)
+        self.stats.add(source, hits)
+        return out
+
+    def key(self, key: bytes | None, source: str = "dead_letters") -> bytes | None:
+        """A dead letter's key: kept when it is an id (``hub.redaction.columns`` shape ``id``), else replaced."""
+        if not key:
+            return key
+        hits: list[str] = []
+        try:
+            text = key.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.add(source, ["shape:key"])
+            return b"[REDACTED:key]"
+        out = self._engine.dead_letter_key(text, hits)
+        self.stats.add(source, hits)
+        return key if out == text else out.encode()
 
     def dead_letter_value(self, value: bytes | None) -> bytes | None:
         return redact_dead_letter_value(self.policy, value, self.stats)

@@ -34,6 +34,7 @@ import msgspec
 import yaml
 
 from hub.errors import ConfigError
+from hub.redaction.detectors import DETECTORS
 
 __all__ = [
     "MaskPattern",
@@ -116,7 +117,7 @@ DEFAULT_MASK_PATTERNS: Final[tuple[MaskPattern, ...]] = (
                         r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?)"
                         r"(?:[\"']?\s*[:=]\s*[\"']?|\s+)(?P<value>[A-Z][A-Za-z'-]*\.?(?:\s+(?![A-Z]{2,}\b)[A-Z][A-Za-z'-]*\.?){0,3})",
                 requires=("(?i)patient", "(?i)name", "Mr", "Ms", "Mi", "Mx", "Dr")),
-)
+) + tuple(MaskPattern(name, pattern, ignore_case, requires) for name, pattern, ignore_case, requires in DETECTORS)
 
 #: Attribute keys removed from every attribute map (exact keys or ``fnmatch`` globs, matched
 #: case-insensitively).
@@ -165,6 +166,9 @@ DEFAULT_PATH_SEGMENT_PATTERNS: Final[tuple[str, ...]] = (
     r"\d{4,}",                                                             # numeric ids
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",  # UUIDs
     r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}",                                 # long hex ids (object ids)
+    r"(?:19|20)\d{2}-?\d{2}-?\d{2}",                                       # dates (of birth) in a path
+    r"\d{1,2}[-.]\d{1,2}[-.](?:19|20)?\d{2}",
+    r"[A-Za-z]*\d[A-Za-z0-9]*-\d[A-Za-z0-9-]*",                              # ids with dashes (MRN-0044, 1EG4-TE5)
 )
 
 

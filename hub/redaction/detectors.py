@@ -1,0 +1,148 @@
+"""Detectors for what a gameday leaks into telemetry, as mask patterns of the redaction policy.
+
+Every detector is a regular expression (no model, nothing loaded at run time). They complement the
+core patterns of ``hub.redaction.policy`` (e-mail, SSN, MRN, dates of birth after a cue, phone,
+names after a cue) with:
+
+- ``phi_key``: the value under a PHI-named key in JSON, YAML or ``key=value`` text, at any nesting
+  depth, with any spacing and with escaped quotes (JSON inside a JSON string):
+  ``{"mrn" : "004417"}``, ``{\\"patient_name\\":\\"Ada\\"}``, ``dob=1984-03-12``;
+- ``dob_any``: dates in the formats people type (``03/12/1984``, ``12-03-1984``, ``1984/03/12``,
+  ``12-Mar-1984``, ``12 March 1984``, ``March 12 1984``), and ISO dates with a 19xx or early 20xx
+  year (``1984-03-12``; the hub's own timestamps are later than that);
+- ``insurance``: insurance, policy, member, subscriber, group and Medicare/Medicaid ids after a cue,
+  and Medicare beneficiary identifiers (MBI) without one;
+- ``address``: street addresses (number, street name, street type, unit), PO boxes, and the
+  ``City, ST 02115`` tail;
+- ``ip``: IPv4 and IPv6 addresses;
+- ``name_known``: a capitalised first name from a list of common given names followed by a
+  capitalised word (``Jane Doe``), ``Doe, Jane``, and ``jane.doe`` / ``jane-doe`` / ``jane_doe``
+  tokens (URL path segments, user names);
+- ``name_clinical``: capitalised words next to clinical words (``admitted Jane Doe``, ``Doe Jane was
+  discharged``, ``chart for Okafor``);
+- ``phone_cue``: digits after ``phone``, ``tel``, ``mobile``, ``cell``, ``fax`` in any grouping,
+  and E.164 numbers (``+16175550142``).
+
+Limits: a name with no cue, no clinical word next to it and a given name outside the list is not
+found; that is the price of not loading a model. Structural columns (``hub.redaction.columns``)
+refuse anything that is not their shape, so names in ids, enums and service names never need it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Common given names (US census and hospital registries), lower case. Used by ``name_known``.
+GIVEN_NAMES: Final[tuple[str, ...]] = tuple(sorted(set("""
+aaron abigail adam adrian aiden alan albert alexander alexis alice alicia allison alma alyssa amanda amber amelia
+amy ana andrea andrew angela anita ann anna anne annie anthony antonio april arthur ashley audrey austin ava
+barbara benjamin bernard beth betty beverly bill billy bobby bonnie brandon brenda brian brittany bruce bryan
+carl carlos carmen carol caroline carolyn catherine charles charlotte cheryl chloe chris christian christina
+christine christopher cindy claire clara clarence craig crystal cynthia daisy dale daniel danielle david dawn
+dean deborah debra denise dennis derek diana diane dolores don donald donna doris dorothy douglas dylan earl
+edith edward eileen elaine eleanor elijah elizabeth ella ellen emily emma eric erica erin esther ethan eugene
+eva evelyn frances francis frank fred gabriel gary george gerald gladys gloria grace gregory hannah harold
+harry hazel heather helen henry holly howard isabella jack jacob jacqueline james jamie jane janet janice jason
+jean jeffrey jennifer jeremy jerry jesse jessica jill joan joanne joe john johnny jonathan jordan jose joseph
+joshua joyce juan judith judy julia julie justin karen katherine kathleen kathryn kathy katie kayla keith kelly
+kenneth kevin kimberly kyle larry laura lauren lawrence leah lee leonard leslie liam lillian linda lisa lois
+lori louis louise lucas lucy luis madison margaret maria marie marilyn mark martha martin mary mason matthew
+megan melissa michael michelle mildred monica nancy natalie nathan nicholas nicole noah norma olivia oscar
+pamela patricia patrick paul paula peggy peter philip phyllis rachel ralph randy raymond rebecca regina richard
+rita robert roberto roger ronald rose ruby russell ruth ryan samantha samuel sandra sara sarah scott sean
+sharon shirley sophia stephanie stephen steven susan tammy teresa terry theresa thomas timothy tina todd tony
+tracy tyler valerie vanessa victor victoria vincent virginia walter wanda wayne william willie yolanda zachary
+aisha ahmed fatima mohammed omar priya rahul wei mei hiroshi yuki olga ivan dmitri sven ingrid pierre sofia
+mateo diego camila valentina chen jin minh nguyen thanh kwame ama chidi ngozi
+""".split())))
+
+#: Words of clinical context next to which capitalised words are taken for a person's name.
+CLINICAL_BEFORE: Final = (
+    r"admitted|admitting|discharged|discharging|transferred|diagnosed|triaged|seen|treated|examined|"
+    r"intubated|sedated|prescribed|referred|registered|scheduled|readmitted|"
+    r"(?:chart|record|records|labs?|results?|meds|medications?|allerg(?:y|ies)|orders?|vitals|notes?|"
+    r"prescriptions?|encounter|visit|admission|discharge|referral|appointment|bed|room|mar|emar)\s+(?:for|of)"
+)
+CLINICAL_AFTER: Final = (
+    r"(?:was|is|has\s+been|had|got|being|will\s+be)?\s*"
+    r"(?:admitted|discharged|transferred|diagnosed|triaged|seen|treated|intubated|sedated|prescribed|"
+    r"readmitted|registered|allergic|presented|presents|complains|reports|deceased|expired)"
+)
+
+#: Literal stems of which one is in every text ``name_clinical`` matches (a speed-up).
+_CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
+    "admit", "discharg", "transferr", "diagnos", "triag", "seen", "treat", "examined", "intubat", "sedat",
+    "prescri", "referr", "regist", "schedul", "for", "of", "allergic", "present", "complain", "reports",
+    "deceased", "expired", "readmit"))
+_GIVEN: Final = "|".join(GIVEN_NAMES)
+_CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
+_CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
+
+#: Key names whose values are patient data, in any spelling (``patientName``, ``patient.name``).
+PHI_KEY: Final = (
+    r"[A-Za-z0-9_.-]*(?:patient|ssn|social[_.-]?security|mrn|medical[_.-]?record|dob|birth|e-?mail|phone|"
+    r"mobile|telephone|street|address|zip(?:code)?|postcode|insurance|insured|member[_.-]?id|"
+    r"subscriber|policy[_.-]?(?:id|number|no)|mbi|medicare|medicaid|first[_.-]?name|last[_.-]?name|"
+    r"full[_.-]?name|given[_.-]?name|family[_.-]?name|surname|maiden|guardian|next[_.-]?of[_.-]?kin|"
+    r"diagnosis|allerg(?:y|ies))[A-Za-z0-9_.-]*"
+    r"|name|fullname|firstname|lastname"
+)
+
+# (name, pattern, ignore_case, requires)
+DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
+    # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
+    ("phi_key",
+     r"(?:\\*[\"'])?\b(?:" + PHI_KEY + r")(?:\\*[\"'])?\s*(?::|=>|=)\s*"
+     r"(?P<value>(?!\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}))",
+     True, (":", "=")),
+    # dates as people type them; ISO dates only with an early year (not the hub's timestamps)
+    ("dob_any",
+     r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}(?![\d/.-])"
+     r"|(?<![\d/.-])(?:19|20)\d{2}[/.]\d{1,2}[/.]\d{1,2}(?![\d/.-])"
+     r"|(?<![\d.-])(?:19\d{2}|20[01]\d)-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])(?![\d])"
+     r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ -,]\s?(?:19|20)\d{2}(?!\d)"
+     r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?!\d)"
+     r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)",
+     False, (r"\d[/.-]\d", r"(?i)jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", r"(?i)dob|birth|born")),
+    # insurance / member / policy ids after a cue, Medicare beneficiary identifiers without one
+    ("insurance",
+     r"(?i:\b(?:insurance|insurer|policy|member|subscriber|group|plan|beneficiary|medicare|medicaid|mbi|hicn|"
+     r"payer|coverage|health\s*plan)(?:[ _-]?(?:id|no|num|number|#))?\.?)[\s:#=-]{0,4}"
+     r"(?P<value>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{4,}[A-Za-z0-9])"
+     r"|\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]{2}\d{2}\b",
+     False, (r"\d",)),
+    # street addresses, PO boxes, "City, ST 02115"
+    ("address",
+     r"\b\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z0-9][A-Za-z0-9'.-]*\s+){0,4}"
+     r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|"
+     r"circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|row|close|crescent|alley|plaza)\b\.?"
+     r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|#)\.?\s*#?[A-Za-z0-9-]+)?"
+     r"|(?i:\bp\.?\s?o\.?\s*box)\s*\d+"
+     r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b",
+     False, (r"\d",)),
+    # IP addresses
+    ("ip",
+     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+     r"|(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![:\w])"
+     r"|(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![:\w])",
+     False, (".", ":")),
+    # names from the list of given names, "Last, First", and name tokens (jane.doe, jane-doe)
+    ("name_known",
+     rf"\b(?i:{_GIVEN})\b(?:\s+[A-Z]\.)?\s+{_CAP}"
+     rf"|\b{_CAP},\s?(?i:{_GIVEN})\b"
+     rf"|\b(?i:{_GIVEN})[._+-]+[A-Za-z][A-Za-z'-]+"
+     rf"|\b[A-Za-z][A-Za-z'-]+[._+-]+(?i:{_GIVEN})\b",
+     False, ()),
+    # capitalised words next to clinical words
+    ("name_clinical",
+     rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
+     rf"|(?P<v2>(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
+     False, _CLINICAL_REQUIRES),
+    # phone numbers after a cue in any grouping, and E.164
+    ("phone_cue",
+     r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|contact|callback|pager)(?:[ _-]?(?:no|num|number|#))?\.?)"
+     r"[\s:#=-]{0,4}(?P<value>\+?\d[\d ().-]{5,}\d)"
+     r"|\+\d{10,15}(?!\d)",
+     False, ("(?i)phone", "(?i)tel", "(?i)mobile", "(?i)cell", "(?i)fax", "(?i)contact", "(?i)callback",
+             "(?i)pager", r"\+")),
+)
