@@ -80,11 +80,9 @@ class _Id(msgspec.Struct):
     id: object = None
 
 
-def _event_id(value: bytes, max_depth: int):
+def _event_id(value: bytes):
     """The ``id`` of a refused event when it has a readable one, else None."""
-    if too_deep(value, max_depth):
-        return None
-    try:
+    try:  # msgspec stops at the interpreter's recursion limit with a RecursionError
         found = msgspec.json.decode(value, type=_Id).id
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
@@ -129,7 +127,7 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         good = [raw_events[i] for i in range(len(raw_events)) if i not in bad_indexes]
         accepted = [(row[4].encode(), value) for row, value in zip(decoded.rows, good)]
         for item in refused:
-            item["id"] = _event_id(raw_events[item["index"]], limits.max_depth)
+            item["id"] = _event_id(raw_events[item["index"]])
         if accepted:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, publish, accepted)
