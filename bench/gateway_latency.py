@@ -1,37 +1,38 @@
-"""The latency the gateway adds per request: the same requests directly to a backend and through a
-real ``hub gateway`` process in front of it, side by side.
+"""The latency the gateway adds per request, side by side in one run: the same requests directly to
+a backend, through a plain ``hub gateway`` process, and through a shadowing one.
 
 Processes, each started on a free loopback port (port 0, the bound port read from its first line):
 
-- **backend** (``python -m bench.gateway_latency backend``): an aiohttp server answering every
+- **backends** (``python -m bench.gateway_latency backend``): aiohttp servers answering every
   request after a fixed service time (``SERVICE_MS``, 2 ms, an ``asyncio.sleep``) with a small
-  JSON body (about 110 bytes). The shadowing configuration starts a second one as the shadow
-  backend.
-- **gateway**: ``hub gateway --config <generated yaml>`` (run as ``python -m hub.cli.main``),
-  one route ``/patients/{id}`` to the backend, emitting as in production: request legs and
-  shadow pairs to the run's broker (``ctx.bootstrap``) on fresh topics of 4 partitions created
-  for the run. Two configurations, one benchmark key each:
+  JSON body (about 110 bytes): the primary, and a second one as the shadow backend.
+- **gateways**: ``hub gateway --config <generated yaml>`` (run as ``python -m hub.cli.main``),
+  one route ``/patients/{id}`` to the primary, emitting as in production: request legs and
+  shadow pairs to the run's broker (``ctx.bootstrap``) on fresh topics of 4 partitions. Two of
+  them, running at once:
 
-  - ``gateway-plain``: plain proxying;
-  - ``gateway-shadow``: the route also shadows 50% of its GETs (every request here is a GET) to
-    the second backend, behind the bulkhead (``max_concurrent: 8, max_queue: 64``, the
-    defaults); the gateway compares the bodies and emits a pair per shadowed request.
+  - ``plain``: plain proxying;
+  - ``shadow``: the route also shadows 50% of its GETs (every request here is a GET) to the
+    shadow backend, behind the bulkhead (``max_concurrent: 8, max_queue: 64``, the defaults); the
+    gateway compares the bodies and emits a pair per shadowed request.
 
 - **load client** (``python -m bench.gateway_latency client``): aiohttp, keep-alive (one session
   per side, at most ``concurrency`` connections each), ``concurrency`` requests in flight (closed
-  loop). It warms both sides up (``WARM_UP`` requests each, not counted), then sends N requests
-  to each side in short runs, alternating ``direct gateway gateway direct`` and
-  ``gateway direct direct gateway`` (A B B A), so load on the shared machine lands on both
-  alike. Latency of one request: from just before ``session.get`` until its body is read.
-  requests/s of a side: its requests / the summed wall time of its runs.
+  loop). It warms every side up (``WARM_UP`` requests each, not counted), then sends N requests
+  to each side (direct, plain, shadow) in short runs, in the order ``direct plain shadow`` then
+  its reverse, and so on, so load on the shared machine lands on every side alike. Latency of
+  one request: from just before ``session.get`` until its body is read. requests/s of a side:
+  its requests / the summed wall time of its runs.
 
-Per configuration, concurrency 4 then 1, one client run each, with the same gateway process.
-Before the first run the parent sends ``WARM_UP`` requests through the gateway and waits until
-its first request legs are on the legs topic (emission works before anything is measured).
-After the runs the gateway is stopped with SIGINT (it flushes its emitters) and the legs and
-pairs on its topics are counted against what was sent (details ``emitted``). The gateway's CPU
-time per request (``/proc/<pid>/stat``, all its threads, warm-up requests included) is in the
-details too. Nothing is asserted about time.
+Two benchmark keys: ``gateway`` (the machine as it is) and ``gateway-cpu-hog`` (the same, with a
+CPU hog beside the gateways: one process spinning on one core, ``os.sched_setaffinity`` to core 0,
+for the client runs only). Per key, concurrency 4 then 1, one client run each, with the same
+processes. Rows: the plain gateway's p50/p90/p99 against direct, the shadowing gateway's
+against the plain one (its primary path within a few percent of plain is the goal), and
+requests/s of each. After the runs the gateways are stopped with SIGINT (they flush their
+emitters) and the legs and pairs on their topics are counted against what was sent (details
+``emitted``). The gateways' CPU time per request (``/proc/<pid>/stat``, all threads) is in the
+details. Nothing is asserted about time.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ BULKHEAD = {"max_concurrent": 8, "max_queue": 64}
 WARM_UP = 200              # requests per side before measuring, not counted
 PARTITIONS = 4
 RUNS_PER_SIDE = 40         # short runs per side: N / 40 requests each, within [25, 250]
-IDLE_SECONDS = 3.0         # the gateway's CPU use without traffic, measured after the warm-up
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 ROUTE = "/patients/{id}"
 
@@ -74,13 +74,14 @@ ROUTE = "/patients/{id}"
 class Setup:
     key: str
     label: str
-    shadow_percent: int  # 0: plain proxying
+    hog: bool  # a CPU hog on one core beside the gateways during the client runs
 
 
 SETUPS = (
-    Setup("gateway-plain", "plain", 0),
-    Setup("gateway-shadow", f"shadow {SHADOW_PERCENT}%", SHADOW_PERCENT),
+    Setup("gateway", "quiet", False),
+    Setup("gateway-cpu-hog", "CPU hog on one core", True),
 )
+SIDES = ("direct", "plain", "shadow")
 
 
 # ---- statistics ---------------------------------------------------------------------------------
@@ -138,18 +139,18 @@ def serve_backend(service_ms: float) -> None:
 
 
 # ---- child: the load client ---------------------------------------------------------------------
-async def drive(direct: str, gateway: str, requests: int, concurrency: int, round_size: int, warm_up: int,
+async def drive(bases: dict[str, str], requests: int, concurrency: int, round_size: int, warm_up: int,
                 label: str) -> dict:
     import aiohttp
 
-    bases = {"direct": direct, "gateway": gateway}
-    latencies: dict[str, list[float]] = {"direct": [], "gateway": []}
-    seconds = {"direct": 0.0, "gateway": 0.0}
-    run_p50: dict[str, list[float]] = {"direct": [], "gateway": []}
+    sides = list(bases)
+    latencies: dict[str, list[float]] = {side: [] for side in sides}
+    seconds = {side: 0.0 for side in sides}
+    run_p50: dict[str, list[float]] = {side: [] for side in sides}
     ids = itertools.count()
     sessions = {side: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
                                             timeout=aiohttp.ClientTimeout(total=30))
-                for side in bases}
+                for side in sides}
 
     async def run(side: str, count: int, record: bool) -> None:
         session, base = sessions[side], bases[side]
@@ -176,13 +177,12 @@ async def drive(direct: str, gateway: str, requests: int, concurrency: int, roun
             run_p50[side].append(round(statistics.median(out), 3))
 
     try:
-        for side in ("direct", "gateway"):
+        for side in sides:
             await run(side, warm_up, False)
         blocks = -(-requests // (2 * round_size))
         last = time.monotonic()
         for b in range(blocks):
-            order = ("direct", "gateway", "gateway", "direct") if b % 2 == 0 else \
-                ("gateway", "direct", "direct", "gateway")
+            order = sides + sides[::-1] if b % 2 == 0 else sides[::-1] + sides
             for side in order:
                 count = min(round_size, requests - len(latencies[side]))
                 if count > 0:
@@ -190,16 +190,29 @@ async def drive(direct: str, gateway: str, requests: int, concurrency: int, roun
             now = time.monotonic()
             if now - last >= 5 or b == blocks - 1:
                 last = now
-                print(f"[gateway] {label}: {len(latencies['gateway']):,}/{requests:,} requests per side; "
-                      f"p50 so far direct {statistics.median(latencies['direct']):.2f} ms, "
-                      f"gateway {statistics.median(latencies['gateway']):.2f} ms",
-                      file=sys.stderr, flush=True)
+                so_far = ", ".join(f"{side} {statistics.median(latencies[side]):.2f} ms" for side in sides)
+                print(f"[gateway] {label}: {len(latencies[sides[0]]):,}/{requests:,} requests per side; "
+                      f"p50 so far {so_far}", file=sys.stderr, flush=True)
     finally:
         for session in sessions.values():
             await session.close()
     return {side: {"latencies_ms": [round(x, 4) for x in latencies[side]], "seconds": seconds[side],
-                   "run_p50_ms": run_p50[side]} for side in bases} | {
+                   "run_p50_ms": run_p50[side]} for side in sides} | {
         "round_size": round_size, "blocks": blocks, "warm_up": warm_up}
+
+
+def hog(seconds: float) -> None:
+    """Spin on core 0 for ``seconds`` (a bounded CPU hog beside the gateways)."""
+    try:
+        os.sched_setaffinity(0, {0})
+    except (AttributeError, OSError):
+        pass
+    print("hogging", flush=True)
+    end = time.monotonic() + seconds
+    x = 0
+    while time.monotonic() < end:
+        for _ in range(10_000):
+            x += 1
 
 
 # ---- the parent: processes ----------------------------------------------------------------------
@@ -372,145 +385,164 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
     work = ctx.scratch / f"{setup.key}-{suffix}"
     work.mkdir(parents=True)
     children = Children()
+    gateways: dict[str, subprocess.Popen] = {}
+    topics: dict[str, tuple[str, str]] = {}
+    configs: dict[str, str] = {}
     try:
         backend_cmd = [sys.executable, "-m", "bench.gateway_latency", "backend", "--service-ms", str(SERVICE_MS)]
         urls = {}
-        for role in ("primary", "shadow") if setup.shadow_percent else ("primary",):
+        for role in ("primary", "shadow"):
             log = work / f"backend-{role}.log"
             proc = children.start(f"{role} backend", backend_cmd, log)
             port = int(first_line(proc, f"the {role} backend", log).split()[-1])
             urls[role] = f"http://127.0.0.1:{port}"
         ctx.progress(f"{setup.key}: backends {urls} ({SERVICE_MS:g} ms service time)")
-
-        legs_topic, pairs_topic = f"bench-gw-legs-{suffix}", f"bench-gw-pairs-{suffix}"
-        ensure_topics(ctx.bootstrap, {legs_topic: PARTITIONS, pairs_topic: PARTITIONS})
-        name = f"bench-{setup.key}-{suffix}"
-        config = config_yaml(name, urls["primary"], urls.get("shadow"), setup.shadow_percent, ctx.bootstrap,
-                             legs_topic, pairs_topic)
-        config_path = work / "gateway.yaml"
-        config_path.write_text(config)
+        bases = {"direct": urls["primary"]}
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update({"HUB_HOME": str(work / "home"), "HUB_KAFKA_BOOTSTRAP": ctx.bootstrap})
-        gw_log = work / "gateway.log"
-        gateway = children.start("gateway", [sys.executable, "-m", "hub.cli.main", "gateway", "--config",
-                                             str(config_path)], gw_log, env=env, stop_signal=signal.SIGINT)
-        launched = time.monotonic()
-        listening = first_line(gateway, "the gateway", gw_log)
-        startup_s = time.monotonic() - launched
-        gw_url = listening.rsplit(" ", 1)[-1]
-        host, port = gw_url.removeprefix("http://").rsplit(":", 1)
-        ctx.progress(f"{setup.key}: {listening} after {startup_s:.2f}s; "
-                     f"emitting to {legs_topic}, {pairs_topic}")
-        warm_through(host, int(port), WARM_UP)
-        first_leg_s = wait_for_records(ctx.bootstrap, legs_topic)
-        cpu0, idle_began = cpu_seconds(gateway.pid), time.monotonic()
-        time.sleep(IDLE_SECONDS)
-        cpu1 = cpu_seconds(gateway.pid)
-        idle_cpu = (None if cpu0 is None or cpu1 is None
-                    else round((cpu1 - cpu0) * 100 / (time.monotonic() - idle_began), 2))
-        ctx.progress(f"{setup.key}: {WARM_UP} warm-up requests through the gateway; legs on {legs_topic}; "
-                     f"idle gateway CPU {idle_cpu}% of a core")
+        for side, percent in (("plain", 0), ("shadow", SHADOW_PERCENT)):
+            legs_topic, pairs_topic = f"bench-gw-{side}-legs-{suffix}", f"bench-gw-{side}-pairs-{suffix}"
+            ensure_topics(ctx.bootstrap, {legs_topic: PARTITIONS, pairs_topic: PARTITIONS})
+            topics[side] = (legs_topic, pairs_topic)
+            configs[side] = config_yaml(f"bench-{side}-{suffix}", urls["primary"], urls["shadow"] if percent else None,
+                                        percent, ctx.bootstrap, legs_topic, pairs_topic)
+            config_path = work / f"gateway-{side}.yaml"
+            config_path.write_text(configs[side])
+            gw_log = work / f"gateway-{side}.log"
+            gateways[side] = children.start(f"{side} gateway", [sys.executable, "-m", "hub.cli.main", "gateway",
+                                                                "--config", str(config_path)],
+                                            gw_log, env=env, stop_signal=signal.SIGINT)
+            listening = first_line(gateways[side], f"the {side} gateway", gw_log)
+            bases[side] = listening.rsplit(" ", 1)[-1]
+            host, port = bases[side].removeprefix("http://").rsplit(":", 1)
+            warm_through(host, int(port), WARM_UP)
+            wait_for_records(ctx.bootstrap, legs_topic)
+            ctx.progress(f"{setup.key}: {side}: {listening}; {WARM_UP} warm-up requests; legs on {legs_topic}")
 
         runs = {}
         gateway_requests = WARM_UP
         for concurrency in CONCURRENCIES:
             label = f"{setup.label}, concurrency {concurrency}"
-            ctx.progress(f"{setup.key}: {n:,} requests per side at concurrency {concurrency}, "
-                         f"runs of {round_size} (A B B A)")
-            cpu0, load0 = cpu_seconds(gateway.pid), os.getloadavg()
-            out = run_json_child(ctx, f"the load client ({label})", [
-                "-m", "bench.gateway_latency", "client", "--direct", urls["primary"], "--gateway", gw_url,
-                "--requests", str(n), "--concurrency", str(concurrency), "--round", str(round_size),
-                "--warm-up", str(WARM_UP), "--label", f"{setup.key} c={concurrency}"],
-                timeout=300 + n * 0.2)
-            cpu1, load1 = cpu_seconds(gateway.pid), os.getloadavg()
-            if gateway.poll() is not None:
-                raise BenchError(f"the gateway exited with {gateway.returncode}:\n{tail(gw_log, 30)}")
+            ctx.progress(f"{setup.key}: {n:,} requests per side ({', '.join(SIDES)}) at concurrency {concurrency}, "
+                         f"runs of {round_size}")
+            hog_proc = None
+            if setup.hog:
+                hog_log = work / "hog.log"
+                hog_proc = children.start("cpu hog", [sys.executable, "-m", "bench.gateway_latency", "hog",
+                                                      "--seconds", str(600 + n * 0.2)], hog_log)
+                first_line(hog_proc, "the CPU hog", hog_log)
+            cpu0 = {side: cpu_seconds(gateways[side].pid) for side in gateways}
+            load0 = os.getloadavg()
+            try:
+                out = run_json_child(ctx, f"the load client ({label})", [
+                    "-m", "bench.gateway_latency", "client", *itertools.chain.from_iterable(
+                        ("--side", f"{side}={bases[side]}") for side in SIDES),
+                    "--requests", str(n), "--concurrency", str(concurrency), "--round", str(round_size),
+                    "--warm-up", str(WARM_UP), "--label", f"{setup.key} c={concurrency}"],
+                    timeout=300 + n * 0.3)
+            finally:
+                if hog_proc is not None:
+                    children.stop(hog_proc)
+            cpu1 = {side: cpu_seconds(gateways[side].pid) for side in gateways}
+            load1 = os.getloadavg()
+            for side, proc in gateways.items():
+                if proc.poll() is not None:
+                    raise BenchError(f"the {side} gateway exited with {proc.returncode}")
             through = n + WARM_UP
             gateway_requests += through
-            runs[concurrency] = {
-                "direct": summary(out["direct"]["latencies_ms"], out["direct"]["seconds"]),
-                "gateway": summary(out["gateway"]["latencies_ms"], out["gateway"]["seconds"]),
-                "run_p50_ms": {"direct": out["direct"]["run_p50_ms"], "gateway": out["gateway"]["run_p50_ms"]},
+            r = {side: summary(out[side]["latencies_ms"], out[side]["seconds"]) for side in SIDES}
+            r.update({
+                "run_p50_ms": {side: out[side]["run_p50_ms"] for side in SIDES},
                 "round_size": out["round_size"], "blocks": out["blocks"], "warm_up_per_side": out["warm_up"],
-                "gateway_cpu_ms_per_request": (round((cpu1 - cpu0) * 1000 / through, 3)
-                                               if cpu0 is not None and cpu1 is not None else None),
+                "gateway_cpu_ms_per_request": {
+                    side: (round((cpu1[side] - cpu0[side]) * 1000 / through, 3)
+                           if cpu0[side] is not None and cpu1[side] is not None else None) for side in gateways},
                 "load_average_before": [round(x, 2) for x in load0],
                 "load_average_after": [round(x, 2) for x in load1],
-            }
-            d, g = runs[concurrency]["direct"], runs[concurrency]["gateway"]
-            runs[concurrency]["added_ms"] = {k: round(g[k] - d[k], 3) for k in ("p50", "p90", "p99", "p99.9", "mean")}
-            ctx.progress(f"{setup.key}: concurrency {concurrency}: p50/p90/p99 direct {d['p50']:.2f}/{d['p90']:.2f}/"
-                         f"{d['p99']:.2f} ms, gateway {g['p50']:.2f}/{g['p90']:.2f}/{g['p99']:.2f} ms; "
-                         f"{d['requests_per_second']:,.0f} vs {g['requests_per_second']:,.0f} req/s")
+            })
+            d, pl, sh = r["direct"], r["plain"], r["shadow"]
+            r["added_ms"] = {side: {k: round(r[side][k] - d[k], 3) for k in ("p50", "p90", "p99", "p99.9", "mean")}
+                             for side in ("plain", "shadow")}
+            runs[concurrency] = r
+            ctx.progress(f"{setup.key}: concurrency {concurrency}: p50/p99 direct {d['p50']:.2f}/{d['p99']:.2f} ms, "
+                         f"plain {pl['p50']:.2f}/{pl['p99']:.2f} ms, shadow {sh['p50']:.2f}/{sh['p99']:.2f} ms; "
+                         f"{d['requests_per_second']:,.0f} / {pl['requests_per_second']:,.0f} / "
+                         f"{sh['requests_per_second']:,.0f} req/s")
 
-        ctx.progress(f"{setup.key}: stopping the gateway (SIGINT: it flushes its emitters)")
-        status = children.stop(gateway)
-        legs = topic_events(ctx.bootstrap, legs_topic)
-        shadowed = gateway_requests * setup.shadow_percent // 100
-        emitted = {"legs_topic": legs_topic, "pairs_topic": pairs_topic, "gateway_exit": status,
-                   "gateway_requests": gateway_requests, "first_leg_after_s": round(first_leg_s, 2),
-                   "legs_expected": gateway_requests + shadowed, "legs": legs["events"],
-                   "leg_records": legs["records"]}
-        if setup.shadow_percent:
-            pairs = topic_events(ctx.bootstrap, pairs_topic)
-            emitted.update({"pairs_expected": shadowed, "pairs": pairs["events"],
-                            "pair_outcomes": pairs.get("outcomes", {})})
+        emitted = {}
+        for side, proc in gateways.items():
+            status = children.stop(proc)
+            legs_topic, pairs_topic = topics[side]
+            legs = topic_events(ctx.bootstrap, legs_topic)
+            shadowed = gateway_requests * SHADOW_PERCENT // 100 if side == "shadow" else 0
+            emitted[side] = {"legs_topic": legs_topic, "gateway_exit": status, "gateway_requests": gateway_requests,
+                             "legs_expected": gateway_requests + shadowed, "legs": legs["events"]}
+            if shadowed:
+                pairs = topic_events(ctx.bootstrap, pairs_topic)
+                emitted[side].update({"pairs_expected": shadowed, "pairs": pairs["events"],
+                                      "pair_outcomes": pairs.get("outcomes", {})})
         ctx.progress(f"{setup.key}: emitted {emitted}")
     finally:
         children.stop_all()
 
-    ctx.sections.append(section(setup, n, runs, emitted, idle_cpu))
+    ctx.sections.append(section(setup, n, runs, emitted))
     results = []
     for concurrency, r in runs.items():
         label = f"{setup.label}, concurrency {concurrency}"
-        first = f"gateway p50 ({label})"
+        first = f"gateway plain p50 ({label})"
         details = {"backend_service_ms": SERVICE_MS, "requests_per_side": n, "concurrency": concurrency,
-                   "gateway_config": config, "gateway_startup_s": round(startup_s, 2),
-                   "gateway_idle_cpu_percent": idle_cpu, **r, "emitted": emitted}
+                   "gateway_configs": configs, **r, "emitted": emitted}
         for name, _ in PERCENTILES:
-            results.append(Result(f"gateway {name} ({label})", r["gateway"][name], "ms", r["direct"][name],
+            results.append(Result(f"gateway plain {name} ({label})", r["plain"][name], "ms", r["direct"][name],
                                   higher_is_better=False,
                                   details=details if name == "p50" else {"same run as": first}))
-        results.append(Result(f"gateway requests/s ({label})", r["gateway"]["requests_per_second"], "req/s",
+            results.append(Result(f"gateway shadow {SHADOW_PERCENT}% {name} vs plain ({label})", r["shadow"][name],
+                                  "ms", r["plain"][name], higher_is_better=False, details={"same run as": first}))
+        results.append(Result(f"gateway plain requests/s ({label})", r["plain"]["requests_per_second"], "req/s",
                               r["direct"]["requests_per_second"], higher_is_better=True,
                               details={"same run as": first}))
+        results.append(Result(f"gateway shadow {SHADOW_PERCENT}% requests/s vs plain ({label})",
+                              r["shadow"]["requests_per_second"], "req/s", r["plain"]["requests_per_second"],
+                              higher_is_better=True, details={"same run as": first}))
     return results
 
 
-def section(setup: Setup, n: int, runs: dict, emitted: dict, idle_cpu: float | None) -> str:
-    rows = [("concurrency", "", "direct", "gateway", "added", "gateway/direct")]
+def section(setup: Setup, n: int, runs: dict, emitted: dict) -> str:
+    rows = [("concurrency", "", "direct", "plain", "added", "shadow", "added", "shadow/plain")]
     for concurrency, r in runs.items():
-        d, g = r["direct"], r["gateway"]
+        d, pl, sh = r["direct"], r["plain"], r["shadow"]
         for name in ("p50", "p90", "p99", "p99.9", "mean"):
-            rows.append((str(concurrency), f"{name} ms", f"{d[name]:.2f}", f"{g[name]:.2f}",
-                         f"{g[name] - d[name]:+.2f}", f"{g[name] / d[name]:.2f}x"))
-        d_rps, g_rps = d["requests_per_second"], g["requests_per_second"]
-        rows.append((str(concurrency), "req/s", f"{d_rps:,.0f}", f"{g_rps:,.0f}", "", f"{g_rps / d_rps:.2f}x"))
+            rows.append((str(concurrency), f"{name} ms", f"{d[name]:.2f}", f"{pl[name]:.2f}",
+                         f"{pl[name] - d[name]:+.2f}", f"{sh[name]:.2f}", f"{sh[name] - d[name]:+.2f}",
+                         f"{sh[name] / pl[name]:.3f}x"))
+        rps = [x["requests_per_second"] for x in (d, pl, sh)]
+        rows.append((str(concurrency), "req/s", f"{rps[0]:,.0f}", f"{rps[1]:,.0f}", f"{rps[1] / rps[0]:.2f}x",
+                     f"{rps[2]:,.0f}", f"{rps[2] / rps[0]:.2f}x", f"{rps[2] / rps[1]:.3f}x"))
         cpu = r["gateway_cpu_ms_per_request"]
-        rows.append((str(concurrency), "gateway CPU ms/req", "", "-" if cpu is None else f"{cpu:.2f}", "", ""))
+        rows.append((str(concurrency), "gateway CPU ms/req", "", f"{cpu['plain']}", "", f"{cpu['shadow']}", "", ""))
+        rows.append((str(concurrency), "load average", f"{r['load_average_before'][0]:.1f}", "", "",
+                     f"{r['load_average_after'][0]:.1f}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{setup.key} ({setup.label}): backend {SERVICE_MS:g} ms service time, {n:,} requests per side "
-             f"per concurrency, runs of {next(iter(runs.values()))['round_size']} (A B B A); "
-             f"idle gateway CPU {idle_cpu}% of a core"]
+             f"per concurrency, runs of {next(iter(runs.values()))['round_size']} (direct plain shadow, then reversed)"]
     for i, row in enumerate(rows):
         lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
                                + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    emit = f"emitted: {emitted['legs']:,} legs (expected {emitted['legs_expected']:,})"
-    if "pairs" in emitted:
-        emit += (f", {emitted['pairs']:,} pairs (expected {emitted['pairs_expected']:,}), "
-                 f"outcomes {emitted['pair_outcomes']}")
-    lines.append(emit)
+    for side, e in emitted.items():
+        line = f"emitted by {side}: {e['legs']:,} legs (expected {e['legs_expected']:,})"
+        if "pairs" in e:
+            line += f", {e['pairs']:,} pairs (expected {e['pairs_expected']:,}), outcomes {e['pair_outcomes']}"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def benchmarks():
     """(key, description, callable) of each benchmark of this module."""
-    return [(s.key, f"latency added by the gateway ({s.label}) against direct calls to a {SERVICE_MS:g} ms "
-                    f"backend, concurrency {' and '.join(map(str, CONCURRENCIES))} "
-                    f"({DEFAULT_REQUESTS:,} requests per side by default)",
+    return [(s.key, f"latency added by a plain and a {SHADOW_PERCENT}%-shadowing gateway against direct calls to a "
+                    f"{SERVICE_MS:g} ms backend, side by side, concurrency {' and '.join(map(str, CONCURRENCIES))} "
+                    f"({DEFAULT_REQUESTS:,} requests per side by default; {s.label})",
              lambda ctx, s=s: run_setup(ctx, s)) for s in SETUPS]
 
 
@@ -522,20 +554,23 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("backend", help="an aiohttp backend on a free loopback port; prints 'listening PORT'")
     b.add_argument("--service-ms", type=float, default=SERVICE_MS)
     c = sub.add_parser("client", help="the load client; prints the latencies as one JSON line")
-    c.add_argument("--direct", required=True)
-    c.add_argument("--gateway", required=True)
+    c.add_argument("--side", action="append", required=True, metavar="NAME=URL", help="a side to measure")
     c.add_argument("--requests", type=int, default=DEFAULT_REQUESTS)
     c.add_argument("--concurrency", type=int, default=4)
     c.add_argument("--round", type=int, default=250)
     c.add_argument("--warm-up", type=int, default=WARM_UP)
     c.add_argument("--label", default="client")
+    h = sub.add_parser("hog", help="spin on core 0 for --seconds")
+    h.add_argument("--seconds", type=float, default=600)
     args = parser.parse_args(argv)
     try:
         if args.role == "backend":
             serve_backend(args.service_ms)
+        elif args.role == "hog":
+            hog(args.seconds)
         else:
-            out = asyncio.run(drive(args.direct, args.gateway, args.requests, args.concurrency, args.round,
-                                    args.warm_up, args.label))
+            bases = dict(side.split("=", 1) for side in args.side)
+            out = asyncio.run(drive(bases, args.requests, args.concurrency, args.round, args.warm_up, args.label))
             print(json.dumps(out, separators=(",", ":")), flush=True)
     except KeyboardInterrupt:
         return 130

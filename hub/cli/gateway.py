@@ -58,7 +58,12 @@ def cmd_gateway(args, settings: Settings) -> int:
         print(f"gateway {config.name} listening on http://{address[0]}:{address[1]}", flush=True)
 
     try:
-        asyncio.run(serve(config, bootstrap=settings.bootstrap, requests_topic=settings.topic_requests, ready=ready))
+        import uvloop  # faster when installed; optional
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    try:
+        run(serve(config, bootstrap=settings.bootstrap, requests_topic=settings.topic_requests, ready=ready))
     except KeyboardInterrupt:
         pass
     return 0
