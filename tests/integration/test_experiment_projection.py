@@ -3,7 +3,7 @@
 Forged lifecycle events written straight to the experiment topic (as anyone with write access
 to it could) are stored in ``experiment_events`` (the audit trail) with the fold's refusal, never
 shown by the views as the experiment's state, and listed by ``experiment_refused_events`` with
-the reason; the same after ``hub replay``. Experiment events that cannot be decoded safely (nested
+the reason; the same across a worker's restart and after ``hub replay``. Experiment events that cannot be decoded safely (nested
 too deep, oversized, wrong types) are dead letters with their reason.
 """
 
@@ -101,7 +101,7 @@ def check_views(env, experiment):
         ("experiment_created", 1), ("experiment_completed", 0), ("experiment_aborted", 0), ("note_added", 1)]
 
 
-def test_forged_ends_of_a_draft_are_refused_in_the_views_and_after_a_replay(tmp_path, kafka_bootstrap):
+def test_forged_ends_of_a_draft_are_refused_in_the_views_across_a_restart_and_a_replay(tmp_path, kafka_bootstrap):
     worker = WorkerProcess.start(tmp_path / "home", kafka_bootstrap, HUB_ACTOR="ana@gameday-room")
     env = dict(worker.env)
     settings = worker.settings
@@ -110,12 +110,19 @@ def test_forged_ends_of_a_draft_are_refused_in_the_views_and_after_a_replay(tmp_
     definition.write_text(DEFINITION.format(id=experiment))
     try:
         cli(env, "experiment", "create", str(definition))
-        produce(kafka_bootstrap, settings.topic_experiments, [(experiment.encode(), v) for v in forged(experiment)])
-        # The registry ignored both: the next command is numbered 2 and goes through.
+        events = f"SELECT count() FROM hub.experiment_events WHERE experiment_id = '{experiment}'"
+        assert worker.wait_for(events, 1, timeout=60) == 1
+        for n, value in enumerate(forged(experiment), 2):  # one batch each: three ledger entries
+            produce(kafka_bootstrap, settings.topic_experiments, [(experiment.encode(), value)])
+            assert worker.wait_for(events, n, timeout=60) == n
+        # A worker killed and started again re-checks the partition's two last batches (offsets 1
+        # and 2), and judges them and the next event from the log before them (the creation).
+        worker.kill()
+        worker.launch()
+        # The registry ignored both forgeries: the next command is numbered 2 and goes through.
         cli(env, "note", experiment, "nothing started yet")
         shown = json.loads(cli(env, "experiment", "show", experiment, "--json").stdout)
         assert shown["status"] == "draft"
-        events = f"SELECT count() FROM hub.experiment_events WHERE experiment_id = '{experiment}'"
         assert worker.wait_for(events, 4, timeout=60) == 4
         check_views(env, experiment)
     finally:
