@@ -49,6 +49,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 import msgspec
@@ -224,6 +225,13 @@ def partition_groups(rows: Sequence[Sequence[Any]], column: int | None,
     day cannot be read form a group of their own."""
     if column is None or not rows:
         return [list(range(len(rows)))]
+    try:  # the common case, cheaply: the oldest and the newest row are fewer days apart
+        values = list(map(itemgetter(column), rows))
+        first, last = day_of(min(values)), day_of(max(values))
+        if first is not None and last is not None and last - first < limit:
+            return [list(range(len(rows)))]
+    except (TypeError, ValueError):
+        pass
     days = [day_of(row[column]) for row in rows]
     distinct = sorted({d for d in days if d is not None})
     if len(distinct) + (None in days) <= limit:

@@ -1,0 +1,59 @@
+"""A sink's health as ``/health``, ``/ready`` and ``hub status`` see it: stalled while it retries
+(since when, the error, the partitions), ok once a write goes through, crashed when its agent
+stopped, lagging past the configured lag; ``hub status`` sums every sink, not only requests."""
+
+from __future__ import annotations
+
+from hub.cli.stack import sink_lines
+from hub.errors import StoreUnavailable
+from hub.storage.sink import SinkHealth, lag_problems, retry_recoverable
+
+
+def test_a_sink_is_stalled_while_it_retries_and_ok_once_the_store_takes_the_write():
+    health = SinkHealth("requests")
+    seen = []
+    attempts = iter([StoreUnavailable("connection refused"), StoreUnavailable("connection refused"), None])
+
+    def write():
+        error = next(attempts)
+        if error is not None:
+            raise error
+        return 10
+
+    def sleep(_):
+        seen.append((health.state, [(p["partition"], p["error"]) for p in health.problems()]))
+
+    assert retry_recoverable(write, sleep=sleep,
+                             on_retry=lambda exc: health.stalled("write", exc, [1, 0])) == 10
+    assert seen[0] == ("stalled", [(0, "connection refused"), (1, "connection refused")])
+    assert health.stalled_seconds() >= 0 and health.problems()[0]["retries"] == 2
+    health.recovered("write")
+    assert health.state == "ok" and health.problems() == [] and health.stalled_seconds() == 0.0
+
+
+def test_a_crashed_agent_and_a_lagging_partition_are_problems():
+    health = SinkHealth("spans")
+    health.crash(RuntimeError("boom\nsecond line"))
+    [problem] = health.problems()
+    assert (problem["sink"], problem["state"], problem["partition"], problem["error"]) == \
+        ("spans", "crashed", None, "boom")
+    [lagging] = lag_problems("requests", {0: 10, 1: 500_001}, 200_000, {1: 0.0})
+    assert lagging == {"sink": "requests", "state": "lagging", "partition": 1,
+                       "error": "500001 records not stored yet (more than 200000)",
+                       "since": "1970-01-01T00:00:00.000+00:00"}
+
+
+def test_hub_status_sums_every_sink_and_prints_each_problem():
+    sinks = {"requests": {"stored": 100, "invalid": 2, "batches": 3, "skipped": 1},
+             "spans": {"stored": 40, "invalid": 1, "batches": 2, "skipped": 0},
+             "metrics": {"stored": 7, "invalid": 0, "batches": 1, "skipped": 0}}
+    health = {"status": "degraded",
+              "problems": [{"sink": "spans", "state": "stalled", "partition": 2, "error": "insert failed: refused",
+                            "since": "2026-01-01T00:00:00.000+00:00"}],
+              "sinks": {"spans": {"state": "stalled", "lag": 12}}}
+    lines = sink_lines(sinks, health)
+    assert lines[0] == "sinks:  stored=147 dead-lettered=3 batches=6 skipped-after-restart=1 health=degraded"
+    assert any(line.split()[:2] == ["spans:", "stored=40"] and "stalled lag=12" in line for line in lines)
+    assert lines[-2:] == ["health: degraded (1 problem)",
+                          "  spans[2] stalled since 2026-01-01T00:00:00.000+00:00: insert failed: refused"]
+    assert sink_lines(sinks, {"status": "ok", "problems": [], "sinks": {}})[-1] == "health: ok"
