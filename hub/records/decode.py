@@ -303,6 +303,7 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     max_bytes = min(max_bytes, limits.max_bytes)
     max_depth = limits.max_depth
     window = TimeWindow.of(limits, now)
+    lo, hi = window.lo, window.hi
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
     sources: list[tuple[int, int]] = []
@@ -323,6 +324,8 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
                     sources.extend([(offset, index) for index in range(len(rows) - first)])
                 else:
                     sources.append((offset, -1))
+                    if lo <= rows[-1][time_at] <= hi:  # the common case, without a call
+                        continue
             elif too_deep(value, max_depth):
                 invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
                 continue
