@@ -21,12 +21,17 @@ live one and swaps only a whole rebuild in:
    unread when ``HUB_REPLAY_MAX_SECONDS`` has passed since the start), the new database is
    dropped, the hub's database stays exactly as it was, and ``ReplayFailed`` says why in one line.
 
-While it runs, the store holds both databases: it needs room for a second copy of the data.
+While it runs, the store holds both databases: it needs room for a second copy of the data. A
+replay killed outright (SIGKILL) leaves its half-built database beside the hub's; the next replay
+drops it. One killed while swapping leaves ``<database>_previous_<time>``: the next replay renames
+it back if the hub's database is missing, or else finishes the swap (and drops it once it has
+swapped its own rebuild in), before it starts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections import defaultdict
 from typing import Callable
@@ -74,6 +79,7 @@ def replay(settings: Settings, progress: Progress = print, batch: int = 20_000,
     created = False
     try:
         try:
+            stale = _clear_leftovers(store, target, progress)
             progress(f"building database {work.database} beside {target}")
             store.command(f"CREATE DATABASE {work.database}")
             created = True
@@ -81,6 +87,8 @@ def replay(settings: Settings, progress: Progress = print, batch: int = 20_000,
             stored = _rebuild(work, store, progress, batch, deadline, max_seconds)
             _swap(store, work.database, target, f"{target}_previous_{stamp}", progress)
             created = False
+            for name in stale:
+                _drop(store, name)
             return stored
         except BaseException as exc:
             if created:
@@ -183,6 +191,27 @@ def _replay_topic(bootstrap: str, topic: str, bounds: dict[int, tuple[int, int]]
         consumer.close()
 
 
+def _clear_leftovers(store: Store, target: str, progress: Progress) -> list[str]:
+    """Undo or finish what a killed replay left: a half-built database is dropped; a swap stopped
+    between its two renames is undone (the previous database renamed back); one stopped after them
+    is finished (views re-pointed). Returns the previous databases to drop once this replay is
+    swapped in (kept until then: they may hold what the hub's database is missing)."""
+    names = _databases(store)
+    previous = sorted(n for n in names if n.startswith(f"{target}_previous_"))
+    if previous and target not in names:
+        progress(f"renaming {previous[-1]} back to {target}: a replay was stopped while swapping")
+        store.command(f"RENAME DATABASE {previous[-1]} TO {target}")
+        previous.pop()
+    elif previous:
+        progress(f"finishing the swap of a replay stopped after it: re-pointing the views of {target}; "
+                 f"{', '.join(previous)} dropped once this replay is swapped in")
+        _repoint_views(store, target, re.compile(rf"\b{re.escape(target)}_replay_\w+\."))
+    for name in sorted(n for n in names if n.startswith(f"{target}_replay_")):
+        progress(f"dropping {name}, left by a replay that did not finish")
+        _drop(store, name)
+    return previous
+
+
 def _databases(store: Store) -> set[str]:
     return {row[0] for row in store.query("SELECT name FROM system.databases").result_rows}
 
@@ -199,7 +228,7 @@ def _swap(store: Store, new: str, target: str, previous: str, progress: Progress
             store.command(f"RENAME DATABASE {previous} TO {target}")
         raise
     try:
-        _repoint_views(store, target, new)
+        _repoint_views(store, target, re.compile(rf"\b{re.escape(new)}\."))
     except BaseException:
         store.command(f"RENAME DATABASE {target} TO {new}")
         if had_target:
@@ -210,16 +239,17 @@ def _swap(store: Store, new: str, target: str, previous: str, progress: Progress
         _drop(store, previous)
 
 
-def _repoint_views(store: Store, database: str, old_name: str) -> None:
-    """Re-create the views of ``database`` that still name ``old_name`` (its name when they were made)."""
+def _repoint_views(store: Store, database: str, old_name: re.Pattern) -> None:
+    """Re-create the views of ``database`` that still name the database by ``old_name`` (matching
+    ``<name>.``, its name when they were made)."""
     rows = store.query(
         "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} "
         "AND engine IN ('View', 'MaterializedView') ORDER BY name", parameters={"db": database}).result_rows
     for name, ddl in rows:
-        if f"{old_name}." not in ddl:
+        if not old_name.search(ddl):
             continue
         store.command(f"DROP TABLE IF EXISTS {database}.{name} SYNC")
-        store.command(ddl.replace(f"{old_name}.", f"{database}."))
+        store.command(old_name.sub(f"{database}.", ddl))
 
 
 def _drop(store: Store, database: str) -> None:
