@@ -40,11 +40,11 @@ def test_column_types_are_looked_up_again_after_a_table_changes(store):
 
 
 def test_a_failed_insert_is_reported_as_not_stored_and_the_next_one_works(store):
-    from hub.errors import StoreUnavailable
+    from hub.errors import StoreRejected
 
     table = f"{store.database}.strict"
     store.command(f"CREATE TABLE {table} (k UInt32) ENGINE = MergeTree ORDER BY k")
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreRejected):  # the rows' fault: permanent, not retried as an outage
         store.insert(table, [("not a number",)], ("k",))
     store.insert(table, [(3,)], ("k",))
     assert store.scalar(f"SELECT sum(k) FROM {table}") == 3
