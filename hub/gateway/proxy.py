@@ -250,6 +250,12 @@ class Gateway:
             self._tracer_provider = tracer_provider
         self.tracer = (tracer_provider.get_tracer("hub.gateway") if tracer_provider is not None
                        else trace.get_tracer("hub.gateway"))
+        # Without a tracer provider (none given, none set globally by the application before the
+        # gateway starts) spans would be no-ops: they are skipped, and a client's traceparent
+        # passes through unchanged, as it would anyway.
+        self._tracing = tracer_provider is not None or not isinstance(
+            trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+        self._span = self.tracer.start_as_current_span if self._tracing else _no_span
         self.bulkhead = Bulkhead(config.bulkhead.max_concurrent, config.bulkhead.max_queue, config.bulkhead.max_bytes)
         nondet = {r.path: r.shadow.nondeterministic for r in config.routes if r.shadow}
         nondet["*"] = config.nondeterministic
@@ -517,7 +523,7 @@ class Gateway:
         body = _Body(self.config.compare_max_bytes if shadowing else 0)
         status, encoding, error, timed_out = 0, "", "", False
         out: web.StreamResponse | None = None
-        with self.tracer.start_as_current_span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
+        with self._span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
             span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
             span.set_attribute("http.route", route.path)
@@ -528,10 +534,11 @@ class Gateway:
                 span.set_attribute(ATTR_EXPERIMENT_ID, exp)
             if client_cid:
                 span.set_attribute(ATTR_CLIENT_CID, client_cid)
-            with self.tracer.start_as_current_span(f"{leg_name} {backend.name}", kind=trace.SpanKind.CLIENT) as cs:
+            with self._span(f"{leg_name} {backend.name}", kind=trace.SpanKind.CLIENT) as cs:
                 cs.set_attribute(ATTR_GATEWAY_LEG, leg_name)
                 cs.set_attribute("server.backend", backend.name)
-                inject(headers)
+                if self._tracing:
+                    inject(headers)
                 try:
                     async with self._request(backend, method, path_qs, self._for(backend, headers), upload) as resp:
                         status = resp.status
@@ -586,7 +593,7 @@ class Gateway:
             self._emit(primary_leg, source)
             if shadowing and not error and status and self._shadow_share[route.path].take():
                 self.counters["shadow_selected"] += 1
-                ctx = trace.set_span_in_context(span)
+                ctx = trace.set_span_in_context(span) if self._tracing else None
                 job = self._shadow_job(route, method, path_qs, headers, primary_leg, resp_rec, ctx, source)
                 held = len(resp_rec.body) if resp_rec.body is not None else 0
                 if not self.bulkhead.submit(job, held, self._drop_callback(route, method, primary_leg, source)):
@@ -643,7 +650,7 @@ class Gateway:
             shadow_cfg = route.shadow
             shadow_headers = headers.copy()
             shadow_headers[HEADER_SHADOW] = "1"
-            with self.tracer.start_as_current_span(f"shadow {shadow_cfg.backend}", context=ctx,
+            with self._span(f"shadow {shadow_cfg.backend}", context=ctx,
                                                    kind=trace.SpanKind.CLIENT) as span:
                 span.set_attribute(ATTR_CORRELATION_ID, primary.correlation_id)
                 span.set_attribute(ATTR_GATEWAY_LEG, "shadow")
@@ -686,6 +693,26 @@ class Gateway:
                              differing=differing, noise=self.noise, policy=self.policy)
             self._emit_pair_record(pair, source)
         return run
+
+
+class _NoSpan:
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_attribute(self, key, value) -> None:
+        pass
+
+
+_NO_SPAN = _NoSpan()
+
+
+def _no_span(*args, **kwargs) -> _NoSpan:
+    return _NO_SPAN
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,200}$")

@@ -623,3 +623,37 @@ def test_head_204_and_large_bodies_keep_their_framing():
         assert [leg.response_bytes for leg, _ in h.legs] == [0, 0, 5, len(big)]
 
     asyncio.run(run())
+
+
+def test_spans_with_a_tracer_provider_carry_the_route_the_normalised_path_and_the_client_id():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = {"gateway": {"name": "gw-spans", "listen": "127.0.0.1:0"},
+              "routes": [{"path": "/api/{rest*}", "backend": "primary",
+                          "shadow": {"backend": "shadow", "percent": 100}}]}
+
+    async def run():
+        primary, shadow = RawBackend(), RawBackend()
+        urls = {"primary": await primary.start(), "shadow": await shadow.start()}
+        gw = Gateway(parse_config({**config, "backends": {k: {"url": v} for k, v in urls.items()}}),
+                     emit_leg=lambda *a, **k: True, emit_pair=lambda *a: True, tracer_provider=provider)
+        address = await gw.start()
+        try:
+            assert (await raw_request(address, req("GET", "/api/a/../b", "X-Correlation-Id: mine"))).status == 200
+            await gw.drain()
+        finally:
+            await gw.close()
+        return primary.seen[0]
+
+    seen = asyncio.run(run())
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    server = spans["GET /api/{rest*}"]
+    assert server.attributes["url.path"] == "/api/b" and server.attributes["gateway.client_correlation_id"] == "mine"
+    assert {"primary primary", "shadow shadow"} <= set(spans)
+    # the backend request carries the gateway's trace context
+    assert seen.header("traceparent").split("-")[1] == format(server.context.trace_id, "032x")
