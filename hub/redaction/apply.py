@@ -60,13 +60,15 @@ _KIND_CODES: Final[dict[str, int]] = {
     "attributes_list": _MAPLIST, "struct": _STRUCT, "structs": _STRUCTLIST, "json": _JSON, "reason": _REASON,
 }
 #: Detectors whose name yields to a more specific one's when their hits overlap.
-_GENERIC: Final = frozenset({"phi_key", "name_known", "name_clinical", "dob_any", "phone_cue"})
+_GENERIC: Final = frozenset({"phi_key", "name_known", "name_clinical", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
 _SPACED: Final = re.compile(r"[._+:/@=-]+")
 _OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_BARE_NUMBER: Final = re.compile(r"\d{6,15}")
+#: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
+#: century written ``20YYMMDD`` (``exp-20261207``).
+_BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{6,}")
 _URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
 _QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
 #: Keys whose whole value is replaced in a JSON document (``name`` alone is left to the detectors:
@@ -281,7 +283,8 @@ class _Engine:
             if not seg or seg == PATH_PLACEHOLDER:
                 continue
             plain = unquote(seg) if "%" in seg else seg
-            if (seg_rx is not None and seg_rx.fullmatch(plain)) or self._hit(plain):
+            if (seg_rx is not None and seg_rx.fullmatch(plain)) or self._hit(plain) or (
+                    _SPACED.search(plain) is not None and self._hit(_SPACED.sub(" ", plain))):
                 segments[i] = PATH_PLACEHOLDER
                 hits.append("path_id")
                 changed = True
@@ -419,7 +422,7 @@ class _Engine:
             hits.append("shape:" + shape)
             return STRUCT_MARKER.format(shape=shape)
         if detect and not _OPAQUE.fullmatch(out):
-            if (shape == "id" and _BARE_NUMBER.fullmatch(out)) or self._hit(out) or (
+            if (shape in ("id", "actor", "word") and _BARE_NUMBER.search(out)) or self._hit(out) or (
                     _SPACED.search(out) is not None and self._hit(_SPACED.sub(" ", out))):
                 hits.append("shape:" + shape)
                 return STRUCT_MARKER.format(shape=shape)
@@ -666,8 +669,24 @@ def redact_dead_letter_value(policy: RedactionPolicy | None, value: bytes | None
         text, codec = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, codec = value.decode("latin-1"), "latin-1"
-    out = redact_text(policy, text, stats, source="dead_letters")
+    engine = _engine(policy)
+    hits: list[str] = []
+    out = engine.text(text, hits)
+    # tokens that join words with - _ + . (ids, slugs: ``PO-Box-54192``, ``jane_doe``) read as words too
+    out = _JOINED.sub(lambda m: _joined(engine, m.group(0), hits), out)
+    if stats is not None:
+        stats.add("dead_letters", hits)
     return value if out == text else out.encode(codec)
+
+
+_JOINED: Final = re.compile(r"[A-Za-z0-9][\w.@:+-]*[-_+.][\w.@:+-]*")
+
+
+def _joined(engine: _Engine, token: str, hits: list) -> str:
+    if engine._hit(_SPACED.sub(" ", token)):
+        hits.append("mask:joined")
+        return "[REDACTED:token]"
+    return token
 
 
 class Redactor:

@@ -53,7 +53,9 @@ _SEVERITIES: Final = ("TRACE|DEBUG|INFO|INFORMATION|NOTICE|WARN|WARNING|ERROR|ER
 SHAPES: Final[Mapping[str, Shape]] = {
     "uuid": Shape(r"|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
                   "a UUID (or empty)", detect=False),
-    "hex": Shape(r"[0-9a-fA-F]{0,128}", "hex digits (trace/span ids, hashes), or empty", detect=False),
+    "hex": Shape(r"[0-9a-fA-F]{16,128}|(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{1,15}|\d{0,5}",
+                 "hex digits (trace/span ids, hashes), or empty; a short all-digit value (a record number) "
+                 "does not fit; a short one with a detector hit neither"),
     "id": Shape(r"|[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}",
                 "an id or name without spaces, up to 128 characters; not a bare 6-15 digit number (an MRN, "
                 "phone or SSN), no detector hit in it or in it with `._-` read as spaces"),

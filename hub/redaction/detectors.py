@@ -100,8 +100,8 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}(?![\d/.-])"
      r"|(?<![\d/.-])(?:19|20)\d{2}[/.]\d{1,2}[/.]\d{1,2}(?![\d/.-])"
      r"|(?<![\d.-])(?:19\d{2}|20[01]\d)-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])(?![\d])"
-     r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ -,]\s?(?:19|20)\d{2}(?!\d)"
-     r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?!\d)"
+     r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ ,-]\s?(?:19|20)\d{2}(?!\d)"
+     r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ .-]\d{1,2}(?:st|nd|rd|th)?,?[ .-]\s?(?:19|20)\d{2}(?!\d)"
      r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)",
      False, (r"\d[/.-]\d", r"(?i)jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", r"(?i)dob|birth|born")),
     # insurance / member / policy ids after a cue, Medicare beneficiary identifiers without one
@@ -113,11 +113,11 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      False, (r"\d",)),
     # street addresses, PO boxes, "City, ST 02115"
     ("address",
-     r"\b\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z0-9][A-Za-z0-9'.-]*\s+){0,4}"
+     r"\b\d{1,6}[A-Za-z]?[\s_-]+(?:[NSEW]\.?[\s_-]+)?(?:[A-Z0-9][A-Za-z0-9'.]*[\s_-]+){0,4}"
      r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|"
      r"circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|row|close|crescent|alley|plaza)\b\.?"
      r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|#)\.?\s*#?[A-Za-z0-9-]+)?"
-     r"|(?i:\bp\.?\s?o\.?\s*box)\s*\d+"
+     r"|(?i:\bp\.?[\s_-]?o\.?[\s_-]*box)[\s_-]*\d+"
      r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b",
      False, (r"\d",)),
     # IP addresses
@@ -138,6 +138,11 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
      rf"|(?P<v2>(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
      False, _CLINICAL_REQUIRES),
+    # record, member and account numbers without a cue: letters then 6+ digits (XYZ751050912,
+    # MBR-76029555, BCBS-3279197-37), or 9+ digits alone (an MRN, a member number)
+    ("long_id",
+     r"(?<![\w./-])(?:(?!(?i:mrn|ssn|dob|tel|id|no|nr|mr)[-#]?\d)[A-Za-z]{1,5}[-#]?\d{6,}(?:-\d{1,4})?|\d{9,}(?:-\d{1,4})?)(?![\w./-])",
+     False, (r"\d{6}",)),
     # phone numbers after a cue in any grouping, and E.164
     ("phone_cue",
      r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|contact|callback|pager)(?:[ _-]?(?:no|num|number|#))?\.?)"

@@ -169,6 +169,7 @@ DEFAULT_PATH_SEGMENT_PATTERNS: Final[tuple[str, ...]] = (
     r"(?:19|20)\d{2}-?\d{2}-?\d{2}",                                       # dates (of birth) in a path
     r"\d{1,2}[-.]\d{1,2}[-.](?:19|20)?\d{2}",
     r"[A-Za-z]*\d[A-Za-z0-9]*-\d[A-Za-z0-9-]*",                              # ids with dashes (MRN-0044, 1EG4-TE5)
+    r"[^/]*\d{4,}[^/]*",                                                    # anything with 4+ digits in a row
 )
 
 
