@@ -557,14 +557,18 @@ class ExactlyOnceSink:
         inserted = time.perf_counter()
         self.stats.phase_seconds["insert"] += inserted - started
         rejected: list[InvalidRecord] = []
+        stored_view = decoded
         if refused:
             rejected = self._refused_records(chunk, token, decoded, refused)
             refused_main = {position for table, position, _ in refused if table == main}
             if refused_main:
-                # derived records (the stream pairs) come from the rows stored only
-                decoded.rows = [row for i, row in enumerate(decoded.rows) if i not in refused_main]
+                # Derived records (the stream pairs) come from the rows stored only. The batch itself
+                # stays whole: a retry of this step must make the same inserts (and tokens).
+                stored_view = MergedBatch(rows=[row for i, row in enumerate(decoded.rows) if i not in refused_main],
+                                          invalid=list(decoded.invalid),
+                                          tables=list(getattr(decoded, "tables", ())))
         if self.spec.after_store is not None:
-            self._guarded("after_store", self.spec.after_store, token, decoded)
+            self._guarded("after_store", self.spec.after_store, token, stored_view)
         self.stats.phase_seconds["after_store"] += time.perf_counter() - inserted
         by_offset = {m.offset: m for m in chunk}
         if decoded.invalid:
@@ -626,6 +630,7 @@ class ExactlyOnceSink:
         for partition, chunk, token, _ in work:
             # decoded again: the placement may have changed the batch before it raised
             fresh = self._decode(chunk)
+            counts: dict[str, int] | None = _row_counts(self.spec.table, fresh)
             try:
                 [placed] = place([fresh])
             except RecoverableError:
@@ -638,7 +643,11 @@ class ExactlyOnceSink:
                     lambda message: place([self.spec.decode([message])])[0], PLACE_FAILED)
                 placed.invalid = sorted([i for i in invalid if i.offset in failed] + placed.invalid,
                                         key=lambda i: (i.offset, i.index))
-            self._decoded_counts[token] = _row_counts(self.spec.table, fresh)
+                counts = None  # rows of the records that failed are gone: a refused row maps to the chunk
+            if counts is None:
+                self._decoded_counts.pop(token, None)
+            else:
+                self._decoded_counts[token] = counts
             out.append(placed)
         return out
 

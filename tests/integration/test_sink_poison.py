@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from hub.abort.records import ALERT_COLUMNS
+from hub.errors import RecoverableError
 from hub.otel.decode import TRACE_COLUMNS
 from hub.records.decode import REQUEST_COLUMNS, decode_dead_letter, decode_request_legs
 from hub.records.generate import generate_request_legs
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.storage.dead_letters import DeadLetterPublisher
-from hub.storage.sink import ExactlyOnceSink, SinkSpec
+from hub.storage.sink import ExactlyOnceSink, SinkSpec, write_with_retry
 from tests.fixtures_clickhouse import store_for
 from tests.integration.test_sink_exactly_once import consume_all, counts, produce
 
@@ -257,3 +258,35 @@ def test_a_decoder_or_placement_that_raises_on_one_record_dead_letters_that_reco
     again.flush()
     assert counts(store) == (40, 40) and len(dead_letters(store, topic)) == 1
     again.close()
+
+
+class BrokerAwayOnce:
+    """The real dead-letter publisher, whose first publication finds the broker away."""
+
+    def __init__(self, publisher):
+        self.publisher = publisher
+        self.failed = False
+
+    def publish(self, invalid, raws, token):
+        if not self.failed:
+            self.failed = True
+            raise RecoverableError("dead-letter publish failed: broker away")
+        return self.publisher.publish(invalid, raws, token)
+
+
+def test_a_write_retried_after_the_refused_rows_were_isolated_stores_nothing_twice(
+        store, kafka_bootstrap, make_topic):
+    topic, dlq = make_topic(partitions=1), make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, [(b"k", alert_record(i, kind=7 if i in (3, 11) else None)) for i in range(16)],
+            partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 16)
+    spec = SinkSpec("alerts", topic, "alerts", ALERT_COLUMNS, decode_alert_rows)
+    # Pipelined: the insert thread retries the rows step with the batch it already decoded.
+    sink = ExactlyOnceSink(store, spec, BrokerAwayOnce(DeadLetterPublisher(store, kafka_bootstrap, dlq)),
+                           KafkaRangeFetcher(kafka_bootstrap), pipelined=True)
+    write_with_retry(sink, messages, sleep=lambda _: None)
+    sink.flush()
+    sink.close()
+    assert sink.dead_letters.failed
+    assert alert_counts(store) == (14, 14)
+    assert [r[:2] for r in dead_letters(store, topic)] == [(3, -1), (11, -1)]
