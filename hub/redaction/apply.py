@@ -59,6 +59,7 @@ _KIND_CODES: Final[dict[str, int]] = {
     "text": _TEXT, "texts": _TEXTLIST, "url": _URL, "attributes": _MAP, "shared_attributes": _SHARED_MAP,
     "attributes_list": _MAPLIST, "struct": _STRUCT, "structs": _STRUCTLIST, "json": _JSON, "reason": _REASON,
 }
+_ESCAPE: Final = re.compile(r"(?<!\\)\\[nrt]")
 #: Detectors whose name yields to a more specific one's when their hits overlap.
 _GENERIC: Final = frozenset({"phi_key", "name_known", "name_clinical", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
@@ -234,19 +235,22 @@ class _Engine:
         so that masked output is a fixed point.
         """
         for _ in range(_ROUNDS):
+            # JSON escapes (\n, \t, \r) read as the blanks they stand for, position for position, so
+            # that "\nJane Doe" inside JSON text is a word boundary like a real newline
+            probe = _ESCAPE.sub("  ", text) if "\\" in text else text
             # short texts: one search with every pattern is cheaper than the "requires" tests
-            mask = self._all if len(text) <= _SHORT else self._active(text)
+            mask = self._all if len(probe) <= _SHORT else self._active(probe)
             if not mask:
                 return text
             rx = self._regex_for(mask)
-            if rx is not None and rx.search(text) is None:
+            if rx is not None and rx.search(probe) is None:
                 return text
             spans = []
             for i in range(len(self._patterns)):
                 if not mask >> i & 1:
                     continue
                 single, keep_cue, name = self._single[i], self._keeps_cue[i], self._patterns[i].name
-                for m in single.finditer(text):
+                for m in single.finditer(probe):
                     start, end = m.span("value") if keep_cue and m.start("value") >= 0 else m.span()
                     if end > start:
                         spans.append((start, end, name))

@@ -94,7 +94,7 @@ def _phone(rng: random.Random) -> str:
 
 def _ssn(rng: random.Random) -> str:
     a, b, c = rng.randint(100, 665), rng.randint(10, 99), rng.randint(1000, 9999)
-    return rng.choice([f"{a}-{b}-{c}", f"{a} {b} {c}", f"{a}-{b}-{c}"])
+    return rng.choice([f"{a}-{b}-{c}", f"{a} {b} {c}", f"{a}{b}{c}", f"{a}.{b}.{c}"])
 
 
 def _mrn(rng: random.Random) -> str:

@@ -93,9 +93,9 @@ DEFAULT_MASK_PATTERNS: Final[tuple[MaskPattern, ...]] = (
     MaskPattern("email", r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
                 requires=("@",)),
     # US social security number: 123-45-6789, 123 45 6789, or a bare 9 digits after "SSN"
-    MaskPattern("ssn", r"\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}"
+    MaskPattern("ssn", r"\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|(?<![\d.])\d{3}\.\d{2}\.\d{4}(?![\d.])"
                        r"|(?i:ssn|social[ _-]?security(?:[ _-]?(?:number|no))?)\.?[\s:#=-]{0,4}(?P<value>\d{9})",
-                requires=(r"\d(?:\d{2}[- ]\d{2}[- ]\d{4}|\d{8})",)),
+                requires=(r"\d(?:\d{2}[-. ]\d{2}[-. ]\d{4}|\d{8})",)),
     # medical record / patient number after a cue: MRN 004417829, mrn#00123456, patient_id=1234
     MaskPattern("mrn", r"(?:mrn|medical[ _-]?record(?:[ _-]?(?:number|num|no))?"
                        r"|patient[ _-]?(?:id|number|num|no))\.?[\s:#=-]{0,4}(?P<value>[A-Za-z]{0,3}\d{4,})",
