@@ -71,7 +71,7 @@ class Settings:
         "Port of `hub store serve`, the store server through which several workers on one host share the embedded store (HUB_CLICKHOUSE_URL=http://127.0.0.1:<port>).")
     store_token: str = _setting(
         "HUB_STORE_TOKEN", "",
-        "Secret the store server requires of every client as its ClickHouse password (HUB_CLICKHOUSE_URL=http://default:<secret>@host:port); empty asks for none.")
+        "Secret the store server requires of every client as its ClickHouse password (HUB_CLICKHOUSE_URL=http://default:<secret>@host:port); empty: generated into <home>/store-token on its first start, where the hub's own clients with that home find it.")
     ttl_days: int = _setting(
         "HUB_TTL_DAYS", 90,
         "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever).")

@@ -180,13 +180,17 @@ class StoreServerProcess(_Child):
         self.settings: Settings = load_settings(self.env)
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.settings.logs_dir / "store-server.log"
+        # Its token: HUB_STORE_TOKEN, or the one it keeps in its home (made now, as its first start
+        # would, so that the workers' URL carries it before the server runs).
+        from hub.storage.token import ensure_token
+
+        self.token = ensure_token(self.settings)
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         """The value of HUB_CLICKHOUSE_URL for the workers."""
-        auth = f"default:{self.settings.store_token}@" if self.settings.store_token else ""
-        return f"http://{auth}127.0.0.1:{self.port}"
+        return f"http://default:{self.token}@127.0.0.1:{self.port}"
 
     @classmethod
     def start(cls, home: Path, timeout: float = 60.0, port: int | None = None, **overrides: str) -> "StoreServerProcess":

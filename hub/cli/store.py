@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve", help="own the embedded store and serve it over ClickHouse's HTTP interface (attached)",
         description="Open the embedded store (<HUB_HOME>/clickhouse, or --path) and answer the part of "
                     "ClickHouse's HTTP interface that clickhouse-connect uses, until Ctrl-C or SIGTERM. "
-                    "Point every worker at it with HUB_CLICKHOUSE_URL=http://HOST:PORT. It is not a "
+                    "Point every worker at it with HUB_CLICKHOUSE_URL=http://HOST:PORT. Every client must give "
+                    "the token (HUB_STORE_TOKEN, else <HUB_HOME>/store-token, generated on the first start) as "
+                    "its password; nobody may reach files, URLs or other servers through it. It is not a "
                     "ClickHouse server: statements run one at a time, nothing is replicated "
                     "(docs/store-server.md).")
     serve.add_argument("--host", help="address to listen on (default HUB_STORE_HOST, 127.0.0.1)")
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hub.storage.server import StoreError, is_loopback, serve
+    from hub.storage.token import ensure_token, token_path
 
     host = args.host or settings.store_host
     port = settings.store_port if args.port is None else args.port
@@ -40,19 +43,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a TCP port")
     if not is_loopback(host) and not settings.store_token:
-        raise UserError(f"refusing to serve the store on {host} without HUB_STORE_TOKEN: anyone who can reach "
-                        "it could change or drop every table (set a token, or listen on 127.0.0.1)")
+        raise UserError(f"refusing to serve the store on {host} without HUB_STORE_TOKEN: off this host, set the "
+                        "secret explicitly and give it to every client (or listen on 127.0.0.1, where a token is "
+                        f"generated into {token_path(settings)})")
+    token = ensure_token(settings)  # HUB_STORE_TOKEN, or <home>/store-token, created on the first start
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("hub.storage.server").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
 
     def ready(url: str) -> None:
-        auth = "default:<HUB_STORE_TOKEN>@" if settings.store_token else ""
-        print(f"store server: {path} on {url}; point the workers at it with "
-              f"HUB_CLICKHOUSE_URL=http://{auth}{url.split('://', 1)[1]} (Ctrl-C stops)", flush=True)
+        where = "HUB_STORE_TOKEN" if settings.store_token else str(token_path(settings))
+        print(f"store server: {path} on {url}; point the workers at it with HUB_CLICKHOUSE_URL={url} (hub "
+              f"processes with this HUB_HOME read the token from {where}; any other client gives it as the "
+              f"password: http://default:<token>@{url.split('://', 1)[1]}) (Ctrl-C stops)", flush=True)
 
     try:
-        serve(path, host, port, token=settings.store_token, on_ready=ready)
+        serve(path, host, port, token=token, on_ready=ready)
     except StoreError as exc:
         message = exc.message
         if "lock" in message.lower() or "already running" in message.lower() or "EmbeddedServer" in message:

@@ -177,7 +177,9 @@ def open_store(settings: Settings, create_database: bool = True) -> Store:
     """Open the configured store; in embedded mode the data directory is created if missing."""
     import clickhouse_connect
 
-    dsn = settings.clickhouse_dsn
+    from hub.storage.token import store_dsn
+
+    dsn = store_dsn(settings)  # with the store server's token from <home>/store-token when it is one
     if settings.embedded_clickhouse:
         settings.clickhouse_path.mkdir(parents=True, exist_ok=True)
     try:

@@ -70,6 +70,7 @@ SYNTAX_ERROR = (62, "SYNTAX_ERROR")
 UNKNOWN_SETTING = (115, "UNKNOWN_SETTING")
 CANNOT_DECOMPRESS = (271, "CANNOT_DECOMPRESS")
 AUTHENTICATION_FAILED = (516, "AUTHENTICATION_FAILED")
+ACCESS_DENIED = (497, "ACCESS_DENIED")
 UNKNOWN_EXCEPTION = (1002, "UNKNOWN_EXCEPTION")
 
 # URL parameters that belong to the HTTP layer of a server, not to the statement: accepted and
@@ -647,6 +648,79 @@ class Engine:
             self._shared.close()
 
 
+# ---- what no client may do -----------------------------------------------------------------------
+# Calls (functions, table functions, table engines, dictionary sources) that make the engine read or
+# write files, open connections or run programs: refused for every client, the token's holder too.
+def _reaching_outside() -> dict[str, str]:
+    from hub.sql.functions import REFUSED_TABLE_FUNCTIONS
+
+    outside = ("files", "network", "program", "database file")
+    names = {n.lower(): why for n, why in REFUSED_TABLE_FUNCTIONS.items() if any(w in why for w in outside)}
+    for name in ("file", "filesystemAvailable", "filesystemCapacity", "filesystemUnreserved", "showCertificate"):
+        names[name.lower()] = "reads the server's file system"
+    for name in ("aiClassify", "aiEmbed", "aiExtract", "aiFilter", "aiGenerate", "aiRedact", "aiSimilarity",
+                 "aiTranslate", "hasColumnInTable"):
+        names[name.lower()] = "reaches another server or service over the network"
+    for name in ("URL", "File", "S3", "S3Queue", "AzureQueue", "HDFS", "MySQL", "PostgreSQL", "MaterializedPostgreSQL",
+                 "MaterializedMySQL", "MongoDB", "Redis", "ODBC", "JDBC", "Executable", "ExecutablePool", "Kafka",
+                 "RabbitMQ", "NATS", "FileLog", "Distributed", "SQLite", "AzureBlobStorage", "DeltaLake", "Iceberg",
+                 "IcebergS3", "IcebergAzure", "IcebergHDFS", "IcebergLocal", "Hudi", "ArrowFlight", "YTsaurus",
+                 "HTTP", "HTTPS", "ClickHouse", "Cassandra", "Executable_Pool", "YAMLRegExpTree"):
+        names.setdefault(name.lower(), "is a table engine or dictionary source that reaches files, other servers or "
+                                       "programs")
+    return names
+
+
+REACHES_OUTSIDE = _reaching_outside()
+REFUSED_STATEMENTS = {"SYSTEM": "SYSTEM statements control the server", "BACKUP": "BACKUP writes files",
+                      "RESTORE": "RESTORE reads files"}
+
+
+def refusal(sql: str) -> str | None:
+    """Why the store server refuses this statement (whoever sends it), or None.
+
+    Refused: SYSTEM, BACKUP and RESTORE statements, INTO OUTFILE, FROM INFILE (the server stages an
+    INSERT's data itself), ATTACH ... FROM a path, and every call in ``REACHES_OUTSIDE``; also a
+    statement the tokenizer cannot read unambiguously (heredocs, a NUL, unterminated strings).
+    """
+    from hub.sql.guard import QueryRefused, tokenize
+
+    try:
+        tokens = tokenize(sql)
+    except QueryRefused as refused:
+        return f"the store server cannot read the statement unambiguously ({refused.reason})"
+    start = True
+    first = ""
+    for k, t in enumerate(tokens):
+        nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+        if t.kind == "punct" and t.text in ";(":
+            start = start or t.text == ";"
+            continue
+        if start and t.kind == "word":
+            first = t.value
+            if first in REFUSED_STATEMENTS:
+                return REFUSED_STATEMENTS[first]
+        start = False
+        if t.kind == "word" and t.value == "INTO" and nxt is not None and nxt.kind == "word" and nxt.value == "OUTFILE":
+            return "INTO OUTFILE writes a file on the server"
+        if t.kind == "word" and t.value == "INFILE":
+            return "FROM INFILE reads a file on the server"
+        if first == "ATTACH" and t.kind == "word" and t.value == "FROM":
+            return "ATTACH ... FROM attaches files from a path on the server"
+        name = t.text if t.kind == "word" else t.value if t.kind == "name" else None
+        if name is not None and nxt is not None and nxt.text == "(" and name.lower() in REACHES_OUTSIDE:
+            return f"{name}() {REACHES_OUTSIDE[name.lower()]}"
+    return None
+
+
+def statement_refusal(statement: "Statement") -> str | None:
+    if statement.insert is not None:  # the data after FORMAT is data, not SQL
+        text = statement.insert.target + b" " + statement.insert.settings
+    else:
+        text = statement.sql
+    return refusal(text.decode("utf-8", "replace"))
+
+
 # ---- HTTP ----------------------------------------------------------------------------------------
 def _credentials(request: web.Request) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
@@ -664,7 +738,9 @@ def _credentials(request: web.Request) -> tuple[str, str]:
 class StoreServer:
     """The aiohttp application around an ``Engine``; statements run on one engine thread."""
 
-    def __init__(self, engine: Engine, token: str = "", display_name: str | None = None):
+    def __init__(self, engine: Engine, token: str, display_name: str | None = None):
+        if not token:
+            raise ValueError("the store server needs a token (hub.storage.token.ensure_token)")
         self.engine = engine
         self.token = token
         self.display_name = display_name or socket.gethostname()
@@ -704,9 +780,7 @@ class StoreServer:
                             content_type="text/plain", charset="utf-8")
 
     def _authorized(self, request: web.Request) -> bool:
-        if not self.token:
-            return True
-        _, password = _credentials(request)
+        _, password = _credentials(request)  # any user name; the password is the token
         return hmac.compare_digest(password.encode(), self.token.encode())
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
@@ -723,6 +797,9 @@ class StoreServer:
             if request.method not in ("GET", "POST"):
                 raise StoreError(UNSUPPORTED_METHOD, f"HTTP method {request.method} is not supported", status=405)
             statement = await self._read(request, text)
+            why = statement_refusal(statement)
+            if why is not None:
+                raise StoreError(ACCESS_DENIED, f"refused by the store server: {why}", status=403)
             outcome = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.execute, statement)
         except StoreError as error:
             log.debug("store: query %s failed: %s", query_id, error.message)
@@ -812,7 +889,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(path: Path, host: str, port: int, token: str = "",
+def serve(path: Path, host: str, port: int, token: str,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Run the store server in this process until SIGINT or SIGTERM; the engine closes cleanly."""
     engine = Engine(path)

@@ -3,12 +3,16 @@ behind ClickHouse's HTTP interface, shared by several clients."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
+import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -18,6 +22,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from hub.settings import load_settings
+from hub.sql import run_readonly
 from hub.storage.client import open_store
 from hub.storage.migrations import discover, migrate
 from hub.storage.server import NEED_MORE, parse_insert_head
@@ -82,10 +87,18 @@ def test_the_data_of_an_insert_starts_where_clickhouse_reads_it(text, eof, expec
         assert (found.target, found.settings, found.fmt, text[found.data_offset:]) == expected
 
 
+def authorized(server, url: str, data: bytes | None = None, user: str = "default") -> urllib.request.Request:
+    """A request with the server's token as the password of HTTP basic auth."""
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    credentials = base64.b64encode(f"{user}:{server.token}".encode()).decode()
+    request.add_header("Authorization", f"Basic {credentials}")
+    return request
+
+
 def test_ping_and_a_get_query_answer_like_a_server(server):
     assert urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ping").read() == b"Ok.\n"
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?query=SELECT%201%2B1%20AS%20x%20FORMAT%20JSONEachRow"
-                                "&query_id=q-1") as response:
+    with urllib.request.urlopen(authorized(server, f"http://127.0.0.1:{server.port}/?query=SELECT%201%2B1%20AS%20x%20"
+                                                   "FORMAT%20JSONEachRow&query_id=q-1")) as response:
         assert response.read() == b'{"x":2}\n'
         assert response.headers["X-ClickHouse-Query-Id"] == "q-1"
         assert response.headers["X-ClickHouse-Format"] == "JSONEachRow"
@@ -94,7 +107,7 @@ def test_ping_and_a_get_query_answer_like_a_server(server):
         assert '"read_rows"' in response.headers["X-ClickHouse-Summary"]
     # A GET request is read-only, as on a server.
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?query=CREATE%20DATABASE%20nope")
+        urllib.request.urlopen(authorized(server, f"http://127.0.0.1:{server.port}/?query=CREATE%20DATABASE%20nope"))
     assert refused.value.code == 500
     assert refused.value.headers["X-ClickHouse-Exception-Code"] == "164"
     assert b"readonly" in refused.value.read()
@@ -210,14 +223,16 @@ def test_a_body_cut_off_before_its_end_stores_nothing(server, db):
     sock = socket.create_connection(("127.0.0.1", server.port))
     statement = f"INSERT INTO {table} (id, ts, labels, codes, route, latency) FORMAT TabSeparated\n".encode()
     row = b"00000000-0000-0000-0000-000000000001\t2026-03-01 12:00:00.000\t{}\t[]\t/r\t\\N\n"
-    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    credentials = base64.b64encode(f"default:{server.token}".encode())
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + credentials
+                 + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = statement + row * 10
     sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
     sock.sendall(b"1000\r\n" + row)  # announces 4096 bytes, sends one row, then the client dies
     sock.close()
     client = server.client()
     # The server saw the connection go; a later complete request runs, the cut one never did.
-    full = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=statement + row, method="POST")
+    full = authorized(server, f"http://127.0.0.1:{server.port}/", data=statement + row)
     urllib.request.urlopen(full).read()
     assert client.command(f"SELECT count() FROM {table}") == 1
     client.close()
@@ -274,3 +289,122 @@ def test_serve_refuses_a_store_already_open_and_an_open_address_without_token(se
     exposed = subprocess.run([sys.executable, "-m", "hub.cli.main", "store", "serve", "--host", "0.0.0.0"],
                              env=env, capture_output=True, text=True, timeout=120)
     assert exposed.returncode == 2 and "HUB_STORE_TOKEN" in exposed.stderr
+
+
+def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                if response.read() == b"Ok.\n":
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("store server not answering")
+
+
+def test_with_no_token_set_one_is_generated_into_the_home_and_required(tmp_path):
+    home, port = tmp_path / "fresh", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_HOME": str(home), "HUB_STORE_PORT": str(port)})
+    process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_ping(port, process)
+        token_file = home / "store-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 32
+
+        def status(credentials: str | None) -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/?query=SELECT%201")
+            if credentials is not None:
+                request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+            try:
+                with urllib.request.urlopen(request) as response:
+                    assert response.read() == b"1\n"
+                    return response.status
+            except urllib.error.HTTPError as refused:
+                assert refused.headers["X-ClickHouse-Exception-Code"] == "516"
+                return refused.code
+
+        # Nothing, a wrong password, the token as a user name: refused. Any user name with the token: in.
+        assert [status(c) for c in (None, "default:", "default:wrong", f"{token}:")] == [401] * 4
+        assert status(f"default:{token}") == status(f"anyone:{token}") == 200
+        with pytest.raises(DatabaseError, match="516|Authentication failed"):
+            clickhouse_connect.get_client(host="127.0.0.1", port=port)
+
+        # The hub's own clients with this home find the token themselves: HUB_CLICKHOUSE_URL has none.
+        settings = load_settings({"HUB_HOME": str(home), "HUB_CLICKHOUSE_URL": f"http://127.0.0.1:{port}",
+                                  "HUB_DATABASE": "own"})
+        store = open_store(settings)
+        try:
+            store.command("CREATE TABLE own.kv (k String, v UInt32) ENGINE = MergeTree ORDER BY k "
+                          "SETTINGS non_replicated_deduplication_window = 100")
+            store.insert("own.kv", [["a", 1], ["b", 2]], ["k", "v"], token="kv:0-1")
+            store.insert("own.kv", [["a", 1], ["b", 2]], ["k", "v"], token="kv:0-1")  # dropped by its token
+            assert store.scalar("SELECT sum(v) FROM own.kv") == 3
+            assert run_readonly(store, "SELECT count() FROM own.kv")["rows"] == [[2]]  # the reader's connection too
+        finally:
+            store.close()
+        # A client of another home has no token: refused.
+        stranger = load_settings({"HUB_HOME": str(tmp_path / "other"), "HUB_CLICKHOUSE_URL": f"http://127.0.0.1:{port}"})
+        with pytest.raises(Exception, match="516|Authentication failed"):
+            open_store(stranger)
+    finally:
+        process.terminate()
+        process.wait(30)
+    # The next start keeps the same token.
+    process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_ping(port, process)
+        assert (home / "store-token").read_text().strip() == token
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+REACHING_OUTSIDE = [
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT file('/etc/passwd')",
+    "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+    "SELECT * FROM s3('http://127.0.0.1:9/b/k', 'CSV', 'a String')",
+    "SELECT * FROM remote('127.0.0.1:9', system.one)",
+    "SELECT * FROM remoteSecure('127.0.0.1:9', system.one)",
+    "SELECT * FROM mysql('127.0.0.1:9', 'd', 't', 'u', 'p')",
+    "SELECT * FROM postgresql('127.0.0.1:9', 'd', 't', 'u', 'p')",
+    "SELECT * FROM hdfs('hdfs://127.0.0.1:9/x', 'CSV', 'a String')",
+    "SELECT * FROM executable('x.sh', 'CSV', 'a String')",
+    "SELECT * FROM `file`('/etc/passwd', 'LineAsString')",
+    "SELECT filesystemCapacity()",
+    "SELECT 1 INTO OUTFILE '{out}'",
+    "SELECT 1 INTO OUTFILE '{out}' FORMAT CSV",
+    "INSERT INTO FUNCTION file('{out}', 'CSV', 'a UInt8') SELECT 1",
+    "INSERT INTO {db}.kv FROM INFILE '/etc/passwd' FORMAT LineAsString",
+    "CREATE TABLE {db}.web (a String) ENGINE = URL('http://127.0.0.1:9/', 'CSV')",
+    "CREATE TABLE {db}.disk (a String) ENGINE = File('CSV', '{out}')",
+    "CREATE TABLE {db}.far AS remote('127.0.0.1:9', system.one)",
+    "SYSTEM DROP DNS CACHE",
+    "SYSTEM FLUSH LOGS",
+    "system shutdown",
+    "BACKUP TABLE {db}.kv TO File('{out}')",
+]
+
+
+@pytest.mark.parametrize("template", REACHING_OUTSIDE)
+def test_no_client_reaches_files_urls_programs_or_system_even_with_the_token(server, db, tmp_path, template):
+    client = server.client()  # the token's holder
+    client.command(f"CREATE TABLE IF NOT EXISTS {db}.kv (k String) ENGINE = MergeTree ORDER BY k")
+    out = tmp_path / "written"
+    with pytest.raises(DatabaseError) as refused:
+        client.command(template.format(db=db, out=out))
+    assert refused.value.code == 497 and "refused by the store server" in str(refused.value), str(refused.value)
+    assert not out.exists()
+    # Writing the hub's tables is untouched: DDL and inserts go on.
+    client.command(f"CREATE TABLE IF NOT EXISTS {db}.after (a UInt8) ENGINE = MergeTree ORDER BY a")
+    client.insert(f"{db}.after", [[1]], column_names=["a"])
+    assert client.command(f"SELECT count() FROM {db}.after") == 1
+    assert {r[0] for r in client.query(f"SHOW TABLES FROM {db}").result_rows} == {"kv", "after"}
+    client.close()

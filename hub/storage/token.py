@@ -1,0 +1,90 @@
+"""The store server's token: always required, generated into the hub's home when none is set.
+
+``hub store serve`` never runs without a secret. With ``HUB_STORE_TOKEN`` empty (the default) it
+uses the one in ``<home>/store-token``, creating it (mode 0600) on its first start. The hub's own
+clients (the worker, ``hub sql``, ``hub migrate``...) with the same home read it from there when
+``HUB_CLICKHOUSE_URL`` points at a server on this host and carries no password of its own, and send
+it as the password of HTTP basic auth (any user name). See docs/store-server.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+TOKEN_FILE = "store-token"
+
+
+def token_path(settings: Settings) -> Path:
+    return settings.home_dir / TOKEN_FILE
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read the store token {path}: {exc.strerror or exc}") from None
+
+
+def read_token(settings: Settings) -> str:
+    """HUB_STORE_TOKEN, else the token in ``<home>/store-token``, else ''."""
+    return settings.store_token or _read(token_path(settings))
+
+
+def ensure_token(settings: Settings) -> str:
+    """The store server's token: HUB_STORE_TOKEN, else ``<home>/store-token``, created (0600) with
+    a fresh random secret when it does not exist yet."""
+    if settings.store_token:
+        return settings.store_token
+    path = token_path(settings)
+    existing = _read(path)
+    if existing:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it a moment ago (empty files are rewritten)
+        existing = _read(path)
+        if existing:
+            return existing
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def store_dsn(settings: Settings) -> str:
+    """The DSN the hub's clients open: HUB_CLICKHOUSE_URL with the store server's token as its
+    password when the URL is an HTTP one on this host without credentials and a token is known."""
+    dsn = settings.clickhouse_dsn
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("http", "https") or parts.password or not _loopback(parts.hostname):
+        return dsn
+    token = read_token(settings)
+    if not token:
+        return dsn
+    user = parts.username or "default"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{quote(user, safe='')}:{quote(token, safe='')}@{host}",
+                       parts.path, parts.query, parts.fragment))
