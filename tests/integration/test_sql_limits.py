@@ -9,12 +9,15 @@ worker's resident size before and its peak (``VmHWM``) after each query from /pr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from hub.errors import HubError
-from hub.testing import WorkerProcess
+from hub.testing import WorkerProcess, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -91,3 +94,21 @@ def test_a_query_that_would_take_gigabytes_is_cut_or_refused_and_the_worker_keep
     assert worker.process.poll() is None and worker.stack.is_ready()
     assert worker.partitions() == held
     assert ask(worker, "SELECT 1 + 1")["rows"] == [[2]]
+
+
+def test_hub_sql_without_a_running_hub_takes_its_limits_from_hub_env(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "hub.env").write_text(f"HUB_SQL_MAX_MEMORY={256 * MIB}\nHUB_SQL_MAX_ROWS=5\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_HOME": str(home), "HUB_HTTP_PORT": str(free_port())})  # no hub answers there
+
+    def hub_sql(query: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hub.cli.main", "sql", query], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    needy = hub_sql("SELECT length(groupArray(number)) FROM numbers(100000000)")  # about 800 MB in the engine
+    assert needy.returncode == 2, needy.stdout
+    assert "more than 256 MiB of memory (HUB_SQL_MAX_MEMORY)" in needy.stderr and "Traceback" not in needy.stderr
+    cut = hub_sql("SELECT number FROM numbers(100)")
+    assert cut.returncode == 0 and cut.stdout.split()[-2:] == ["(5", "rows)"], cut.stdout
