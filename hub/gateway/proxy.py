@@ -72,6 +72,9 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # headers the HTTP client must not add on its own (the client's own are passed as they came)
 _SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _CHUNK = 64 * 1024
+# besides hop-by-hop headers: the gateway's own, the forwarding ones (rebuilt), and Expect (the
+# gateway answers 100-continue itself and streams the body on)
+_NOT_FORWARDED = OWN | FORWARDING | frozenset({"expect"})
 
 
 def response_hash(body: bytes) -> str:
@@ -491,7 +494,7 @@ class Gateway:
         canary = self._canary(route, request)
         leg_name = "canary" if canary else "primary"
         backend = self.config.backends[route.canary.backend if canary else route.backend]
-        headers = CIMultiDict(end_to_end(headers_in.items(), OWN | FORWARDING))
+        headers = CIMultiDict(end_to_end(headers_in.items(), _NOT_FORWARDED))
         headers.extend(forwarding(headers_in, request.remote, request.scheme, trusted))
         headers[HEADER_CID] = cid
         if client_cid:
@@ -518,6 +521,10 @@ class Gateway:
             if request.content_length is not None:
                 headers["Content-Length"] = str(request.content_length)
             upload = _counted(request.content, req_size)
+            if headers_in.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+                # the gateway takes the body itself: the client need not wait for the backend's 100
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the response proper has not started
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         body = _Body(self.config.compare_max_bytes if shadowing else 0)

@@ -657,3 +657,24 @@ def test_spans_with_a_tracer_provider_carry_the_route_the_normalised_path_and_th
     assert {"primary primary", "shadow shadow"} <= set(spans)
     # the backend request carries the gateway's trace context
     assert seen.header("traceparent").split("-")[1] == format(server.context.trace_id, "032x")
+
+
+def test_expect_100_continue_is_answered_by_the_gateway_and_the_body_streams_on():
+    async def run():
+        backend = RawBackend()
+        async with Harness(API, {"primary": backend}) as h:
+            reader, writer = await asyncio.open_connection(*h.address)
+            writer.write(b"PUT /api/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+                         b"Connection: close\r\n\r\n")
+            await writer.drain()
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)  # before any body is sent
+            writer.write(b"hello")
+            await writer.drain()
+            final = await asyncio.wait_for(reader.read(), 20)
+            writer.close()
+        assert interim.startswith(b"HTTP/1.1 100")
+        assert final.startswith(b"HTTP/1.1 200")
+        (seen,) = backend.seen
+        assert seen.body == b"hello" and seen.all("Expect") == []
+
+    asyncio.run(run())
