@@ -11,7 +11,7 @@
 
 What cannot be normalised safely is refused (``BadTarget``, answered 400): a target that is not
 origin form, a ``..`` that climbs above the root, a malformed escape, a fragment, a control
-character, a segment that is a dot segment with path parameters (``..;``, which some servers
+character or a byte that is not ASCII, a segment that is a dot segment with path parameters (``..;``, which some servers
 read as ``..``). The query is forwarded byte for byte.
 """
 
@@ -45,6 +45,8 @@ def normalize_target(raw: str) -> tuple[str, str]:
     """``(normalised path, raw query)`` of an origin-form request target; raises ``BadTarget``."""
     if not raw.startswith("/"):
         raise BadTarget("the request target is not a path")
+    if not raw.isascii():
+        raise BadTarget("the request target holds bytes that are not ASCII")
     if _CONTROL.search(raw):
         raise BadTarget("the request target holds a control character, a space or a fragment")
     path, sep, query = raw.partition("?")

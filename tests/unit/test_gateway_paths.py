@@ -27,7 +27,7 @@ def test_normalises(raw, expected):
 
 @pytest.mark.parametrize("raw", [
     "/api/../../etc/passwd", "/..", "/%2e%2e/x", "/a/%2e%2e%2f%2e%2e/b", "/api/..;/admin", "/api/.;x/y",
-    "/api/%zz", "/api/%2", "http://other/x", "*", "/a b", "/a#frag", "/a\x00b",
+    "/api/%zz", "/api/%2", "http://other/x", "*", "/a b", "/a#frag", "/a\x00b", "/caf\u00e9", "/a/\udce9",
 ])
 def test_refuses(raw):
     with pytest.raises(BadTarget) as err:
