@@ -416,8 +416,8 @@ def _fetch(client, sql: str, per_query: dict | None, limits: SqlLimits):
 
     data = client.raw_query(sql, settings=per_query, fmt="Native")
     if len(data) > limits.max_result_bytes:
-        raise QueryFailed(f"the answer is larger than {_size(limits.max_result_bytes)} (a {RESULT_SHARE}th of "
-                          "HUB_SQL_MAX_MEMORY): select fewer or smaller columns, or aggregate")
+        raise QueryFailed(f"the answer is larger than {_size(limits.max_result_bytes)} (HUB_SQL_MAX_MEMORY / "
+                          f"{RESULT_SHARE}): select fewer or smaller columns, or aggregate")
     context = client.create_query_context(query=sql, settings=per_query)
     return NativeTransform.parse_response(RespBuffCls(_Bytes(data)), context)
 
