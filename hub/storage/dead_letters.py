@@ -29,10 +29,18 @@ MAX_REASON_CHARS = 2000
 MAX_KEY_BYTES = 1024
 
 
+TRUNCATED = "[payload truncated:"
+
+
 def fit(invalid: InvalidRecord, raw: RawMessage, max_bytes: int) -> tuple[InvalidRecord, RawMessage]:
     """The dead letter of ``raw`` within ``max_bytes`` as published (JSON, base64 payload):
     unchanged when it fits; else the payload (the record, or the event of a batch record) cut,
-    the key cut, and the reason extended with the original's length, sha256 and coordinates."""
+    the key cut, and the reason extended with the original's length, sha256 and coordinates
+    (once: a letter already cut is only cut further)."""
+    if TRUNCATED in invalid.reason:
+        while raw.value and len(to_dead_letter(invalid, raw)) > max_bytes:
+            raw = raw._replace(value=raw.value[:len(raw.value) * 3 // 4])
+        return invalid, raw
     if len(invalid.reason) > MAX_REASON_CHARS:
         invalid = InvalidRecord(invalid.reason[:MAX_REASON_CHARS] + "...", invalid.topic, invalid.partition,
                                 invalid.offset, index=invalid.index)
@@ -44,7 +52,7 @@ def fit(invalid: InvalidRecord, raw: RawMessage, max_bytes: int) -> tuple[Invali
         payload = raw.value or b""
     digest = hashlib.sha256(payload).hexdigest()
     key = raw.key if raw.key is None or len(raw.key) <= MAX_KEY_BYTES else raw.key[:MAX_KEY_BYTES]
-    reason = (f"{invalid.reason} [payload truncated: {len(payload)} bytes, sha256 {digest}; "
+    reason = (f"{invalid.reason} {TRUNCATED} {len(payload)} bytes, sha256 {digest}; "
               f"the original is {raw.topic}[{raw.partition}] offset {raw.offset}"
               f"{'' if invalid.index < 0 else f' event {invalid.index}'}]")
     cut = InvalidRecord(reason, invalid.topic, invalid.partition, invalid.offset, index=invalid.index)
@@ -89,28 +97,38 @@ class DeadLetterPublisher:
                                            linger_ms=5, retries=5)
         return self._producer
 
-    def _redact(self, invalid: InvalidRecord, raw: RawMessage) -> tuple[InvalidRecord, RawMessage]:
+    def _redact_reason(self, invalid: InvalidRecord) -> InvalidRecord:
         if self.redactor is None:
+            return invalid
+        reason = invalid.reason if len(invalid.reason) <= MAX_REASON_CHARS else invalid.reason[:MAX_REASON_CHARS] + "..."
+        return InvalidRecord(self.redactor.text(reason), invalid.topic, invalid.partition, invalid.offset,
+                             index=invalid.index)
+
+    def _letter(self, invalid: InvalidRecord, raw: RawMessage, max_bytes: int) -> tuple[InvalidRecord, RawMessage]:
+        """The letter as published: cut to ``max_bytes`` first (the note on the length and hash of
+        the original is added after the reason is redacted, so masking never garbles it), then
+        the payload that is kept redacted, and cut again if masking made it longer."""
+        invalid, raw = fit(invalid, raw, max_bytes)
+        if self.redactor is None or not raw.value:
             return invalid, raw
         try:
-            value = self.redactor.dead_letter_value(raw.value) if raw.value else raw.value
+            value = self.redactor.dead_letter_value(raw.value)
         except Exception as exc:  # noqa: BLE001 - e.g. nesting too deep to walk: withheld, not leaked
             value = None
             invalid = InvalidRecord(f"{invalid.reason} [payload withheld: redaction failed: {first_line(exc)}]",
-                                    invalid.topic, invalid.partition, invalid.offset, index=-1)
-        return (InvalidRecord(self.redactor.text(invalid.reason), invalid.topic, invalid.partition, invalid.offset,
-                              index=invalid.index), raw._replace(value=value))
+                                    invalid.topic, invalid.partition, invalid.offset, index=invalid.index)
+        return fit(invalid, raw._replace(value=value), max_bytes)
 
     def publish(self, invalid: Sequence[InvalidRecord], raws: Sequence[RawMessage], token: str) -> None:
+        originals = [(self._redact_reason(record), raw) for record, raw in zip(invalid, raws)]
         letters = []
-        for record, raw in zip(invalid, raws):
-            record, raw = self._redact(record, raw)
-            fitted = fit(record, raw, self.max_bytes)
-            if fitted[1] is not raw:
+        for record, raw in originals:
+            letter = self._letter(record, raw, self.max_bytes)
+            if TRUNCATED in letter[0].reason and TRUNCATED not in record.reason:
                 self.truncated += 1
-            letters.append(fitted)
+            letters.append(letter)
         if self.publish_to_topic:
-            letters = self._send(letters)
+            letters = self._send(letters, originals)
         rows = [dead_letter_row(r, raw) for r, raw in letters]
         try:
             self.store.insert(f"{self.store.database}.dead_letters", rows, DEAD_LETTER_COLUMNS, token=token)
@@ -124,7 +142,8 @@ class DeadLetterPublisher:
                     log.error("dead letter of %s[%d] offset %d refused by the table: %s",
                               row[1], row[2], row[3], exc.reason)
 
-    def _send(self, letters: list[tuple[InvalidRecord, RawMessage]]) -> list[tuple[InvalidRecord, RawMessage]]:
+    def _send(self, letters: list[tuple[InvalidRecord, RawMessage]],
+              originals: list[tuple[InvalidRecord, RawMessage]]) -> list[tuple[InvalidRecord, RawMessage]]:
         """Publish every letter; one the producer or the broker finds too large is shrunk and sent
         again. Returns the letters as published."""
         try:
@@ -132,7 +151,6 @@ class DeadLetterPublisher:
         except ImportError:  # pragma: no cover
             KafkaError = Exception  # type: ignore[assignment,misc]  # noqa: N806
         producer = self._kafka()
-        originals = list(letters)
         limits = [self.max_bytes] * len(letters)
         pending = list(range(len(letters)))
         while pending:
@@ -163,7 +181,7 @@ class DeadLetterPublisher:
                     raise RecoverableError(f"dead-letter publish failed: the broker refuses even "
                                            f"{MIN_BYTES} bytes: {first_line(exc)}")
                 limits[i] = max(limits[i] // 2, MIN_BYTES)
-                record, raw = letters[i] = fit(*originals[i], limits[i])
+                record, raw = letters[i] = self._letter(*originals[i], limits[i])
                 log.warning("dead letter of %s[%d] offset %d too large for the broker; cut to %d bytes",
                             raw.topic, raw.partition, raw.offset, limits[i])
                 again.append(i)

@@ -26,7 +26,8 @@ How it holds (the proof the kill tests check):
    ``<token>:rejected``), the others stored. A refusal is a property of the rows, so a replay of
    the same offsets refuses the first insert again, takes the same splits and produces the same
    tokens: what landed before is dropped by the store. (A refused insert stores nothing, so the
-   chunk's own token never holds a part of it.)
+   chunk's own token never holds a part of it; and the batch keeps its refused rows, so a
+   retried step of the same batch makes the same inserts too.)
 7. Rows spanning more days than the store takes in one insert block (its PARTITION BY key,
    ``MAX_PARTITIONS_PER_INSERT``) are split by day first, in day order, each group under
    ``<token>/p<k>``; the same rows always give the same groups.
