@@ -26,7 +26,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import alert_latency, dashboard_queries, gateway_latency, pairing_throughput, sink_throughput
+from bench import (alert_latency, dashboard_queries, gateway_latency, pairing_throughput, redaction_throughput,
+                   sink_throughput)
 from bench.common import BenchContext, BenchError, Result
 from hub.errors import HubError
 from hub.settings import REPO_ROOT, load_settings
@@ -39,6 +40,7 @@ MODULES = (
     pairing_throughput,  # stream pairing vs insert + JOIN
     dashboard_queries,   # dashboard queries over one experiment, hub schema vs plain MergeTree
     gateway_latency,     # latency the gateway adds per request (plain, shadowing) vs direct calls
+    redaction_throughput,  # rows/s through the redactor alone; decode+insert with vs without redaction
 )
 
 

@@ -61,7 +61,7 @@ _KIND_CODES: Final[dict[str, int]] = {
 }
 _ESCAPE: Final = re.compile(r"(?<!\\)\\[nrt]")
 #: Detectors whose name yields to a more specific one's when their hits overlap.
-_GENERIC: Final = frozenset({"phi_key", "name_known", "name_clinical", "dob_any", "phone_cue", "long_id"})
+_GENERIC: Final = frozenset({"phi_key", "name_known", "name_known_last", "name_clinical", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
@@ -69,6 +69,7 @@ _SPACED: Final = re.compile(r"[._+:/@=-]+")
 _OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
+_OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id"})
 _BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{6,}")
 _URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
 _QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
@@ -79,6 +80,7 @@ _PHI_KEY: Final = re.compile(PHI_KEY.rsplit("|name|", 1)[0], re.I)
 # key actions
 _KEEP, _MASK, _AS_URL, _DROP = 0, 1, 2, 3
 
+_MASKS_MAX: Final = 48        # alternations of pattern subsets compiled, at most
 _CLEAN_MAX: Final = 100_000   # values remembered as clean, per kind (text / URL)
 _KEYS_MAX: Final = 20_000     # attribute keys whose decision is remembered, per allowlist
 _SHORT: Final = 10            # texts up to this long skip the "requires" tests
@@ -177,7 +179,9 @@ class _Engine:
         self._key_actions: dict[Any, dict[str, tuple[int, str]]] = {}
         self._clean_text: set[str] = set()
         self._clean_url: set[str] = set()
-        self._clean_shape: dict[str, set[str]] = {}
+        self._clean_shape: dict[str, set[str]] = {name: set() for name in SHAPES}
+        self._clean_segments: set[str] = set()
+        self._clean_url_shape: set[str] = set()
         self._plans: dict[tuple, list] = {}
         self._shapes = {name: (re.compile(sh.pattern, re.I if sh.ignore_case else 0), sh.detect)
                         for name, sh in SHAPES.items()}
@@ -212,6 +216,8 @@ class _Engine:
         if self._sequential:
             return None
         rx = self._by_mask.get(mask)
+        if rx is None and len(self._by_mask) >= _MASKS_MAX:
+            return self._by_mask[self._all]  # a superset is as correct, only slower to search
         if rx is None:
             rx = self._by_mask[mask] = re.compile(
                 "|".join(self._branches[i] for i in range(len(self._patterns)) if mask >> i & 1))
@@ -283,8 +289,9 @@ class _Engine:
         segments = path.split("/")
         changed = False
         seg_rx = self._segment
+        clean = self._clean_segments
         for i, seg in enumerate(segments):
-            if not seg or seg == PATH_PLACEHOLDER:
+            if not seg or seg == PATH_PLACEHOLDER or seg in clean:
                 continue
             plain = unquote(seg) if "%" in seg else seg
             if (seg_rx is not None and seg_rx.fullmatch(plain)) or self._hit(plain) or (
@@ -292,6 +299,10 @@ class _Engine:
                 segments[i] = PATH_PLACEHOLDER
                 hits.append("path_id")
                 changed = True
+            else:
+                if len(clean) >= _CLEAN_MAX:
+                    clean.clear()
+                clean.add(seg)
         return "/".join(segments) if changed else path
 
     def text(self, text: str, hits: list) -> str:
@@ -343,7 +354,9 @@ class _Engine:
             head, path = f"{scheme}//{authority}", out[m.end():]
         if self.mask_segments and path:
             path = self._mask_path(path, hits)
-        out = self._mask_patterns(head + path + rest, hits)
+        out = head + path + rest
+        if out not in self._clean_url:  # a URL known clean needs no second look (url(out) == out)
+            out = self._mask_patterns(out, hits)
         if out == value:
             clean = self._clean_url
             if len(clean) >= _CLEAN_MAX:
@@ -413,10 +426,8 @@ class _Engine:
         """``value`` when it fits ``shape`` (and carries no detector hit), else ``[REDACTED:<shape>]``."""
         if not value:
             return value
-        clean = self._clean_shape.get(shape)
-        if clean is None:
-            clean = self._clean_shape[shape] = set()
-        elif value in clean:
+        clean = self._clean_shape[shape]
+        if value in clean:
             return value
         out = value
         if shape in ("route", "url", "schema_url"):
@@ -501,7 +512,11 @@ class _Engine:
             for i, c in enumerate(columns):
                 decl = declared.get(c)
                 if decl is not None and decl.kind in _KIND_CODES:
-                    plan.append((i, _KIND_CODES[decl.kind], decl.shape))
+                    code = _KIND_CODES[decl.kind]
+                    # values known to come out unchanged: skipped with one set lookup
+                    clean = (self._clean_shape[decl.shape] if code == _STRUCT else self._clean_text
+                             if code in (_TEXT, _JSON) else self._clean_url_shape if code == _URL else None)
+                    plan.append((i, code, decl.shape, clean))
             self._plans[key] = plan
         return plan
 
@@ -515,6 +530,7 @@ class _Engine:
         signal_allow = source if source in allowlists else None
         svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
         text, url, attributes, struct = self.text, self.url, self.attributes, self.struct
+        opaque = _OPAQUE.fullmatch
         hits: list[str] = []
         shared: dict[tuple[int, Any], dict] = {}
         shared_hits: dict[tuple[int, Any], tuple] = {}
@@ -528,11 +544,13 @@ class _Engine:
                 if service in allowlists:
                     allow = service
             new_row = None
-            for i, kind, shape in plan:
+            for i, kind, shape, clean in plan:
                 value = row[i]
-                if not value:
+                if not value or (clean is not None and value in clean):
                     continue
                 if kind == _STRUCT:
+                    if shape in _OPAQUE_SHAPES and opaque(value) is not None:
+                        continue  # a long hex id or a UUID: nothing personal fits in it
                     new = struct(shape, value, hits)
                 elif kind == _TEXT:
                     new = text(value, hits)
@@ -541,6 +559,10 @@ class _Engine:
                     if _URL_SHAPE.fullmatch(new) is None:
                         hits.append("shape:url")
                         new = STRUCT_MARKER.format(shape="url")
+                    elif new is value:
+                        if len(clean) >= _CLEAN_MAX:
+                            clean.clear()
+                        clean.add(value)
                 elif kind == _MAP:
                     new = attributes(value, allow, hits)
                 elif kind == _SHARED_MAP:
