@@ -39,6 +39,7 @@ import contextvars
 import gc
 import math
 from itertools import repeat
+from operator import itemgetter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Final, Sequence
@@ -598,14 +599,14 @@ class _Times:
     def clean(self, rows: list, start: int, window: TimeWindow) -> bool:
         """True when every row from ``start`` on fits (the common case, checked without a loop in Python)."""
         new = rows[start:]
-        own = [row[self.own] for row in new]
+        own = list(map(itemgetter(self.own), new))
         if min(own) < window.lo_ns or max(own) > window.hi_ns:
             return False
         for i in self.scalars:
-            if max([row[i] for row in new]) > NANOS_MAX:
+            if max(map(itemgetter(i), new)) > NANOS_MAX:
                 return False
         for i in self.arrays:
-            lists = [row[i] for row in new if row[i]]
+            lists = list(filter(None, map(itemgetter(i), new)))
             if lists and max(map(max, lists)) > NANOS_MAX:
                 return False
         return True

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
+from operator import itemgetter
 from typing import Final, NamedTuple, Sequence
 
 import msgspec
@@ -186,7 +187,7 @@ def _check_times(rows: list, sources: list, start: int, m, window: TimeWindow,
         if lo <= t <= hi:
             return
     else:
-        times = [row[time_at] for row in rows[start:]]
+        times = list(map(itemgetter(time_at), rows[start:]))
         if lo <= min(times) and max(times) <= hi:
             return
     keep_rows, keep_sources = [], []
