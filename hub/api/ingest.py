@@ -116,11 +116,12 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
             raw_events = split_events(request.content_type, request.headers, body, limits.max_depth)
         except ValueError as exc:
             return json_response({"accepted": 0, "refused": [{"index": -1, "reason": str(exc)}]}, status=400)
-        not_objects = [i for i, value in enumerate(raw_events) if value.lstrip()[:1] != b"{"]
+        not_objects = {i for i, value in enumerate(raw_events) if value.lstrip()[:1] != b"{"}
         messages = [RawMessage("http", 0, i, None, value, 0) for i, value in enumerate(raw_events)
                     if i not in not_objects]
         decoded = decode_request_legs(messages, settings.max_record_bytes, limits)
-        refused = [{"index": i, "reason": "not an event: each event must be a JSON object"} for i in not_objects]
+        refused = [{"index": i, "reason": "not an event: each event must be a JSON object"}
+                   for i in sorted(not_objects)]
         refused += [{"index": bad.offset, "reason": bad.reason} for bad in decoded.invalid]
         refused.sort(key=lambda item: item["index"])
         bad_indexes = {item["index"] for item in refused}
