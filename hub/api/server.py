@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from hub.sql import QueryRefused, SqlLimits, run_readonly, sql_limits
+from hub.sql.guard import MAX_CONCURRENT
 from hub.storage.client import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,12 @@ def run_sql(store: Store, sql: str, limits: SqlLimits) -> dict:
     It runs in a thread of its own on a connection of its own (never the sinks' one, never under
     the Store's lock), bounded by the limits of the hub's settings: rows, seconds and memory."""
     return run_readonly(store, sql, limits=limits)
+
+
+# Ad-hoc queries run in threads of their own: a slow one never takes a thread of the event loop's
+# default executor, which HTTP ingest and the experiment API use (at most MAX_CONCURRENT run at
+# once, within their memory limits; the others wait their turn).
+_SQL_THREADS = ThreadPoolExecutor(max_workers=2 * MAX_CONCURRENT, thread_name_prefix="sql")
 
 
 def sql_limits_of(ctx: "ApiContext") -> SqlLimits:
@@ -121,7 +129,7 @@ def build_app(ctx: ApiContext) -> web.Application:
             return json_response({"error": "the query is empty"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, run_sql, ctx.store, query, sql_limits_of(ctx))
+            result = await loop.run_in_executor(_SQL_THREADS, run_sql, ctx.store, query, sql_limits_of(ctx))
         except QueryRefused as exc:
             return json_response({"error": str(exc), "rule": exc.rule}, status=400)
         except Exception as exc:

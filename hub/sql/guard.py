@@ -21,6 +21,7 @@ Two layers, each sufficient for writes on its own (see docs/sql.md):
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
@@ -49,6 +50,10 @@ class QueryFailed(UserError):
 DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB; see docs/sql.md for why
 RESULT_SHARE = 32             # the answer itself may take a 32nd of the memory limit (32 MiB at 1 GiB)
 MIN_RESULT_BYTES = 1 << 20
+# Ad-hoc queries that may run at once in one process, each within its memory limit; another one
+# waits for a turn (at most its time limit), so the process's memory stays bounded too.
+MAX_CONCURRENT = 2
+_TURNS = threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
 @dataclass(frozen=True)
@@ -429,6 +434,17 @@ def execute_readonly(store, sql: str, max_rows: int | None = None, max_seconds: 
     limits = limits or SqlLimits()
     if max_rows is not None or max_seconds is not None:
         limits = replace(limits, max_rows=max_rows or limits.max_rows, max_seconds=max_seconds or limits.max_seconds)
+    max_rows, max_seconds = limits.max_rows, limits.max_seconds
+    if not _TURNS.acquire(timeout=max_seconds):
+        raise QueryFailed(f"{MAX_CONCURRENT} other queries kept running for {max_seconds:g} s "
+                          "(HUB_SQL_MAX_SECONDS); try again")
+    try:
+        return _execute(store, sql, limits)
+    finally:
+        _TURNS.release()
+
+
+def _execute(store, sql: str, limits: SqlLimits) -> dict:
     max_rows, max_seconds = limits.max_rows, limits.max_seconds
     try:
         client, per_query = _open_reader(store, limits)

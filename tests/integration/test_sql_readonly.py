@@ -123,3 +123,17 @@ def test_the_engine_keeps_its_limits_when_the_guard_is_bypassed(filled):
     assert result["rows"] == [[1, 7.0]]
     big = execute_readonly(filled, "SELECT number FROM system.numbers LIMIT 1000000", max_rows=10, max_seconds=10)
     assert big["row_count"] == 10 and big["truncated"] is True
+
+
+def test_a_query_waits_for_a_turn_while_others_run_and_gives_up_after_its_time_limit(filled):
+    from hub.sql import guard
+
+    held = [guard._TURNS.acquire(timeout=10) for _ in range(guard.MAX_CONCURRENT)]  # as if others ran
+    try:
+        assert all(held)
+        with pytest.raises(QueryFailed, match="other queries kept running for 1 s"):
+            run_readonly(filled, "SELECT 1", max_seconds=1)
+    finally:
+        for _ in held:
+            guard._TURNS.release()
+    assert run_readonly(filled, "SELECT 1", max_seconds=1)["rows"] == [[1]]
