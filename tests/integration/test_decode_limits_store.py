@@ -8,6 +8,8 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -99,3 +101,65 @@ def test_spans_and_data_points_at_the_edges_are_stored_as_decoded(store):
     [(count, total, low, high, temporality)] = store.query(
         f"SELECT Count, Sum, Min, Max, AggregationTemporality FROM {store.database}.otel_metrics_histogram").result_rows
     assert (count, low, high, temporality) == (U64, -math.inf, math.inf, 77) and math.isnan(total)
+
+
+# ---- whatever a decoder accepts, the store takes -------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10)
+ALERT = {"kind": "alert", "alert_id": "a", "status": "firing", "experiment_id": "e", "rule": "r", "severity": "abort",
+         "measurement": "m", "comparison": ">", "threshold": 0.1, "observed": 0.2, "samples": 3,
+         "window_start": NOW.isoformat(), "window_end": NOW.isoformat(), "top_contributors": [],
+         "example_request_ids": ["x"], "message": "m", "action": "", "url": "", "ok": True, "status_code": 200,
+         "attempts": 1, "error": "", "time": NOW.isoformat()}
+NANOS = st.one_of(st.integers(0, U64), st.integers(T - 10**12, T + 10**12), st.sampled_from([0, I64, I64 + 1, U64]))
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+
+
+def _span_request(spans: list) -> bytes:
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i, (start, end, events, kind, code, value) in enumerate(spans):
+        s = ss.spans.add(name=f"s{i}", start_time_unix_nano=start, end_time_unix_nano=end, kind=kind)
+        s.status.code = code
+        s.trace_id, s.span_id = bytes([i + 1] * 16), bytes([i + 1] * 8)
+        for t in events:
+            s.events.add(time_unix_nano=t, name="e")
+        s.attributes.add(key="v").value.double_value = value
+    return req.SerializeToString()
+
+
+def _metric_request(points: list) -> bytes:
+    req = ExportMetricsServiceRequest()
+    metrics = req.resource_metrics.add().scope_metrics.add().metrics
+    g, h = metrics.add(name="g"), metrics.add(name="h")
+    for start, t, value, exemplar, count in points:
+        g.gauge.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_double=value).exemplars.add(
+            time_unix_nano=exemplar, as_double=value)
+        h.histogram.data_points.add(start_time_unix_nano=start, time_unix_nano=t, count=count, sum=value,
+                                    min=value, max=value, bucket_counts=[count], explicit_bounds=[])
+    return req.SerializeToString()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(ALERT)), JSON_VALUES), max_size=3))
+def test_every_alert_the_decoder_accepts_the_store_takes(store, changes):
+    value = json.dumps({**ALERT, **dict(changes)}, allow_nan=True).encode()
+    batch = decode_alerts(msgs(value), 10**6, LIMITS)
+    store.insert(f"{store.database}.alerts", batch.rows, ALERT_COLUMNS)  # raises StoreRejected if refused
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(NANOS, NANOS, st.lists(NANOS, max_size=2), st.integers(-2**31, 2**31 - 1),
+                          st.integers(-2**31, 2**31 - 1), FLOATS), min_size=1, max_size=4),
+       st.lists(st.tuples(NANOS, NANOS, FLOATS, NANOS, st.integers(0, U64)), min_size=1, max_size=4))
+def test_every_span_and_data_point_the_decoders_accept_the_store_takes(store, spans, points):
+    batch = decode_spans(msgs(_span_request(spans)), "otlp_proto", 10**6, LIMITS)
+    store.insert(f"{store.database}.otel_traces", batch.rows, TRACE_COLUMNS)
+    batch = decode_metrics(msgs(_metric_request(points)), "otlp_proto", 10**6, LIMITS)
+    for kind, (table, columns) in METRIC_TABLES.items():
+        store.insert(f"{store.database}.{table}", getattr(batch, kind), columns)
