@@ -18,6 +18,7 @@ from hub.shadow.pairing import PairingAgent
 from hub.shadow.records import PAIR_COLUMNS, decode_pairs
 from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
+from hub.runtime.topics import TopicPlan, retention_configs
 from hub.settings import Settings
 from hub.storage.client import Store
 from hub.redaction.dead_letters import RedactingDeadLetterPublisher
@@ -169,4 +170,7 @@ def topics_to_create(settings: Settings) -> dict[str, int]:
     topics[settings.topic_dlq] = settings.partitions
     topics[settings.topic_rollups] = settings.partitions
     topics[settings.topic_pairs] = settings.partitions
-    return topics
+    # the raw telemetry topics hold data not yet redacted: a short retention (docs/redaction.md)
+    raw = (settings.topic_requests, settings.topic_pairs, settings.topic_spans, settings.topic_logs,
+           settings.topic_metrics)
+    return TopicPlan(topics, retention_configs(raw, settings.raw_topic_retention_hours))

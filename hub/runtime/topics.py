@@ -35,13 +35,32 @@ def admin_client(bootstrap: str, timeout: float = 30.0) -> Iterator[KafkaAdminCl
         admin.close()
 
 
+class TopicPlan(dict):
+    """Topics to create (name -> partitions) and the configuration some of them must have
+    (``configs``: name -> {key: value}, e.g. ``retention.ms`` of the raw telemetry topics)."""
+
+    def __init__(self, partitions: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None):
+        super().__init__(partitions)
+        self.configs = {name: dict(c) for name, c in (configs or {}).items() if c}
+
+
+def retention_configs(names, hours: float) -> dict[str, dict[str, str]]:
+    """``retention.ms`` for each of ``names`` (none when ``hours`` is 0: the broker's default applies)."""
+    if not hours or hours <= 0:
+        return {}
+    return {name: {"retention.ms": str(int(hours * 3_600_000))} for name in names if name}
+
+
 def ensure_topics(bootstrap: str, topics: Mapping[str, int], replication: int = 1,
-                  timeout: float = 30.0) -> list[str]:
+                  timeout: float = 30.0, configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """Create the topics of ``topics`` (name -> partitions) that do not exist yet.
 
-    Existing topics are left as they are (their partition count is not changed). Returns the
-    names that were created by this call.
+    Existing topics keep their partition count. ``configs`` (or a ``TopicPlan``'s) is set on the
+    topics it names: at creation, and on an existing topic whose value differs (incrementally:
+    nothing else of its configuration changes). Returns the names created by this call.
     """
+    if configs is None:
+        configs = getattr(topics, "configs", None) or {}
     for name, partitions in topics.items():
         if not name or int(partitions) < 1:
             raise UserError(f"topic {name!r}: needs a name and at least one partition")
@@ -55,23 +74,67 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int], replication: int = 
         for name, partitions in missing.items():
             # One at a time: an "already exists" race must not hide the other topics.
             try:
-                admin.create_topics(_new_topic(name, partitions, int(replication)),
+                admin.create_topics(_new_topic(name, partitions, int(replication), configs.get(name)),
                                     timeout_ms=int(timeout * 1000))
                 created.append(name)
             except TopicAlreadyExistsError:
                 log.debug("topic %s was created concurrently", name)
             except KafkaError as exc:
                 raise RecoverableError(f"creating topic {name} on {bootstrap} failed: {exc}") from exc
+        existing_configured = [name for name in configs if name in existing]
+        if existing_configured:
+            _apply_configs(admin, {name: configs[name] for name in existing_configured})
     if created:
         _wait_for_leaders(bootstrap, created, timeout)
     return created
 
 
-def _new_topic(name: str, partitions: int, replication: int):
+def _apply_configs(admin, configs: Mapping[str, Mapping[str, str]]) -> None:
+    """Set ``configs`` on existing topics where they differ; a broker that refuses is logged, not fatal."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in configs])
+        current = _described_values(described)
+        changes = [ConfigResource(ConfigResourceType.TOPIC, name,
+                                  configs={k: v for k, v in wanted.items() if current.get(name, {}).get(k) != v})
+                   for name, wanted in configs.items()]
+        changes = [c for c in changes if c.configs]
+        if changes:
+            admin.alter_configs(changes)
+            log.info("topic configuration set: %s", {c.name: c.configs for c in changes})
+    except (KafkaError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("could not set topic configuration %s: %s", dict(configs), exc)
+
+
+def _described_values(described) -> dict[str, dict[str, str]]:
+    """``{topic: {key: value}}`` out of ``describe_configs``'s answer
+    (``{"topic": {name: {key: {"value": ...}}}}`` in kafka-python 3)."""
+    out: dict[str, dict[str, str]] = {}
+    for resources in (described or {}).values():
+        for name, cfg in (resources or {}).items():
+            out[str(name)] = {str(k): str(v.get("value") if isinstance(v, dict) else v) for k, v in (cfg or {}).items()}
+    return out
+
+
+def topic_config(bootstrap: str, name: str, timeout: float = 30.0) -> dict[str, str]:
+    """The configuration of topic ``name`` as the broker reports it (for checks and ``hub status``)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    with admin_client(bootstrap, timeout) as admin:
+        return _described_values(admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name)], config_filter="all")).get(name, {})
+
+
+def _new_topic(name: str, partitions: int, replication: int, configs: Mapping[str, str] | None = None):
     # kafka-python 3 takes {name: options}; 2.x takes [NewTopic] (deprecated in 3).
     if int(kafka.__version__.split(".")[0]) >= 3:
-        return {name: {"num_partitions": partitions, "replication_factor": replication}}
-    return [NewTopic(name=name, num_partitions=partitions, replication_factor=replication)]
+        options: dict = {"num_partitions": partitions, "replication_factor": replication}
+        if configs:
+            options["configs"] = dict(configs)
+        return {name: options}
+    return [NewTopic(name=name, num_partitions=partitions, replication_factor=replication,
+                     topic_configs=dict(configs or {}))]
 
 
 def _wait_for_leaders(bootstrap: str, names: list[str], timeout: float) -> None:
