@@ -178,31 +178,46 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _check_times(rows: list, sources: list, start: int, m, window: TimeWindow,
-                 invalid: list, time_at: int = 1) -> None:
-    """Move the rows appended since ``start`` whose event time is outside ``window`` to ``invalid``."""
+#: The largest magnitude a ``Float32`` column takes (a larger float cannot be packed as one).
+FLOAT32_MAX: Final = 3.4028234663852886e38
+
+
+def _row_fault(row: tuple, window: TimeWindow, time_at: int, float32: dict[int, str]) -> str:
+    """Why ``row`` cannot be stored, or ''."""
+    t = row[time_at]
+    if not window.lo <= t <= window.hi:
+        return window.reason(_iso(t))
+    for i, name in float32.items():
+        if not -FLOAT32_MAX <= row[i] <= FLOAT32_MAX:
+            return f"schema: {name} {row[i]!r} does not fit Float32"
+    return ""
+
+
+def _check_rows(rows: list, sources: list, start: int, m, window: TimeWindow,
+                invalid: list, time_at: int = 1, float32: dict[int, str] | None = None) -> None:
+    """Move the rows appended since ``start`` that their columns cannot take (an event time outside
+    ``window``, a float too large for the ``Float32`` columns ``float32``, index -> name) to ``invalid``."""
     lo, hi = window.lo, window.hi
-    if len(rows) - start == 1:
-        t = rows[start][time_at]
-        if lo <= t <= hi:
-            return
-    else:
-        times = list(map(itemgetter(time_at), rows[start:]))
-        if lo <= min(times) and max(times) <= hi:
-            return
+    float32 = float32 or {}
+    new = rows[start:]
+    times = list(map(itemgetter(time_at), new))
+    if lo <= min(times) and max(times) <= hi and all(
+            max(map(abs, map(itemgetter(i), new))) <= FLOAT32_MAX for i in float32):
+        return
     keep_rows, keep_sources = [], []
-    for row, source in zip(rows[start:], sources[start:]):
-        t = row[time_at]
-        if lo <= t <= hi:
+    for row, source in zip(new, sources[start:]):
+        fault = _row_fault(row, window, time_at, float32)
+        if fault:
+            invalid.append(InvalidRecord(fault, m[0], m[1], m[2], index=source[1]))
+        else:
             keep_rows.append(row)
             keep_sources.append(source)
-        else:
-            invalid.append(InvalidRecord(window.reason(_iso(t)), m[0], m[1], m[2], index=source[1]))
     rows[start:] = keep_rows
     sources[start:] = keep_sources
 
 
 _DECODER: Final = msgspec.json.Decoder(RequestLegEvent)
+_LATENCY: Final = REQUEST_COLUMNS.index("latency_ms")  # a Float32 column
 
 
 class _Head(msgspec.Struct, gc=False):
@@ -241,7 +256,8 @@ def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int, limits: 
     ``Limits()`` with ``max_bytes``) bound nesting and event times; ``now`` is the clock the
     future bound is taken from (default: the time of the call).
     """
-    return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole, limits=limits, now=now)
+    return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole, limits=limits, now=now,
+                              float32={_LATENCY: "latency_ms"})
 
 
 class _UuidIdEvent(RequestLegEvent):
@@ -285,7 +301,7 @@ def _row(e, eid: uuid.UUID) -> tuple:
 
 def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_one,
                        decode_whole=None, limits: Limits | None = None, now: float | None = None,
-                       time_at: int = 1) -> DecodedBatch:
+                       time_at: int = 1, float32: dict[int, str] | None = None) -> DecodedBatch:
     """The record-level checks every CloudEvents topic shares: empty, oversized, single or batch.
 
     ``decode_one(value, message, index, rows, invalid)`` decodes one event (index -1 for a
@@ -297,7 +313,8 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
 
     The limits (``limits``, default ``Limits()`` with ``max_bytes``): a record nested deeper than
     ``max_depth`` is refused before anything walks it; a row whose ``row[time_at]`` (an aware
-    datetime) is outside the time window is taken out again and refused with its index.
+    datetime) is outside the time window, or whose value at an index of ``float32`` (index ->
+    column name) is too large for a ``Float32``, is taken out again and refused with its index.
     """
     if limits is None:
         limits = Limits(max_bytes)
@@ -305,6 +322,9 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     max_depth = limits.max_depth
     window = TimeWindow.of(limits, now)
     lo, hi = window.lo, window.hi
+    # a single event of the fast path is checked inline when there is at most one Float32 column
+    inline = not float32 or len(float32) == 1
+    f32 = next(iter(float32)) if float32 else None
     rows: list[tuple] = []
     invalid: list[InvalidRecord] = []
     sources: list[tuple[int, int]] = []
@@ -325,8 +345,10 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
                     sources.extend([(offset, index) for index in range(len(rows) - first)])
                 else:
                     sources.append((offset, -1))
-                    if lo <= rows[-1][time_at] <= hi:  # the common case, without a call
-                        continue
+                    row = rows[-1]
+                    if inline and lo <= row[time_at] <= hi and (
+                            f32 is None or -FLOAT32_MAX <= row[f32] <= FLOAT32_MAX):
+                        continue  # the common case, checked without a call
             elif too_deep(value, max_depth):
                 invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
                 continue
@@ -351,7 +373,7 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
             invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
             continue
         if len(rows) > first:
-            _check_times(rows, sources, first, m, window, invalid, time_at)
+            _check_rows(rows, sources, first, m, window, invalid, time_at, float32)
     return DecodedBatch(rows, invalid, sources)
 
 

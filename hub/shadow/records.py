@@ -128,6 +128,8 @@ def pair_row(e: PairEvent, partition: int = -1, offset: int = -1) -> tuple:
 
 
 _DECODER: Final = msgspec.json.Decoder(PairEvent)
+#: The Float32 columns of ``shadow_pairs``, by position in a row.
+_FLOAT32: Final = {PAIR_COLUMNS.index(c): c for c in ("latency_primary_ms", "latency_shadow_ms", "latency_diff_ms")}
 
 
 def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> None:
@@ -143,8 +145,9 @@ def decode_pairs(messages: Sequence[RawMessage], max_bytes: int, limits: Limits 
                  now: float | None = None) -> DecodedBatch:
     """``shadow_pairs`` rows (``PAIR_COLUMNS`` order) from pair records, single events or batches.
 
-    Never raises: a record that is empty, oversized, too deeply nested, not JSON or not a pair, and
-    a pair whose event time is outside the window of ``limits`` (see ``hub.records.decode``),
-    becomes an ``InvalidRecord``.
+    Never raises: a record that is empty, oversized, too deeply nested, not JSON or not a pair, a
+    pair whose event time is outside the window of ``limits`` (see ``hub.records.decode``) and a
+    latency too large for its Float32 column become ``InvalidRecord``s.
     """
-    return decode_cloudevents(messages, max_bytes, _one, limits=limits, now=now, time_at=PAIR_TIME)
+    return decode_cloudevents(messages, max_bytes, _one, limits=limits, now=now, time_at=PAIR_TIME,
+                              float32=_FLOAT32)

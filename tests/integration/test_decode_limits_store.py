@@ -18,6 +18,8 @@ from hub.otel.decode import METRIC_TABLES, TRACE_COLUMNS, decode_metrics, decode
 from hub.records.decode import REQUEST_COLUMNS, Limits, RawMessage, decode_request_legs
 from hub.records.generate import encode_event
 from hub.records.request_leg import RequestLeg, new_event
+from hub.shadow.records import PAIR_COLUMNS, ShadowPair, decode_pairs, encode_pair
+from tests.fixtures_clickhouse import store_for
 
 pytestmark = pytest.mark.clickhouse
 
@@ -48,7 +50,8 @@ def test_alerts_at_the_edges_are_stored_as_decoded(store):
     assert math.isnan(threshold) and time.year == 2000 and second[0] == "action" and second[2] is None
 
 
-def test_request_legs_at_the_edges_are_stored_as_decoded(store):
+def test_request_legs_at_the_edges_are_stored_as_decoded(hub_settings):
+    store = store_for(hub_settings.with_overrides(ttl_days=0))  # a row of 2000 outlives no TTL
     def leg(i, **changes):
         fields = dict(correlation_id=f"c{i}", leg="primary", gateway="g", route="/r", method="GET", backend="b",
                       status=599, latency_ms=1e30, event_time=NOW + timedelta(hours=23), request_bytes=4294967295)
@@ -163,3 +166,35 @@ def test_every_span_and_data_point_the_decoders_accept_the_store_takes(store, sp
     batch = decode_metrics(msgs(_metric_request(points)), "otlp_proto", 10**6, LIMITS)
     for kind, (table, columns) in METRIC_TABLES.items():
         store.insert(f"{store.database}.{table}", getattr(batch, kind), columns)
+
+
+LEG = json.loads(encode_event(new_event(RequestLeg(
+    correlation_id="c", leg="shadow", gateway="g", route="/r", method="GET", backend="b", status=200,
+    latency_ms=1.0, event_time=NOW), source="/g")))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(LEG["data"]) + ["request_bytes", "response_bytes"]),
+                          JSON_VALUES | st.floats(0, 1e308) | st.integers(0, 2**64)), max_size=3))
+def test_every_request_leg_the_decoder_accepts_the_store_takes(store, changes):
+    doc = json.loads(json.dumps(LEG))
+    doc["data"].update(dict(changes))
+    batch = decode_request_legs(msgs(json.dumps(doc).encode()), 10**6, LIMITS)
+    store.insert(f"{store.database}.requests", batch.rows, REQUEST_COLUMNS)
+
+
+PAIR = json.loads(encode_pair(ShadowPair(correlation_id="c", gateway="g", route="/r", method="GET", primary_backend="b",
+                                         outcome="match", event_time=NOW), "/hub/pairing"))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(PAIR["data"]) + ["latency_primary_ms", "latency_diff_ms",
+                                                                  "shadow_status", "differing_fields"]),
+                          JSON_VALUES | st.floats(-1e308, 1e308) | st.integers(-2**64, 2**64)), max_size=3))
+def test_every_shadow_pair_the_decoder_accepts_the_store_takes(store, changes):
+    doc = json.loads(json.dumps(PAIR))
+    doc["data"].update(dict(changes))
+    batch = decode_pairs(msgs(json.dumps(doc).encode()), 10**6, LIMITS)
+    store.insert(f"{store.database}.shadow_pairs", batch.rows, PAIR_COLUMNS)

@@ -330,3 +330,15 @@ def test_no_bytes_make_the_alert_decoder_raise(values):
         assert all(isinstance(x, str) for x in r["example_request_ids"])
         assert all(isinstance(r[c], str) for c in ("alert_id", "status", "rule", "message", "error", "url"))
         [c.encode() for c in (r["message"], r["alert_id"], r["top_contributors"])]
+
+
+def test_a_latency_too_large_for_its_float32_column_is_refused():
+    batch = requests(leg(0, latency_ms=3.4028234663852886e38), leg(1, latency_ms=3.5e38),
+                     b"[" + leg(2) + b"," + leg(3, latency_ms=1e300) + b"]")
+    assert [row[4] for row in batch.rows] == ["c0", "c2"]
+    assert reasons(batch) == [(101, -1, "schema: latency_ms 3.5e+38 does not fit Float32"),
+                              (102, 1, "schema: latency_ms 1e+300 does not fit Float32")]
+    batch = pairs(pair(0, latency_diff_ms=-3.4e38), pair(1, latency_diff_ms=-3.5e38), pair(2, latency_shadow_ms=1e39))
+    assert [row[5] for row in batch.rows] == ["c0"]
+    assert reasons(batch) == [(101, -1, "schema: latency_diff_ms -3.5e+38 does not fit Float32"),
+                              (102, -1, "schema: latency_shadow_ms 1e+39 does not fit Float32")]
