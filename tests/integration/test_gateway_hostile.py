@@ -525,23 +525,32 @@ def test_a_half_sent_request_head_is_closed_after_the_header_timeout_and_logged_
 
 # ---- 11. errors, admin listener, shutdown ----------------------------------------------------------
 def test_error_text_never_holds_the_concrete_path():
+    answers = {"bad-status": b"HTTP/1.1 abc\r\n\r\n",
+               "bad-header": b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+               "cut-short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+               "hang-up": None}
+
+    def answer(seen):
+        return answers[seen.target.split("/")[3]]
+
     async def run():
-        backend = RawBackend(lambda seen: None)
-        async with Harness(API, {"primary": backend}) as h:
-            assert (await h.send(req("GET", "/api/patient-MRN-77"))).status == 502
-        await backend.close()
-        cfg = {"routes": [{"path": "/raw/{rest*}", "backend": "down"}], "backends": {"down": {}}}
+        backend = RawBackend(answer)
+        config = {"routes": [{"path": "/raw/{rest*}", "backend": "primary"}],
+                  "backends": {"primary": {"timeout_s": 1}}}  # the cut-short body times out
+        async with Harness(config, {"primary": backend}) as h:
+            for kind in answers:
+                await h.send(req("GET", f"/raw/badresp/{kind}/patient-MRN-77"))
         down = RawBackend()
-        async with Harness(cfg, {"down": down}) as h2:
-            await down.close()
+        async with Harness({"routes": [{"path": "/raw/{rest*}", "backend": "down"}]}, {"down": down}) as h2:
             down.server.close()
             await down.server.wait_closed()
             assert (await h2.send(req("GET", "/raw/badresp/patient-MRN-77"))).status == 502
         return h.legs + h2.legs
 
     legs = asyncio.run(run())
-    assert len(legs) == 2
+    assert len(legs) == len(answers) + 1
     for leg, _ in legs:
+        assert leg.route == "/raw/{rest*}"
         assert leg.error and "MRN" not in leg.error and "http://" not in leg.error, leg.error
 
 
