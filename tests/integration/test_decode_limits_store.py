@@ -10,11 +10,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from hub.abort.records import ALERT_COLUMNS, decode_alerts
-from hub.otel.decode import METRIC_TABLES, TRACE_COLUMNS, decode_metrics, decode_spans
+from hub.otel.decode import LOG_COLUMNS, METRIC_TABLES, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, Limits, RawMessage, decode_request_legs
 from hub.records.generate import encode_event
 from hub.records.request_leg import RequestLeg, new_event
@@ -134,6 +135,16 @@ def _span_request(spans: list) -> bytes:
     return req.SerializeToString()
 
 
+def _log_request(records: list) -> bytes:
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    for t, observed, flags, severity, value in records:
+        r = sl.log_records.add(time_unix_nano=t, observed_time_unix_nano=observed, flags=flags,
+                               severity_number=severity)
+        r.body.double_value = value
+    return req.SerializeToString()
+
+
 def _metric_request(points: list) -> bytes:
     req = ExportMetricsServiceRequest()
     metrics = req.resource_metrics.add().scope_metrics.add().metrics
@@ -159,10 +170,14 @@ def test_every_alert_the_decoder_accepts_the_store_takes(store, changes):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(st.tuples(NANOS, NANOS, st.lists(NANOS, max_size=2), st.integers(-2**31, 2**31 - 1),
                           st.integers(-2**31, 2**31 - 1), FLOATS), min_size=1, max_size=4),
-       st.lists(st.tuples(NANOS, NANOS, FLOATS, NANOS, st.integers(0, U64)), min_size=1, max_size=4))
-def test_every_span_and_data_point_the_decoders_accept_the_store_takes(store, spans, points):
+       st.lists(st.tuples(NANOS, NANOS, FLOATS, NANOS, st.integers(0, U64)), min_size=1, max_size=4),
+       st.lists(st.tuples(NANOS, NANOS, st.integers(0, 2**32 - 1), st.integers(-2**31, 2**31 - 1), FLOATS),
+                min_size=1, max_size=4))
+def test_every_span_log_and_data_point_the_decoders_accept_the_store_takes(store, spans, points, records):
     batch = decode_spans(msgs(_span_request(spans)), "otlp_proto", 10**6, LIMITS)
     store.insert(f"{store.database}.otel_traces", batch.rows, TRACE_COLUMNS)
+    batch = decode_logs(msgs(_log_request(records)), "otlp_proto", 10**6, LIMITS)
+    store.insert(f"{store.database}.otel_logs", batch.rows, LOG_COLUMNS)
     batch = decode_metrics(msgs(_metric_request(points)), "otlp_proto", 10**6, LIMITS)
     for kind, (table, columns) in METRIC_TABLES.items():
         store.insert(f"{store.database}.{table}", getattr(batch, kind), columns)
