@@ -658,6 +658,7 @@ def _reaching_outside() -> dict[str, str]:
     names = {n.lower(): why for n, why in REFUSED_TABLE_FUNCTIONS.items() if any(w in why for w in outside)}
     for name in ("file", "filesystemAvailable", "filesystemCapacity", "filesystemUnreserved", "showCertificate"):
         names[name.lower()] = "reads the server's file system"
+    names["disk"] = "defines a disk, local at any path or remote (SETTINGS disk = disk(...))"
     for name in ("aiClassify", "aiEmbed", "aiExtract", "aiFilter", "aiGenerate", "aiRedact", "aiSimilarity",
                  "aiTranslate", "hasColumnInTable"):
         names[name.lower()] = "reaches another server or service over the network"

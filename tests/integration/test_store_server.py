@@ -386,6 +386,10 @@ REACHING_OUTSIDE = [
     "CREATE TABLE {db}.web (a String) ENGINE = URL('http://127.0.0.1:9/', 'CSV')",
     "CREATE TABLE {db}.disk (a String) ENGINE = File('CSV', '{out}')",
     "CREATE TABLE {db}.far AS remote('127.0.0.1:9', system.one)",
+    "CREATE TABLE {db}.elsewhere (a UInt8) ENGINE = MergeTree ORDER BY a "
+    "SETTINGS disk = disk(type = local, path = '{out}/')",
+    "CREATE DICTIONARY {db}.d (k UInt64, v String) PRIMARY KEY k SOURCE(HTTP(url 'http://127.0.0.1:9/' format 'CSV')) "
+    "LAYOUT(FLAT()) LIFETIME(0)",
     "SYSTEM DROP DNS CACHE",
     "SYSTEM FLUSH LOGS",
     "system shutdown",
