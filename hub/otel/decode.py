@@ -27,9 +27,9 @@ lie in the time window; the rows of a record that do not are left out and the re
 reported once (``timestamp out of range: ...``, index -1) while its other rows are stored. NaN
 and infinities are kept as they are (the Float64 columns hold them).
 
-The protobuf path is the hot one: one ``ParseFromString`` (upb, in C) per record, then a tight loop building tuples; the JSON path parses with orjson, turns hex
-ids into base64 and lets ``json_format.ParseDict`` build the same message, so both encodings
-share one row builder.
+The protobuf path is the hot one: one ``ParseFromString`` (upb, in C) per record, then a tight
+loop building tuples; the JSON path parses with orjson, turns hex ids into base64 and lets
+``json_format.ParseDict`` build the same message, so both encodings share one row builder.
 """
 
 from __future__ import annotations
