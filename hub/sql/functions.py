@@ -28,6 +28,7 @@ def _refuse(reason: str, text: str) -> None:
 
 
 # ---- functions (system.functions of chDB 26.9), generated then reviewed ---------------------------
+# Functions a query may call (aliases included).
 ALLOWED = _names('''
 CARDINALITY CAST CHARACTER_LENGTH CHAR_LENGTH CRC32 CRC32IEEE CRC64 DATABASE DATE DATE_DIFF
 DATE_FORMAT DATE_TRUNC DAY DAYOFMONTH DAYOFWEEK DAYOFYEAR FORMAT_BYTES FROM_BASE64 FROM_DAYS
@@ -286,6 +287,7 @@ wordShingleSimHashCaseInsensitiveUTF8 wordShingleSimHashUTF8 wyHash64 xor xxHash
 xxHash64Spark xxh3 xxh3_128 yandexConsistentHash yearweek yesterday
 ''')
 
+# Aggregate functions a query may call, also with combinators (COMBINATORS below).
 AGGREGATES = _names('''
 BIT_AND BIT_OR BIT_XOR COVAR_POP COVAR_SAMP MVTEncode STD STDDEV STDDEV_POP STDDEV_SAMP ST_AsMVT
 VAR_POP VAR_SAMP aggThrow analysisOfVariance anova any anyHeavy anyLast anyLastRespectNulls
@@ -334,6 +336,7 @@ uniq uniqCombined uniqCombined64 uniqExact uniqHLL12 uniqUpTo varPop varPopStabl
 varSampStable welchTTest windowFunnel
 ''')
 
+# Every other function of the engine, with why: "<name>() is not allowed: it <reason>".
 REFUSED: dict[str, str] = {}
 _refuse('sends data to an external model service over the network', '''
 AIClassify AIEmbed AIExtract AIFilter AIGenerate AIRedact AISimilarity AITranslate aiClassify
