@@ -7,7 +7,7 @@ newer engine adds is refused until it is reviewed and listed. ``tests/unit/test_
 classifies every row of the engine's ``system.functions`` and ``system.table_functions``: each is
 either allowed here or refused with its reason in ``REFUSED`` / ``REFUSED_TABLE_FUNCTIONS``, and it
 fails on a row that is neither, the list to review after an engine upgrade
-(``python -m hub.sql.functions`` prints them).
+(``python -m hub.sql.unclassified`` prints them).
 
 Refused are the calls that reach outside the query's own data: the file system, the network,
 other servers, programs, dictionaries (whose sources can be any of those), the server's
@@ -487,25 +487,3 @@ def unclassified(functions: list[str], table_functions: list[str]) -> tuple[list
     known_tables = {n.lower() for n in ALLOWED_TABLE_FUNCTIONS | set(REFUSED_TABLE_FUNCTIONS)}
     return ([n for n in functions if n.lower() not in known],
             [n for n in table_functions if n.lower() not in known_tables])
-
-
-def main() -> int:
-    """Print the engine's functions and table functions that are not classified yet."""
-    import chdb
-
-    connection = chdb.connect(":memory:")
-    try:
-        functions = connection.query("SELECT name FROM system.functions", "TSV").bytes().decode().split()
-        tables = connection.query("SELECT name FROM system.table_functions", "TSV").bytes().decode().split()
-    finally:
-        connection.close()
-    new_functions, new_tables = unclassified(functions, tables)
-    for name in new_functions:
-        print(f"function {name}")
-    for name in new_tables:
-        print(f"table function {name}")
-    return 1 if new_functions or new_tables else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
