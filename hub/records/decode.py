@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Final, NamedTuple, Sequence
 
@@ -342,7 +342,7 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
         try:
             if decode_whole is not None and decode_whole(value, is_batch, rows):
                 if is_batch:
-                    sources.extend([(offset, index) for index in range(len(rows) - first)])
+                    sources.extend(zip(repeat(offset, len(rows) - first), range(len(rows) - first)))
                 else:
                     sources.append((offset, -1))
                     row = rows[-1]
