@@ -2,8 +2,9 @@
 
 The hot path. What keeps it cheap:
 
-- one compiled alternation of every mask pattern (``(?P<m0>...)|(?P<m1>...)``), searched once per
-  value; the replacement callback only runs where something was found;
+- each pattern compiled once and searched on its own (faster than one alternation of them all in
+  Python's engine), only those whose cheap ``requires`` test the text passes; the masking pass only
+  runs where something was found;
 - a bounded set of values already known to be clean (attribute values repeat: methods, status
   codes, routes, host names), so a repeated value costs one set lookup; only clean values are
   remembered, never a value that contained something to redact;
@@ -160,6 +161,8 @@ class _Engine:
             self._checks.extend(_checks_of(1 << i, p.requires, p.ignore_case))
         self._single = [re.compile(p.pattern, re.I if p.ignore_case else 0) for p in pats]
         self._keeps_cue = ["value" in rx.groupindex for rx in self._single]
+        self._names = [p.name for p in pats]
+        self._order = list(range(len(pats)))
         self._by_mask: dict[int, Any] = {}
         self._all = (1 << len(pats)) - 1
         if not self._sequential:
@@ -223,17 +226,22 @@ class _Engine:
                 "|".join(self._branches[i] for i in range(len(self._patterns)) if mask >> i & 1))
         return rx
 
+    def _any(self, text: str, mask: int) -> bool:
+        """Whether a pattern of ``mask`` is found in ``text``: each pattern searched on its own, in
+        order, until one is (measured: faster than one search of their alternation, which Python's
+        engine tries branch by branch at every position without the literal-prefix shortcuts)."""
+        single = self._single
+        for i in self._order:
+            if mask >> i & 1 and single[i].search(text) is not None:
+                return True
+        return False
+
     def _hit(self, text: str) -> bool:
         mask = self._all if len(text) <= _SHORT else self._active(text)
-        if not mask:
-            return False
-        rx = self._regex_for(mask)
-        if rx is not None:
-            return rx.search(text) is not None
-        return any(self._single[i].search(text) is not None for i in range(len(self._patterns)) if mask >> i & 1)
+        return bool(mask) and self._any(text, mask)
 
     def _mask_patterns(self, text: str, hits: list) -> str:
-        """Every hit of every pattern masked. The clean case is one search of one alternation.
+        """Every hit of every pattern masked. The clean case is one search per active pattern.
 
         When something is found, each pattern is searched on its own and the union of all hits is
         masked, so that a hit that overlaps another (an e-mail address running into ``MRN123...``)
@@ -248,8 +256,7 @@ class _Engine:
             mask = self._all if len(probe) <= _SHORT else self._active(probe)
             if not mask:
                 return text
-            rx = self._regex_for(mask)
-            if rx is not None and rx.search(probe) is None:
+            if not self._any(probe, mask):
                 return text
             spans = []
             for i in range(len(self._patterns)):

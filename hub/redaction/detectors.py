@@ -58,12 +58,13 @@ mateo diego camila valentina chen jin minh nguyen thanh kwame ama chidi ngozi
 """.split())))
 
 #: Words of clinical context next to which capitalised words are taken for a person's name.
-CLINICAL_BEFORE: Final = (
-    r"admitted|admitting|discharged|discharging|transferred|diagnosed|triaged|seen|treated|examined|"
-    r"intubated|sedated|prescribed|referred|registered|scheduled|readmitted|"
-    r"(?:chart|record|records|labs?|results?|meds|medications?|allerg(?:y|ies)|orders?|vitals|notes?|"
-    r"prescriptions?|encounter|visit|admission|discharge|referral|appointment|bed|room|mar|emar)\s+(?:for|of)"
-)
+_VERBS_BEFORE: Final = ("admitted", "admitting", "discharged", "discharging", "transferred", "diagnosed", "triaged",
+                        "seen", "treated", "examined", "intubated", "sedated", "prescribed", "referred",
+                        "registered", "scheduled", "readmitted")
+_NOUNS_BEFORE: Final = ("chart", "record", "records", "lab", "labs", "result", "results", "meds", "medication",
+                        "medications", "allergy", "allergies", "order", "orders", "vitals", "note", "notes",
+                        "prescription", "prescriptions", "encounter", "visit", "admission", "discharge",
+                        "referral", "appointment", "bed", "room", "mar", "emar")
 CLINICAL_AFTER: Final = (
     r"(?:was|is|has\s+been|had|got|being|will\s+be)?\s*"
     r"(?:admitted|discharged|transferred|diagnosed|triaged|seen|treated|intubated|sedated|prescribed|"
@@ -73,8 +74,11 @@ CLINICAL_AFTER: Final = (
 #: Literal stems of which one is in every text ``name_clinical`` matches (a speed-up).
 _CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
     "admit", "discharg", "transferr", "diagnos", "triag", "seen", "treat", "examined", "intubat", "sedat",
-    "prescri", "referr", "regist", "schedul", "for", "of", "allergic", "present", "complain", "reports",
-    "deceased", "expired", "readmit"))
+    "prescri", "referr", "regist", "schedul", "allergic", "present", "complain", "reports",
+    "deceased", "expired", "readmit",
+    # the nouns before "for"/"of": "chart for", "labs of" ...
+    "chart", "record", "lab", "result", "meds", "medication", "allerg", "order", "vital", "note", "encounter",
+    "visit", "admission", "discharge", "referral", "appointment", "bed", "room", "mar"))
 
 
 def trie_regex(words) -> str:
@@ -101,6 +105,7 @@ def trie_regex(words) -> str:
 
 
 _GIVEN: Final = trie_regex(GIVEN_NAMES)
+CLINICAL_BEFORE: Final = trie_regex(_VERBS_BEFORE) + "|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
 _CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
 _CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
 
@@ -120,7 +125,10 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     ("phi_key",
      r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])(?:" + PHI_KEY + r")(?:\\*[\"'])?\s*(?::|=>|=)\s*"
      r"(?P<value>(?!\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}))",
-     True, (":", "=")),
+     True, tuple("(?i)" + w for w in (
+         "patient", "ssn", "social", "mrn", "medical", "dob", "birth", "mail", "phone", "mobile", "street",
+         "address", "zip", "postcode", "insur", "member", "subscriber", "policy", "mbi", "medic", "name",
+         "maiden", "guardian", "kin", "diagnosis", "allerg"))),
     # dates as people type them; ISO dates only with an early year (not the hub's timestamps)
     ("dob_any",
      r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}(?![\d/.-])"
@@ -129,14 +137,19 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ ,-]\s?(?:19|20)\d{2}(?!\d)"
      r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ .-]\d{1,2}(?:st|nd|rd|th)?,?[ .-]\s?(?:19|20)\d{2}(?!\d)"
      r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)",
-     False, (r"\d[/.-]\d", r"(?i)jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", r"(?i)dob|birth|born")),
+     False, (r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-]\d", r"(?<![\d/.-])(?:19|20)\d{2}[/.]\d",
+             r"(?:19\d\d|20[01]\d)-\d")
+     + tuple("(?i)" + w for w in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                  "dec", "dob", "birth", "born"))),
     # insurance / member / policy ids after a cue, Medicare beneficiary identifiers without one
     ("insurance",
      r"(?i:\b(?:insurance|insurer|policy|member|subscriber|group|plan|beneficiary|medicare|medicaid|mbi|hicn|"
      r"payer|coverage|health\s*plan)(?:[ _-]?(?:id|no|num|number|#))?\.?)[\s:#=-]{0,4}"
      r"(?P<value>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{4,}[A-Za-z0-9])"
      r"|\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]{2}\d{2}\b",
-     False, (r"\d",)),
+     False, tuple("(?i)" + w for w in ("insur", "policy", "member", "subscriber", "group", "plan", "beneficiary",
+                                       "medicare", "medicaid", "mbi", "hicn", "payer", "coverage"))
+     + (r"[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]",)),
     # street addresses, PO boxes, "City, ST 02115"
     ("address",
      r"\b\d{1,6}[A-Za-z]?[\s_-]+(?:[NSEW]\.?[\s_-]+)?(?:[A-Z0-9][A-Za-z0-9'.]*[\s_-]+){0,4}"
@@ -149,9 +162,10 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # IP addresses
     ("ip",
      r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
-     r"|(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![:\w])"
-     r"|(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![:\w])",
-     False, (".", ":")),
+     r"|(?<![\w])(?<![0-9A-Fa-f]:)(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?!\w|:[0-9A-Fa-f])"
+     r"|(?<![\w])(?<![0-9A-Fa-f]:)(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
+     r"(?!\w|:[0-9A-Fa-f])",
+     False, (r"\d\.\d", "::", r"(?:[0-9A-Fa-f]{1,4}:){7}")),
     # names from the list of given names, "Last, First", and name tokens (jane.doe, jane-doe)
     ("name_known",
      rf"\b(?i:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_CAP}|[._+-]+[A-Za-z][A-Za-z'-]+)",
@@ -162,7 +176,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # capitalised words next to clinical words
     ("name_clinical",
      rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
-     rf"|(?P<clinical_name>(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
+     rf"|(?P<clinical_name>\b(?=[A-Z])(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
      False, _CLINICAL_REQUIRES),
     # record, member and account numbers without a cue: letters then 6+ digits (XYZ751050912,
     # MBR-76029555, BCBS-3279197-37), or 9+ digits alone (an MRN, a member number)
