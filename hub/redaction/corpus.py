@@ -216,6 +216,8 @@ class Corpus:
     records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     #: HTTP requests: (content type, headers, body) for POST /v1/events
     http: list[tuple[dict, bytes]] = field(default_factory=list)
+    #: HTTP experiment commands, in order: (path, headers, body) for POST (the actor in X-Hub-Actor)
+    experiment_http: list[tuple[str, dict, bytes]] = field(default_factory=list)
 
 
 class _Placer:
@@ -409,6 +411,49 @@ def _experiment_events(pl: _Placer, path: str, rng: random.Random, now: dt.datet
     return [encode_event(e) for e in events]
 
 
+_DEFINITION = """
+id: {id}
+title: {title}
+scenario: {scenario}
+hypothesis: {hypothesis}
+expected_outcome: Nothing reaches the store.
+steady_state:
+  - {{name: errors, sli: error_rate, source: requests, tolerance: {{max: 0.2}}}}
+environment: {{name: staging, kind: non-live, risk: low}}
+targets: {{gateways: [edge-corpus]}}
+phases: [{{name: baseline, planned_minutes: 1}}]
+"""
+
+
+def _experiment_http(pl: _Placer, path: str, experiment_id: str) -> list[tuple[str, dict, bytes]]:
+    """The HTTP API's commands, as a gameday team types them: actor header, notes, faults, abort."""
+    def actor() -> dict:
+        return {"X-Hub-Actor": pl.next(path, "X-Hub-Actor", "raw"), "Content-Type": "application/json"}
+
+    def yaml_text(field: str) -> str:
+        return json.dumps(pl.next(path, field))  # a JSON string is a YAML string, quotes and all
+
+    definition = _DEFINITION.format(id=experiment_id, title=yaml_text("definition.title"),
+                                    scenario=yaml_text("definition.scenario"),
+                                    hypothesis=yaml_text("definition.hypothesis"))
+    base = f"/v1/experiments/{experiment_id}"
+    return [
+        ("/v1/experiments", {**actor(), "Content-Type": "application/yaml"}, definition.encode()),
+        (base + "/prerequisites", actor(), _j({"all_done": True, "note": pl.next(path, "prerequisites.note")})),
+        (base + "/start", actor(), _j({"force": True})),
+        (base + "/faults", actor(), _j({"action": "add-latency", "target": pl.next(path, "fault.target", "slug"),
+                                        "parameters": {"note": pl.next(path, "fault.parameters"),
+                                                       "who": pl.next(path, "fault.parameters", "raw")},
+                                        "injector": pl.next(path, "fault.injector", "slug")})),
+        (base + "/notes", actor(), _j({"text": pl.next(path, "note.text"), "kind": "surprise",
+                                       "expected": pl.next(path, "note.expected"),
+                                       "actual": pl.next(path, "note.actual"),
+                                       "tags": [pl.next(path, "note.tags", "slug")]})),
+        (base + "/notes", actor(), _j({"text": pl.next(path, "note.text")})),
+        (base + "/abort", actor(), _j({"reason": pl.next(path, "abort.reason")})),
+    ]
+
+
 def build_corpus(n_patients: int = 150, seed: int = 0, now: dt.datetime | None = None,
                  rounds: int = 2) -> Corpus:
     """Every ingest path, every field, ``rounds`` records of each; seeds drawn round-robin from
@@ -462,9 +507,10 @@ def build_corpus(n_patients: int = 150, seed: int = 0, now: dt.datetime | None =
         corpus.records.append(("topic_pairs", None, _j({
             "specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": "/edge" + pl.next("pairs", "source", "path"),
             "type": "dev.gamedayhub.shadow.pair.v1", "datacontenttype": "application/json", "data": pair})))
-        # experiment events
+        # experiment events: on the topic as the CLI writes them, and through the HTTP API
         for value in _experiment_events(pl, "experiments", rng, now, exp_id):
             corpus.records.append(("topic_experiments", exp_id.encode(), value))
+        corpus.experiment_http.extend(_experiment_http(pl, "experiments/http", f"{exp_id}-http-{len(corpus.experiment_http)}"))
         # dead letters: refused by the decoders, each carrying seeds in the key, the reason and the payload
         bad_leg = _request_leg(pl, "dead_letters", rng, now)
         bad_leg["data"]["leg"] = pl.next("dead_letters", "reason (enum value)", "raw")

@@ -6,7 +6,8 @@ and in realistic text) in every field of every ingest path: request legs on Kafk
 (structured, batch, binary), OTLP spans, logs and metrics as JSON and as protobuf (resource, scope,
 schema URLs, trace state, names, bodies, descriptions, units, attribute maps, nested key-value
 lists and arrays), alerts, shadow pairs, experiment events (notes, surprises, expected/actual,
-fault parameters, abort reasons and deciders, summaries, actors) and records the decoders refuse
+fault parameters, abort reasons and deciders, summaries, actors; on the topic and through the HTTP
+API with the actor in ``X-Hub-Actor``) and records the decoders refuse
 (keys, echoed enum values, payloads). Then every String-bearing column of every table of the store
 (from ``system.columns``) and every record of the dead-letter topic (key and value, the stored
 payload decoded from base64) is searched for every seed: none is found.
@@ -94,6 +95,8 @@ def test_no_seeded_identifier_reaches_any_column_of_any_table(tmp_path, kafka_bo
             send_records(kafka_bootstrap, topic, records)
         answers = [_post(s.http_url + "/v1/events", headers, body) for headers, body in corpus.http]
         assert all(a < 500 for a in answers), answers
+        commands = [(path, _post(s.http_url + path, headers, body)) for path, headers, body in corpus.experiment_http]
+        assert all(code == 201 for _, code in commands), commands  # every command accepted and written
         _settled(worker, sorted(by_topic))
 
         columns = worker.sql(
