@@ -216,6 +216,8 @@ class Corpus:
     records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     #: HTTP requests: (content type, headers, body) for POST /v1/events
     http: list[tuple[dict, bytes]] = field(default_factory=list)
+    #: JSON lines for ``hub emit --file`` (request-leg CloudEvents)
+    emit_lines: list[bytes] = field(default_factory=list)
     #: HTTP experiment commands, in order: (path, headers, body) for POST (the actor in X-Hub-Actor)
     experiment_http: list[tuple[str, dict, bytes]] = field(default_factory=list)
 
@@ -475,6 +477,7 @@ def build_corpus(n_patients: int = 150, seed: int = 0, now: dt.datetime | None =
         headers = {f"ce-{k}": v for k, v in ev.items() if k not in ("data", "datacontenttype")}
         headers["Content-Type"] = "application/json"
         corpus.http.append((headers, _j(ev["data"])))
+        corpus.emit_lines.append(_j(_request_leg(pl, "requests/hub-emit", rng, now)))
         # OTLP, JSON and protobuf
         for signal, make, topic in (("spans", _spans, "topic_spans"), ("logs", _logs, "topic_logs"),
                                     ("metrics", _metrics, "topic_metrics")):

@@ -2,9 +2,9 @@
 
 ``hub.redaction.corpus`` places the identifiers of 150 synthetic patients (name, MRN, SSN, date of
 birth, phone, e-mail, street address, insurance id, member id, IP address, each in many formats
-and in realistic text) in every field of every ingest path: request legs on Kafka and over HTTP
-(structured, batch, binary), OTLP spans, logs and metrics as JSON and as protobuf (resource, scope,
-schema URLs, trace state, names, bodies, descriptions, units, attribute maps, nested key-value
+and in realistic text) in every field of every ingest path: request legs on Kafka, with
+``hub emit --file`` and over HTTP (structured, batch, binary), OTLP spans, logs and metrics as JSON
+and as protobuf (resource, scope, schema URLs, trace state, names, bodies, descriptions, units, attribute maps, nested key-value
 lists and arrays), alerts, shadow pairs, experiment events (notes, surprises, expected/actual,
 fault parameters, abort reasons and deciders, summaries, actors; on the topic and through the HTTP
 API with the actor in ``X-Hub-Actor``) and records the decoders refuse
@@ -16,6 +16,8 @@ payload decoded from base64) is searched for every seed: none is found.
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import json
 import re
 import time
@@ -95,6 +97,11 @@ def test_no_seeded_identifier_reaches_any_column_of_any_table(tmp_path, kafka_bo
             send_records(kafka_bootstrap, topic, records)
         answers = [_post(s.http_url + "/v1/events", headers, body) for headers, body in corpus.http]
         assert all(a < 500 for a in answers), answers
+        lines = tmp_path / "legs.jsonl"
+        lines.write_bytes(b"\n".join(corpus.emit_lines) + b"\n")
+        emitted = subprocess.run([sys.executable, "-c", "import sys; from hub.cli.main import main; sys.exit(main())", "emit", "--file", str(lines), "--batch", "1"],
+                                 env=worker.env, capture_output=True, text=True, timeout=120)
+        assert emitted.returncode == 0, emitted.stderr
         commands = [(path, _post(s.http_url + path, headers, body)) for path, headers, body in corpus.experiment_http]
         assert all(code == 201 for _, code in commands), commands  # every command accepted and written
         _settled(worker, sorted(by_topic))
