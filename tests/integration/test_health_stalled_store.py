@@ -51,7 +51,7 @@ def test_a_sink_stalled_on_an_absent_store_fails_ready_and_recovers_when_the_sto
         tmp_path, kafka_bootstrap):
     store = StoreServerProcess(tmp_path / "store")
     worker = WorkerProcess(isolated_env(tmp_path / "worker", kafka_bootstrap, HUB_CLICKHOUSE_URL=store.url,
-                                        HUB_PARTITIONS="2"))
+                                        HUB_PARTITIONS="2", HUB_HEALTH_MAX_LAG="50"))
     count = f"SELECT count() FROM {worker.settings.database}.requests"
     try:
         store.launch()
@@ -65,14 +65,23 @@ def test_a_sink_stalled_on_an_absent_store_fails_ready_and_recovers_when_the_sto
         send_records(kafka_bootstrap, worker.settings.topic_requests, generate_request_legs(200, seed=62))
         # Every sink that writes now stalls (the requests sink and the stream pairs it feeds).
         code, health = wait_until(
-            lambda: (lambda h: h if any(p["sink"] == "requests" for p in h[1].get("problems", [])) else None)(
+            lambda: (lambda h: h if any(p["sink"] == "requests" and p["state"] == "stalled"
+                                    for p in h[1].get("problems", [])) else None)(
                 get(worker, "/health")), 120, "the requests sink reported stalled")
         assert code == 200 and health["status"] == "degraded"
         status, ready = get(worker, "/ready")
         assert status == 503 and ready["ready"] is False and ready["problems"]
-        stalled = [p for p in health["problems"] if p["sink"] == "requests"]
-        assert all(p["state"] == "stalled" and p["error"] and p["since"] for p in stalled)
+        stalled = [p for p in health["problems"] if p["sink"] == "requests" and p["state"] == "stalled"]
+        assert stalled and all(p["error"] and p["since"] for p in stalled)
         assert {p["partition"] for p in stalled} <= {0, 1}
+        # 200 legs wait on two partitions, more than 50 on at least one: lagging as well
+        code, health = wait_until(
+            lambda: (lambda h: h if any(p["state"] == "lagging" and p["sink"] == "requests"
+                                        for p in h[1]["problems"]) else None)(get(worker, "/health")),
+            60, "the requests sink reported lagging")
+        lagging = [p for p in health["problems"] if p["state"] == "lagging" and p["sink"] == "requests"]
+        assert all(p["partition"] in (0, 1) and "more than 50" in p["error"] for p in lagging)
+        assert metric(worker, 'hub_sink_lag{sink="requests"}') == 200
         assert health["sinks"]["requests"]["state"] == "stalled"
         assert metric(worker, 'hub_sink_stalled_seconds{sink="requests"}') > 0
         summary = worker.stack.status()["worker"]["health"]

@@ -57,3 +57,33 @@ def test_hub_status_sums_every_sink_and_prints_each_problem():
     assert lines[-2:] == ["health: degraded (1 problem)",
                           "  spans[2] stalled since 2026-01-01T00:00:00.000+00:00: insert failed: refused"]
     assert sink_lines(sinks, {"status": "ok", "problems": [], "sinks": {}})[-1] == "health: ok"
+
+
+class FlakySink:
+    """A sink whose write raises what it is given, once each, before it takes the batch."""
+
+    def __init__(self, errors):
+        from types import SimpleNamespace
+
+        self.errors = list(errors)
+        self.health = SinkHealth("requests")
+        self.spec = SimpleNamespace(name="requests")
+        self.states: list[str] = []
+
+    def write(self, messages):
+        self.states.append(self.health.state)
+        if self.errors:
+            raise self.errors.pop(0)
+        return len(messages)
+
+
+def test_the_agent_writes_a_batch_again_after_an_unexpected_error_instead_of_dying():
+    from hub.records.decode import RawMessage
+    from streams.sink_agent import write_never_failing
+
+    sink = FlakySink([RecursionError("maximum recursion depth exceeded"), StoreUnavailable("refused")])
+    messages = [RawMessage("t", 3, 7, None, b"{}", 0)]
+    assert write_never_failing(sink, messages, sleep=lambda _: None) == 1
+    assert sink.states == ["ok", "stalled", "stalled"]
+    assert sink.health.state == "ok" and sink.health.errors == 1
+    assert sink.health.last_error == "maximum recursion depth exceeded"
