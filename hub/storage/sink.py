@@ -365,6 +365,7 @@ class ExactlyOnceSink:
         self._inserts = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{spec.name}-insert") \
             if pipelined else None
         self._inflight: Future | None = None
+        self._inflight_partitions: list[int] = []
         self.health = SinkHealth(spec.name)
         # table -> position of its day column in the columns inserted (None: not split by day)
         self._day_columns: dict[tuple, int | None] = {}
@@ -412,7 +413,13 @@ class ExactlyOnceSink:
         raises what a background insert raised."""
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
-            inflight.result()
+            try:
+                inflight.result()
+            except BaseException:
+                # Its chunks are in the ledger: recovered (written again) before the next write to
+                # those partitions, rather than taken as stored.
+                self.forget(self._inflight_partitions)
+                raise
 
     def close(self) -> None:
         """Flush and stop the insert thread. An insert the store does not take now is given up:
@@ -460,6 +467,7 @@ class ExactlyOnceSink:
         for partition, fresh, _, _ in work:
             self._stored_up_to[partition] = fresh[-1].offset
         if work:
+            self._inflight_partitions = [partition for partition, _, _, _ in work]
             self._inflight = self._inserts.submit(self._finish, work)
         return sum(len(decoded.rows) for _, _, _, decoded in work)
 

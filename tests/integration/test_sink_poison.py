@@ -290,3 +290,45 @@ def test_a_write_retried_after_the_refused_rows_were_isolated_stores_nothing_twi
     assert sink.dead_letters.failed
     assert alert_counts(store) == (14, 14)
     assert [r[:2] for r in dead_letters(store, topic)] == [(3, -1), (11, -1)]
+
+
+class RowsFailOnce:
+    """The real store, whose rows insert of the chunk starting at ``first`` raises an unexpected
+    error once (a bug in a step, not an outage)."""
+
+    def __init__(self, store, first):
+        self._store = store
+        self.first = first
+        self.failed = False
+        self.database = store.database
+
+    def insert(self, table, rows, columns, token=None):
+        if not self.failed and not table.endswith(".sink_ledger") and token \
+                and token.rsplit(":", 1)[1].startswith(f"{self.first}-"):
+            self.failed = True
+            raise RuntimeError("an unexpected error in the insert step")
+        return self._store.insert(table, rows, columns, token=token)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_a_pipelined_batch_whose_insert_raised_is_written_again_by_the_same_sink(store, kafka_bootstrap, make_topic):
+    # The agent writes the batch again after an unexpected error (it never dies); the sink must
+    # not take the batch that failed in its insert thread as stored meanwhile.
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, generate_request_legs(1500, seed=71), partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 1500)
+    spec = SinkSpec("requests", topic, "requests", REQUEST_COLUMNS, lambda ms: decode_request_legs(ms, 100_000))
+    sink = ExactlyOnceSink(RowsFailOnce(store, first=500), spec,
+                           DeadLetterPublisher(store, kafka_bootstrap, topic + ".dlq"),
+                           KafkaRangeFetcher(kafka_bootstrap), pipelined=True)
+    sink.write(messages[:500])
+    sink.write(messages[500:900])       # its rows insert raises in the insert thread
+    with pytest.raises(RuntimeError):
+        sink.write(messages[900:1200])  # entered in the ledger, then the failure surfaces
+    sink.write(messages[900:1200])      # the agent's second try
+    sink.write(messages[1200:])
+    sink.flush()
+    assert counts(store) == (1500, 1500)
+    sink.close()
