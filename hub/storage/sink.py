@@ -12,12 +12,16 @@ How it holds (the proof the kill tests check):
    experiment timelines and inserts its rows in the background while the next batch gathers
    and is decoded and entered, and waits for that insert before handing over the next one. So
    every offset below the first of the partition's *two* last ledger entries is stored.
-4. When a partition is (re)assigned, the sink reads its two last ledger entries, fetches exactly
-   those offsets from Kafka again, re-inserts them with the same tokens, and from then on skips
-   every record at or below the last entry's ``last`` offset.
+4. When a partition is (re)assigned, or a pipelined insert of it raised, the sink reads its
+   two last ledger entries, fetches exactly those offsets from Kafka again, re-inserts them
+   with the same tokens, and from then on skips every record at or below the last entry's
+   ``last`` offset.
 5. Kafka offsets are committed only after a chunk is entered in the ledger (the agent acks
    afterwards), so the broker never moves past records that are not in the ledger; the ledger
    makes early or late commits harmless anyway.
+
+What a record can do wrong changes none of this (every derived token below is a function of the
+chunk's token and of the chunk's rows, which a replay of the same offsets decodes the same):
 
 6. Rows the store refuses for what they are (``StoreRejected``: a wrong type, a value out of
    the column's range) are isolated: the insert is split in halves, each with a token derived
