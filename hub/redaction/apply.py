@@ -18,6 +18,9 @@ returns rows of the same shape, and counts what it removed in a ``RedactionStats
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
 from typing import Any, Callable, Final, Sequence
 from urllib.parse import unquote
@@ -71,7 +74,7 @@ _OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
 _OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id"})
-_BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{6,}")
+_BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{7,}")
 _URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
 _QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
 #: Keys whose whole value is replaced in a JSON document (``name`` alone is left to the detectors:
@@ -184,6 +187,7 @@ class _Engine:
         self._clean_url: set[str] = set()
         self._clean_shape: dict[str, set[str]] = {name: set() for name in SHAPES}
         self._clean_segments: set[str] = set()
+        self._salt = os.urandom(16)
         self._clean_url_shape: set[str] = set()
         self._plans: dict[tuple, list] = {}
         self._shapes = {name: (re.compile(sh.pattern, re.I if sh.ignore_case else 0), sh.detect)
@@ -442,17 +446,26 @@ class _Engine:
         rx, detect = self._shapes[shape]
         if rx.fullmatch(out) is None:
             hits.append("shape:" + shape)
-            return STRUCT_MARKER.format(shape=shape)
+            return self._misfit(shape, value)
         if detect and not _OPAQUE.fullmatch(out):
             if (shape in ("id", "actor", "word") and _BARE_NUMBER.search(out)) or self._hit(out) or (
                     _SPACED.search(out) is not None and self._hit(_SPACED.sub(" ", out))):
                 hits.append("shape:" + shape)
-                return STRUCT_MARKER.format(shape=shape)
+                return self._misfit(shape, value)
         if out is value:
             if len(clean) >= _CLEAN_MAX:
                 clean.clear()
             clean.add(value)
         return out
+
+    def _misfit(self, shape: str, value: str) -> str:
+        """What a value that does not fit its shape becomes. An id keeps a digest keyed with a secret
+        of this process, so that distinct ids stay distinct (pairing, joins) while the value cannot
+        be recovered by hashing guesses (an MRN has few enough values to try them all)."""
+        if shape != "id":
+            return STRUCT_MARKER.format(shape=shape)
+        digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
+        return f"[REDACTED:id:{digest}]"
 
     def json_text(self, value: str, hits: list) -> str:
         """A JSON document with every string masked and values under PHI-named keys replaced whole;
@@ -505,7 +518,7 @@ class _Engine:
 
     def dead_letter_key(self, key: str, hits: list) -> str:
         out = self.struct("id", key, hits)
-        return "[REDACTED:key]" if out is not key and out != key else key
+        return key if out == key else "[REDACTED:key]"
 
     # ---- rows ---------------------------------------------------------------------------------
 

@@ -53,17 +53,22 @@ _SEVERITIES: Final = ("TRACE|DEBUG|INFO|INFORMATION|NOTICE|WARN|WARNING|ERROR|ER
 SHAPES: Final[Mapping[str, Shape]] = {
     "uuid": Shape(r"|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
                   "a UUID (or empty)", detect=False),
-    "hex": Shape(r"[0-9a-fA-F]{16,128}|(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{1,15}|\d{0,5}",
+    "hex": Shape(r"(?:[a-z0-9-]{1,16}:)?(?:[0-9a-fA-F]{16,128}|(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{1,15}|\d{0,5})",
                  "hex digits (trace/span ids, hashes), or empty; a short all-digit value (a record number) "
                  "does not fit; a short one with a detector hit neither"),
-    "id": Shape(r"|[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}",
-                "an id or name without spaces, up to 128 characters; not a bare 6-15 digit number (an MRN, "
-                "phone or SSN), no detector hit in it or in it with `._-` read as spaces"),
+    "id": Shape(r"|[A-Za-z0-9@][A-Za-z0-9._:@/+=-]{0,127}",
+                "an id or name without spaces, up to 128 characters; no run of 7 or more digits (an MRN, "
+                "phone or SSN; `20YYMMDD` dates aside), no detector hit in it or in it with `._-` read as "
+                "spaces; a misfit becomes `[REDACTED:id:<digest>]` (distinct values stay distinct: joins "
+                "and pairing by id keep working)"),
     "word": Shape(r"|[A-Za-z][A-Za-z0-9_.:-]{0,63}", "one word of an enum-like vocabulary (kind, status, rule "
                   "measurement, comparison, severity, outcome, field name)"),
     "leg": Shape(r"|primary|shadow|canary", "`primary`, `shadow`, `canary`", detect=False),
-    "phase": Shape(r"|baseline|injection|observation|recovery|[a-z][a-z_]{0,31}",
-                   "an experiment phase (lower-case word)"),
+    "phase": Shape(r"|baseline|injection|observation|recovery|[a-z0-9][a-z0-9_.-]{0,63}",
+                   "an experiment phase (lower-case name)"),
+    "comparison": Shape(r"|[<>=!]=?|[A-Za-z_]{1,16}", "a comparison (`>`, `>=`, `<`, `<=`, `==`, `!=` or a word)",
+                        detect=False),
+    "field": Shape(r"|[A-Za-z0-9_$.\[\]/:@*-]{1,256}", "a field path of a compared body (`$.items[0].price`)"),
     "method": Shape(rf"|(?:{_HTTP_METHODS})|[A-Z]{{1,16}}", "an HTTP method (upper-case word)"),
     "severity": Shape(rf"|(?:{_SEVERITIES})[1-4]?", "an OpenTelemetry/syslog severity name (any case)",
                       detect=False, ignore_case=True),
@@ -73,18 +78,18 @@ SHAPES: Final[Mapping[str, Shape]] = {
     "route": Shape(r"|/[A-Za-z0-9._~{}:@!$&'()*+,;=%/-]*|\*", "a route template after URL redaction (query cut, "
                    "identifier segments `{id}`), starting with `/`"),
     "url": Shape(r"|[A-Za-z][A-Za-z0-9+.-]*://[^\s]*|/[^\s]*", "a URL or path after URL redaction"),
-    "version": Shape(r"|[vV]?\d{1,6}(?:\.\d{1,6}){0,3}(?:[-+][0-9A-Za-z.-]{1,40})?",
-                     "a version (`1.2.3`, `v2`, `1.0.0-rc.1+build.5`)"),
+    "version": Shape(r"|[vV]?\d{1,6}(?:\.\d{1,6}){0,3}(?:[-+._]?[0-9A-Za-z.-]{1,40})?",
+                     "a version (`1.2.3`, `v2`, `0.48b0`, `1.0.0-rc.1+build.5`)"),
     "schema_url": Shape(r"|https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~{}-]+)*/?",
                         "an http(s) URL without query, fragment or user info; identifier segments `{id}`"),
-    "unit": Shape(r"[A-Za-z0-9%/.*^()\[\]_ -]{0,32}|\{[a-z0-9_./ -]{1,32}\}|[A-Za-z0-9%/.*^_-]{0,16}\{[a-z0-9_./ -]{1,32}\}",
-                  "a UCUM unit (`ms`, `By`, `1`, `{request}`: annotations lower case)"),
+    "unit": Shape(r"(?=.{0,64}$)(?:[A-Za-z0-9%/.*^()\[\]_ -]|\{[a-z0-9_./ -]{1,32}\})*",
+                  "a UCUM unit (`ms`, `By`, `1`, `{request}`, `{packet}/s`: annotations lower case)"),
     "metric_name": Shape(r"|[A-Za-z][A-Za-z0-9_./-]{0,254}", "an instrument name (OpenTelemetry rules)"),
     "tracestate": Shape(r"|[a-z0-9][a-z0-9_*/@-]{0,255}=[A-Za-z0-9_.:;+/{}-]{0,256}"
                         r"(?:\s*,\s*[a-z0-9][a-z0-9_*/@-]{0,255}=[A-Za-z0-9_.:;+/{}-]{0,256}){0,31}",
                         "a W3C tracestate (`vendor=value,...`, values without spaces)"),
-    "actor": Shape(r"|[A-Za-z0-9][A-Za-z0-9 ._@:/+-]{0,63}", "who did it: a user or component name, up to 64 "
-                   "characters, no detector hit (a staff e-mail address or a listed given name is replaced too)"),
+    "actor": Shape(r"|[A-Za-z0-9@][A-Za-z0-9 ._@:/+()\[\]#,'-]{0,127}", "who did it: a user or component name, up to "
+                   "128 characters, no detector hit (a staff e-mail address or a listed given name is replaced too)"),
     "topic": Shape(r"|[A-Za-z0-9._-]{1,249}", "a Kafka topic name"),
     "hub": Shape(r"|[A-Za-z0-9._:/@+=-]{1,512}", "written by the hub from its own values (tokens, checksums, "
                  "migration names): no spaces", detect=False),
@@ -102,7 +107,8 @@ class Column:
     def describe(self) -> str:
         if self.kind in ("struct", "structs"):
             each = "each element: " if self.kind == "structs" else ""
-            return f"structural `{self.shape}`: {each}{SHAPES[self.shape].about}; a misfit becomes `[REDACTED:{self.shape}]`"
+            misfit = "" if self.shape == "id" else f"; a misfit becomes `[REDACTED:{self.shape}]`"
+            return f"structural `{self.shape}`: {each}{SHAPES[self.shape].about}{misfit}"
         return KINDS[self.kind]
 
 
@@ -155,12 +161,12 @@ DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
         "experiment_id": ID, "phase": _S("struct", "phase"), "gateway": ID, "correlation_id": ID,
         "route": _S("struct", "route"), "method": _S("struct", "method"), "primary_backend": ID,
         "shadow_backend": ID, "secondary_backend": ID, "outcome": WORD,
-        "differing_fields": _S("structs", "word"), "noise_fields": _S("structs", "word"),
+        "differing_fields": _S("structs", "field"), "noise_fields": _S("structs", "field"),
         "shadow_error": TEXT, "source": URL,
     },
     "alerts": {
         "kind": WORD, "alert_id": ID, "status": WORD, "experiment_id": ID, "rule": TEXT, "severity": WORD,
-        "measurement": WORD, "comparison": WORD, "top_contributors": _S("json"),
+        "measurement": WORD, "comparison": _S("struct", "comparison"), "top_contributors": _S("json"),
         "example_request_ids": _S("structs", "id"), "message": TEXT, "action": WORD, "url": URL, "error": _S("reason"),
     },
     "experiment_events": {

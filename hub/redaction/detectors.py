@@ -178,10 +178,12 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
      rf"|(?P<clinical_name>\b(?=[A-Z])(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
      False, _CLINICAL_REQUIRES),
-    # record, member and account numbers without a cue: letters then 6+ digits (XYZ751050912,
-    # MBR-76029555, BCBS-3279197-37), or 9+ digits alone (an MRN, a member number)
+    # record, member and account numbers without a cue: letters then 8+ digits, or 6-7 digits and a
+    # suffix (XYZ751050912, MBR-76029555, BCBS-3279197-37), or 9+ digits alone (an MRN, a member
+    # number); ``gw-123456`` (a short hex suffix that happens to be digits) is left
     ("long_id",
-     r"(?<![\w./-])(?:(?!(?i:mrn|ssn|dob|tel|id|no|nr|mr)[-#]?\d)[A-Za-z]{1,5}[-#]?\d{6,}(?:-\d{1,4})?|\d{9,}(?:-\d{1,4})?)(?![\w./-])",
+     r"(?<![\w./-])(?:(?!(?i:mrn|ssn|dob|tel|id|no|nr|mr)[-#]?\d)[A-Za-z]{1,5}[-#]?"
+     r"(?:\d{8,}(?:-\d{1,4})?|\d{6,7}-\d{1,4})|\d{9,}(?:-\d{1,4})?)(?![\w./-])",
      False, (r"\d{6}",)),
     # phone numbers after a cue in any grouping, and E.164
     ("phone_cue",

@@ -23,6 +23,15 @@ E = P.engine()
     ("id", "Jane Doe", False),            # a space
     ("id", "004417829", False),           # a bare MRN-length number
     ("id", "MRN-004417", False),
+    ("id", "gw-123456", True),            # a short hex suffix that is all digits
+    ("id", "exp-20261207-failover", True),
+    ("id", "c1234567", False),            # seven digits in a row
+    ("id", "@opentelemetry/instrumentation-http", True),
+    ("version", "0.48b0", True),
+    ("unit", "{packet}/s", True),
+    ("comparison", ">=", True),
+    ("field", "$.items[0].price", True),
+    ("field", "Jane Doe", False),
     ("phase", "injection", True),
     ("phase", "Mr Okafor", False),
     ("method", "GET", True),
@@ -46,7 +55,7 @@ def test_structural_shapes(shape, value, kept):
     out = E.struct(shape, value, [])
     assert (out == value) is kept, out
     if not kept:
-        assert out == f"[REDACTED:{shape}]"
+        assert out == f"[REDACTED:{shape}]" or (shape == "id" and out.startswith("[REDACTED:id:"))
 
 
 def _row(columns, **values):
@@ -58,8 +67,8 @@ def test_request_legs_redact_every_declared_column():
                experiment_id="exp-1", phase="injection", route="/patients/1984-03-12/chart", method="GET",
                response_hash="Wexcombe", error="lookup for 12 Main Street failed", source="/edge?u=x")
     out = dict(zip(REQUEST_COLUMNS, redact_rows(P, "requests", REQUEST_COLUMNS, [row])[0]))
-    assert out["correlation_id"] == "[REDACTED:id]" and out["gateway"] == "[REDACTED:id]"
-    assert out["backend"] == "[REDACTED:id]" and out["response_hash"] == "[REDACTED:hex]"
+    assert all(out[c].startswith("[REDACTED:id:") for c in ("correlation_id", "gateway", "backend"))
+    assert out["response_hash"] == "[REDACTED:hex]"
     assert out["experiment_id"] == "exp-1" and out["phase"] == "injection" and out["method"] == "GET"
     assert out["route"] == "/patients/{id}/chart"
     assert out["error"] == "lookup for [REDACTED:address] failed" and out["source"] == "/edge"
@@ -87,14 +96,15 @@ def test_alerts_and_pairs_text_columns():
     out = dict(zip(ALERT_COLUMNS, redact_rows(P, "alerts", ALERT_COLUMNS, [alert])[0]))
     assert out["rule"] == "error rate for patient [REDACTED:name]"
     assert out["message"] == "seen at [REDACTED:ip]"
-    assert out["example_request_ids"] == ["abc123", "[REDACTED:id]"]
+    assert out["example_request_ids"][0] == "abc123" and out["example_request_ids"][1].startswith("[REDACTED:id:")
     assert out["url"] == "https://hooks/x" and "Wexcombe" not in out["error"]
     assert "004417829" not in out["top_contributors"]
     pair = _row(PAIR_COLUMNS, gateway="edge", correlation_id="c1", route="/a", method="GET", primary_backend="v1",
                 shadow_backend="Jane Smith", outcome="match", differing_fields=["status", "Jane Doe"],
                 noise_fields=[], shadow_error="timeout for MRN 004417829")
     out = dict(zip(PAIR_COLUMNS, redact_rows(P, "pairs", PAIR_COLUMNS, [pair])[0]))
-    assert out["shadow_backend"] == "[REDACTED:id]" and out["differing_fields"] == ["status", "[REDACTED:word]"]
+    assert out["shadow_backend"].startswith("[REDACTED:id:")
+    assert out["differing_fields"] == ["status", "[REDACTED:field]"]
     assert out["shadow_error"] == "timeout for MRN [REDACTED:mrn]"
 
 
@@ -109,3 +119,10 @@ def test_dead_letter_reason_and_key():
 def test_attribute_keys_that_carry_data_are_dropped():
     out = E.attributes({"Jane Doe": "x", "http.route": "/a", "jane.doe": "y"}, None, [])
     assert out == {"http.route": "/a"}
+
+
+def test_a_misfit_id_keeps_a_digest_so_distinct_ids_stay_distinct():
+    a, b = E.struct("id", "MRN-00441782", []), E.struct("id", "MRN-00441783", [])
+    assert a.startswith("[REDACTED:id:") and b.startswith("[REDACTED:id:") and a != b
+    assert E.struct("id", "MRN-00441782", []) == a  # the same id, the same digest (pairing, joins)
+    assert "00441782" not in a
