@@ -155,7 +155,7 @@ DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
     "requests": {
         "experiment_id": ID, "phase": _S("struct", "phase"), "correlation_id": ID, "leg": _S("struct", "leg"),
         "gateway": ID, "route": _S("struct", "route"), "method": _S("struct", "method"), "backend": ID,
-        "response_hash": HEX, "error": TEXT, "source": URL,
+        "response_hash": ID, "error": TEXT, "source": URL,
     },
     "shadow_pairs": {
         "experiment_id": ID, "phase": _S("struct", "phase"), "gateway": ID, "correlation_id": ID,

@@ -65,10 +65,11 @@ def _row(columns, **values):
 def test_request_legs_redact_every_declared_column():
     row = _row(REQUEST_COLUMNS, correlation_id="MRN 004417829", gateway="Jane Doe", backend="jane.doe",
                experiment_id="exp-1", phase="injection", route="/patients/1984-03-12/chart", method="GET",
-               response_hash="Wexcombe", error="lookup for 12 Main Street failed", source="/edge?u=x")
+               response_hash="MRN-00441782", error="lookup for 12 Main Street failed", source="/edge?u=x")
     out = dict(zip(REQUEST_COLUMNS, redact_rows(P, "requests", REQUEST_COLUMNS, [row])[0]))
-    assert all(out[c].startswith("[REDACTED:id:") for c in ("correlation_id", "gateway", "backend"))
-    assert out["response_hash"] == "[REDACTED:hex]"
+    # a hash may be any token (compared for equality): a misfit keeps a digest, equal stays equal
+    assert all(out[c].startswith("[REDACTED:id:") for c in ("correlation_id", "gateway", "backend", "response_hash"))
+    assert E.struct("id", "body-/orders", []) == "body-/orders"
     assert out["experiment_id"] == "exp-1" and out["phase"] == "injection" and out["method"] == "GET"
     assert out["route"] == "/patients/{id}/chart"
     assert out["error"] == "lookup for [REDACTED:address] failed" and out["source"] == "/edge"
