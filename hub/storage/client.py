@@ -15,6 +15,18 @@ from hub.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+class _NoEncodingTracebacks(logging.Filter):
+    """clickhouse-connect logs a traceback for every row it cannot encode; such a row is a
+    ``StoreRejected`` the sink isolates and dead-letters with the reason (and logs once), so the
+    tracebacks of each halving step would only bury the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error serializing column")
+
+
+logging.getLogger("clickhouse_connect.driver.transform").addFilter(_NoEncodingTracebacks())
+
 #: ClickHouse error codes that are about the data of an insert: the same rows fail again.
 DATA_ERROR_CODES = frozenset({
     6,    # CANNOT_PARSE_TEXT
