@@ -187,9 +187,11 @@ class _Engine:
         self._clean_url: set[str] = set()
         self._clean_shape: dict[str, set[str]] = {name: set() for name in SHAPES}
         self._clean_segments: set[str] = set()
+        self._clean_json: set[str] = set()  # documents the JSON walk leaves as they are
         self._salt = os.urandom(16)
         self._clean_url_shape: set[str] = set()
         self._plans: dict[tuple, list] = {}
+        self._fast: dict[tuple, Any] = {}
         self._shapes = {name: (re.compile(sh.pattern, re.I if sh.ignore_case else 0), sh.detect)
                         for name, sh in SHAPES.items()}
 
@@ -470,16 +472,23 @@ class _Engine:
     def json_text(self, value: str, hits: list) -> str:
         """A JSON document with every string masked and values under PHI-named keys replaced whole;
         text that is not JSON is masked as free text."""
-        if not value or value in self._clean_text:
+        if not value or value in self._clean_json:
             return value
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:
-            return self.text(value, hits)
-        new = self._walk(doc, hits, 0)
-        if new is doc:
-            return self.text(value, hits) if not isinstance(doc, (dict, list)) else value
-        return orjson.dumps(new).decode()
+            out = self.text(value, hits)
+        else:
+            new = self._walk(doc, hits, 0)
+            if new is not doc:
+                return orjson.dumps(new).decode()
+            out = self.text(value, hits) if not isinstance(doc, (dict, list)) else value
+        if out == value:
+            clean = self._clean_json
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(value)
+        return out
 
     def _walk(self, v: Any, hits: list, depth: int) -> Any:
         if isinstance(v, str):
@@ -535,9 +544,11 @@ class _Engine:
                     code = _KIND_CODES[decl.kind]
                     # values known to come out unchanged: skipped with one set lookup
                     clean = (self._clean_shape[decl.shape] if code == _STRUCT else self._clean_text
-                             if code in (_TEXT, _JSON) else self._clean_url_shape if code == _URL else None)
+                             if code == _TEXT else self._clean_json if code == _JSON
+                             else self._clean_url_shape if code == _URL else None)
                     plan.append((i, code, decl.shape, clean))
             self._plans[key] = plan
+            self._fast[key] = _fast_check(plan)
         return plan
 
     def rows(self, source: str, table: str, columns: Sequence[str], rows: list,
@@ -546,6 +557,7 @@ class _Engine:
         plan = self.plan(table, columns)
         if not plan or not rows:
             return rows
+        fast = self._fast[(table, tuple(columns))]
         allowlists = self.policy.allowlists
         signal_allow = source if source in allowlists else None
         svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
@@ -558,6 +570,9 @@ class _Engine:
         append = out.append
         changed_any = False
         for row in rows:
+            if fast is not None and fast(row):
+                append(row)  # every declared value empty, known clean, or a long hex id / UUID
+                continue
             allow = signal_allow
             if svc >= 0:
                 service = row[svc]
@@ -616,6 +631,27 @@ class _Engine:
         if stats is not None and hits:
             stats.add(source, hits)
         return out if changed_any else rows
+
+
+def _fast_check(plan: list):
+    """``fast(row)``: True when every declared value of ``row`` is empty, in its column's set of known
+    clean values, or a long hex id / UUID in an id column, so the row is stored as it is. One
+    function per plan, generated (a loop over the plan costs more than the checks); ``None`` when a
+    column has no such set (attribute maps, JSON documents, reasons): those rows take the full path."""
+    if not plan or any(clean is None for _, _, _, clean in plan):
+        return None
+    env: dict[str, Any] = {"opaque": _OPAQUE.fullmatch}
+    lines = ["def fast(row):"]
+    for n, (i, kind, shape, clean) in enumerate(plan):
+        env[f"c{n}"] = clean
+        lines.append(f"    v = row[{int(i)}]")
+        if kind == _STRUCT and shape in _OPAQUE_SHAPES:
+            lines.append(f"    if v and v not in c{n} and opaque(v) is None:\n        return False")
+        else:
+            lines.append(f"    if v and v not in c{n}:\n        return False")
+    lines.append("    return True")
+    exec("\n".join(lines), env)  # noqa: S102 - the source is made here from column positions only
+    return env["fast"]
 
 
 def _each(values: list, fn: Callable[[Any], Any]) -> list:

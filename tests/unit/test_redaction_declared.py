@@ -127,3 +127,22 @@ def test_a_misfit_id_keeps_a_digest_so_distinct_ids_stay_distinct():
     assert a.startswith("[REDACTED:id:") and b.startswith("[REDACTED:id:") and a != b
     assert E.struct("id", "MRN-00441782", []) == a  # the same id, the same digest (pairing, joins)
     assert "00441782" not in a
+
+
+def test_a_json_document_clean_as_text_is_still_walked():
+    doc = '{"Okafor Chidi": 1, "ok": true}'  # a key that is not shaped like a key; no detector hit in it
+    assert E.text(doc, []) == doc  # clean as free text (and remembered as such) ...
+    row = tuple(doc if c == "payload" else "" for c in PROJECTION_COLUMNS)
+    out = dict(zip(PROJECTION_COLUMNS, redact_rows(P, "experiments", PROJECTION_COLUMNS, [row])[0]))
+    assert "Okafor" not in out["payload"]  # ... but a JSON column is walked: the key is replaced
+
+
+def test_rows_known_clean_are_stored_as_they_are_and_dirty_ones_are_not():
+    clean = _row(REQUEST_COLUMNS, correlation_id="9f1c2d3e4b5a69788796a5b4c3d2e1f0", gateway="edge", route="/a",
+                 method="GET", backend="v1", source="/gw")
+    dirty = _row(REQUEST_COLUMNS, correlation_id="9f1c2d3e4b5a69788796a5b4c3d2e1f0", gateway="edge", route="/a",
+                 method="GET", backend="v1", source="/gw", error="MRN 004417829")
+    first = redact_rows(P, "requests", REQUEST_COLUMNS, [clean, dirty])
+    again = redact_rows(P, "requests", REQUEST_COLUMNS, [clean, dirty])  # the clean one from the caches now
+    assert first[0] is clean and again[0] is clean
+    assert again[1][REQUEST_COLUMNS.index("error")] == "MRN [REDACTED:mrn]"
