@@ -43,7 +43,7 @@ from hub.records.decode import RawMessage
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
 from hub.storage.client import Store, open_store
-from hub.storage.dead_letters import DeadLetterPublisher
+from hub.redaction.dead_letters import RedactingDeadLetterPublisher
 from hub.storage.migrations import migrate
 from hub.storage.sink import ExactlyOnceSink
 
@@ -109,7 +109,7 @@ def _rebuild(work: Settings, store: Store, progress: Progress, batch: int, deadl
     progress(f"end offsets taken: {total:,} records in {len(ends)} topics to read")
     registry = ExperimentRegistry(work.bootstrap, work.topic_experiments).load_all()
     progress(f"experiment log: {len(registry.states)} experiment(s)")
-    dead_letters = DeadLetterPublisher(store, work.bootstrap, work.topic_dlq, publish=False,
+    dead_letters = RedactingDeadLetterPublisher(store, work.bootstrap, work.topic_dlq, publish=False,
                                        redactor=redactor_for(work))
     stored: dict[str, int] = {}
     fetcher = KafkaRangeFetcher(work.bootstrap)
