@@ -164,10 +164,12 @@ class TimeWindow(NamedTuple):
         return cls(lo, hi, lo_ns, hi_ns)
 
     def reason(self, shown: str) -> str:
-        return f"timestamp out of range: {shown} not in [{_iso(self.lo)}, {_iso(self.hi)}]"
+        """``timestamp out of range: <shown> (accepted: from year Y to <hi>)``; the bounds are worded so
+        that dead-letter redaction (which masks birth-date-like dates and long numbers) keeps them."""
+        return f"timestamp out of range: {shown} (accepted: from year {self.lo.year} to {_iso(self.hi)})"
 
     def reason_ns(self, what: str, ns: int) -> str:
-        return f"timestamp out of range: {what} {ns} ns not in [{self.lo_ns}, {self.hi_ns}]"
+        return self.reason(f"{what} {iso_nanos(ns)}")
 
 
 #: Every time a ``DateTime64`` column holds (no plausibility window).
@@ -176,6 +178,19 @@ COLUMN_RANGE: Final = TimeWindow(DATETIME64_MIN, DATETIME64_MAX, NANOS_MIN, NANO
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_nanos(ns: int) -> str:
+    """Nanoseconds since the epoch as an ISO 8601 UTC time with nine decimals (any UInt64 fits)."""
+    seconds, fraction = divmod(ns, 10**9)
+    try:
+        whole = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    except OverflowError:
+        return f"{ns} ns"
+    return f"{whole}.{fraction:09d}Z"
 
 
 #: The largest magnitude a ``Float32`` column takes (a larger float cannot be packed as one).
@@ -311,8 +326,8 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     the record is decoded event by event (which names each bad event). ``sources`` is filled
     here from how many rows each call appended (at most one per ``decode_one`` call).
 
-    The limits (``limits``, default ``Limits()`` with ``max_bytes``): a record nested deeper than
-    ``max_depth`` is refused before anything walks it; a row whose ``row[time_at]`` (an aware
+    The limits (``limits``, default ``Limits()`` with ``max_bytes``): an event nested deeper than
+    ``max_depth`` (in a batch record: the event itself) is refused before anything walks it; a row whose ``row[time_at]`` (an aware
     datetime) is outside the time window, or whose value at an index of ``float32`` (index ->
     column name) is too large for a ``Float32``, is taken out again and refused with its index.
     """
@@ -349,21 +364,31 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
                     if inline and lo <= row[time_at] <= hi and (
                             f32 is None or -FLOAT32_MAX <= row[f32] <= FLOAT32_MAX):
                         continue  # the common case, checked without a call
-            elif too_deep(value, max_depth):
-                invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
-                continue
             elif is_batch:
+                # Splitting skips over each event in C; msgspec stops with a RecursionError at the
+                # interpreter's limit, so only a batch nested deeper than that is refused whole.
                 try:
                     elements = _LIST_DECODER.decode(value)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
                     continue
+                except RecursionError:
+                    invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
+                    continue
+                deep = too_deep(value, max_depth + 1)
                 before = first
                 for index, element in enumerate(elements):
-                    decode_one(bytes(element), m, index, rows, invalid)
+                    event = bytes(element)
+                    if deep and too_deep(event, max_depth):
+                        invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset, index=index))
+                        continue
+                    decode_one(event, m, index, rows, invalid)
                     if len(rows) > before:
                         sources.append((offset, index))
                         before += 1
+            elif too_deep(value, max_depth):
+                invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
+                continue
             else:
                 decode_one(value, m, -1, rows, invalid)
                 if len(rows) > first:

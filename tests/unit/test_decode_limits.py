@@ -102,12 +102,14 @@ def test_too_deep_counts_levels_of_arrays_and_objects_outside_strings():
 @pytest.mark.parametrize("decode, good", [(requests, leg), (pairs, pair)], ids=["requests", "pairs"])
 def test_deeply_nested_cloudevents_are_refused_and_their_neighbours_decode(decode, good):
     deep_data = good(9).replace(b'"correlation_id":"c9"', b'"correlation_id":' + nested(50_000))
-    batch_record = b"[" + good(3) + b"," + nested(10_000) + b"," + good(4) + b"]"
-    batch = decode(good(1), DEEP, deep_data, nested(50_000), batch_record, good(2))
-    assert [row[4 if decode is requests else 5] for row in batch.rows] == ["c1", "c2"]
-    assert reasons(batch) == [(101, -1, "too deeply nested: > 64 levels"), (102, -1, "too deeply nested: > 64 levels"),
-                              (103, -1, "too deeply nested: > 64 levels"), (104, -1, "too deeply nested: > 64 levels")]
-    assert len(batch.sources) == len(batch.rows) == 2
+    too_deep_to_split = b"[" + good(3) + b"," + nested(10_000) + b"," + good(4) + b"]"
+    one_deep_event = b"[" + good(5) + b"," + nested(200) + b"," + good(6) + b"]"
+    batch = decode(good(1), DEEP, deep_data, nested(50_000), too_deep_to_split, one_deep_event, good(2))
+    assert [row[4 if decode is requests else 5] for row in batch.rows] == ["c1", "c5", "c6", "c2"]
+    reason = "too deeply nested: > 64 levels"
+    assert reasons(batch) == [(101, -1, reason), (102, -1, reason), (103, -1, reason), (104, -1, reason),
+                              (105, 1, reason)]
+    assert batch.sources == [(100, -1), (105, 0), (105, 2), (106, -1)]
 
 
 def test_the_depth_limit_is_configurable():
@@ -217,7 +219,7 @@ def test_nan_and_infinity_are_kept_in_the_float_columns_of_an_alert():
 
 # ---- event times ----------------------------------------------------------------------------------
 
-WINDOW = "not in [2000-01-01T00:00:00.000Z, 2026-01-02T00:00:00.000Z]"
+WINDOW = "(accepted: from year 2000 to 2026-01-02T00:00:00.000Z)"
 
 
 @pytest.mark.parametrize("when", [
@@ -252,7 +254,7 @@ def test_the_edges_of_the_window_are_accepted_and_the_window_is_configurable():
 @pytest.mark.parametrize("when", ["1970-01-01T00:00:00+00:00", "2026-01-03T00:00:00+00:00", "9999-12-31T23:59:59+00:00"])
 def test_alert_times_out_of_the_window_are_refused(field, when):
     [(offset, _, reason)] = reasons(alerts(alert(), alert(**{field: when})))
-    assert offset == 101 and reason.startswith(f"timestamp out of range: {field} {when} not in [2000-01-01")
+    assert (offset, reason) == (101, f"timestamp out of range: {field} {when} {WINDOW}")
 
 
 # ---- no bytes make a decoder raise ----------------------------------------------------------------
