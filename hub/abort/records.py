@@ -117,9 +117,9 @@ def alert_row(r: dict, window: TimeWindow | None = None) -> tuple:
 def decode_alerts(messages: Sequence[RawMessage], max_bytes: int, limits: Limits | None = None,
                   now: float | None = None) -> DecodedBatch:
     """``alerts`` rows (``ALERT_COLUMNS`` order) from alert records; never raises for a bad record."""
+    window = TimeWindow.of(limits, now) if limits is not None else COLUMN_RANGE  # without limits: the column's
     limits = limits if limits is not None else Limits(max_bytes)
     max_bytes = min(max_bytes, limits.max_bytes)
-    window = TimeWindow.of(limits, now)
     rows, invalid, sources = [], [], []
     for m in messages:
         value = m.value

@@ -54,6 +54,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from hub.errors import InvalidRecord
 from hub.names import ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
 from hub.records.decode import (
+    COLUMN_RANGE,
     NANOS_MAX,
     DecodedBatch,
     Limits,
@@ -640,6 +641,7 @@ def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, messa
             top_field: str, json_top: str, build: Callable[[Any, Any], None], sink: Any,
             invalid: list[InvalidRecord], sources: Any, limits: Limits | None, now: float | None) -> None:
     _check_encoding(encoding)
+    window = TimeWindow.of(limits, now) if limits is not None else COLUMN_RANGE  # without limits: the columns'
     limits = limits if limits is not None else Limits(max_bytes)
     # Decoding allocates many small objects that all survive (rows, dicts, strings): the cyclic
     # collector would scan them again and again for nothing, which costs a third of the time.
@@ -649,7 +651,7 @@ def _decode(messages: Sequence[RawMessage], encoding: str, max_bytes: int, messa
     depth = _MAX_DEPTH.set(limits.max_depth)
     try:
         _decode_records(messages, encoding, min(max_bytes, limits.max_bytes), message_type, top_field, json_top,
-                        build, sink, invalid, sources, limits.max_depth, TimeWindow.of(limits, now))
+                        build, sink, invalid, sources, limits.max_depth, window)
     finally:
         _MAX_DEPTH.reset(depth)
         if paused:

@@ -267,9 +267,10 @@ def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int, limits: 
     A Kafka record holds one CloudEvent (structured mode, a JSON object) or a CloudEvents
     batch (``application/cloudevents-batch+json``, a JSON array of them). Never raises for a
     bad record: each becomes an ``InvalidRecord`` in ``invalid``; for an event inside a batch,
-    ``index`` says which one, and the batch's other events still decode. ``limits`` (default
-    ``Limits()`` with ``max_bytes``) bound nesting and event times; ``now`` is the clock the
-    future bound is taken from (default: the time of the call).
+    ``index`` says which one, and the batch's other events still decode. ``limits`` (the
+    worker's: ``limits_from(settings)``) bound nesting and event times; without them the default
+    depth applies and event times need only fit the column. ``now`` is the clock the future
+    bound is taken from (default: the time of the call).
     """
     return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole, limits=limits, now=now,
                               float32={_LATENCY: "latency_ms"})
@@ -326,16 +327,17 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
     the record is decoded event by event (which names each bad event). ``sources`` is filled
     here from how many rows each call appended (at most one per ``decode_one`` call).
 
-    The limits (``limits``, default ``Limits()`` with ``max_bytes``): an event nested deeper than
+    The limits (``limits``; without them the default depth, and event times need only fit the
+    column): an event nested deeper than
     ``max_depth`` (in a batch record: the event itself) is refused before anything walks it; a row whose ``row[time_at]`` (an aware
     datetime) is outside the time window, or whose value at an index of ``float32`` (index ->
     column name) is too large for a ``Float32``, is taken out again and refused with its index.
     """
+    window = TimeWindow.of(limits, now) if limits is not None else COLUMN_RANGE
     if limits is None:
         limits = Limits(max_bytes)
     max_bytes = min(max_bytes, limits.max_bytes)
     max_depth = limits.max_depth
-    window = TimeWindow.of(limits, now)
     lo, hi = window.lo, window.hi
     # a single event of the fast path is checked inline when there is at most one Float32 column
     inline = not float32 or len(float32) == 1

@@ -344,3 +344,13 @@ def test_a_latency_too_large_for_its_float32_column_is_refused():
     assert [row[5] for row in batch.rows] == ["c0"]
     assert reasons(batch) == [(101, -1, "schema: latency_diff_ms -3.5e+38 does not fit Float32"),
                               (102, -1, "schema: latency_shadow_ms 1e+39 does not fit Float32")]
+
+
+def test_without_limits_only_the_columns_range_holds():
+    old, late = leg(1, event_time="1990-01-01T00:00:00Z"), leg(2, event_time="2200-01-01T00:00:00Z")
+    assert decode_request_legs(msgs(old, late), MAX).invalid == []
+    assert [i.reason.split(":")[0] for i in requests(old, late).invalid] == ["timestamp out of range"] * 2
+    [bad] = decode_request_legs(msgs(leg(3, event_time="2300-01-01T00:00:00Z")), MAX).invalid
+    assert bad.reason == ("timestamp out of range: 2300-01-01T00:00:00.000Z "
+                          "(accepted: from year 1900 to 2299-12-31T23:59:59.999Z)")
+    assert decode_alerts(msgs(alert(time="1990-01-01T00:00:00+00:00")), MAX).invalid == []
