@@ -135,6 +135,34 @@ def too_deep(value: bytes, limit: int) -> bool:
     return max(accumulate(map(_STEP.__getitem__, structure))) > limit
 
 
+def split_array(value: bytes) -> list[bytes] | None:
+    """The elements of a JSON array as bytes, found by counting brackets outside strings, without
+    decoding them: for a batch holding an event nested too deep for the decoder, so that only that
+    event is refused. None when ``value`` is not one array (its elements are not checked here)."""
+    masked = _JSON_STRING.sub(lambda s: b'"' + b"x" * (len(s.group(0)) - 2) + b'"', value) \
+        if b'"' in value else value
+    start = masked.find(b"[")
+    if start < 0 or masked[:start].strip():
+        return None
+    elements: list[bytes] = []
+    depth, begin = 0, start + 1
+    for i in range(start, len(masked)):
+        c = masked[i]
+        if c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+        elif c == 0x5D or c == 0x7D:  # ] }
+            depth -= 1
+            if depth == 0:
+                last = value[begin:i].strip()
+                if last or elements:
+                    elements.append(last)
+                return elements if not masked[i + 1:].strip() else None
+        elif c == 0x2C and depth == 1:  # ,
+            elements.append(value[begin:i].strip())
+            begin = i + 1
+    return None
+
+
 #: The range of a ``DateTime64`` column (ClickHouse: 1900-01-01 .. 2299-12-31 23:59:59.999...).
 DATETIME64_MIN: Final = datetime(1900, 1, 1, tzinfo=UTC)
 DATETIME64_MAX: Final = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
@@ -375,8 +403,11 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
                     invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
                     continue
                 except RecursionError:
-                    invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
-                    continue
+                    # an event nested deeper than msgspec goes: split the array by its brackets
+                    elements = split_array(value)
+                    if elements is None:
+                        invalid.append(InvalidRecord(depth_reason(max_depth), m[0], m[1], offset))
+                        continue
                 deep = too_deep(value, max_depth + 1)
                 before = first
                 for index, element in enumerate(elements):

@@ -201,6 +201,9 @@ def _common_bad(topic: str, max_bytes: int, json_topic: bool) -> Iterator[Poison
     yield PoisonRecord(topic, "nested 50,000 deep", deeply_nested(), dead_letters=1)
     yield PoisonRecord(topic, "one byte over the size limit",
                        b'{"pad":"' + b"p" * (max_bytes + 1 - len(b'{"pad":""}')) + b'"}', dead_letters=1)
+    # runs that make a backtracking pattern quadratic (the redaction of a dead letter scans them)
+    yield PoisonRecord(topic, "a 21 KB run of ab-ab-ab-", b"ab-" * 7000, dead_letters=1)
+    yield PoisonRecord(topic, "a 20 KB run of A-A-A-", b"A-" * 10000, dead_letters=1)
     if json_topic:
         yield PoisonRecord(topic, "JSON of the wrong shape", b'{"specversion":7,"data":7,"kind":[]}', dead_letters=1)
         yield PoisonRecord(topic, "not JSON", b"this is not json at all", dead_letters=1)
@@ -249,6 +252,8 @@ def build_corpus(max_bytes: int, seed: int = 0, now: dt.datetime | None = None,
     req.append(PoisonRecord(t, "good batch of 25", _dumps(batch), rows={"requests": 25}))
     days = [request_leg(rng, now - dt.timedelta(days=d)) for d in range(101)]
     req.append(PoisonRecord(t, "101 legs on 101 days", _dumps(days), rows={"requests": 101}))
+    req.append(PoisonRecord(t, "an error text of 5,000 ab- runs", _dumps(request_leg(rng, now, status=502, error="ab-" * 5000)),
+                            rows={"requests": 1}))
     req.append(PoisonRecord(t, "a 200 KB error text", _dumps(request_leg(rng, now, status=500, error="x" * 200_000)),
                             rows={"requests": 1}))
     mixed = [request_leg(rng, now), request_leg(rng, now, status="five hundred"), request_leg(rng, now)]

@@ -102,14 +102,23 @@ def test_too_deep_counts_levels_of_arrays_and_objects_outside_strings():
 @pytest.mark.parametrize("decode, good", [(requests, leg), (pairs, pair)], ids=["requests", "pairs"])
 def test_deeply_nested_cloudevents_are_refused_and_their_neighbours_decode(decode, good):
     deep_data = good(9).replace(b'"correlation_id":"c9"', b'"correlation_id":' + nested(50_000))
-    too_deep_to_split = b"[" + good(3) + b"," + nested(10_000) + b"," + good(4) + b"]"
+    # an event too deep for the JSON decoder to skip: the batch is split by its brackets instead
+    too_deep_for_the_decoder = b"[" + good(3) + b"," + nested(10_000) + b"," + good(4) + b"]"
     one_deep_event = b"[" + good(5) + b"," + nested(200) + b"," + good(6) + b"]"
-    batch = decode(good(1), DEEP, deep_data, nested(50_000), too_deep_to_split, one_deep_event, good(2))
-    assert [row[4 if decode is requests else 5] for row in batch.rows] == ["c1", "c5", "c6", "c2"]
+    batch = decode(good(1), DEEP, deep_data, nested(50_000), too_deep_for_the_decoder, one_deep_event, good(2))
+    assert [row[4 if decode is requests else 5] for row in batch.rows] == ["c1", "c3", "c4", "c5", "c6", "c2"]
     reason = "too deeply nested: > 64 levels"
-    assert reasons(batch) == [(101, -1, reason), (102, -1, reason), (103, -1, reason), (104, -1, reason),
+    assert reasons(batch) == [(101, -1, reason), (102, -1, reason), (103, 0, reason), (104, 1, reason),
                               (105, 1, reason)]
-    assert batch.sources == [(100, -1), (105, 0), (105, 2), (106, -1)]
+    assert batch.sources == [(100, -1), (104, 0), (104, 2), (105, 0), (105, 2), (106, -1)]
+
+
+def test_split_array_finds_the_elements_of_an_array_without_decoding_them():
+    from hub.records.decode import split_array
+
+    assert split_array(b' [1, {"a":"[,]"} , [2,3]] ') == [b"1", b'{"a":"[,]"}', b"[2,3]"]
+    assert split_array(b"[]") == [] and split_array(b"[" + nested(50_000) + b"]") == [nested(50_000)]
+    assert split_array(b"[1] trailing") is None and split_array(b"x[1]") is None and split_array(b"[1, [2") is None
 
 
 def test_the_depth_limit_is_configurable():
