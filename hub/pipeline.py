@@ -22,6 +22,7 @@ from hub.runtime.topics import TopicPlan, retention_configs
 from hub.settings import Settings
 from hub.storage.client import Store
 from hub.redaction.dead_letters import RedactingDeadLetterPublisher
+from hub.redaction.key import ensure_key
 from hub.storage.sink import ExactlyOnceSink, SinkSpec
 
 
@@ -152,7 +153,8 @@ def redactor_for(settings: Settings) -> Redactor:
     """One redactor (policy and counters) per policy file for the process."""
     key = settings.redaction_policy
     if key not in _REDACTORS:
-        _REDACTORS[key] = Redactor(load_policy(settings.redaction_policy))
+        _REDACTORS[key] = Redactor(load_policy(settings.redaction_policy),
+                                   key=ensure_key(settings.home_dir, settings.redaction_key))
     return _REDACTORS[key]
 
 

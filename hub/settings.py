@@ -119,6 +119,9 @@ class Settings:
     redaction_policy: str = _setting(
         "HUB_REDACTION_POLICY", "",
         "YAML redaction policy applied at ingest before anything is stored (docs/redaction.md); empty applies the built-in default policy.")
+    redaction_key: str = _setting(
+        "HUB_REDACTION_KEY", "",
+        "Secret keying the digests of masked ids ([REDACTED:id:<digest>]), shared by every worker so one id keeps one digest across workers and restarts; empty: generated into <home>/redaction-key (0600) on first use.")
     topic_dlq: str = _setting(
         "HUB_TOPIC_DLQ", "hub.dlq", "Dead-letter topic: records that could not be decoded, with the reason.")
 

@@ -139,7 +139,7 @@ def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[t
 class _Engine:
     """The compiled form of a ``RedactionPolicy``; built once (``policy.engine()``)."""
 
-    def __init__(self, policy: RedactionPolicy):
+    def __init__(self, policy: RedactionPolicy, key: bytes | None = None):
         self.policy = policy
         self.drop_query = policy.drop_query_strings
         self.mask_segments = policy.mask_path_segments
@@ -188,7 +188,7 @@ class _Engine:
         self._clean_shape: dict[str, set[str]] = {name: set() for name in SHAPES}
         self._clean_segments: set[str] = set()
         self._clean_json: set[str] = set()  # documents the JSON walk leaves as they are
-        self._salt = os.urandom(16)
+        self._salt = key if key else os.urandom(16)
         self._clean_url_shape: set[str] = set()
         self._plans: dict[tuple, list] = {}
         self._fast: dict[tuple, Any] = {}
@@ -461,9 +461,10 @@ class _Engine:
         return out
 
     def _misfit(self, shape: str, value: str) -> str:
-        """What a value that does not fit its shape becomes. An id keeps a digest keyed with a secret
-        of this process, so that distinct ids stay distinct (pairing, joins) while the value cannot
-        be recovered by hashing guesses (an MRN has few enough values to try them all)."""
+        """What a value that does not fit its shape becomes. An id keeps a digest keyed with the
+        redaction key (``hub.redaction.key``: the same for every worker and across restarts), so that
+        distinct ids stay distinct and equal ids equal (GROUP BY, joins, pairing) while the value
+        cannot be recovered by hashing guesses (an MRN has few enough values to try them all)."""
         if shape != "id":
             return STRUCT_MARKER.format(shape=shape)
         digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
@@ -745,13 +746,16 @@ def redact_dead_letter_value(policy: RedactionPolicy | None, value: bytes | None
 
     The result is for storage and inspection, not for replay: a masked record no longer decodes.
     """
+    return _dead_letter_value(_engine(policy), value, stats)
+
+
+def _dead_letter_value(engine: _Engine, value: bytes | None, stats: RedactionStats | None) -> bytes | None:
     if not value:
         return value
     try:
         text, codec = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, codec = value.decode("latin-1"), "latin-1"
-    engine = _engine(policy)
     hits: list[str] = []
     out = engine.text(text, hits)
     # tokens that join words with - _ + . (ids, slugs: ``PO-Box-54192``, ``jane_doe``) read as words too
@@ -786,10 +790,13 @@ class Redactor:
     like ``Correlator``. ``stats`` counts what was redacted (never the values).
     """
 
-    def __init__(self, policy: RedactionPolicy | None = None, stats: RedactionStats | None = None):
+    def __init__(self, policy: RedactionPolicy | None = None, stats: RedactionStats | None = None,
+                 key: bytes | None = None):
+        """``key``: the secret of masked ids' digests (``hub.redaction.key.ensure_key``); without one,
+        a random key of this process (digests then differ from those of other processes)."""
         self.policy = policy or default_policy()
         self.stats = stats if stats is not None else RedactionStats()
-        self._engine = self.policy.engine()
+        self._engine = self.policy.engine(key)
 
     def _batch(self, source: str, table: str, columns: Sequence[str], batch):
         batch.rows = self._engine.rows(source, table, columns, batch.rows, self.stats)
@@ -841,4 +848,4 @@ class Redactor:
         return key if out == text else out.encode()
 
     def dead_letter_value(self, value: bytes | None) -> bytes | None:
-        return redact_dead_letter_value(self.policy, value, self.stats)
+        return _dead_letter_value(self._engine, value, self.stats)

@@ -185,7 +185,7 @@ class RedactionPolicy:
     mask_path_segments: bool = True
     path_segment_patterns: tuple[str, ...] = DEFAULT_PATH_SEGMENT_PATTERNS
     allowlists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    _engine: Any = field(default=None, init=False, repr=False, compare=False)
+    _engines: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -226,13 +226,19 @@ class RedactionPolicy:
             raise ConfigError("redaction: allowlists.requests: request legs have no attribute maps; "
                               "allowlists apply to spans, logs, metrics or a service name")
 
-    def engine(self):
-        """The compiled form (regexes, caches), built once per policy."""
-        if self._engine is None:
+    def engine(self, key: bytes | None = None):
+        """The compiled form (regexes, caches), built once per policy and digest key (``key``: the
+        secret of masked ids' digests, ``hub.redaction.key``; ``None``: a random one of this process)."""
+        engines = self._engines
+        if engines is None:
+            engines = {}
+            object.__setattr__(self, "_engines", engines)
+        engine = engines.get(key)
+        if engine is None:
             from hub.redaction.apply import _Engine
 
-            object.__setattr__(self, "_engine", _Engine(self))
-        return self._engine
+            engine = engines[key] = _Engine(self, key)
+        return engine
 
     def allowlist_for(self, signal: str, service: str = "") -> tuple[str, ...] | None:
         """The allowlist that applies to a row: the service's, else the signal's, else none."""
