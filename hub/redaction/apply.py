@@ -73,8 +73,64 @@ _SPACED: Final = re.compile(r"[._+:/@=-]+")
 _OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
-_OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id"})
+_OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id", "endpoint"})
 _BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{7,}")
+#: Words of infrastructure names: a structural value with one of them as a token (``grace-scheduler``,
+#: ``rose-db``, ``Dr-Strange-gw``) names a component, so the name detectors do not read a listed given
+#: name in it as a patient's (``jane.doe`` and ``jane-brambleworth`` still are).
+INFRA_WORDS: Final = frozenset("""
+gw gtw gateway gateways db dbs database api apis svc svcs service services srv server servers scheduler sched
+batch batches proxy proxies node nodes edge shard shards cache caches queue queues worker workers job jobs cron
+lb ingress egress router backend backends frontend web app apps pod pods cluster replica replicas host hosts
+mesh sidecar broker brokers kafka topic topics stream streams consumer producer etl pipeline sync sweep gc
+store storage bucket blob vault auth sso ldap dns cdn vm rpc grpc http https tcp udp ws mq bus hub agent daemon
+collector exporter metrics logs trace traces tracing span spans corr req request requests order orders txn tx
+msg event events run runs build deploy release instance zone region pool primary shadow canary blue green prod
+staging stage dev test qa internal external int ext svc1 svc2 ctl controller operator manager mgr monitor
+probe health healthcheck lambda func function fn k8s ci cd registry repo index search redis postgres pg mysql
+mongo es elastic rabbit nats ha lock leader follower
+""".split())
+_TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
+#: Name detectors, which a token of ``INFRA_WORDS`` in a structural value turns off for that value.
+_NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_clinical"})
+#: Runs of digits in a structural value that are no patient's number: hex ids with letters in them
+#: (``corr-123456789abc``), epoch timestamps in s/ms/us/ns (``1733590000123``), a number right after
+#: an infrastructure word (``db-shard-12345678``) or after a ``20YYMMDD`` date (``order-20241207-0001234``),
+#: and versions (``payments-v2.3.1.0``).
+_HARMLESS_DIGITS: Final = re.compile(
+    r"(?<![0-9A-Za-z])(?=(?:[0-9a-fA-F]*[a-fA-F]){2})(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}(?![0-9A-Za-z])"
+    r"|(?<![0-9A-Za-z])(?:1[5-9]\d{8}|1[5-9]\d{11}|1[5-9]\d{14}|1[5-9]\d{17})(?![0-9A-Za-z])"
+    r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
+    r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z])")
+_LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
+#: An ISO date of birth in a structural value (``db-1995-02-15``, ``$.dob.1986-01-03``); dates of
+#: this century's later years (the hub's own: ``exp-2026-12-07``) are not.
+_STRUCT_DATE: Final = re.compile(
+    r"(?<!\d)(?:19\d\d|20[01]\d)([-_./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?!\d)")
+_DATE_SHAPES: Final = frozenset({"id", "endpoint", "actor", "word", "field", "phase", "metric_name", "topic"})
+#: A server address with a port: an IPv4 address or a bracketed IPv6 address, then ``:port``.
+_IP_PORT: Final = re.compile(r"(?:(?:\d{1,3}\.){3}\d{1,3}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}")
+_DATE8: Final = re.compile(r"20[2-9]\d[01]\d[0-3]\d")
+
+
+def _struct_probe(value: str) -> tuple[str, bool]:
+    """``(probe, infra)``: ``value`` with its harmless digit runs (``_HARMLESS_DIGITS``) replaced by
+    ``x``, and whether one of its tokens is an infrastructure word (``INFRA_WORDS``)."""
+    infra = any(t.lower() in INFRA_WORDS for t in _TOKEN.findall(value))
+
+    def harmless(m: re.Match) -> str:
+        sep = m.group("after")
+        if sep is None:
+            return "x"
+        prev = _LAST_TOKEN.search(value, 0, m.start())
+        word = prev.group(0) if prev is not None else ""
+        if word.lower() in INFRA_WORDS or _DATE8.fullmatch(word):
+            return sep + "x"
+        return m.group(0)
+
+    return _HARMLESS_DIGITS.sub(harmless, value), infra
+
+
 _URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
 _QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
 #: Keys whose whole value is replaced in a JSON document (``name`` alone is left to the detectors:
@@ -168,6 +224,7 @@ class _Engine:
         self._order = list(range(len(pats)))
         self._by_mask: dict[int, Any] = {}
         self._all = (1 << len(pats)) - 1
+        self._no_names = self._all & ~sum(1 << i for i, p in enumerate(pats) if p.name in _NAME_DETECTORS)
         if not self._sequential:
             try:
                 self._regex_for(self._all)
@@ -242,8 +299,11 @@ class _Engine:
                 return True
         return False
 
-    def _hit(self, text: str) -> bool:
+    def _hit(self, text: str, allowed: int | None = None) -> bool:
+        """Whether a pattern (of ``allowed``, a bit mask; all by default) is found in ``text``."""
         mask = self._all if len(text) <= _SHORT else self._active(text)
+        if allowed is not None:
+            mask &= allowed
         return bool(mask) and self._any(text, mask)
 
     def _mask_patterns(self, text: str, hits: list) -> str:
@@ -449,9 +509,15 @@ class _Engine:
         if rx.fullmatch(out) is None:
             hits.append("shape:" + shape)
             return self._misfit(shape, value)
+        if shape == "endpoint" and _IP_PORT.fullmatch(out) is not None:
+            detect = False  # a server's address and port: infrastructure, not a patient's
         if detect and not _OPAQUE.fullmatch(out):
-            if (shape in ("id", "actor", "word") and _BARE_NUMBER.search(out)) or self._hit(out) or (
-                    _SPACED.search(out) is not None and self._hit(_SPACED.sub(" ", out))):
+            probe, infra = _struct_probe(out)
+            allowed = self._no_names if infra else self._all
+            if (shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
+                    shape in ("id", "endpoint", "actor", "word") and _BARE_NUMBER.search(probe)) or (
+                    self._hit(probe, allowed)) or (
+                    _SPACED.search(probe) is not None and self._hit(_SPACED.sub(" ", probe), allowed)):
                 hits.append("shape:" + shape)
                 return self._misfit(shape, value)
         if out is value:
@@ -465,7 +531,7 @@ class _Engine:
         redaction key (``hub.redaction.key``: the same for every worker and across restarts), so that
         distinct ids stay distinct and equal ids equal (GROUP BY, joins, pairing) while the value
         cannot be recovered by hashing guesses (an MRN has few enough values to try them all)."""
-        if shape != "id":
+        if shape not in ("id", "endpoint"):
             return STRUCT_MARKER.format(shape=shape)
         digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
         return f"[REDACTED:id:{digest}]"

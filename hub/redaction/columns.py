@@ -61,6 +61,10 @@ SHAPES: Final[Mapping[str, Shape]] = {
                 "phone or SSN; `20YYMMDD` dates aside), no detector hit in it or in it with `._-` read as "
                 "spaces; a misfit becomes `[REDACTED:id:<digest>]` (distinct values stay distinct: joins "
                 "and pairing by id keep working)"),
+    "endpoint": Shape(r"|[A-Za-z0-9@\[][A-Za-z0-9._:@/+=\[\]-]{0,127}",
+                      "a backend: a server address with a port (`10.1.2.3:8080`, `[fd00::1]:443`, "
+                      "`orders-db:5432`) kept as it is (a server, not a patient: an address without a port is "
+                      "checked like an id); anything else an id (rules and digest as `id`)"),
     "word": Shape(r"|[A-Za-z][A-Za-z0-9_.:-]{0,63}", "one word of an enum-like vocabulary (kind, status, rule "
                   "measurement, comparison, severity, outcome, field name)"),
     "leg": Shape(r"|primary|shadow|canary", "`primary`, `shadow`, `canary`", detect=False),
@@ -107,7 +111,7 @@ class Column:
     def describe(self) -> str:
         if self.kind in ("struct", "structs"):
             each = "each element: " if self.kind == "structs" else ""
-            misfit = "" if self.shape == "id" else f"; a misfit becomes `[REDACTED:{self.shape}]`"
+            misfit = "" if self.shape in ("id", "endpoint") else f"; a misfit becomes `[REDACTED:{self.shape}]`"
             return f"structural `{self.shape}`: {each}{SHAPES[self.shape].about}{misfit}"
         return KINDS[self.kind]
 
@@ -134,6 +138,7 @@ KINDS: Final[Mapping[str, str]] = {
 
 _S = Column
 ID, WORD, HEX = _S("struct", "id"), _S("struct", "word"), _S("struct", "hex")
+BACKEND = _S("struct", "endpoint")
 TEXT, URL = _S("text"), _S("url")
 
 _OTEL_RESOURCE: Final = {
@@ -154,13 +159,13 @@ _METRIC: Final = {
 DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
     "requests": {
         "experiment_id": ID, "phase": _S("struct", "phase"), "correlation_id": ID, "leg": _S("struct", "leg"),
-        "gateway": ID, "route": _S("struct", "route"), "method": _S("struct", "method"), "backend": ID,
+        "gateway": ID, "route": _S("struct", "route"), "method": _S("struct", "method"), "backend": BACKEND,
         "response_hash": ID, "error": TEXT, "source": URL,
     },
     "shadow_pairs": {
         "experiment_id": ID, "phase": _S("struct", "phase"), "gateway": ID, "correlation_id": ID,
-        "route": _S("struct", "route"), "method": _S("struct", "method"), "primary_backend": ID,
-        "shadow_backend": ID, "secondary_backend": ID, "outcome": WORD,
+        "route": _S("struct", "route"), "method": _S("struct", "method"), "primary_backend": BACKEND,
+        "shadow_backend": BACKEND, "secondary_backend": BACKEND, "outcome": WORD,
         "differing_fields": _S("structs", "field"), "noise_fields": _S("structs", "field"),
         "shadow_error": TEXT, "source": URL,
     },
@@ -175,7 +180,7 @@ DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
     },
     "canary_verdicts": {
         "experiment_id": ID, "route": _S("struct", "route"), "metric": WORD, "verdict": WORD, "effect_kind": WORD,
-        "canary_backend": ID, "baseline_backend": ID,
+        "canary_backend": BACKEND, "baseline_backend": BACKEND,
     },
     "dead_letters": {
         "source_topic": _S("struct", "topic"), "reason": _S("dead_letter_reason"), "key": _S("dead_letter_key"),

@@ -16,7 +16,7 @@ import sys
 from hub.redaction import Redactor
 from hub.redaction.key import ensure_key
 r = Redactor(key=ensure_key(sys.argv[1], sys.argv[2]))
-print(r._engine.struct("id", "gw-jane-doe", []))
+print(r._engine.struct("id", "MRN-00441782", []))
 """
 
 
@@ -44,7 +44,7 @@ def test_a_configured_key_is_shared_by_workers_with_different_homes(tmp_path):
 
 def test_redactors_with_one_key_store_one_gateway_under_one_digest(tmp_path):
     key = ensure_key(tmp_path)
-    row = tuple("gw-jane-doe" if c == "gateway" else "" for c in REQUEST_COLUMNS)
+    row = tuple("MRN-00441782" if c == "gateway" else "" for c in REQUEST_COLUMNS)
     i = REQUEST_COLUMNS.index("gateway")
     a = Redactor(key=key)._engine.rows("requests", "requests", REQUEST_COLUMNS, [row], None)[0][i]
     b = Redactor(key=ensure_key(tmp_path))._engine.rows("requests", "requests", REQUEST_COLUMNS, [row], None)[0][i]
