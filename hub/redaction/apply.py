@@ -133,9 +133,20 @@ def _struct_probe(value: str) -> tuple[str, bool]:
 
 _URL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*|/[^\s]*|[^\s]*")
 _QUOTED: Final = re.compile(r"(['\"])(?:(?!\1).){1,500}?\1")
+#: Quoted values of a dead letter's reason that are kept: codec names (``'utf-8' codec can't decode``)
+#: and type names of four or more dotted parts (``opentelemetry.proto.trace.v1.TracesData``).
+_NOT_PERSONAL: Final = re.compile(
+    r"(?i:utf-?(?:8|16|32)(?:-?[lb]e)?(?:-sig)?|ascii|us-ascii|latin-?1|iso-?8859-?\d{1,2}|cp\d{3,4}|charmap)"
+    r"|(?:[A-Za-z_][A-Za-z0-9_]*\.){3,}[A-Za-z_][A-Za-z0-9_]*")
 #: Keys whose whole value is replaced in a JSON document (``name`` alone is left to the detectors:
 #: experiment definitions and fault parameters use it for their own names).
 _PHI_KEY: Final = re.compile(PHI_KEY.rsplit("|name|", 1)[0], re.I)
+#: Keys whose whole value is replaced in a JSON document that is free text (a JSON body in a log
+#: message, a note): ``name`` too, as the ``phi_key`` detector reads it in text.
+_PHI_KEY_TEXT: Final = re.compile(PHI_KEY, re.I)
+#: A ``phi_key`` hit that is a JSON string or array of strings: only what is inside the quotes is
+#: replaced, so that JSON text stays JSON (``"mrn": "[REDACTED:phi_key]"``).
+_QUOTED_VALUE: Final = re.compile(r'(\[?\s*\\*")(.+?)(\\*"\s*\]?)', re.S)
 
 # key actions
 _KEEP, _MASK, _AS_URL, _DROP = 0, 1, 2, 3
@@ -331,6 +342,10 @@ class _Engine:
                 single, keep_cue, name = self._single[i], self._keeps_cue[i], self._patterns[i].name
                 for m in single.finditer(probe):
                     start, end = m.span("value") if keep_cue and m.start("value") >= 0 else m.span()
+                    if name == "phi_key" and probe[start] in '["\\':
+                        q = _QUOTED_VALUE.fullmatch(probe, start, end)
+                        if q is not None:
+                            start, end = q.span(2)
                     if end > start:
                         spans.append((start, end, name))
             if not spans:
@@ -383,6 +398,10 @@ class _Engine:
         if not text or text in self._clean_text:
             return text
         out = text
+        if text[0] in "{[" or text[-1:] in "}]":
+            walked = self._json_in_text(text, hits)
+            if walked is not None:
+                return walked
         if self.drop_query and "?" in out and _QUERY_IN_TEXT.search(out) is not None:
             # Masked before the query goes too: a cue inside the query and its value after it
             # ("?id=7MRN 004417829") would otherwise leave the bare number without its cue.
@@ -399,6 +418,27 @@ class _Engine:
             clean.add(text)
             return text
         return out
+
+    def _json_in_text(self, text: str, hits: list) -> str | None:
+        """Free text that is a JSON object or array, walked as a document (values under PHI-named keys
+        replaced whole, strings masked) so that it stays valid JSON; ``None`` when it is not JSON."""
+        stripped = text.strip()
+        if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+            return None
+        try:
+            doc = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(doc, (dict, list)):
+            return None
+        new = self._walk(doc, hits, 0, _PHI_KEY_TEXT)
+        if new is doc:
+            clean = self._clean_text
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(text)
+            return text
+        return orjson.dumps(new).decode()
 
     # ---- URLs and paths ------------------------------------------------------------------
 
@@ -557,11 +597,11 @@ class _Engine:
             clean.add(value)
         return out
 
-    def _walk(self, v: Any, hits: list, depth: int) -> Any:
+    def _walk(self, v: Any, hits: list, depth: int, phi_key: re.Pattern = _PHI_KEY) -> Any:
         if isinstance(v, str):
             return self.text(v, hits) if v else v
         if isinstance(v, list):
-            return _each(v, lambda x: self._walk(x, hits, depth + 1))
+            return _each(v, lambda x: self._walk(x, hits, depth + 1, phi_key))
         if isinstance(v, dict):
             out = None
             for k, x in v.items():
@@ -569,11 +609,11 @@ class _Engine:
                 if _KEY_SHAPE.fullmatch(k) is None or self._hit(k):
                     key = STRUCT_MARKER.format(shape="key") + f"{len(out or v)}"
                     hits.append("shape:key")
-                if _PHI_KEY.fullmatch(k) is not None and x not in (None, "", [], {}) and not isinstance(x, bool):
+                if phi_key.fullmatch(k.strip()) is not None and x not in (None, "", [], {}) and not isinstance(x, bool):
                     new = STRUCT_MARKER.format(shape="phi_key")
                     hits.append("mask:phi_key")
                 else:
-                    new = self._walk(x, hits, depth + 1)
+                    new = self._walk(x, hits, depth + 1, phi_key)
                 if new is not x or key is not k:
                     if out is None:
                         out = dict(v)
@@ -587,7 +627,8 @@ class _Engine:
         """A dead letter's reason: quoted values (which decoders echo) cut, the rest masked."""
         if not reason:
             return reason
-        out, n = _QUOTED.subn(lambda m: m.group(1) + "[REDACTED:value]" + m.group(1), reason)
+        out, n = _QUOTED.subn(lambda m: m.group(0) if _NOT_PERSONAL.fullmatch(m.group(0), 1, len(m.group(0)) - 1)
+                              else m.group(1) + "[REDACTED:value]" + m.group(1), reason)
         if n:
             hits.append("quoted_value")
         return self.text(out, hits)

@@ -123,8 +123,8 @@ PHI_KEY: Final = (
 DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
     ("phi_key",
-     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])(?:" + PHI_KEY + r")(?:\\*[\"'])?\s*(?::|=>|=)\s*"
-     r"(?P<value>(?!\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}))",
+     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
+     r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}))",
      True, tuple("(?i)" + w for w in (
          "patient", "ssn", "social", "mrn", "medical", "dob", "birth", "mail", "phone", "mobile", "street",
          "address", "zip", "postcode", "insur", "member", "subscriber", "policy", "mbi", "medic", "name",

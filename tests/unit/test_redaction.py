@@ -65,7 +65,7 @@ def masked(text: str) -> str:
     ("seen 3/14/1962", "seen [REDACTED:dob]"),
     ("Patient Zebulon Farquharson admitted", "Patient [REDACTED:name] admitted"),
     ("name: Philippa Wexcombe", "name: [REDACTED:name]"),
-    ('{"patient":"Zebulon Farquharson","ward":"3B"}', '{"patient":[REDACTED:name],"ward":"3B"}'),
+    ('{"patient":"Zebulon Farquharson","ward":"3B"}', '{"patient":"[REDACTED:phi_key]","ward":"3B"}'),
     ("paged Dr. Gregory House", "paged Dr. [REDACTED:name]"),
     ("Mrs. Wexcombe called", "Mrs. [REDACTED:name] called"),
     ("patient Mr. Zebulon Farquharson", "patient [REDACTED:name]"),

@@ -131,7 +131,7 @@ def test_a_misfit_id_keeps_a_digest_so_distinct_ids_stay_distinct():
 
 def test_a_json_document_clean_as_text_is_still_walked():
     doc = '{"Okafor Chidi": 1, "ok": true}'  # a key that is not shaped like a key; no detector hit in it
-    assert E.text(doc, []) == doc  # clean as free text (and remembered as such) ...
+    assert "Okafor" not in E.text(doc, [])  # JSON in free text is walked as a document too ...
     row = tuple(doc if c == "payload" else "" for c in PROJECTION_COLUMNS)
     out = dict(zip(PROJECTION_COLUMNS, redact_rows(P, "experiments", PROJECTION_COLUMNS, [row])[0]))
     assert "Okafor" not in out["payload"]  # ... but a JSON column is walked: the key is replaced

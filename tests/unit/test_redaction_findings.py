@@ -46,3 +46,43 @@ def test_a_backend_server_address_with_a_port_is_kept(value):
 ])
 def test_ip_addresses_in_text(text, expected):
     assert E.text(text, []) == expected
+
+
+def test_json_text_stays_json_when_values_under_phi_keys_are_masked():
+    import json
+
+    doc = ('{ "patient" :  { "first_name":"Zebulon" ,"last_name" : "Quillfeather", "mrn" :"00441761",'
+           '"ssn":  "123-45-6789", "dob"\t:"1962-03-14", "ip" : "10.78.64.23"}}')
+    out = E.text(doc, [])
+    assert json.loads(out) == {"patient": "[REDACTED:phi_key]"}
+    line = 'request body {"mrn": "004417829", "allergies": ["penicillin", "latex"], "ok": 1} failed'
+    out = E.text(line, [])
+    body = json.loads(out[len("request body "):-len(" failed")])
+    assert body["ok"] == 1 and "004417829" not in out and "penicillin" not in out
+    assert body["allergies"][0].startswith("[REDACTED:")
+    assert E.text(out, []) == out  # masking settles
+
+
+def test_a_json_key_with_a_trailing_space_inside_escaped_json_keeps_no_value():
+    import json
+
+    inner = json.dumps({"note": json.dumps({"name ": "Zebulon Quillfeather", "mrn": "00441761"})})
+    out = E.text(f"upstream said {inner} ; done", [])
+    assert "Quillfeather" not in out and "00441761" not in out
+    assert json.loads(json.loads(out[len("upstream said "):-len(" ; done")])["note"])["name "].startswith("[REDACTED:")
+
+
+@pytest.mark.parametrize("reason", [
+    "'utf-8' codec can't decode byte 0xff in position 3: invalid start byte",
+    "Error parsing message with type 'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest'",
+])
+def test_dead_letter_reasons_keep_codec_and_type_names(reason):
+    from hub.redaction import Redactor
+
+    assert Redactor().text(reason) == reason
+
+
+def test_dead_letter_reasons_still_cut_other_quoted_values():
+    from hub.redaction import Redactor
+
+    assert Redactor().text("Invalid enum value 'jane.m.doe'") == "Invalid enum value '[REDACTED:value]'"
