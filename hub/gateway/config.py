@@ -29,6 +29,7 @@ class Backend:
     url: str                  # base URL, no trailing slash
     kind: str = "service"     # service | gateway (a chained gateway: the correlation id travels on)
     timeout_s: float = 10.0
+    max_connections: int = 100   # the pool of connections to this backend; beyond it requests wait
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class BulkheadConfig:
     max_concurrent: int = 8
     max_queue: int = 64
     max_bytes: int = 64 * 1024 * 1024   # primary bodies held for comparison by queued and running shadows
+    scope: str = "shadow"   # one bulkhead per shadow backend (shadow), per route (route), or one (gateway)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class GatewayConfig:
     header_timeout_s: float = 10.0     # a request's head must arrive within this
     idle_timeout_s: float = 60.0       # an idle keep-alive connection is closed after this
     shutdown_timeout_s: float = 10.0   # on stop: time for requests in flight and queued shadows
+    body_idle_timeout_s: float = 10.0  # a request body may pause this long between bytes (and starts the rate check)
+    body_min_rate: float = 1024.0      # bytes/s a request body must average after body_idle_timeout_s; 0: no check
+    max_connections: int = 1024        # client connections open at once; beyond: 503 and closed
     compare_max_bytes: int = 1024 * 1024   # bodies compared field by field up to this; beyond: hash and size
 
 
@@ -112,13 +117,13 @@ def is_loopback(host: str) -> bool:
 _KEYS = {
     "": {"gateway", "backends", "routes", "bulkhead", "emit", "comparison"},
     "gateway": {"name", "listen", "experiment_id", "trust", "admin_listen", "header_timeout_s", "idle_timeout_s",
-                "shutdown_timeout_s"},
+                "shutdown_timeout_s", "body_idle_timeout_s", "body_min_rate", "max_connections"},
     "trust": {"secret", "secret_env", "peers"},
     "emit": {"bootstrap", "requests_topic", "pairs_topic", "spans_topic"},
     "comparison": {"nondeterministic", "noise_rate", "latency_regression_factor", "latency_regression_slack_ms",
                    "max_body_bytes"},
-    "bulkhead": {"max_concurrent", "max_queue", "max_bytes"},
-    "backend": {"url", "kind", "timeout_s"},
+    "bulkhead": {"max_concurrent", "max_queue", "max_bytes", "scope"},
+    "backend": {"url", "kind", "timeout_s", "max_connections"},
     "route": {"path", "backend", "methods", "canary", "shadow"},
     "canary": {"backend", "weight", "sticky"},
     "sticky": {"header", "cookie"},
@@ -184,6 +189,12 @@ def _route_regex(template: str, ctx: _Ctx, path: str):
     return re.compile("^" + ("".join(out) or "/") + "/?$")
 
 
+def _choice(ctx: _Ctx, value, path: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        ctx.fail(path, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
     ctx = _Ctx(source)
     doc = ctx.mapping(doc, "", "")
@@ -210,7 +221,9 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         if kind not in ("service", "gateway"):
             ctx.fail(f"{p}.kind", f"expected 'service' or 'gateway' (a chained gateway), got {kind!r}")
         backends[bname] = Backend(bname, url.rstrip("/"), kind,
-                                  float(ctx.number(b.get("timeout_s", 10.0), f"{p}.timeout_s", 0.001, 3600)))
+                                  float(ctx.number(b.get("timeout_s", 10.0), f"{p}.timeout_s", 0.001, 3600)),
+                                  int(ctx.number(b.get("max_connections", 100), f"{p}.max_connections", 1,
+                                                 100_000, True)))
 
     def backend_ref(value, p):
         ref = ctx.string(value, p)
@@ -254,7 +267,8 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
     bulkhead = BulkheadConfig(int(ctx.number(bh.get("max_concurrent", 8), "bulkhead.max_concurrent", 1, 10_000, True)),
                               int(ctx.number(bh.get("max_queue", 64), "bulkhead.max_queue", 0, 1_000_000, True)),
                               int(ctx.number(bh.get("max_bytes", 64 * 1024 * 1024), "bulkhead.max_bytes", 0,
-                                             2**40, True)))
+                                             2**40, True)),
+                              _choice(ctx, bh.get("scope", "shadow"), "bulkhead.scope", ("shadow", "route", "gateway")))
     trust = ctx.mapping(gw.get("trust") or {}, "gateway.trust", "trust")
     secret = ""
     if "secret" in trust and "secret_env" in trust:
@@ -297,6 +311,11 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         idle_timeout_s=float(ctx.number(gw.get("idle_timeout_s", 60.0), "gateway.idle_timeout_s", 0.01, 86400)),
         shutdown_timeout_s=float(ctx.number(gw.get("shutdown_timeout_s", 10.0), "gateway.shutdown_timeout_s", 0,
                                             3600)),
+        body_idle_timeout_s=float(ctx.number(gw.get("body_idle_timeout_s", 10.0), "gateway.body_idle_timeout_s",
+                                             0.01, 3600)),
+        body_min_rate=float(ctx.number(gw.get("body_min_rate", 1024.0), "gateway.body_min_rate", 0, 1e12)),
+        max_connections=int(ctx.number(gw.get("max_connections", 1024), "gateway.max_connections", 1, 1_000_000,
+                                       True)),
         compare_max_bytes=int(ctx.number(cmp_.get("max_body_bytes", 1024 * 1024), "comparison.max_body_bytes", 0,
                                          2**31, True)),
     )

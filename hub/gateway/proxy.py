@@ -270,7 +270,8 @@ class Gateway:
                          "shadow_sent": 0, "shadow_dropped": 0, "secondary_sent": 0, "backend_errors": 0,
                          "backend_timeouts": 0, "client_disconnects": 0, "pairs": 0, "chained": 0, "loops": 0,
                          "bad_requests": 0, "paths_normalized": 0, "trusted": 0, "shadow_unsafe": 0,
-                         "shadow_not_compared": 0, "emit_refused": 0, "response_headers_dropped": 0}
+                         "shadow_not_compared": 0, "emit_refused": 0, "response_headers_dropped": 0,
+                         "slow_bodies": 0}
         self.outcomes: dict[str, int] = {}
         self.trust = Trust(config.trust_secret, config.trust_peers)
         self._session: aiohttp.ClientSession | None = None
@@ -516,11 +517,11 @@ class Gateway:
             shadowing = False
         # the request body streams through; its length is kept when the client gave one
         upload = None
-        req_size = [0]
+        sent = _Upload(self.config.body_idle_timeout_s, self.config.body_min_rate)
         if has_body:
             if request.content_length is not None:
                 headers["Content-Length"] = str(request.content_length)
-            upload = _counted(request.content, req_size)
+            upload = sent.stream(request.content)
             if headers_in.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 # the gateway takes the body itself: the client need not wait for the backend's 100
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -578,12 +579,16 @@ class Gateway:
                     self.counters["client_disconnects"] += 1
                     error = "cancelled: the client closed the connection"
                     self._emit(self._leg(cid, leg_name, route, method, backend.name,
-                                         _Response.of(status, body, (time.perf_counter() - t0) * 1000, error=error),
-                                         started, req_size[0], exp, phase), source)
+                                         _Response.of(status, body, _since(sent, t0), error=error),
+                                         started, sent.size, exp, phase), source)
                     raise
                 except Exception as exc:
                     timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
-                    if isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) and out is not None \
+                    if sent.slow:
+                        # the client, not the backend: the backend request is cancelled, the client gets 408
+                        self.counters["slow_bodies"] += 1
+                        error, timed_out = sent.slow, False
+                    elif isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) and out is not None \
                             and out.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
                         error = "the client closed the connection"
@@ -591,11 +596,13 @@ class Gateway:
                         self.counters["backend_timeouts" if timed_out else "backend_errors"] += 1
                         error = describe(exc, backend)
                     if out is None or not out.prepared:
-                        status = 0
+                        status = 408 if sent.slow else 0
                 cs.set_attribute("http.response.status_code", status)
-            resp_rec = _Response.of(status, body, (time.perf_counter() - t0) * 1000, encoding, error)
+            if has_body:
+                cs.set_attribute("gateway.upload_ms", round(((sent.done or time.perf_counter()) - t0) * 1000, 3))
+            resp_rec = _Response.of(status, body, _since(sent, t0), encoding, error)
             self.counters[leg_name] += 1
-            primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp_rec, started, req_size[0],
+            primary_leg = self._leg(cid, leg_name, route, method, backend.name, resp_rec, started, sent.size,
                                     exp, phase)
             self._emit(primary_leg, source)
             if shadowing and not error and status and self._shadow_share[route.path].take():
@@ -610,6 +617,11 @@ class Gateway:
                 if request.transport is not None:
                     request.transport.close()
             return out
+        if sent.slow:
+            log.info("cut off a %s request body from %s: %s", method, request.remote, sent.slow[len("client: "):])
+            answer = web.Response(status=408, text="request timeout: the request body came too slowly\n")
+            answer.force_close()
+            return answer
         if timed_out:
             return web.Response(status=504, text=f"gateway timeout: {backend.name}\n")
         return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
@@ -741,10 +753,53 @@ def _utf8_headers(values) -> bool:
     return True
 
 
-async def _counted(stream, counter: list):
-    async for chunk in stream.iter_chunked(_CHUNK):
-        counter[0] += len(chunk)
-        yield chunk
+class _SlowBody(Exception):
+    """The client sent the request body too slowly (a pause or an average rate below the minimum)."""
+
+
+class _Upload:
+    """A request body streaming to the backend: its size, when the last byte went out, and whether
+    the client was cut off for being too slow. A read waits at most ``idle`` seconds, and after the
+    first ``idle`` seconds the body must average ``min_rate`` bytes/s (``min_rate`` 0: no rate check)."""
+
+    __slots__ = ("size", "done", "slow", "idle", "min_rate")
+
+    def __init__(self, idle: float, min_rate: float):
+        self.size = 0
+        self.done: float | None = None   # perf_counter when the whole body was handed to the backend
+        self.slow = ""                   # why the client was cut off
+        self.idle = idle
+        self.min_rate = min_rate
+
+    async def stream(self, stream):
+        start = time.perf_counter()
+        while True:
+            wait = self.idle
+            if self.min_rate > 0:
+                wait = min(wait, start + self.idle + self.size / self.min_rate - time.perf_counter())
+            try:
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                chunk = await asyncio.wait_for(stream.read(_CHUNK), wait)
+            except asyncio.TimeoutError:
+                paused = wait >= self.idle
+                self.slow = (f"client: the request body paused longer than {self.idle:g} s" if paused else
+                             f"client: the request body arrived slower than {self.min_rate:g} bytes/s")
+                raise _SlowBody(self.slow) from None
+            if not chunk:
+                break
+            self.size += len(chunk)
+            yield chunk
+        self.done = time.perf_counter()
+
+
+def _since(sent: _Upload, t0: float) -> float:
+    """A leg's latency in ms: from the moment the whole request (head and body) was handed to the
+    backend until the response was relayed; a client's upload time is not the backend's. 0 when
+    the body never went out whole."""
+    if sent.slow:
+        return 0.0
+    return max(time.perf_counter() - (sent.done or t0), 0.0) * 1000
 
 
 def _view(leg: RequestLeg) -> LegView:

@@ -1,0 +1,103 @@
+"""The gateway's limits, seen on the wire: slow request bodies are cut off (408) and never held
+against the backend, the latency of a leg is the backend's own, client connections and backend
+pools are capped, shadows are held per shadow backend, and what the gateway answers by itself
+gives nothing away. Raw sockets on the client side, raw-socket backends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.integration.test_gateway_hostile import API, Harness, RawBackend, read_head, req, response
+
+
+class EofBackend(RawBackend):
+    """A raw backend that also notes when a connection it had a request head on was closed."""
+
+    def __init__(self, answer=None):
+        super().__init__(answer)
+        self.heads = 0
+        self.closed = asyncio.Event()
+
+    async def _conn(self, reader, writer):
+        peek = await reader.read(1)
+        if not peek:
+            writer.close()
+            return
+        self.heads += 1
+        reader._buffer[:0] = peek  # put it back for the parser
+        try:
+            await super()._conn(reader, writer)
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            if reader.at_eof():
+                self.closed.set()
+
+
+def limits(**gateway) -> dict:
+    return {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", **gateway}, **API}
+
+
+async def slow_post(address, parts: list[tuple[bytes, float]], length: int) -> bytes:
+    """A POST whose body goes out in ``parts`` (bytes, then a pause in seconds); the answer's status line."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(f"POST /api/slow HTTP/1.1\r\nHost: gw\r\nContent-Length: {length}\r\n\r\n".encode())
+        for data, pause in parts:
+            writer.write(data)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        line, _ = await asyncio.wait_for(read_head(reader), 20)
+        return line
+    finally:
+        writer.close()
+
+
+def test_a_request_body_that_pauses_is_cut_off_with_408_and_the_backend_request_cancelled():
+    async def run():
+        backend = EofBackend()
+        async with Harness(limits(body_idle_timeout_s=0.3, body_min_rate=0), {"primary": backend}) as h:
+            # 5 of 10 bytes, then silence: longer than the body's idle timeout
+            line = await slow_post(h.address, [(b"abcde", 3.0)], 10)
+            assert line.split(b" ")[1] == b"408"
+            await asyncio.wait_for(backend.closed.wait(), 20)  # the backend's connection was let go
+            stats = h.gateway.stats()
+        assert backend.heads == 1 and backend.seen == []  # the body never reached it whole
+        assert stats["slow_bodies"] == 1 and stats["backend_errors"] == 0 and stats["backend_timeouts"] == 0
+        (leg, _), = h.legs
+        assert leg.status == 408 and leg.error.startswith("client: the request body paused")
+        assert leg.latency_ms == 0 and leg.request_bytes == 5
+
+    asyncio.run(run())
+
+
+def test_a_request_body_trickling_below_the_minimum_rate_is_cut_off():
+    async def run():
+        backend = EofBackend()
+        async with Harness(limits(body_idle_timeout_s=0.5, body_min_rate=100), {"primary": backend}) as h:
+            # one byte every 0.1 s never pauses for 0.5 s, but averages 10 bytes/s: far below 100
+            line = await slow_post(h.address, [(bytes([97 + i % 26]), 0.1) for i in range(60)], 60)
+            assert line.split(b" ")[1] == b"408"
+        assert backend.seen == []
+        (leg, _), = h.legs
+        assert leg.status == 408 and "slower than 100 bytes/s" in leg.error
+
+    asyncio.run(run())
+
+
+def test_a_slow_upload_is_not_the_backends_latency():
+    async def run():
+        backend = RawBackend(lambda seen: response(body=b'{"ok": true}'))
+        async with Harness(limits(body_idle_timeout_s=10, body_min_rate=0), {"primary": backend}) as h:
+            start = time.perf_counter()
+            line = await slow_post(h.address, [(b"abcde", 2.0), (b"fghij", 0)], 10)
+            total_ms = (time.perf_counter() - start) * 1000
+            assert line.split(b" ")[1] == b"200"
+        assert backend.seen[0].body == b"abcdefghij"
+        (leg, _), = h.legs
+        assert leg.status == 200 and not leg.error and leg.request_bytes == 10
+        # the backend answered at once; the client's 2 s pause is its own, not the backend's
+        assert total_ms >= 2000 > leg.latency_ms
+
+    asyncio.run(run())
