@@ -11,13 +11,15 @@
 
 What cannot be normalised safely is refused (``BadTarget``, answered 400): a target that is not
 origin form, a ``..`` that climbs above the root, a malformed escape, a fragment, a control
-character or a byte that is not ASCII, a segment that is a dot segment with path parameters (``..;``, which some servers
+character or a byte that is not ASCII, an escape that decodes to a control character (``%00``,
+``%0a``, ``%7f``) or to bytes that are not valid UTF-8 (overlong forms such as ``%c0%ae``), a segment that is a dot segment with path parameters (``..;``, which some servers
 read as ``..``). The query is forwarded byte for byte.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 __all__ = ["BadTarget", "normalize_target"]
 
@@ -25,6 +27,7 @@ _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-F]{2})")
 _CONTROL = re.compile(r"[\x00-\x20\x7f#]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 class BadTarget(ValueError):
@@ -54,6 +57,13 @@ def normalize_target(raw: str) -> tuple[str, str]:
         path = _PCT.sub(_escape, path)  # one pass: %252e stays %252E, never becomes '.'
         if _BAD_ESCAPE.search(path):
             raise BadTarget("malformed percent-escape in the path")
+        decoded = unquote_to_bytes(path)
+        if _CONTROL_BYTES.search(decoded):
+            raise BadTarget("an escape in the path decodes to a control character")
+        try:
+            decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadTarget("escapes in the path decode to bytes that are not UTF-8") from None
     if "\\" in path:
         path = path.replace("\\", "/")
     if "/." not in path and "//" not in path and ";" not in path:

@@ -101,3 +101,15 @@ def test_a_slow_upload_is_not_the_backends_latency():
         assert total_ms >= 2000 > leg.latency_ms
 
     asyncio.run(run())
+
+
+def test_escapes_of_nul_control_characters_and_invalid_utf8_never_reach_the_backend():
+    async def run():
+        backend = RawBackend()
+        async with Harness(API, {"primary": backend}) as h:
+            for target in ("/api/x%00.json", "/api/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", "/api/a%0d%0ab", "/api/%ff"):
+                assert (await h.send(req("GET", target))).status == 400, target
+            assert (await h.send(req("GET", "/api/caf%c3%a9"))).status == 200
+        assert [s.target for s in backend.seen] == ["/api/caf%C3%A9"]
+
+    asyncio.run(run())

@@ -17,7 +17,7 @@ from hub.gateway.paths import BadTarget, normalize_target
     ("//api///x/./y/.", ("/api/x/y/", "")),
     ("/api/x/..", ("/api/", "")),
     ("/p%61tients/%7E1", ("/patients/~1", "")),
-    ("/a/%3f%2525/%e9", ("/a/%3F%2525/%E9", "")),
+    ("/a/%3f%2525/%c3%a9", ("/a/%3F%2525/%C3%A9", "")),  # UTF-8 escapes pass, upper-cased
     ("/api/x?a=../b&c=%2e%2e", ("/api/x", "a=../b&c=%2e%2e")),
     ("/api/x;v=1", ("/api/x;v=1", "")),
 ])
@@ -28,6 +28,8 @@ def test_normalises(raw, expected):
 @pytest.mark.parametrize("raw", [
     "/api/../../etc/passwd", "/..", "/%2e%2e/x", "/a/%2e%2e%2f%2e%2e/b", "/api/..;/admin", "/api/.;x/y",
     "/api/%zz", "/api/%2", "http://other/x", "*", "/a b", "/a#frag", "/a\x00b", "/caf\u00e9", "/a/\udce9",
+    # escapes that decode to a control character or to bytes that are not UTF-8 (overlong '.', Latin-1)
+    "/api/x%00.json", "/api/a%0d%0aSet-Cookie", "/api/%7f", "/api/%c0%ae%c0%ae/etc", "/api/%e9", "/api/%ed%a0%80",
 ])
 def test_refuses(raw):
     with pytest.raises(BadTarget) as err:
