@@ -65,7 +65,7 @@ _KIND_CODES: Final[dict[str, int]] = {
 }
 _ESCAPE: Final = re.compile(r"(?<!\\)\\[nrt]")
 #: Detectors whose name yields to a more specific one's when their hits overlap.
-_GENERIC: Final = frozenset({"phi_key", "name_known", "name_known_last", "name_clinical", "dob_any", "phone_cue", "long_id"})
+_GENERIC: Final = frozenset({"phi_key", "phi_attribute", "name_known", "name_known_last", "name_title", "name_clinical", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
@@ -92,7 +92,7 @@ mongo es elastic rabbit nats ha lock leader follower
 """.split())
 _TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
 #: Name detectors, which a token of ``INFRA_WORDS`` in a structural value turns off for that value.
-_NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_clinical"})
+_NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_title", "name_clinical"})
 #: Runs of digits in a structural value that are no patient's number: hex ids with letters in them
 #: (``corr-123456789abc``), epoch timestamps in s/ms/us/ns (``1733590000123``), a number right after
 #: an infrastructure word (``db-shard-12345678``) or after a ``20YYMMDD`` date (``order-20241207-0001234``),
@@ -597,23 +597,36 @@ class _Engine:
             clean.add(value)
         return out
 
-    def _walk(self, v: Any, hits: list, depth: int, phi_key: re.Pattern = _PHI_KEY) -> Any:
+    def _walk(self, v: Any, hits: list, depth: int, phi_key: re.Pattern = _PHI_KEY,
+              fields: dict[str, str] | None = None) -> Any:
+        """``v`` with every string masked and every value under a PHI-named key replaced whole; an
+        OpenTelemetry attribute (``{"key": "patient", "value": {...}}``) whose key is PHI-named has its
+        value replaced; ``actor`` is structural as in its column; ``fields`` (dead letters): keys whose
+        string value is checked against a structural shape (``{"leg": "primary"}``)."""
         if isinstance(v, str):
             return self.text(v, hits) if v else v
         if isinstance(v, list):
-            return _each(v, lambda x: self._walk(x, hits, depth + 1, phi_key))
+            return _each(v, lambda x: self._walk(x, hits, depth + 1, phi_key, fields))
         if isinstance(v, dict):
             out = None
+            attr_key = v.get("key")
+            phi_attribute = (isinstance(attr_key, str) and "value" in v
+                             and phi_key.fullmatch(attr_key.strip()) is not None)
             for k, x in v.items():
                 key = k
                 if _KEY_SHAPE.fullmatch(k) is None or self._hit(k):
                     key = STRUCT_MARKER.format(shape="key") + f"{len(out or v)}"
                     hits.append("shape:key")
-                if phi_key.fullmatch(k.strip()) is not None and x not in (None, "", [], {}) and not isinstance(x, bool):
+                if ((phi_key.fullmatch(k.strip()) is not None or (phi_attribute and k == "value"))
+                        and x not in (None, "", [], {}) and not isinstance(x, bool)):
                     new = STRUCT_MARKER.format(shape="phi_key")
+                    if phi_attribute and k == "value":
+                        new = {"stringValue": new}
                     hits.append("mask:phi_key")
+                elif isinstance(x, str) and x and (k == "actor" or (fields is not None and k in fields)):
+                    new = self.struct("actor" if k == "actor" else fields[k], x, hits)
                 else:
-                    new = self._walk(x, hits, depth + 1, phi_key)
+                    new = self._walk(x, hits, depth + 1, phi_key, fields)
                 if new is not x or key is not k:
                     if out is None:
                         out = dict(v)
@@ -856,6 +869,15 @@ def redact_dead_letter_value(policy: RedactionPolicy | None, value: bytes | None
     return _dead_letter_value(_engine(policy), value, stats)
 
 
+#: Fields of a dead letter's JSON record checked against the shape of the column they fill (the
+#: value a decoder refused is often one of them: ``"leg": "Jane Doe"``).
+_DEAD_LETTER_FIELDS: Final[dict[str, str]] = {}
+for _table in ("requests", "shadow_pairs", "alerts", "experiment_events"):
+    for _column, _decl in DECLARATIONS[_table].items():
+        if _decl.kind == "struct" and _column not in _DEAD_LETTER_FIELDS and _column != "actor":
+            _DEAD_LETTER_FIELDS[_column] = _decl.shape
+
+
 def _dead_letter_value(engine: _Engine, value: bytes | None, stats: RedactionStats | None) -> bytes | None:
     if not value:
         return value
@@ -864,7 +886,19 @@ def _dead_letter_value(engine: _Engine, value: bytes | None, stats: RedactionSta
     except UnicodeDecodeError:
         text, codec = value.decode("latin-1"), "latin-1"
     hits: list[str] = []
-    out = engine.text(text, hits)
+    source = text
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        # a JSON record: walked like a JSON document, its fields checked against their columns' shapes
+        try:
+            doc = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            new = engine._walk(doc, hits, 0, _PHI_KEY_TEXT, _DEAD_LETTER_FIELDS)
+            if new is not doc:
+                source = orjson.dumps(new).decode()
+    out = engine.text(source, hits)
     # tokens that join words with - _ + . (ids, slugs: ``PO-Box-54192``, ``jane_doe``) read as words too
     out = _JOINED.sub(lambda m: _joined(engine, m.group(0), hits), out)
     if stats is not None:

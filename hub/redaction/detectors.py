@@ -124,11 +124,17 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
     ("phi_key",
      r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
-     r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}))",
+     r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}"
+     r"(?:(?<=[A-Za-z]{3})[ \t]+(?-i:[a-z][a-z'-]{2,})(?![\w=:.-]))?))",
      True, tuple("(?i)" + w for w in (
          "patient", "ssn", "social", "mrn", "medical", "dob", "birth", "mail", "phone", "mobile", "street",
          "address", "zip", "postcode", "insur", "member", "subscriber", "policy", "mbi", "medic", "name",
          "maiden", "guardian", "kin", "diagnosis", "allerg"))),
+    # an OTLP JSON attribute whose key is PHI-named: {"key": "patient", "value": {"stringValue": "..."}}
+    ("phi_attribute",
+     r"\\*\"key\\*\"\s*:\s*\\*\"(?:" + PHI_KEY + r")\\*\"\s*,\s*\\*\"value\\*\"\s*:\s*\{\s*"
+     r"\\*\"stringValue\\*\"\s*:\s*\\*\"(?P<value>(?!\[REDACTED:)(?:[^\"\\]|\\+[^\"\\])+?)\\*\"",
+     True, ("(?i)stringvalue",)),
     # dates as people type them; ISO dates only with an early year (not the hub's timestamps)
     ("dob_any",
      r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}(?![\d/.-])"
@@ -177,6 +183,12 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      # whole "ab-ab-ab-..." run from every word start (quadratic; 43 s for a 21 KB dead letter)
      rf"(?:\b{_CAP},\s?|\b[A-Za-z][A-Za-z'-]{{1,40}}[._+-]{{1,3}})(?i:{_GIVEN})\b",
      False, (",", r"\.", "_", r"\+", "-")),
+    # a lower-case title joined to a word (``dr.kessmorberg``), ``mr``/``mrs`` and a lower-case word
+    # (``mr brackwater``); ``dr`` and a word apart is left (disaster recovery: ``dr failover``)
+    ("name_title",
+     r"\b(?:(?:[Dd]r|[Mm]rs?)\.(?=[A-Za-z])|[Mm]rs?\.?[ \t]+(?=[a-z]))"
+     r"(?P<value>[A-Za-z][a-z'-]{2,}(?:[ \t]+[A-Z][a-z'-]+)?)\b",
+     False, ("(?i)dr.", "(?i)mr")),
     # capitalised words next to clinical words
     ("name_clinical",
      rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"

@@ -114,9 +114,9 @@ DEFAULT_MASK_PATTERNS: Final[tuple[MaskPattern, ...]] = (
                 requires=(r"\d[ .-]\d{4}", r"\+\d")),
     # names: capitalised words after a cue word (patient, name, Mr., Mrs., Ms., Dr. ...)
     MaskPattern("name", r"(?:\b(?i:patient(?:[ _-]?name)?|(?:full|first|last|given|family)[ _-]?name|surname|name)"
-                        r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?)"
+                        r"|\b(?:[Mm]r|[Mm]rs|Ms|Miss|Mx|[Dd]r)\.?)"
                         r"(?:[\"']?\s*[:=]\s*[\"']?|\s+)(?P<value>[A-Z][A-Za-z'-]*\.?(?:\s+(?![A-Z]{2,}\b)[A-Z][A-Za-z'-]*\.?){0,3})",
-                requires=("(?i)patient", "(?i)name", "Mr", "Ms", "Mi", "Mx", "Dr")),
+                requires=("(?i)patient", "(?i)name", "Mr", "Ms", "Mi", "Mx", "Dr", "mr", "dr")),
 ) + tuple(MaskPattern(name, pattern, ignore_case, requires) for name, pattern, ignore_case, requires in DETECTORS)
 
 #: Attribute keys removed from every attribute map (exact keys or ``fnmatch`` globs, matched

@@ -86,3 +86,53 @@ def test_dead_letter_reasons_still_cut_other_quoted_values():
     from hub.redaction import Redactor
 
     assert Redactor().text("Invalid enum value 'jane.m.doe'") == "Invalid enum value '[REDACTED:value]'"
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("paged dr Dunbranington about bed 12", "Dunbranington"),
+    ("actor dr.kessmorberg joined", "kessmorberg"),
+    ("mr brackwater called back", "brackwater"),
+    ("Patient: zebulon quelkessworth", "quelkessworth"),
+])
+def test_lower_case_titles_and_names_after_a_cue(text, gone):
+    assert gone not in E.text(text, [])
+
+
+@pytest.mark.parametrize("text", ["dr failover drill ok", "cache miss Redis", "p99 200 ms timeout",
+                                  "mr !1234 merged", "ssn=x failed"])
+def test_lower_case_words_that_are_no_titles_are_kept(text):
+    out = E.text(text, [])
+    assert out.split()[-1] == text.split()[-1], out
+
+
+def test_dead_letter_json_payloads_are_walked_like_documents():
+    import json
+
+    from hub.redaction import Redactor
+
+    r = Redactor()
+    leg = json.dumps({"specversion": "1.0", "id": "x", "source": "/x", "type": "dev.gamedayhub.request.leg.v1",
+                      "data": {"correlation_id": "c1", "leg": "Barnaby Haskkessberg", "gateway": "g"}})
+    out = r.dead_letter_value(leg.encode()).decode()
+    assert "Haskkessberg" not in out and json.loads(out)["data"]["gateway"] == "g"
+    otlp = ('{ "resourceSpans" : [ {"resource": {"attributes": [{"key":"patient", "value": {"stringValue": '
+            '"Ottoline Lornkessberg"}}, {"key":"service.name","value":{"stringValue":"orders"}}]}}]}')
+    out = r.dead_letter_value(otlp.encode()).decode()
+    assert "Lornkessberg" not in out and "orders" in out
+    # not JSON any more (cut, binary after it): the attribute pair is still found as text
+    out = r.dead_letter_value(otlp[:-3].encode() + b"\xff\xfe").decode("latin-1")
+    assert "Lornkessberg" not in out and "orders" in out
+
+
+def test_the_actor_in_an_experiment_payload_is_structural_as_in_its_column():
+    import json
+
+    from hub.experiments.projection import PROJECTION_COLUMNS
+
+    payload = json.dumps({"kind": "experiment_started", "actor": "dr.kessmorberg 555-0615", "forced": True})
+    row = tuple({"payload": payload, "actor": "dr.kessmorberg 555-0615", "kind": "experiment_started"}.get(c, "")
+                for c in PROJECTION_COLUMNS)
+    out = dict(zip(PROJECTION_COLUMNS, redact_rows(P, "experiments", PROJECTION_COLUMNS, [row])[0]))
+    assert out["actor"] == "[REDACTED:actor]" and json.loads(out["payload"])["actor"] == "[REDACTED:actor]"
+    ok = json.dumps({"kind": "experiment_started", "actor": "ops-bot"})
+    assert E.json_text(ok, []) == ok
