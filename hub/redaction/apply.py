@@ -36,6 +36,7 @@ from hub.redaction.columns import DECLARATIONS, SHAPES
 from hub.redaction.detectors import PHI_KEY
 from hub.redaction.policy import (
     ALWAYS_KEPT,
+    COLLECTION_ROUTE_WORDS,
     MARKER,
     PATH_PLACEHOLDER,
     RedactionPolicy,
@@ -103,6 +104,8 @@ _HARMLESS_DIGITS: Final = re.compile(
     r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
     r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z])")
 _LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
+#: A route parameter in a path (``{id}``, ``{patient_id}``, ``:id``, ``<id>``, ``*``).
+_ROUTE_PARAM: Final = re.compile(r"\{[^/{}]*\}|:[A-Za-z_][A-Za-z0-9_]*|<[^/<>]*>|\*{1,2}|\$\{[^/]*\}")
 #: An ISO date of birth in a structural value (``db-1995-02-15``, ``$.dob.1986-01-03``); dates of
 #: this century's later years (the hub's own: ``exp-2026-12-07``) are not.
 _STRUCT_DATE: Final = re.compile(
@@ -246,6 +249,7 @@ class _Engine:
         self._rules = {p.name: "mask:" + p.name for p in pats}
         self._segment = (re.compile("|".join(f"(?:{s})" for s in policy.path_segment_patterns))
                          if policy.path_segment_patterns else None)
+        self._collections = frozenset(w.lower() for w in policy.phi_collections)
         self._url_keys = frozenset(policy.url_attributes)
         self._drop = [(g, glob_regex((g,), ignore_case=True)) for g in policy.drop_attributes]
         self._keep = glob_regex(policy.keep_attributes)
@@ -378,8 +382,17 @@ class _Engine:
         changed = False
         seg_rx = self._segment
         clean = self._clean_segments
+        collections = self._collections
         for i, seg in enumerate(segments):
-            if not seg or seg == PATH_PLACEHOLDER or seg in clean:
+            if not seg or seg == PATH_PLACEHOLDER:
+                continue
+            if (i and collections and segments[i - 1].lower() in collections and _ROUTE_PARAM.fullmatch(seg) is None
+                    and seg.lower() not in COLLECTION_ROUTE_WORDS):
+                segments[i] = PATH_PLACEHOLDER  # right after "patients/": a person, whatever it looks like
+                hits.append("path_id")
+                changed = True
+                continue
+            if seg in clean:
                 continue
             plain = unquote(seg) if "%" in seg else seg
             if (seg_rx is not None and seg_rx.fullmatch(plain)) or self._hit(plain) or (

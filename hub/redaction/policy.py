@@ -12,6 +12,8 @@ value the hub is about to store:
   attribute value becomes ``[REDACTED:<name>]``.
 - ``path_segment_patterns``: a URL path segment that matches one in full (or that contains a
   ``mask_patterns`` hit) becomes ``{id}``: ``/patients/004417829/chart`` -> ``/patients/{id}/chart``.
+- ``phi_collections``: URL path words (``patients``, ``members`` ...) after which a segment that is
+  not a route parameter names a person and becomes ``{id}``: ``/patients/jane-doe/chart``.
 - ``allowlists``: per signal (``spans``, ``logs``, ``metrics``) or per service name, the only
   attribute keys kept; the service's list wins over the signal's.
 
@@ -173,6 +175,18 @@ DEFAULT_PATH_SEGMENT_PATTERNS: Final[tuple[str, ...]] = (
 )
 
 
+#: URL path words after which a segment names a person (``/patients/ralquelington/chart``): that
+#: segment becomes ``{id}`` unless it is a route parameter (``{id}``, ``:id``) or a route word.
+DEFAULT_PHI_COLLECTIONS: Final[tuple[str, ...]] = (
+    "patients", "patient", "members", "member", "persons", "person", "people", "subscribers", "beneficiaries",
+    "guarantors", "guardians", "dependents", "residents", "clients",
+)
+#: Segments after a PHI collection word that are route words, not a person.
+COLLECTION_ROUTE_WORDS: Final = frozenset(
+    "search find lookup query new create count list all batch bulk export import me self current summary "
+    "stats metrics health recent _search _count _history $everything $match".split())
+
+
 @dataclass(frozen=True)
 class RedactionPolicy:
     """What is dropped and masked at ingest. Build with ``default_policy`` or ``load_policy``."""
@@ -184,6 +198,7 @@ class RedactionPolicy:
     mask_patterns: tuple[MaskPattern, ...] = DEFAULT_MASK_PATTERNS
     mask_path_segments: bool = True
     path_segment_patterns: tuple[str, ...] = DEFAULT_PATH_SEGMENT_PATTERNS
+    phi_collections: tuple[str, ...] = DEFAULT_PHI_COLLECTIONS
     allowlists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _engines: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -267,6 +282,7 @@ class _PolicyFile(msgspec.Struct, forbid_unknown_fields=True):
     mask_patterns: list[_PatternFile] | None = None
     mask_path_segments: bool = True
     path_segment_patterns: list[str] | None = None
+    phi_collections: list[str] | None = None
     allowlists: dict[str, list[str]] | None = None
 
 
@@ -304,7 +320,7 @@ def policy_from_mapping(doc: Mapping[str, Any] | None, origin: str = "redaction 
         "mask_patterns": tuple(patterns.values()),
         "allowlists": {k: tuple(v) for k, v in (f.allowlists or {}).items()},
     }
-    for name in ("url_attributes", "drop_attributes", "keep_attributes", "path_segment_patterns"):
+    for name in ("url_attributes", "drop_attributes", "keep_attributes", "path_segment_patterns", "phi_collections"):
         value = getattr(f, name)
         if value is not None:
             kwargs[name] = tuple(value)

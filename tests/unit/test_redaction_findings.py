@@ -136,3 +136,28 @@ def test_the_actor_in_an_experiment_payload_is_structural_as_in_its_column():
     assert out["actor"] == "[REDACTED:actor]" and json.loads(out["payload"])["actor"] == "[REDACTED:actor]"
     ok = json.dumps({"kind": "experiment_started", "actor": "ops-bot"})
     assert E.json_text(ok, []) == ok
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("/patients/ralquelington/chart", "/patients/{id}/chart"),
+    ("/patients/Zebulon-Fenquelington/dob/1962-03-14", "/patients/{id}/dob/{id}"),
+    ("/patients/Zebulon%20Queldunworth/chart", "/patients/{id}/chart"),
+    ("/api/members/okafor", "/api/members/{id}"),
+    ("/patients/{id}/chart", "/patients/{id}/chart"),
+    ("/api/patients/:id", "/api/patients/:id"),
+    ("/patients/search", "/patients/search"),
+    ("/patients", "/patients"),
+])
+def test_a_segment_after_a_phi_collection_word_names_a_person(url, expected):
+    assert E.url(url, []) == expected
+    assert E.struct("route", url, []) == expected
+
+
+def test_phi_collection_segments_in_text_and_attributes_and_a_policy_of_its_own():
+    from hub.redaction import policy_from_mapping
+
+    assert E.text("GET /patients/ralquelington/chart 500", []) == "GET /patients/{id}/chart 500"
+    assert E.attributes({"url.path": "/patients/ralquelington/chart"}, None, []) == {"url.path": "/patients/{id}/chart"}
+    own = policy_from_mapping({"phi_collections": ["residents"]}).engine()
+    assert own.url("/residents/ralquelington", []) == "/residents/{id}"
+    assert own.url("/patients/ralquelington", []) == "/patients/ralquelington"
