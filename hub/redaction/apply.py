@@ -66,7 +66,7 @@ _KIND_CODES: Final[dict[str, int]] = {
 }
 _ESCAPE: Final = re.compile(r"(?<!\\)\\[nrt]")
 #: Detectors whose name yields to a more specific one's when their hits overlap.
-_GENERIC: Final = frozenset({"phi_key", "phi_attribute", "name_known", "name_known_last", "name_title", "name_clinical", "dob_any", "phone_cue", "long_id"})
+_GENERIC: Final = frozenset({"phi_key", "phi_attribute", "street_name", "record_cue", "name_known", "name_known_last", "name_title", "name_clinical", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
@@ -89,7 +89,8 @@ collector exporter metrics logs trace traces tracing span spans corr req request
 msg event events run runs build deploy release instance zone region pool primary shadow canary blue green prod
 staging stage dev test qa internal external int ext svc1 svc2 ctl controller operator manager mgr monitor
 probe health healthcheck lambda func function fn k8s ci cd registry repo index search redis postgres pg mysql
-mongo es elastic rabbit nats ha lock leader follower
+mongo es elastic rabbit nats ha lock leader follower portal records record chart charts intake admin ui data
+lookup flow failover chaos gameday exp experiment drill
 """.split())
 _TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
 #: Name detectors, which a token of ``INFRA_WORDS`` in a structural value turns off for that value.
@@ -104,6 +105,10 @@ _HARMLESS_DIGITS: Final = re.compile(
     r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
     r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z])")
 _LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
+#: A PHI collection word joined to a word in a structural value (``patient-dundunworth``): a person,
+#: unless the value names a component (an infrastructure word in it: ``patient-api-db-failover``).
+_PHI_JOINED: Final = re.compile(r"(?<![A-Za-z0-9])(?:patients?|pt|members?|persons?|people|subscribers?)"
+                                r"[-_.:/+]+([A-Za-z][A-Za-z'-]{2,})", re.I)
 #: A route parameter in a path (``{id}``, ``{patient_id}``, ``:id``, ``<id>``, ``*``).
 _ROUTE_PARAM: Final = re.compile(r"\{[^/{}]*\}|:[A-Za-z_][A-Za-z0-9_]*|<[^/<>]*>|\*{1,2}|\$\{[^/]*\}")
 #: An ISO date of birth in a structural value (``db-1995-02-15``, ``$.dob.1986-01-03``); dates of
@@ -567,7 +572,9 @@ class _Engine:
         if detect and not _OPAQUE.fullmatch(out):
             probe, infra = _struct_probe(out)
             allowed = self._no_names if infra else self._all
-            if (shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
+            joined = None if infra else _PHI_JOINED.search(out)
+            if (joined is not None and joined.group(1).lower() not in COLLECTION_ROUTE_WORDS) or (
+                    shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
                     shape in ("id", "endpoint", "actor", "word") and _BARE_NUMBER.search(probe)) or (
                     self._hit(probe, allowed)) or (
                     _SPACED.search(probe) is not None and self._hit(_SPACED.sub(" ", probe), allowed)):

@@ -142,6 +142,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?<![\d.-])(?:19\d{2}|20[01]\d)-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])(?![\d])"
      r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ ,-]\s?(?:19|20)\d{2}(?!\d)"
      r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ .-]\d{1,2}(?:st|nd|rd|th)?,?[ .-]\s?(?:19|20)\d{2}(?!\d)"
+     r"|(?<![\d/.-])\d{1,2}(?i:st|nd|rd|th)\s+(?i:of\s+)?(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+(?:19|20)\d{2}(?!\d)"
      r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)",
      False, (r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-]\d", r"(?<![\d/.-])(?:19|20)\d{2}[/.]\d",
              r"(?:19\d\d|20[01]\d)-\d")
@@ -165,6 +166,17 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?i:\bp\.?[\s_-]?o\.?[\s_-]*box)[\s_-]*\d+"
      r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b",
      False, (r"\d",)),
+    # a street named without a number after a preposition: "lives on Larkspur Lane"
+    ("street_name",
+     r"(?i:\b(?:on|to|at|in|from|near|off|via|of)\s+)(?P<value>(?:[A-Z][a-z'’]+\s){1,2}"
+     r"(?:Street|Avenue|Road|Lane|Drive|Court|Boulevard|Terrace|Place|Crescent|Parkway|Highway|Square|Trail|Alley|Plaza)\b)",
+     False, ("Street", "Avenue", "Road", "Lane", "Drive", "Court", "Boulevard", "Terrace", "Place", "Crescent",
+             "Parkway", "Highway", "Square", "Trail", "Alley", "Plaza")),
+    # a record number after a clinical noun: "chart 00441617", "record no. 00441618"
+    ("record_cue",
+     r"(?i:\b(?:chart|record|rec|encounter|enc|visit|case|account|acct|admission|episode)"
+     r"(?:[ _-]?(?:no|num|number|nr|id|#))?\.?)[\s:#=-]{0,4}(?P<value>[A-Za-z]{0,3}\d{5,})(?!\d)",
+     False, tuple("(?i)" + w for w in ("chart", "rec", "enc", "visit", "case", "acc", "admission", "episode"))),
     # IP addresses
     ("ip",
      # not after "v" (a version: ``payments-v2.3.1.0``); a "." after it ends a sentence (``client 10.1.2.3.``)
@@ -205,7 +217,9 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     ("phone_cue",
      r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|contact|callback|pager)(?:[ _-]?(?:no|num|number|#))?\.?)"
      r"[\s:#=-]{0,4}(?P<value>\+?\d[\d ().-]{5,}\d)"
-     r"|\+\d{10,15}(?!\d)",
-     False, ("(?i)phone", "(?i)tel", "(?i)mobile", "(?i)cell", "(?i)fax", "(?i)contact", "(?i)callback",
+     r"|\+\d{10,15}(?!\d)"
+     # a local number without area code (555-0615), not a range of sizes or times (200-1000 ms)
+     r"|(?<![\w.+/:-])[2-9]\d{2}-\d{4}(?![\w.-]|\s?(?i:ms|s|sec|secs|min|b|kb|mb|gb|bytes|%|x|rps|req))",
+     False, (r"\d{3}-\d{4}", "(?i)phone", "(?i)tel", "(?i)mobile", "(?i)cell", "(?i)fax", "(?i)contact", "(?i)callback",
              "(?i)pager", r"\+")),
 )

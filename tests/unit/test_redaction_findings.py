@@ -161,3 +161,25 @@ def test_phi_collection_segments_in_text_and_attributes_and_a_policy_of_its_own(
     own = policy_from_mapping({"phi_collections": ["residents"]}).engine()
     assert own.url("/residents/ralquelington", []) == "/residents/{id}"
     assert own.url("/patients/ralquelington", []) == "/patients/ralquelington"
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("born 3rd of March 1962", "1962"),
+    ("call 617.555.0613 or 6175550614 or 555-0615", "555-0615"),
+    ("MRN#00441616 chart 00441617 record no. 00441618", "00441617"),
+    ("MRN#00441616 chart 00441617 record no. 00441618", "00441618"),
+    ("lives on Larkspur Lane near the park", "Larkspur"),
+])
+def test_free_text_identifiers_without_the_usual_cue(text, gone):
+    assert gone not in E.text(text, [])
+
+
+@pytest.mark.parametrize("text", ["latency 200-1000 ms", "ports 8000-9000", "fast lane enabled", "record 12 rows"])
+def test_free_text_that_only_looks_like_them_is_kept(text):
+    assert E.text(text, []) == text
+
+
+def test_a_person_joined_to_a_phi_collection_word_in_an_id():
+    assert E.struct("id", "patient-dundunworth", []) != "patient-dundunworth"
+    for kept in ("patient-api-db-failover", "patients-db-replica-b", "patient-search"):
+        assert E.struct("id", kept, []) == kept
