@@ -108,3 +108,65 @@ class Bulkhead:
             w.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+
+
+class Bulkheads:
+    """One ``Bulkhead`` per key (a shadow backend, or a route), each with the same bounds, so a
+    shadow that hangs fills only its own; created on first use. ``stats``, ``queued`` and ``bytes``
+    add up over all of them."""
+
+    def __init__(self, max_concurrent: int = 8, max_queue: int = 64, max_bytes: int | None = None):
+        self._bounds = (max_concurrent, max_queue, max_bytes)
+        self.heads: dict[str, Bulkhead] = {}
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    def _head(self, key: str) -> Bulkhead:
+        head = self.heads.get(key)
+        if head is None:
+            head = self.heads[key] = Bulkhead(*self._bounds)
+            _start_now(head)  # start() only makes a queue and the worker tasks: nothing to wait for
+        return head
+
+    def submit(self, key: str, job: Job, nbytes: int = 0, on_drop: OnDrop | None = None) -> bool:
+        if not self._started:
+            return False
+        return self._head(key).submit(job, nbytes, on_drop)
+
+    @property
+    def stats(self) -> dict:
+        out: dict[str, int] = {}
+        for head in self.heads.values():
+            for k, v in head.stats.items():
+                out[k] = out.get(k, 0) + v
+        return out or {k: 0 for k in Bulkhead().stats}
+
+    @property
+    def queued(self) -> int:
+        return sum(h.queued for h in self.heads.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(h.bytes for h in self.heads.values())
+
+    async def join(self, timeout: float = 10.0) -> None:
+        await asyncio.gather(*(h.join(timeout) for h in list(self.heads.values())))
+
+    async def close(self, grace: float = 0.0) -> None:
+        if grace > 0:
+            await self.join(grace)
+        await asyncio.gather(*(h.close() for h in list(self.heads.values())))
+        self._started = False
+
+
+def _start_now(head: Bulkhead) -> None:
+    """``Bulkhead.start`` without awaiting (it never waits): the queue and the workers."""
+    coro = head.start()
+    try:
+        coro.send(None)
+    except StopIteration:
+        pass
+    else:  # pragma: no cover - start() never suspends
+        raise RuntimeError("Bulkhead.start suspended")

@@ -8,9 +8,10 @@ forward with the bodies streaming through (never re-sent, never re-normalised), 
 (``primary`` or ``canary``). When the route shadows and the request is safe to replay (a safe
 method, no body, no method override), a per-route counter selects exactly ``percent`` % of those
 requests (over any n requests, floor(n * percent / 100) of them); a selected request is handed to
-the bulkhead, which replays it to the shadow backend (and to the secondary, when configured) in
-the background. A full bulkhead drops it: counted, emitted as a shadow leg with status 0 and error
-``dropped by bulkhead``, and as a pair with outcome ``dropped_by_bulkhead``.
+the bulkhead of its shadow backend (``bulkhead.scope``: one per shadow backend, per route, or one
+for the gateway), which replays it to the shadow backend (and to the secondary, when configured) in
+the background, so a shadow that hangs fills only its own bulkhead. A full bulkhead drops it:
+counted, emitted as a shadow leg with status 0 and error ``dropped by bulkhead``, and as a pair with outcome ``dropped_by_bulkhead``.
 
 The gateway holds every response of a shadowed request, so it compares bodies itself (JSON
 field by field), feeds the noise model with the primary-vs-secondary differences, and emits
@@ -48,7 +49,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 from yarl import URL
 
-from hub.gateway.bulkhead import Bulkhead
+from hub.gateway.bulkhead import Bulkheads
 from hub.gateway.compare import decode_body
 from hub.gateway.config import Backend, GatewayConfig, Route
 from hub.gateway.headers import (
@@ -259,7 +260,7 @@ class Gateway:
         self._tracing = tracer_provider is not None or not isinstance(
             trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
         self._span = self.tracer.start_as_current_span if self._tracing else _no_span
-        self.bulkhead = Bulkhead(config.bulkhead.max_concurrent, config.bulkhead.max_queue, config.bulkhead.max_bytes)
+        self.bulkhead = Bulkheads(config.bulkhead.max_concurrent, config.bulkhead.max_queue, config.bulkhead.max_bytes)
         nondet = {r.path: r.shadow.nondeterministic for r in config.routes if r.shadow}
         nondet["*"] = config.nondeterministic
         self.noise = NoiseModel(nondet, noise_rate=config.noise_rate)
@@ -336,6 +337,8 @@ class Gateway:
 
     def stats(self) -> dict:
         return {**self.counters, "bulkhead": {**self.bulkhead.stats, "bytes": self.bulkhead.bytes},
+                "bulkheads": {k: {**h.stats, "queued": h.queued, "bytes": h.bytes}
+                              for k, h in self.bulkhead.heads.items()},
                 "outcomes": dict(self.outcomes), "noise": self.noise.snapshot()}
 
     # ---- admin --------------------------------------------------------------------------------
@@ -610,7 +613,8 @@ class Gateway:
                 ctx = trace.set_span_in_context(span) if self._tracing else None
                 job = self._shadow_job(route, method, path_qs, headers, primary_leg, resp_rec, ctx, source)
                 held = len(resp_rec.body) if resp_rec.body is not None else 0
-                if not self.bulkhead.submit(job, held, self._drop_callback(route, method, primary_leg, source)):
+                if not self.bulkhead.submit(self._bulkhead_key(route), job, held,
+                                            self._drop_callback(route, method, primary_leg, source)):
                     self._dropped(route, method, primary_leg, source)
         if out is not None and out.prepared:
             if error:  # the head went out already: the client sees the connection end early
@@ -653,6 +657,13 @@ class Gateway:
                              experiment_id=primary.experiment_id, phase=primary.phase)
         self._emit(dropped, source)
         self._emit_pair_record(make_pair(_view(primary), _view(dropped), policy=self.policy), source)
+
+    def _bulkhead_key(self, route: Route) -> str:
+        """Which bulkhead a route's shadows go to (``bulkhead.scope``)."""
+        scope = self.config.bulkhead.scope
+        if scope == "shadow":
+            return route.shadow.backend
+        return route.path if scope == "route" else "*"
 
     def _drop_callback(self, route: Route, method: str, primary: RequestLeg, source: str):
         return lambda reason: self._dropped(route, method, primary, source, reason)

@@ -113,3 +113,31 @@ def test_escapes_of_nul_control_characters_and_invalid_utf8_never_reach_the_back
         assert [s.target for s in backend.seen] == ["/api/caf%C3%A9"]
 
     asyncio.run(run())
+
+
+def test_a_hung_shadow_fills_only_its_own_bulkhead():
+    async def hang(seen):
+        await asyncio.sleep(60)
+
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "shutdown_timeout_s": 0.2},
+              "backends": {"hung": {"timeout_s": 60}},
+              "bulkhead": {"max_concurrent": 1, "max_queue": 1},
+              "routes": [{"path": "/hang/{rest*}", "backend": "primary", "shadow": {"backend": "hung", "percent": 100}},
+                         {"path": "/api/{rest*}", "backend": "primary", "shadow": {"backend": "shadow", "percent": 100}}]}
+
+    async def run():
+        primary, hung, shadow = RawBackend(), RawBackend(hang), RawBackend()
+        async with Harness(config, {"primary": primary, "hung": hung, "shadow": shadow}) as h:
+            for i in range(4):  # one runs (and hangs), one waits, two are dropped
+                assert (await h.send(req("GET", f"/hang/{i}"))).status == 200
+            for i in range(3):
+                assert (await h.send(req("GET", f"/api/{i}"))).status == 200
+            while h.gateway.counters["shadow_sent"] + h.gateway.counters["shadow_dropped"] < 5:
+                await asyncio.sleep(0.02)  # the /api shadows (answered at once) and the two /hang drops
+            stats = h.gateway.stats()
+        assert sorted(s.target for s in shadow.seen) == ["/api/0", "/api/1", "/api/2"]
+        assert stats["bulkheads"]["shadow"]["dropped"] == 0 and stats["bulkheads"]["hung"]["dropped"] == 2
+        api_pairs = [p for p in h.pairs if p.get("data", p).get("route") == "/api/{rest*}"]
+        assert len(api_pairs) == 3 and all(p.get("data", p)["outcome"] != "dropped_by_bulkhead" for p in api_pairs)
+
+    asyncio.run(run())
