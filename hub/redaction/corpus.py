@@ -220,6 +220,9 @@ class Corpus:
     emit_lines: list[bytes] = field(default_factory=list)
     #: HTTP experiment commands, in order: (path, headers, body) for POST (the actor in X-Hub-Actor)
     experiment_http: list[tuple[str, dict, bytes]] = field(default_factory=list)
+    #: values that must be stored as they are (infrastructure names, ids, server addresses):
+    #: (table, column, value)
+    kept: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class _Placer:
@@ -456,6 +459,72 @@ def _experiment_http(pl: _Placer, path: str, experiment_id: str) -> list[tuple[s
     ]
 
 
+# ---- cases found by testing the redaction from outside: leaks, and values that must be kept --------
+
+#: (field, text, needles): patient data in shapes the detectors once missed.
+FOUND_LEAKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("error", "connection reset by client 10.78.64.23.", ("10.78.64.23",)),
+    ("error", "born 3rd of March 1962 per the registry", ("3rd of March 1962",)),
+    ("error", "call 617.555.0613 or 6175550614 or 555-0615", ("555-0615", "6175550614")),
+    ("error", "MRN#00441616 chart 00441617 record no. 00441618", ("00441616", "00441617", "00441618")),
+    ("error", "ambulance sent; lives on Larkspur Lane near the park", ("Larkspur",)),
+    ("error", "ordered by dr Dunbranington", ("Dunbranington",)),
+    ("error", "mr brackwater called back", ("brackwater",)),
+    ("error", "Patient: zebulon quelkessworth", ("quelkessworth",)),
+    ("error", 'upstream said {"note": "{\\"name \\": \\"Zebulon Quelmorworth\\", \\"mrn\\": \\"00441619\\"}"}',
+     ("Quelmorworth", "00441619")),
+    ("error", '{ "patient" :  { "first_name":"Zebulon" ,"last_name" : "Quelvexworth", "mrn" :"00441620"}}',
+     ("Quelvexworth", "00441620")),
+    ("route", "/patients/ralquelington/chart", ("ralquelington",)),
+    ("route", "/patients/Zebulon-Fenquelington/dob/1962-03-14", ("Fenquelington", "1962-03-14")),
+    ("route", "/patients/Zebulon%20Queldunworth/chart", ("Queldunworth",)),
+    ("backend", "db-1995-02-15", ("1995-02-15",)),
+    ("experiment_id", "zebulon-quillfeather-1962-03-14", ("1962-03-14", "quillfeather")),
+    ("experiment_id", "patient-dundunworth", ("dundunworth",)),
+)
+#: (column, value): infrastructure names, ids and addresses the redaction once replaced.
+FOUND_KEPT: tuple[tuple[str, str], ...] = (
+    ("gateway", "grace-scheduler"), ("gateway", "mark-sweep-gw"), ("gateway", "jack-gateway"),
+    ("gateway", "victoria-gw"), ("gateway", "Dr-Strange-gw"), ("backend", "rose-db"), ("backend", "april-batch"),
+    ("backend", "db-shard-12345678"), ("backend", "payments-v2.3.1.0"), ("backend", "127.82.156.156:32923"),
+    ("correlation_id", "corr-123456789abc"), ("correlation_id", "1733590000123"),
+    ("correlation_id", "order-20241207-0001234"),
+)
+
+
+def _found_cases(corpus: Corpus, rng: random.Random, now: dt.datetime) -> None:
+    """The cases of ``FOUND_LEAKS`` and ``FOUND_KEPT`` as request legs, a shadow pair and dead letters."""
+    def leg(**data) -> bytes:
+        base = {"correlation_id": "c-found", "leg": "primary", "gateway": "edge-found", "route": "/found",
+                "method": "GET", "backend": "found-svc", "status": 500, "latency_ms": 1.0, "event_time": _iso(now)}
+        return _j({"specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": "/found",
+                   "type": "dev.gamedayhub.request.leg.v1", "datacontenttype": "application/json",
+                   "data": {**base, **data}})
+
+    for fld, text, found in FOUND_LEAKS:
+        corpus.records.append(("topic_requests", None, leg(**{fld: text})))
+        corpus.seeds.append(Seed("found", text, "found/requests", fld, found))
+    for fld, value in FOUND_KEPT:
+        corpus.records.append(("topic_requests", None, leg(**{fld: value})))
+        corpus.kept.append(("requests", fld, value))
+    pair = {"correlation_id": "c-found-pair", "gateway": "edge-found", "route": "/found", "method": "GET",
+            "primary_backend": "a", "shadow_backend": "b", "outcome": "body_mismatch", "event_time": _iso(now),
+            "primary_status": 200, "shadow_status": 200, "differing_fields": ["$.status"],
+            "noise_fields": ["$.dob.1986-01-03"]}
+    corpus.records.append(("topic_pairs", None, _j({
+        "specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": "/found",
+        "type": "dev.gamedayhub.shadow.pair.v1", "datacontenttype": "application/json", "data": pair})))
+    corpus.seeds.append(Seed("found", "$.dob.1986-01-03", "found/pairs", "noise_fields", ("1986-01-03",)))
+    # dead letters: a refused enum value (an unlisted given name), a PHI-named OTLP attribute in a cut record
+    corpus.records.append(("topic_requests", None, leg(leg="Barnaby Haskkessberg")))
+    corpus.seeds.append(Seed("found", "Barnaby Haskkessberg", "found/dead_letters", "value (leg)", ("Haskkessberg",)))
+    cut = (b'{ "resourceSpans" : [ {"resource": {"attributes": [{"key":"patient", "value": '
+           b'{"stringValue": "Ottoline Lornkessberg"}}]}}], "x": 1\xff\xfe')
+    corpus.records.append(("topic_spans", None, cut))
+    corpus.seeds.append(Seed("found", "Ottoline Lornkessberg", "found/dead_letters", "value (attribute)",
+                             ("Lornkessberg",)))
+
+
 def build_corpus(n_patients: int = 150, seed: int = 0, now: dt.datetime | None = None,
                  rounds: int = 2) -> Corpus:
     """Every ingest path, every field, ``rounds`` records of each; seeds drawn round-robin from
@@ -527,6 +596,7 @@ def build_corpus(n_patients: int = 150, seed: int = 0, now: dt.datetime | None =
                                                         "type": "dev.gamedayhub.shadow.pair.v1",
                                                         "data": {"outcome": pl.next("dead_letters", "reason (enum value)", "raw"),
                                                                  "shadow_error": pl.next("dead_letters", "value")}})))
+    _found_cases(corpus, rng, now)
     return corpus
 
 
