@@ -118,7 +118,8 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
-                 decode=lambda messages: clean.alerts(decode_alerts(messages, max_bytes, limits))),
+                 # the alerts table has no TTL: no lower bound from HUB_TTL_DAYS
+                 decode=lambda messages: clean.alerts(decode_alerts(messages, max_bytes, limits.without_ttl()))),
         # every event stored with the lifecycle fold's verdict on it (hub/experiments/projection.py)
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=PROJECTION_COLUMNS,

@@ -74,7 +74,7 @@ class Settings:
         "Secret the store server requires of every client as its ClickHouse password (HUB_CLICKHOUSE_URL=http://default:<secret>@host:port); empty: generated into <home>/store-token on its first start, where the hub's own clients with that home find it.")
     ttl_days: int = _setting(
         "HUB_TTL_DAYS", 90,
-        "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever).")
+        "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever); records with an event time older than this are refused to the dead-letter topic as timestamp out of range, since the TTL would drop them at once.")
 
     topic_requests: str = _setting(
         "HUB_TOPIC_REQUESTS", "hub.requests", "Topic of gateway request-leg records.")

@@ -81,7 +81,7 @@ def _time(value: str | None, name: str, window: TimeWindow, required: bool = Fal
     except OverflowError:
         raise _Refused(window.reason(f"{name} {value[:40]}")) from None
     if not window.lo <= t <= window.hi:
-        raise _Refused(window.reason(f"{name} {value[:40]}"))
+        raise _Refused(window.reason_at(f"{name} {value[:40]}", t))
     return t
 
 

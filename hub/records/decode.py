@@ -10,7 +10,11 @@ Limits every decoder of the hub applies (``limits_from`` reads them from the set
 over ``max_bytes`` is ``oversized``; JSON nested deeper than ``max_depth`` arrays/objects is
 ``too deeply nested: > N levels`` (checked before anything walks the value, so no input can
 exhaust the stack); an event time outside the window (``min_year`` .. now + ``max_future_seconds``,
-and what the column can hold) is ``timestamp out of range: ...``. None of them raises.
+and what the column can hold) is ``timestamp out of range: ...``. For a table with a TTL
+(``ttl_days``, HUB_TTL_DAYS, > 0) the window also starts no earlier than now - ``ttl_days``: a
+row older than that would be dropped by the TTL as soon as it is stored, so it is refused as
+``timestamp out of range: ... older than the store keeps (HUB_TTL_DAYS=N)`` instead. None of
+them raises.
 
 Dead letters: ``to_dead_letter`` makes the JSON record published to the dead-letter topic,
 ``dead_letter_row`` the row of the ClickHouse table ``dead_letters``
@@ -23,7 +27,7 @@ import base64
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate, repeat
 from operator import itemgetter
@@ -92,18 +96,25 @@ class DecodedBatch:
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What every decoder refuses: records over ``max_bytes``, nesting deeper than ``max_depth``,
-    event times before January 1 of ``min_year`` (UTC) or more than ``max_future_seconds`` ahead."""
+    event times before January 1 of ``min_year`` (UTC) or more than ``max_future_seconds`` ahead,
+    and, when ``ttl_days`` > 0 (the table's TTL), event times more than ``ttl_days`` days ago."""
 
     max_bytes: int = 1_000_000
     max_depth: int = 64
     max_future_seconds: float = 86_400
     min_year: int = 2000
+    ttl_days: int = 0
+
+    def without_ttl(self) -> "Limits":
+        """These limits for a table without a TTL (no lower bound from the retention)."""
+        return replace(self, ttl_days=0)
 
 
 def limits_from(settings) -> Limits:
-    """The ``Limits`` of the hub's settings (``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``, ...)."""
+    """The ``Limits`` of the hub's settings (``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``, ...,
+    ``HUB_TTL_DAYS``: the decoders of topics whose table has no TTL use ``.without_ttl()``)."""
     return Limits(settings.max_record_bytes, settings.max_nesting_depth, settings.max_future_seconds,
-                  settings.min_event_year)
+                  settings.min_event_year, max(int(settings.ttl_days), 0))
 
 
 def depth_reason(limit: int) -> str:
@@ -172,32 +183,49 @@ NANOS_MAX: Final = 2**63 - 1
 
 
 class TimeWindow(NamedTuple):
-    """The event times a decoder accepts now: ``lo`` .. ``hi`` as datetimes and as nanoseconds."""
+    """The event times a decoder accepts now: ``lo`` .. ``hi`` as datetimes and as nanoseconds.
+
+    ``ttl_days`` is set when ``lo`` is the retention bound (now - HUB_TTL_DAYS days, later than
+    January 1 of the minimum year); 0 otherwise."""
 
     lo: datetime
     hi: datetime
     lo_ns: int
     hi_ns: int
+    ttl_days: int = 0
 
     @classmethod
     def of(cls, limits: Limits, now: float | None = None) -> "TimeWindow":
         now = time.time() if now is None else now
         year = min(max(limits.min_year, 1900), 2299)
         lo = max(datetime(year, 1, 1, tzinfo=UTC), DATETIME64_MIN)
+        ttl_days = 0
+        if limits.ttl_days > 0:
+            kept_s = now - min(limits.ttl_days, 10**6) * 86_400
+            if kept_s > lo.timestamp():
+                lo, ttl_days = datetime.fromtimestamp(kept_s, UTC), limits.ttl_days
         ahead = min(max(limits.max_future_seconds, 0), 10**10)
         hi_s = now + ahead
         hi = DATETIME64_MAX if hi_s >= DATETIME64_MAX.timestamp() else datetime.fromtimestamp(hi_s, UTC)
-        lo_ns = max(int(lo.timestamp()) * 10**9, NANOS_MIN)
+        lo_ns = max(int(lo.timestamp() * 1e6) * 1000, NANOS_MIN)
         hi_ns = min(int(hi_s * 1e6) * 1000, NANOS_MAX)
-        return cls(lo, hi, lo_ns, hi_ns)
+        return cls(lo, hi, lo_ns, hi_ns, ttl_days)
 
-    def reason(self, shown: str) -> str:
-        """``timestamp out of range: <shown> (accepted: from year Y to <hi>)``; the bounds are worded so
-        that dead-letter redaction (which masks birth-date-like dates and long numbers) keeps them."""
+    def reason(self, shown: str, older: bool = False) -> str:
+        """``timestamp out of range: <shown> (accepted: from year Y to <hi>)``, or, for a time
+        before the retention bound (``older``), ``timestamp out of range: <shown> older than the
+        store keeps (HUB_TTL_DAYS=N)``. The bounds are worded so that dead-letter redaction (which
+        masks birth-date-like dates and long numbers) keeps them."""
+        if older and self.ttl_days:
+            return f"timestamp out of range: {shown} older than the store keeps (HUB_TTL_DAYS={self.ttl_days})"
         return f"timestamp out of range: {shown} (accepted: from year {self.lo.year} to {_iso(self.hi)})"
 
+    def reason_at(self, shown: str, t: datetime) -> str:
+        """The reason for the refused time ``t`` (an aware datetime), shown as ``shown``."""
+        return self.reason(shown, t < self.lo)
+
     def reason_ns(self, what: str, ns: int) -> str:
-        return self.reason(f"{what} {iso_nanos(ns)}")
+        return self.reason(f"{what} {iso_nanos(ns)}", ns < self.lo_ns)
 
 
 #: Every time a ``DateTime64`` column holds (no plausibility window).
@@ -229,7 +257,7 @@ def _row_fault(row: tuple, window: TimeWindow, time_at: int, float32: dict[int, 
     """Why ``row`` cannot be stored, or ''."""
     t = row[time_at]
     if not window.lo <= t <= window.hi:
-        return window.reason(_iso(t))
+        return window.reason_at(_iso(t), t)
     for i, name in float32.items():
         if not -FLOAT32_MAX <= row[i] <= FLOAT32_MAX:
             return f"schema: {name} {row[i]!r} does not fit Float32"

@@ -101,3 +101,30 @@ def test_a_span_starting_at_2_64_minus_1_is_dead_lettered_and_its_neighbours_sto
     assert (offset, index) == (1, -1)
     assert reason.startswith("timestamp out of range: span time 2554-07-21T23:34:33.709551615Z (accepted: from year "
                              "2000 to ")
+
+
+def test_records_older_than_the_ttl_are_dead_lettered_not_counted_as_stored_and_alerts_are_kept(
+        hub_settings, kafka_bootstrap, make_topic):
+    """The table's TTL (HUB_TTL_DAYS) would drop a row dated before now - TTL as soon as it is stored."""
+    good = [v for _, v in generate_request_legs(6, seed=7)]
+    old = []
+    for i, days in enumerate((120, 365 * 26)):
+        doc = json.loads(good[i])
+        doc["id"] = f"old-{i}"
+        doc["data"]["event_time"] = (NOW - dt.timedelta(days=days)).isoformat()
+        old.append(json.dumps(doc).encode())
+    values = good[:3] + old[:1] + good[3:] + old[1:]
+    store, letters = _run(hub_settings, kafka_bootstrap, make_topic, "requests", "topic_requests", values,
+                          ttl_days=90)
+    store.command(f"OPTIMIZE TABLE {store.database}.requests FINAL")  # lets the TTL drop what it drops
+    assert store.scalar(f"SELECT count() FROM {store.database}.requests") == 6
+    assert [(o, i) for o, i, _ in letters] == [(3, -1), (7, -1)]
+    assert all(r.startswith("timestamp out of range: ") and r.endswith(
+        "older than the store keeps (HUB_TTL_DAYS=90)") for _, _, r in letters)
+
+    old_time = (NOW - dt.timedelta(days=120)).isoformat()
+    alert = json.dumps({"kind": "alert", "alert_id": "a-old", "experiment_id": "e", "status": "firing",
+                        "time": old_time}).encode()
+    store, letters = _run(hub_settings, kafka_bootstrap, make_topic, "alerts", "topic_alerts", [alert],
+                          ttl_days=90)
+    assert letters == [] and store.scalar(f"SELECT count() FROM {store.database}.alerts") == 1

@@ -363,3 +363,49 @@ def test_without_limits_only_the_columns_range_holds():
     assert bad.reason == ("timestamp out of range: 2300-01-01T00:00:00.000Z "
                           "(accepted: from year 1900 to 2299-12-31T23:59:59.999Z)")
     assert decode_alerts(msgs(alert(time="1990-01-01T00:00:00+00:00")), MAX).invalid == []
+
+
+# ---- the retention bound: nothing is accepted that the table's TTL drops at once -------------------
+
+KEPT = Limits(MAX, ttl_days=90)
+OLDER = "older than the store keeps (HUB_TTL_DAYS=90)"
+
+
+@pytest.mark.parametrize("days", [91, 120, 365 * 26])
+def test_request_legs_and_pairs_older_than_the_ttl_are_refused_as_out_of_range(days):
+    when = _z(NOW - timedelta(days=days))
+    batch = requests(leg(0), leg(1, event_time=when), b"[" + leg(2) + b"," + leg(3, event_time=when) + b"]",
+                     limits=KEPT)
+    assert [row[4] for row in batch.rows] == ["c0", "c2"] and batch.sources == [(100, -1), (102, 0)]
+    shown = (NOW - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    reason = f"timestamp out of range: {shown} {OLDER}"
+    assert reasons(batch) == [(101, -1, reason), (102, 1, reason)]
+    batch = pairs(pair(0), pair(1, event_time=when), limits=KEPT)
+    assert len(batch.rows) == 1 and reasons(batch) == [(101, -1, reason)]
+
+
+def test_times_within_the_ttl_are_accepted_and_a_ttl_of_0_or_beyond_the_minimum_year_adds_no_bound():
+    inside = [leg(1, event_time=_z(NOW - timedelta(days=89, hours=23))), leg(2)]
+    assert requests(*inside, limits=KEPT).invalid == []
+    old = leg(1, event_time=_z(NOW - timedelta(days=120)))
+    assert requests(old, limits=Limits(MAX, ttl_days=0)).invalid == []
+    assert requests(old, limits=Limits(MAX, ttl_days=400)).invalid == []
+    # a bound earlier than the minimum year: the minimum year's wording
+    [bad] = requests(leg(1, event_time="1999-06-01T00:00:00Z"), limits=Limits(MAX, ttl_days=365 * 40)).invalid
+    assert bad.reason.endswith(WINDOW)
+    # the future bound keeps its wording
+    [bad] = requests(leg(1, event_time="2026-03-01T00:00:00Z"), limits=KEPT).invalid
+    assert "older" not in bad.reason and bad.reason.startswith("timestamp out of range: 2026-03-01")
+
+
+def test_the_settings_ttl_bounds_the_window_and_tables_without_a_ttl_drop_it():
+    from hub.records.decode import limits_from
+    from hub.settings import Settings
+
+    assert limits_from(Settings().with_overrides(ttl_days=90)).ttl_days == 90
+    assert limits_from(Settings().with_overrides(ttl_days=0)).ttl_days == 0
+    old = _z(NOW - timedelta(days=120))
+    assert alerts(alert(time=old, window_start=old, window_end=old), limits=KEPT.without_ttl()).invalid == []
+    [bad] = alerts(alert(time=old), limits=KEPT).invalid
+    assert bad.reason.endswith(OLDER)
+    assert KEPT.without_ttl() == Limits(MAX)

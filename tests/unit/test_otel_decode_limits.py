@@ -355,3 +355,24 @@ def test_no_bytes_make_the_metric_decoder_raise(values, encoding):
     at, start = GAUGE_COLUMNS.index("TimeUnix"), GAUGE_COLUMNS.index("StartTimeUnix")
     _fits(batch.gauge, at)
     assert all(row[start] <= 2**63 - 1 for row in batch.gauge)
+
+
+# ---- the retention bound (HUB_TTL_DAYS) --------------------------------------------------------------
+
+
+def test_spans_logs_and_points_older_than_the_ttl_are_refused_and_their_neighbours_kept():
+    kept = Limits(MAX, ttl_days=90)
+    old = T - 120 * DAY
+    older = "older than the store keeps (HUB_TTL_DAYS=90)"
+    for encode in (proto, as_json):
+        batch = spans(encode(spans_of(T, old, T)), limits=kept)
+        assert len(batch.rows) == 2
+        [(offset, index, reason)] = reasons(batch)
+        assert offset == 10 and reason.startswith("timestamp out of range: span time ") and older in reason
+        batch = logs(encode(logs_of((T, T), (old, old))), limits=kept)
+        assert len(batch.rows) == 1 and older in reasons(batch)[0][2]
+        batch = metrics(encode(gauge_of((T, T), (old, old))), limits=kept)
+        assert len(batch.gauge) == 1 and older in reasons(batch)[0][2]
+        # within the TTL, or with no TTL: kept
+        assert reasons(spans(encode(spans_of(T - 89 * DAY)), limits=kept)) == []
+        assert reasons(spans(encode(spans_of(old)), limits=Limits(MAX))) == []
