@@ -26,9 +26,17 @@ def register_judge_agent(app: faust.App, settings: Settings, runtime: JudgeRunti
 
     async def judge_rollups(stream) -> None:
         loop = asyncio.get_running_loop()
-        async for events in stream.take_events(1000, within=0.05):
-            items = [(e.message.partition, e.message.value) for e in events]
-            await loop.run_in_executor(executor, runtime.process, items)
+        # ``runtime.process`` never raises (a bad record is skipped and counted); should the agent
+        # stop all the same, the judge's health says so and /ready fails.
+        try:
+            async for events in stream.take_events(1000, within=0.05):
+                items = [(e.message.partition, e.message.offset, e.message.value) for e in events]
+                await loop.run_in_executor(executor, runtime.process, items)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            runtime.health.crash(exc)
+            raise
 
     app.agent(topic, name="judge-rollups", concurrency=1)(judge_rollups)
 

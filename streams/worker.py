@@ -101,10 +101,13 @@ def build(settings: Settings):
                 lagging_since.pop(key)
             problems.extend(lag_problems(sink.spec.name, over, settings.health_max_lag,
                                          {p: lagging_since[(sink.spec.name, p)] for p in over}))
+        problems.extend(judge.health.problems())  # the abort judge: crashed, or erring on its input
         return {"status": "degraded" if problems else "ok", "problems": problems,
                 "sinks": {sink.spec.name: {"state": sink.health.state,
                                            "stalled_seconds": sink.health.stalled_seconds(now),
-                                           "lag": sum(current[sink.spec.name].values())} for sink in sinks}}
+                                           "lag": sum(current[sink.spec.name].values())} for sink in sinks},
+                "judge": {"state": judge.health.state, "errors": judge.health.errors,
+                          "last_error": judge.health.last_error, "skipped": dict(judge.skipped)}}
 
     def is_ready() -> bool:
         try:
@@ -124,7 +127,8 @@ def build(settings: Settings):
             "health": health(),
             "redacted": {f"{source}:{rule}": n for (source, rule), n in redactor_for(settings).stats.snapshot().items()},
             "judge": {"rollups": judge.processed, "duplicate_rollups": judge.judge.duplicates,
-                      "experiments": len(judge.judge.experiments)},
+                      "experiments": len(judge.judge.experiments), "state": judge.health.state,
+                      "errors": judge.health.errors, "skipped": dict(judge.skipped)},
         }
 
     def metrics() -> dict:
@@ -147,6 +151,9 @@ def build(settings: Settings):
                 out[f'sink_step_seconds{{sink="{sink.spec.name}",step="{step}"}}'] = round(seconds, 3)
             for reason, count in s.invalid_by_reason.items():
                 out[f'dlq_records{{sink="{sink.spec.name}",reason="{reason}"}}'] = count
+        out["judge_errors"] = judge.health.errors
+        for topic, count in list(judge.skipped.items()):
+            out[f'judge_skipped_records{{topic="{topic}"}}'] = count
         return out
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,

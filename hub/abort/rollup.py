@@ -132,6 +132,55 @@ def encode_rollups(token: str, cells: dict[str, list[Cell]]) -> list[tuple[bytes
             for experiment, cell_list in cells.items()]
 
 
+class BadRollup(ValueError):
+    """A record on the rollups topic that is not a rollup (not JSON, too large or deep, wrong shape)."""
+
+
+_MAX_ROLLUP_BYTES = 16 * 1024 * 1024
+_MAX_ROLLUP_DEPTH = 8  # {"cells": [[..., {"custom": [[ids]]}]]}: five levels
+
+
+def _cell(v) -> Cell:
+    if not isinstance(v, list) or len(v) < 11:
+        raise BadRollup("a cell is not a list of at least 11 fields")
+    second, source, leg, route, gateway, backend, service, count, errors, sketch, examples = v[:11]
+    if not all(isinstance(x, str) for x in (source, leg, route, gateway, backend, service)):
+        raise BadRollup("a cell's scope fields are not strings")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (second, count, errors)):
+        raise BadRollup("a cell's second, count or errors is not an integer")
+    if not isinstance(sketch, dict) or not isinstance(examples, list):
+        raise BadRollup("a cell's sketch or examples has the wrong type")
+    try:
+        buckets = {int(b): n for b, n in sketch.items()}
+    except (TypeError, ValueError):
+        raise BadRollup("a cell's sketch has a bucket that is not an integer") from None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in buckets.values()):
+        raise BadRollup("a cell's sketch has a count that is not an integer")
+    custom = v[11] if len(v) > 11 else {}
+    if not isinstance(custom, dict) or not all(
+            isinstance(c, list) and len(c) >= 2 and all(isinstance(n, (int, float)) and not isinstance(n, bool)
+                                                         for n in c[:2]) for c in custom.values()):
+        raise BadRollup("a cell's custom counters have the wrong shape")
+    return Cell(second, source, leg, route, gateway, backend, service, count, errors,
+                QuantileSketch(buckets), [str(e) for e in examples], dict(custom))
+
+
 def decode_rollup(value: bytes) -> tuple[str, str, list[Cell]]:
-    doc = orjson.loads(value)
-    return doc["token"], doc["experiment_id"], [Cell.from_list(c) for c in doc["cells"]]
+    """The token, experiment and cells of a rollup; ``BadRollup`` for anything else (never another
+    exception, whatever the bytes)."""
+    from hub.records.decode import too_deep
+
+    if not isinstance(value, (bytes, bytearray)) or len(value) > _MAX_ROLLUP_BYTES:
+        raise BadRollup("not a rollup: empty or too large")
+    if too_deep(bytes(value), _MAX_ROLLUP_DEPTH):
+        raise BadRollup(f"not a rollup: nested deeper than {_MAX_ROLLUP_DEPTH} levels")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadRollup(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRollup(f"not a rollup: a JSON {type(doc).__name__}")
+    token, experiment_id, cells = doc.get("token"), doc.get("experiment_id"), doc.get("cells")
+    if not isinstance(token, str) or not isinstance(experiment_id, str) or not isinstance(cells, list):
+        raise BadRollup("not a rollup: token, experiment_id or cells missing or of the wrong type")
+    return token, experiment_id, [_cell(c) for c in cells]

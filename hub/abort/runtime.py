@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
+import orjson
+
 from hub.abort.actions import AlertActions
 from hub.abort.judge import Judge
+from hub.abort.rollup import BadRollup
+from hub.records.decode import too_deep
 from hub.experiments.registry import ExperimentRegistry
 from hub.settings import Settings
+from hub.storage.client import first_line
+from hub.storage.sink import SinkHealth
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ class JudgeRuntime:
                            idle=settings.judge_idle)
         self._rebuilt: set[int] = set()
         self.processed = 0
+        #: records of the judge's topics that are not what they claim (skipped, counted, logged)
+        self.skipped: dict[str, int] = {}
+        #: the judge in ``/health``: ``crashed`` when its agent stopped, ``stalled`` while it errs
+        self.health = SinkHealth("judge")
 
     def _conditions(self, experiment_id: str):
         state = self.registry.states.get(experiment_id)
@@ -58,18 +67,59 @@ class JudgeRuntime:
         for p in partitions:
             self._rebuilt.discard(p)
 
-    def process(self, items: list[tuple[int, bytes]]) -> int:
-        """Rollups from the agent as (partition, value); returns alerts raised."""
+    def skip(self, topic: str, reason: str, partition: int | None = None, offset: int | None = None) -> None:
+        """A record that is not what its topic holds: counted and logged, never fatal."""
+        self.skipped[topic] = self.skipped.get(topic, 0) + 1
+        where = f"{topic}[{partition}]@{offset}" if partition is not None else topic
+        log.warning("judge: skipped a record of %s: %s", where, reason)
+
+    def _add_rollup(self, value: bytes, partition: int | None = None, offset: int | None = None) -> int:
+        try:
+            return len(self.judge.add_rollup(value))
+        except BadRollup as exc:
+            self.skip(self.settings.topic_rollups, str(exc), partition, offset)
+            return 0
+
+    def process(self, items: list) -> int:
+        """Rollups from the agent as (partition, value) or (partition, offset, value); returns alerts
+        raised. Never raises: a bad record is skipped and counted, an unexpected error is logged and
+        shown in the judge's health until a later batch goes through."""
         raised = 0
-        for partition, value in items:
+        for item in items:
+            partition, value = item[0], item[-1]
+            offset = item[1] if len(item) > 2 else None
             if partition not in self._rebuilt:
-                self.rebuild(partition)
-            raised += len(self.judge.add_rollup(value))
-            self.processed += 1
+                try:
+                    self.rebuild(partition)
+                except Exception as exc:  # noqa: BLE001 - tried again with the next rollup of the partition
+                    self.health.failed(exc)
+                    self.health.stalled("rebuild", exc, [partition])
+                    log.error("judge: rebuilding rollup partition %s raised %s; trying again with its next "
+                              "rollup", partition, first_line(exc))
+                else:
+                    self.health.recovered("rebuild")
+            try:
+                raised += self._add_rollup(value, partition, offset)
+                self.processed += 1
+            except Exception as exc:  # noqa: BLE001 - the judge must outlive any record
+                self.health.failed(exc)
+                self.health.stalled("judge", exc, [partition])
+                log.error("judge: a rollup of %s[%s] raised %s; skipped", self.settings.topic_rollups,
+                          partition, first_line(exc))
+            else:
+                self.health.recovered("judge")
         return raised
 
     def tick(self) -> int:
-        return len(self.judge.tick(int(time.time()) - int(self.settings.correlation_lateness)))
+        try:
+            raised = len(self.judge.tick(int(time.time()) - int(self.settings.correlation_lateness)))
+        except Exception as exc:  # noqa: BLE001 - the clock keeps ticking; the error shows in /health
+            self.health.failed(exc)
+            self.health.stalled("clock", exc)
+            log.error("judge: the clock tick raised %s", first_line(exc))
+            return 0
+        self.health.recovered("clock")
+        return raised
 
     def rebuild(self, partition: int) -> None:
         """Replay this partition's recent rollups in log order; alerts already raised stay raised once."""
@@ -92,7 +142,12 @@ class JudgeRuntime:
                 for records in consumer.poll(timeout_ms=1000).values():
                     for r in records:
                         if r.offset < end:
-                            self.judge.add_rollup(r.value)
+                            try:
+                                self._add_rollup(r.value, partition, r.offset)
+                            except Exception as exc:  # noqa: BLE001 - one rollup never stops the rebuild
+                                self.health.failed(exc)
+                                log.error("judge: replaying %s[%d]@%d raised %s; skipped",
+                                          self.settings.topic_rollups, partition, r.offset, first_line(exc))
                             replayed += 1
         finally:
             consumer.close()
@@ -103,10 +158,33 @@ class JudgeRuntime:
     def _load_known_alerts(self) -> None:
         from hub.experiments.log import read_log
 
-        for _, _, value in read_log(self.settings.bootstrap, self.settings.topic_alerts):
-            try:
-                record = json.loads(value)
-            except ValueError:
+        topic = self.settings.topic_alerts
+        for partition, offset, value in read_log(self.settings.bootstrap, topic):
+            record = safe_record(value, self.settings.max_record_bytes, self.settings.max_nesting_depth)
+            if isinstance(record, str):
+                self.skip(topic, record, partition, offset)
                 continue
-            if record.get("kind") == "alert":
-                self.judge.known_alerts.add((record["alert_id"], record["status"]))
+            if record.get("kind") != "alert":
+                continue
+            alert_id, status = record.get("alert_id"), record.get("status")
+            if not isinstance(alert_id, str) or not isinstance(status, str):
+                self.skip(topic, "an alert without a string alert_id and status", partition, offset)
+                continue
+            self.judge.known_alerts.add((alert_id, status))
+
+
+def safe_record(value, max_bytes: int, max_depth: int) -> dict | str:
+    """The JSON object in ``value``, or why it is not one (a string): never raises."""
+    if not isinstance(value, (bytes, bytearray)) or not value:
+        return "empty record"
+    if len(value) > max_bytes:
+        return f"too large: {len(value)} bytes > {max_bytes}"
+    if too_deep(bytes(value), max_depth):
+        return f"too deeply nested: > {max_depth} levels"
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return f"not a JSON object: a JSON {type(record).__name__}"
+    return record
