@@ -186,22 +186,24 @@ def nesting_depth(value: bytes, limit: int = MAX_DEPTH) -> int:
 def decode_event(value: bytes | str) -> Event:
     """One validated event; ``BadEvent`` with a reason ``"<kind>: <detail>"`` otherwise.
 
-    Reason kinds: ``empty value``, ``too deep`` (arrays and objects nested more than ``MAX_DEPTH``
-    levels, refused before decoding so no decoder recurses into them), ``not JSON``,
-    ``unknown kind``, ``schema``, ``out of range`` (a time the store's column cannot hold); the
-    same shape as the reasons of ``hub.records.decode``, so a consumer can pass ``reason`` to
-    ``InvalidRecord``.
+    Reason kinds: ``empty value``, ``too deeply nested`` (arrays and objects nested more than
+    ``MAX_DEPTH`` levels, refused before decoding so no decoder recurses into them), ``not JSON``,
+    ``unknown kind``, ``schema``, ``timestamp out of range`` (a time the store's column cannot
+    hold); the same wording, from the same helpers, as the reasons of ``hub.records.decode``, so a
+    consumer can pass ``reason`` to ``InvalidRecord``.
     """
     if not value:
         raise BadEvent("empty value")
     if isinstance(value, str):
         value = value.encode()
+    from hub.records.decode import COLUMN_RANGE, depth_reason
+
     if nesting_depth(value) > MAX_DEPTH:
-        raise BadEvent(f"too deep: arrays and objects nested more than {MAX_DEPTH} levels")
+        raise BadEvent(depth_reason(MAX_DEPTH))
     try:
         event = _DECODER.decode(value)
     except RecursionError:  # pragma: no cover - the depth check comes first
-        raise BadEvent(f"too deep: arrays and objects nested more than {MAX_DEPTH} levels") from None
+        raise BadEvent(depth_reason(MAX_DEPTH)) from None
     except msgspec.ValidationError as exc:
         detail = str(exc)
         if detail.startswith("Invalid value") and detail.endswith("`$.kind`"):
@@ -210,9 +212,8 @@ def decode_event(value: bytes | str) -> Event:
         raise BadEvent(f"schema: {detail[:_MAX_SHOWN]}") from None
     except msgspec.DecodeError as exc:
         raise BadEvent(f"not JSON: {str(exc)[:_MAX_SHOWN]}") from None
-    if not MIN_TIME <= event.time <= MAX_TIME:
-        raise BadEvent(f"out of range: time {event.time.isoformat()} is outside "
-                       f"{MIN_TIME.date().isoformat()} to {MAX_TIME.date().isoformat()}")
+    if not MIN_TIME <= event.time <= MAX_TIME:  # the range of the DateTime64 column (COLUMN_RANGE)
+        raise BadEvent(COLUMN_RANGE.reason_at(f"time {event.time.isoformat()}", event.time))
     return event
 
 

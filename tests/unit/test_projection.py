@@ -151,11 +151,11 @@ def test_the_projection_accepts_exactly_what_the_registry_applies(definition):
 
 @pytest.mark.parametrize("value, reason", [
     (b"", "empty value"),
-    (b"{\"kind\": \"note_added\", \"x\": " + b"[" * 50_000 + b"]" * 50_000 + b"}", "too deep:"),
+    (b"{\"kind\": \"note_added\", \"x\": " + b"[" * 50_000 + b"]" * 50_000 + b"}", "too deeply nested:"),
     (b"{\"kind\": \"note_added\", \"sequence\": \"two\"}", "schema:"),
     (b"{\"kind\": \"experiment_created\", \"experiment_id\": \"x\", \"event_id\": "
      b"\"00000000-0000-0000-0000-000000000001\", \"actor\": \"a\", \"time\": \"2300-01-01T00:00:00Z\", "
-     b"\"sequence\": 1, \"definition\": {}}", "out of range:"),
+     b"\"sequence\": 1, \"definition\": {}}", "timestamp out of range:"),
     (b"x" * 150_001, "oversized:"),
 ])
 def test_unsafe_experiment_events_are_dead_letters_with_a_reason(value, reason):
