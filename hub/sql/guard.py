@@ -308,7 +308,9 @@ def _check_tokens(tokens: list[Token]) -> None:
     show_create = len(tokens) > 1 and tokens[0].value == "SHOW" and tokens[1].value == "CREATE"
     for k, t in enumerate(tokens):
         nxt = tokens[k + 1] if k + 1 < len(tokens) else None
-        if t.kind == "word" and t.value in FORBIDDEN_WORDS and not (show_create and k == 1):
+        # a word after "name." is a qualified name's part (system.settings, t.set), not a keyword
+        qualified = k >= 2 and tokens[k - 1].text == "." and _name_of(tokens[k - 2]) is not None
+        if t.kind == "word" and t.value in FORBIDDEN_WORDS and not (show_create and k == 1) and not qualified:
             if t.value == "INTO" and nxt is not None and nxt.kind == "word" and nxt.value == "OUTFILE":
                 raise _refuse("outfile", "INTO OUTFILE is not allowed: results come back to you, not to a file")
             if t.value == "SETTINGS":

@@ -109,3 +109,8 @@ def test_allowed_calls_run_on_the_engine(store):
                         )["rows"] in ([[45], [3]], [[3], [45]])
     with pytest.raises(QueryFailed):  # allowed by the guard, unknown to the engine: the engine says so
         run_readonly(store, "SELECT TODATE(1)")
+
+
+def test_the_settings_table_is_readable_through_the_guard(store):
+    result = run_readonly(store, "SELECT name FROM system.settings WHERE name = 'max_result_rows'")
+    assert [list(r) for r in result["rows"]] == [["max_result_rows"]]

@@ -330,3 +330,23 @@ def test_any_text_either_passes_as_one_reading_statement_or_is_refused_in_one_li
     else:
         assert normalised.split()[0].lstrip("(").upper() in ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN")
         assert check_query(normalised) == normalised
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT name, value FROM system.settings WHERE name = 'max_result_rows'",
+    "SELECT name FROM `system`.`settings`",
+    "SELECT name FROM system . settings",
+    "SELECT count() FROM system.settings AS s WHERE s.changed",
+])
+def test_the_settings_table_is_told_from_a_settings_clause(query):
+    assert check_query(query)
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT name FROM system.settings SETTINGS max_result_rows = 0",
+    "SELECT 1 SETTINGS readonly = 0",
+    "SELECT 1 FROM system.settings, t SETTINGS max_threads = 1",
+])
+def test_a_settings_clause_after_the_settings_table_is_still_refused(query):
+    with pytest.raises(QueryRefused, match="SETTINGS clause is not allowed"):
+        check_query(query)
