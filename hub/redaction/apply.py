@@ -163,6 +163,7 @@ _MASKS_MAX: Final = 48        # alternations of pattern subsets compiled, at mos
 _CLEAN_MAX: Final = 100_000   # values remembered as clean, per kind (text / URL)
 _KEYS_MAX: Final = 20_000     # attribute keys whose decision is remembered, per allowlist
 _SHORT: Final = 10            # texts up to this long skip the "requires" tests
+_DEPTH_MAX: Final = 64       # JSON nesting walked, at most (deeper content is replaced)
 _ROUNDS: Final = 4            # most masking rounds per text (each round after the first is rare)
 
 _QUERY_IN_TEXT: Final = re.compile(r"(?<=\S)\?[^\s\"'<>=?]*=[^\s\"'<>]*")
@@ -625,6 +626,9 @@ class _Engine:
         string value is checked against a structural shape (``{"leg": "primary"}``)."""
         if isinstance(v, str):
             return self.text(v, hits) if v else v
+        if depth > _DEPTH_MAX and isinstance(v, (list, dict)) and v:
+            hits.append("shape:depth")  # deeper than any telemetry nests: not walked, not kept
+            return STRUCT_MARKER.format(shape="depth")
         if isinstance(v, list):
             return _each(v, lambda x: self._walk(x, hits, depth + 1, phi_key, fields))
         if isinstance(v, dict):

@@ -183,3 +183,11 @@ def test_a_person_joined_to_a_phi_collection_word_in_an_id():
     assert E.struct("id", "patient-dundunworth", []) != "patient-dundunworth"
     for kept in ("patient-api-db-failover", "patients-db-replica-b", "patient-search"):
         assert E.struct("id", kept, []) == kept
+
+
+def test_json_nested_deeper_than_telemetry_does_not_exhaust_the_stack():
+    deep = "[" * 900 + '"Patient Jane Doe"' + "]" * 900  # orjson reads it; walked naively it overflows the stack
+    out = E.text(deep, [])
+    assert "Jane Doe" not in out
+    obj = '{"a":' * 900 + '"x"' + "}" * 900
+    assert "[REDACTED:depth]" in E.text(obj, [])
