@@ -49,3 +49,10 @@ def test_redactors_with_one_key_store_one_gateway_under_one_digest(tmp_path):
     a = Redactor(key=key)._engine.rows("requests", "requests", REQUEST_COLUMNS, [row], None)[0][i]
     b = Redactor(key=ensure_key(tmp_path))._engine.rows("requests", "requests", REQUEST_COLUMNS, [row], None)[0][i]
     assert a == b and a.startswith("[REDACTED:id:")
+
+
+def test_hub_config_does_not_print_the_key():
+    env = {**os.environ, "HUB_REDACTION_KEY": "shared-secret"}
+    out = subprocess.run([sys.executable, "-m", "hub.cli.main", "config"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "HUB_REDACTION_KEY=***" in out and "shared-secret" not in out
