@@ -196,7 +196,7 @@ def decode_event(value: bytes | str) -> Event:
         raise BadEvent("empty value")
     if isinstance(value, str):
         value = value.encode()
-    from hub.records.decode import COLUMN_RANGE, depth_reason
+    from hub.records.decode import COLUMN_RANGE, depth_reason, json_error
 
     if nesting_depth(value) > MAX_DEPTH:
         raise BadEvent(depth_reason(MAX_DEPTH))
@@ -211,7 +211,7 @@ def decode_event(value: bytes | str) -> Event:
                            f" (expected one of {', '.join(KINDS)})") from None
         raise BadEvent(f"schema: {detail[:_MAX_SHOWN]}") from None
     except msgspec.DecodeError as exc:
-        raise BadEvent(f"not JSON: {str(exc)[:_MAX_SHOWN]}") from None
+        raise BadEvent(f"not JSON: {json_error(value, exc)[:_MAX_SHOWN]}") from None
     if not MIN_TIME <= event.time <= MAX_TIME:  # the range of the DateTime64 column (COLUMN_RANGE)
         raise BadEvent(COLUMN_RANGE.reason_at(f"time {event.time.isoformat()}", event.time))
     return event

@@ -48,6 +48,7 @@ __all__ = [
     "limits_from",
     "too_deep",
     "depth_reason",
+    "json_error",
     "TimeWindow",
     "COLUMN_RANGE",
     "DeadLetter",
@@ -144,6 +145,29 @@ def too_deep(value: bytes, limit: int) -> bool:
     if len(structure) <= limit:
         return False
     return max(accumulate(map(_STEP.__getitem__, structure))) > limit
+
+
+#: A ``\\uD800``..``\\uDBFF`` escape (the first half of a UTF-16 surrogate pair) not followed by
+#: the escape of a second half, and not itself escaped (an even run of backslashes before it).
+_LONE_SURROGATE: Final = re.compile(
+    rb'(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})')
+
+
+def json_error(value: bytes, exc: Exception) -> str:
+    """What is wrong with JSON ``value`` that msgspec refused with ``exc``, in words that are true.
+
+    For a string holding a lone high surrogate escape (``"\\ud800"``) msgspec says ``Input data
+    was truncated``, ``invalid hex escape`` or the like, depending on what follows it, none of
+    which is what is wrong: that case is named for what it is.
+    """
+    detail = str(exc)
+    if "surrogate" in detail or "truncated" in detail or "escape" in detail:
+        lone = _LONE_SURROGATE.search(value)
+        if lone is not None:
+            shown = lone.group(1).decode("ascii").lower()
+            return (f"JSON is malformed: invalid utf-16 surrogate pair: {shown} is not followed by a "
+                    f"low surrogate (byte {lone.start(1)})")
+    return detail
 
 
 def split_array(value: bytes) -> list[bytes] | None:
@@ -428,7 +452,7 @@ def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_on
                 try:
                     elements = _LIST_DECODER.decode(value)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], offset))
+                    invalid.append(InvalidRecord(f"not JSON: {json_error(value, exc)}", m[0], m[1], offset))
                     continue
                 except RecursionError:
                     # an event nested deeper than msgspec goes: split the array by its brackets
@@ -470,7 +494,7 @@ def _decode_one(value: bytes, m: RawMessage, index: int, rows: list, invalid: li
         invalid.append(InvalidRecord(_schema_reason(value, exc), m[0], m[1], m[2], index=index))
         return
     except msgspec.DecodeError as exc:
-        invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2], index=index))
+        invalid.append(InvalidRecord(f"not JSON: {json_error(value, exc)}", m[0], m[1], m[2], index=index))
         return
     try:
         eid = uuid.UUID(e.id)

@@ -17,7 +17,7 @@ from typing import Annotated, Final, Literal, Sequence
 import msgspec
 
 from hub.errors import InvalidRecord
-from hub.records.decode import DecodedBatch, Limits, RawMessage, decode_cloudevents
+from hub.records.decode import DecodedBatch, Limits, RawMessage, decode_cloudevents, json_error
 
 __all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
            "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row",
@@ -138,7 +138,7 @@ def _one(value: bytes, m: RawMessage, index: int, rows: list, invalid: list) -> 
     except msgspec.ValidationError as exc:
         invalid.append(InvalidRecord("schema: " + str(exc).replace("`", "")[:240], m[0], m[1], m[2], index=index))
     except msgspec.DecodeError as exc:
-        invalid.append(InvalidRecord(f"not JSON: {exc}", m[0], m[1], m[2], index=index))
+        invalid.append(InvalidRecord(f"not JSON: {json_error(value, exc)}", m[0], m[1], m[2], index=index))
 
 
 def decode_pairs(messages: Sequence[RawMessage], max_bytes: int, limits: Limits | None = None,

@@ -409,3 +409,28 @@ def test_the_settings_ttl_bounds_the_window_and_tables_without_a_ttl_drop_it():
     [bad] = alerts(alert(time=old), limits=KEPT).invalid
     assert bad.reason.endswith(OLDER)
     assert KEPT.without_ttl() == Limits(MAX)
+
+
+# ---- a lone surrogate is named for what it is ---------------------------------------------------------
+
+LONE = "JSON is malformed: invalid utf-16 surrogate pair: \\ud800 is not followed by a low surrogate"
+
+
+def test_a_lone_surrogate_is_refused_with_a_true_reason_by_every_json_decoder():
+    from hub.experiments.events import BadEvent, decode_event
+
+    bad_leg = json.dumps({**orjson.loads(leg(1)), "data": {**orjson.loads(leg(1))["data"], "error": "\ud800"}}).encode()
+    assert b"\\ud800" in bad_leg
+    batch = requests(leg(0), bad_leg, b"[" + leg(2) + b"," + bad_leg + b"]")
+    assert [(o, i, r.split(" (byte")[0]) for o, i, r in reasons(batch)] == [
+        (101, -1, "not JSON: " + LONE), (102, -1, "not JSON: " + LONE)]  # a batch that is not JSON: whole
+    bad_pair = pair(1).replace(b'"outcome":"match"', b'"outcome":"\\ud800"')
+    [(_, _, reason)] = reasons(pairs(pair(0), bad_pair))
+    assert reason.startswith("not JSON: " + LONE)
+    with pytest.raises(BadEvent, match="not JSON: " + LONE.replace("\\", "\\\\")):
+        decode_event(b'{"kind": "note_added", "text": "\\ud800"}')
+    # a pair that is whole, an escaped backslash and a truncated record keep msgspec's words
+    assert requests(leg(1).replace(b'"gateway":"g"', b'"gateway":"\\ud83d\\ude00"')).invalid == []
+    assert requests(leg(1).replace(b'"gateway":"g"', b'"gateway":"\\\\ud800"')).invalid == []
+    [(_, _, reason)] = reasons(requests(leg(1)[:-5]))
+    assert reason == "not JSON: Input data was truncated"
