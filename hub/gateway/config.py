@@ -30,6 +30,7 @@ class Backend:
     kind: str = "service"     # service | gateway (a chained gateway: the correlation id travels on)
     timeout_s: float = 10.0
     max_connections: int = 100   # the pool of connections to this backend; beyond it requests wait
+    pool_timeout_s: float = 1.0  # how long a request waits for a free connection of the pool (then 503)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ _KEYS = {
     "comparison": {"nondeterministic", "noise_rate", "latency_regression_factor", "latency_regression_slack_ms",
                    "max_body_bytes"},
     "bulkhead": {"max_concurrent", "max_queue", "max_bytes", "scope"},
-    "backend": {"url", "kind", "timeout_s", "max_connections"},
+    "backend": {"url", "kind", "timeout_s", "max_connections", "pool_timeout_s"},
     "route": {"path", "backend", "methods", "canary", "shadow"},
     "canary": {"backend", "weight", "sticky"},
     "sticky": {"header", "cookie"},
@@ -223,7 +224,8 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         backends[bname] = Backend(bname, url.rstrip("/"), kind,
                                   float(ctx.number(b.get("timeout_s", 10.0), f"{p}.timeout_s", 0.001, 3600)),
                                   int(ctx.number(b.get("max_connections", 100), f"{p}.max_connections", 1,
-                                                 100_000, True)))
+                                                 100_000, True)),
+                                  float(ctx.number(b.get("pool_timeout_s", 1.0), f"{p}.pool_timeout_s", 0.001, 3600)))
 
     def backend_ref(value, p):
         ref = ctx.string(value, p)

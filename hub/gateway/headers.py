@@ -5,7 +5,8 @@ trusted upstream gateway may set.
   ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Authenticate``, ``Proxy-Authorization``) and every
   header that ``Connection`` nominates are removed in both directions.
 - ``X-Forwarded-For`` and ``Forwarded`` (RFC 7239) get the client's address appended;
-  ``X-Forwarded-Host`` holds the Host the client asked for, ``X-Forwarded-Proto`` the scheme it
+  ``X-Forwarded-Host`` holds the Host the client asked for (a malformed or repeated Host is refused
+  with 400, see ``valid_host``), ``X-Forwarded-Proto`` the scheme it
   used, ``X-Real-IP`` its address: a client's own values of those three are replaced (a trusted
   upstream gateway's are kept).
 - The gateway's own headers (``X-Hub-Via``, ``X-Correlation-Id``, ``X-Experiment-Id``,
@@ -60,6 +61,18 @@ def end_to_end(items, drop: frozenset = frozenset()) -> list[tuple[str, str]]:
     items = list(items)
     gone = HOP_BY_HOP | FRAMING | drop | nominated(items)
     return [(k, v) for k, v in items if k.lower() not in gone]
+
+
+_HOST = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+                   r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def valid_host(values) -> bool:
+    """True when a request has at most one ``Host`` header and it is a plain host name, IPv4 or
+    bracketed IPv6 address with an optional port (no quotes, ``;``, ``,`` or ``=``, which would
+    reach the backends inside ``X-Forwarded-Host`` and ``Forwarded``). No Host at all is valid."""
+    values = list(values)
+    return not values or (len(values) == 1 and bool(_HOST.match(values[0])))
 
 
 def valid_correlation_id(value: str) -> bool:

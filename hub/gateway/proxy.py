@@ -37,6 +37,7 @@ import signal
 import time
 import uuid
 import zlib
+from http import HTTPStatus
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -54,7 +55,7 @@ from hub.gateway.compare import decode_body
 from hub.gateway.config import Backend, GatewayConfig, Route
 from hub.gateway.headers import (
     FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
-    OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id)
+    OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id, valid_host)
 from hub.gateway.paths import BadTarget, normalize_target
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
@@ -167,11 +168,42 @@ def describe(exc: BaseException, backend: Backend) -> str:
     return f"{type(exc).__name__} with {backend.name}"
 
 
+SERVER_NAME = "hub-gateway"   # the Server header of what the gateway answers itself (never a version)
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: hub-gateway\r\nContent-Type: text/plain\r\n"
+         b"Content-Length: 41\r\nConnection: close\r\n\r\nservice unavailable: too many connections\n")
+
+
+def _plain(status: int, text: str) -> web.Response:
+    """A response the gateway makes itself: plain text, a fixed Server name."""
+    return web.Response(status=status, text=text, headers={"Server": SERVER_NAME})
+
+
 class _Handler(web_protocol.RequestHandler):
     """aiohttp's connection handler with a deadline for a request's head (the idle keep-alive
-    deadline is aiohttp's own) and one log line, not a traceback, per malformed request."""
+    deadline is aiohttp's own), one log line, not a traceback, per malformed request, answered with
+    a fixed text (never the request echoed back), and a cap on the connections open at once: one
+    more is answered 503 and closed."""
 
-    __slots__ = ("_head_timer", "_head_timeout", "_last_payload")
+    __slots__ = ("_head_timer", "_head_timeout", "_last_payload", "_counted")
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        server = self._manager
+        server.open_connections += 1
+        self._counted = True
+        if server.open_connections > server.max_connections:
+            server.refused()
+            transport.write(_BUSY)
+            transport.close()
+
+    def handle_error(self, request, status: int = 500, exc=None, message=None):
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        resp = super().handle_error(request, status, exc, f"{status} {phrase}\n")
+        resp.headers["Server"] = SERVER_NAME
+        return resp
 
     def __init__(self, *args, head_timeout: float = 10.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -200,6 +232,9 @@ class _Handler(web_protocol.RequestHandler):
         self.force_close()
 
     def connection_lost(self, exc) -> None:
+        if getattr(self, "_counted", False) and self._manager is not None:
+            self._counted = False
+            self._manager.open_connections -= 1
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -216,6 +251,13 @@ class _Handler(web_protocol.RequestHandler):
 
 
 class _Server(web.Server):
+    def __init__(self, *args, max_connections: int = 1024, on_refused: Callable[[], None] = lambda: None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.open_connections = 0
+        self.max_connections = max_connections
+        self.refused = on_refused
+
     def __call__(self):
         return _Handler(self, loop=self._loop, **self._kwargs)
 
@@ -272,10 +314,10 @@ class Gateway:
                          "backend_timeouts": 0, "client_disconnects": 0, "pairs": 0, "chained": 0, "loops": 0,
                          "bad_requests": 0, "paths_normalized": 0, "trusted": 0, "shadow_unsafe": 0,
                          "shadow_not_compared": 0, "emit_refused": 0, "response_headers_dropped": 0,
-                         "slow_bodies": 0}
+                         "slow_bodies": 0, "connections_refused": 0, "pool_full": 0}
         self.outcomes: dict[str, int] = {}
         self.trust = Trust(config.trust_secret, config.trust_peers)
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._runner: web.BaseRunner | None = None
         self._admin: web.AppRunner | None = None
         self.admin_address: tuple | None = None
@@ -283,19 +325,26 @@ class Gateway:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30),
-            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
-        # aiohttp re-sends a request with a method it deems idempotent (GET, PUT, DELETE, ...) once
-        # when a pooled keep-alive connection turns out closed (ClientSession._request). A gateway
-        # never re-sends on its own: a backend that hangs up is one 502 and one leg that says so.
-        if not hasattr(self._session, "_retry_connection"):
-            raise RuntimeError("this aiohttp has no ClientSession._retry_connection; the gateway cannot "
-                               "turn off its automatic re-sending")
-        self._session._retry_connection = False
+        # one pool per backend, of backends.<name>.max_connections: beyond it a request waits for a
+        # free connection (up to the backend's timeout_s, then 503)
+        for backend in self.config.backends.values():
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=backend.max_connections, limit_per_host=0, ttl_dns_cache=300,
+                                               keepalive_timeout=30),
+                auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+            # aiohttp re-sends a request with a method it deems idempotent (GET, PUT, DELETE, ...) once
+            # when a pooled keep-alive connection turns out closed (ClientSession._request). A gateway
+            # never re-sends on its own: a backend that hangs up is one 502 and one leg that says so.
+            if not hasattr(session, "_retry_connection"):
+                await session.close()
+                raise RuntimeError("this aiohttp has no ClientSession._retry_connection; the gateway cannot "
+                                   "turn off its automatic re-sending")
+            session._retry_connection = False
+            self._sessions[backend.name] = session
         await self.bulkhead.start()
         # a client that goes away cancels its handler, and so the backend request
-        server = _Server(self.handle, handler_cancellation=True, keepalive_timeout=self.config.idle_timeout_s,
+        server = _Server(self.handle, max_connections=self.config.max_connections,
+                         on_refused=self._connection_refused, handler_cancellation=True, keepalive_timeout=self.config.idle_timeout_s,
                          head_timeout=self.config.header_timeout_s, access_log=None,
                          max_line_size=8190, max_field_size=8190)
         self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
@@ -315,6 +364,13 @@ class Gateway:
             self.admin_address = admin_site._server.sockets[0].getsockname()[:2]
         return self.address
 
+    def _connection_refused(self) -> None:
+        self.counters["connections_refused"] += 1
+        if "connections" not in self._refusals_logged:
+            self._refusals_logged.add("connections")
+            log.warning("refused a connection: %d open (gateway.max_connections); counted in connections_refused",
+                        self.config.max_connections)
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until the shadow work queued so far is done."""
         await self.bulkhead.join(timeout)
@@ -328,8 +384,9 @@ class Gateway:
         await self.bulkhead.close(grace=self.config.shutdown_timeout_s)
         if self._admin is not None:
             await self._admin.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
         for emitter in self._emitters:
             await asyncio.to_thread(emitter.close, 5)
         if self._tracer_provider is not None and hasattr(self._tracer_provider, "shutdown"):
@@ -388,13 +445,22 @@ class Gateway:
         return self._canary_share[route.path].take()
 
     # ---- forwarding ---------------------------------------------------------------------------
-    def _request(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict, data=None):
+    def _request(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict, data=None,
+                 pool_wait: bool = False):
         # encoded=True: the path goes out exactly as normalised and routed, never re-normalised.
         # The backend must answer (its head) within timeout_s and never pause longer than that.
-        return self._session.request(
+        # A request that finds the pool full waits for a free connection and connects within
+        # pool_timeout_s (aiohttp's connect timeout covers both).
+        return self._sessions[backend.name].request(
             method, URL(backend.url + path_qs, encoded=True), headers=headers, data=data,
             skip_auto_headers=_SKIP_AUTO, allow_redirects=False, compress=None,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=backend.timeout_s, sock_read=backend.timeout_s))
+            timeout=aiohttp.ClientTimeout(total=None, connect=backend.pool_timeout_s if pool_wait else None,
+                                          sock_connect=backend.timeout_s,
+                                          sock_read=backend.timeout_s))
+
+    def _pool_full(self, backend: Backend) -> bool:
+        connector = self._sessions[backend.name].connector
+        return len(getattr(connector, "_acquired", ())) >= backend.max_connections
 
     async def _fetch(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict) -> _Response:
         """A shadow's request: the body read, hashed and kept up to compare_max_bytes."""
@@ -452,35 +518,40 @@ class Gateway:
         except BadTarget as exc:
             self.counters["bad_requests"] += 1
             log.info("refused a %s request from %s: %s", method, request.remote, exc)
-            return web.Response(status=400, text=f"bad request: {exc}\n")
+            return _plain(400, f"bad request: {exc}\n")
         path_qs = f"{path}?{query}" if query else path
         if path_qs != request.raw_path:
             self.counters["paths_normalized"] += 1
         route, allowed = self.match(path, method)
         if route is None:
             self.counters["not_found"] += 1
-            return web.Response(status=404, text="no route\n")
+            return _plain(404, "no route\n")
         if not allowed:
-            return web.Response(status=405, text="method not allowed on this route\n")
+            return _plain(405, "method not allowed on this route\n")
         headers_in = request.headers
         if not _utf8_headers(headers_in.values()):
             # bytes that are not UTF-8 cannot be forwarded unaltered by the HTTP client: refused, never mangled
             self.counters["bad_requests"] += 1
             log.info("refused a %s request from %s: a header value is not UTF-8", method, request.remote)
-            return web.Response(status=400, text="bad request: a header value is not UTF-8\n")
+            return _plain(400, "bad request: a header value is not UTF-8\n")
+        if not valid_host(headers_in.getall("Host", ())):
+            # forwarded as X-Forwarded-Host and in Forwarded: only a plain host name or address, and a port
+            self.counters["bad_requests"] += 1
+            log.info("refused a %s request from %s: a malformed Host header", method, request.remote)
+            return _plain(400, "bad request: a malformed Host header\n")
         overrides = overrides_method(headers_in)
         if route.methods and any(m not in route.methods for m in overrides):
-            return web.Response(status=405, text="method not allowed on this route\n")
+            return _plain(405, "method not allowed on this route\n")
         trusted = self.trust.trusts(headers_in, request.remote)
         if trusted:
             self.counters["trusted"] += 1
         via = parse_via(headers_in.get(HEADER_VIA, "")) if trusted else ()
         if self.config.name in via:
             self.counters["loops"] += 1
-            return web.Response(status=508, text=f"loop detected: {' -> '.join(via + (self.config.name,))}\n")
+            return _plain(508, f"loop detected: {' -> '.join(via + (self.config.name,))}\n")
         if len(via) >= MAX_HOPS:
             self.counters["loops"] += 1
-            return web.Response(status=508, text=f"more than {MAX_HOPS} gateways in a chain\n")
+            return _plain(508, f"more than {MAX_HOPS} gateways in a chain\n")
         source = self.source
         if via:
             self.counters["chained"] += 1
@@ -550,13 +621,17 @@ class Gateway:
                 cs.set_attribute("server.backend", backend.name)
                 if self._tracing:
                     inject(headers)
+                pool_wait = self._pool_full(backend)  # the request waits for a free connection
                 try:
-                    async with self._request(backend, method, path_qs, self._for(backend, headers), upload) as resp:
+                    async with self._request(backend, method, path_qs, self._for(backend, headers), upload,
+                                                   pool_wait) as resp:
                         status = resp.status
                         encoding = resp.headers.get("Content-Encoding", "")
                         headers_out = end_to_end(resp.headers.items())
                         if not _utf8_headers(v for _, v in headers_out):
                             headers_out = self._utf8_only(headers_out)
+                        if "Server" not in resp.headers:  # else the HTTP server would name itself
+                            headers_out.append(("Server", SERVER_NAME))
                         length = resp.headers.get("Content-Length")
                         length = int(length) if length is not None and length.isdigit() \
                             and "Transfer-Encoding" not in resp.headers else None
@@ -587,7 +662,12 @@ class Gateway:
                     raise
                 except Exception as exc:
                     timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
-                    if sent.slow:
+                    pool_wait = pool_wait and isinstance(exc, aiohttp.ConnectionTimeoutError)
+                    if pool_wait:
+                        self.counters["pool_full"] += 1
+                        error, timed_out = (f"pool: no free connection to {backend.name} within "
+                                            f"{backend.pool_timeout_s:g} s ({backend.max_connections} in use)"), False
+                    elif sent.slow:
                         # the client, not the backend: the backend request is cancelled, the client gets 408
                         self.counters["slow_bodies"] += 1
                         error, timed_out = sent.slow, False
@@ -623,12 +703,14 @@ class Gateway:
             return out
         if sent.slow:
             log.info("cut off a %s request body from %s: %s", method, request.remote, sent.slow[len("client: "):])
-            answer = web.Response(status=408, text="request timeout: the request body came too slowly\n")
+            answer = _plain(408, "request timeout: the request body came too slowly\n")
             answer.force_close()
             return answer
+        if pool_wait:
+            return _plain(503, f"service unavailable: {backend.name} is busy\n")
         if timed_out:
-            return web.Response(status=504, text=f"gateway timeout: {backend.name}\n")
-        return web.Response(status=502, text=f"bad gateway: {backend.name}\n")
+            return _plain(504, f"gateway timeout: {backend.name}\n")
+        return _plain(502, f"bad gateway: {backend.name}\n")
 
     def _utf8_only(self, headers: list) -> list:
         """A backend's response headers without those whose value is not UTF-8 (the server would

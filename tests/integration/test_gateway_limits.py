@@ -141,3 +141,109 @@ def test_a_hung_shadow_fills_only_its_own_bulkhead():
         assert len(api_pairs) == 3 and all(p.get("data", p)["outcome"] != "dropped_by_bulkhead" for p in api_pairs)
 
     asyncio.run(run())
+
+
+async def keep_alive(address) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with one request answered on it, left open."""
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(b"GET /api/k HTTP/1.1\r\nHost: gw\r\n\r\n")
+    line, headers = await read_head(reader)
+    assert line.split(b" ")[1] == b"200"
+    length = int(next(v for k, v in headers if k.lower() == b"content-length"))
+    await reader.readexactly(length)
+    return reader, writer
+
+
+def test_client_connections_beyond_the_cap_are_answered_503_and_closed():
+    async def run():
+        backend = RawBackend()
+        async with Harness(limits(max_connections=3), {"primary": backend}) as h:
+            held = [await keep_alive(h.address) for _ in range(3)]
+            reader, writer = await asyncio.open_connection(*h.address)
+            answer = await asyncio.wait_for(reader.read(), 20)  # answered and closed without a request
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"too many connections" in answer
+            assert b"Python" not in answer and b"aiohttp" not in answer
+            held[0][1].close()  # one goes: a new one is served
+            while True:
+                reader, writer = await asyncio.open_connection(*h.address)
+                writer.write(req("GET", "/api/again"))
+                first = await asyncio.wait_for(reader.read(), 20)
+                writer.close()
+                if not first.startswith(b"HTTP/1.1 503 "):
+                    break
+                await asyncio.sleep(0.05)  # the gateway has not seen the close yet
+            assert first.startswith(b"HTTP/1.1 200 ")
+            for _, w in held[1:]:
+                w.close()
+            stats = h.gateway.stats()
+        assert stats["connections_refused"] >= 1
+        assert sum(1 for s in backend.seen if s.target == "/api/again") == 1
+
+    asyncio.run(run())
+
+
+def test_a_backend_pool_caps_the_connections_to_a_backend_and_a_full_pool_is_503():
+    release = None
+    busy = 0
+    most = 0
+
+    async def slow(seen):
+        # holds its connection until released
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        await release.wait()
+        busy -= 1
+        return response(body=b"{}")
+
+    config = {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0"},
+              "backends": {"primary": {"timeout_s": 60, "max_connections": 2, "pool_timeout_s": 0.3}}, **API}
+
+    async def run():
+        nonlocal release
+        release = asyncio.Event()
+        backend = RawBackend(slow)
+        async with Harness(config, {"primary": backend}) as h:
+            first = [asyncio.ensure_future(h.send(req("GET", f"/api/{i}"))) for i in range(2)]
+            while busy < 2:
+                await asyncio.sleep(0.02)
+            # the pool is full: the third waits for a connection, then is refused
+            third = await asyncio.wait_for(h.send(req("GET", "/api/third")), 20)
+            release.set()
+            answers = await asyncio.gather(*first)
+            stats = h.gateway.stats()
+            legs = [leg for leg, _ in h.legs]
+        assert third.status == 503 and third.header("Server") == "hub-gateway"
+        assert most == 2 and "/api/third" not in [s.target for s in backend.seen]
+        assert stats["pool_full"] == 1
+        third_leg, = [leg for leg in legs if leg.status == 0]
+        assert third_leg.error.startswith("pool: no free connection to primary")
+        assert [a.status for a in answers] == [200, 200]  # the first two were only held, never refused
+
+    asyncio.run(run())
+
+
+def test_what_the_gateway_answers_itself_echoes_nothing_and_names_no_version():
+    async def run():
+        backend = RawBackend()
+        async with Harness(API, {"primary": backend}) as h:
+            bad = await h.send(b"GET /api/x\ty HTTP/1.1\r\nHost: gw\r\n\r\n")  # refused by the HTTP parser
+            assert bad.status == 400 and b"/api" not in bad.body and b"x\ty" not in bad.body
+            assert bad.header("Server") == "hub-gateway"
+            ok = await h.send(req("GET", "/api/fine"))
+            assert ok.status == 200 and ok.header("Server") == "hub-gateway"
+            none = await h.send(req("GET", "/nothing"))
+            assert none.status == 404 and none.header("Server") == "hub-gateway"
+            # a Host that would smuggle parameters into X-Forwarded-Host and Forwarded is refused
+            evil = 'Host: evil.example;proto=https,for="1.2.3.4"'
+            answer = await h.send(f'GET /api/h HTTP/1.1\r\n{evil}\r\nConnection: close\r\n\r\n'.encode())
+            assert answer.status == 400
+            for host in ("gw.example:8443", "10.0.0.1", "[::1]:80"):
+                answer = await h.send(f"GET /api/h HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                assert answer.status == 200, host
+        assert all("Python" not in (a.header("Server") or "") for a in (bad, ok, none))
+        assert [s.header("X-Forwarded-Host") for s in backend.seen if s.target == "/api/h"] == \
+            ["gw.example:8443", "10.0.0.1", "[::1]:80"]
+
+    asyncio.run(run())

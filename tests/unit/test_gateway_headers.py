@@ -50,3 +50,12 @@ def test_trust_configuration(monkeypatch):
                          ({"secret_env": "UNSET_CHAIN_SECRET_X"}, "not set"), ({"bogus": 1}, "unknown key")]:
         with pytest.raises(GatewayConfigError, match=message):
             parse_config({**BASE, "gateway": {"trust": bad}})
+
+
+def test_only_a_plain_host_with_an_optional_port_is_a_valid_host():
+    from hub.gateway.headers import valid_host
+    for good in ([], ["gw.example"], ["gw.example:8080"], ["10.0.0.1"], ["[::1]:443"], ["host_1.local."]):
+        assert valid_host(good), good
+    for bad in (['evil.example;proto=https,for="1.2.3.4"'], ["a b"], ["a,b"], ["a=b"], ['"a"'], ["a:port"],
+                ["a", "b"], [""], ["-a.example"]):
+        assert not valid_host(bad), bad
