@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_gateway(args, settings: Settings) -> int:
-    from hub.gateway.config import is_loopback, load_config
+    from hub.gateway.config import config_warnings, is_loopback, load_config
     from hub.gateway.proxy import serve
 
     config = load_config(args.config)
@@ -49,6 +49,8 @@ def cmd_gateway(args, settings: Settings) -> int:
             print(f"warning: gateway.{what} {host} is not a loopback address: the gateway speaks plain HTTP and "
                   "trusts no client; put TLS (a load balancer or a TLS-terminating proxy) in front of it",
                   file=sys.stderr, flush=True)
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if args.check:
         print(f"gateway {config.name} on {config.host}:{config.port}: {len(config.backends)} backends, "
               f"{len(config.routes)} routes")
@@ -63,7 +65,8 @@ def cmd_gateway(args, settings: Settings) -> int:
     except ImportError:
         run = asyncio.run
     try:
-        run(serve(config, bootstrap=settings.bootstrap, requests_topic=settings.topic_requests, ready=ready))
+        run(serve(config, bootstrap=settings.bootstrap, requests_topic=settings.topic_requests, ready=ready,
+                  stopped=lambda line: print(line, flush=True)))
     except KeyboardInterrupt:
         pass
     return 0

@@ -16,7 +16,7 @@ import yaml
 from hub.errors import UserError
 
 __all__ = ["GatewayConfigError", "Backend", "Canary", "Shadow", "Route", "BulkheadConfig", "GatewayConfig",
-           "is_loopback", "load_config", "parse_config"]
+           "is_loopback", "load_config", "parse_config", "config_warnings", "SHADOWABLE"]
 
 
 class GatewayConfigError(UserError):
@@ -321,6 +321,22 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         compare_max_bytes=int(ctx.number(cmp_.get("max_body_bytes", 1024 * 1024), "comparison.max_body_bytes", 0,
                                          2**31, True)),
     )
+
+
+SHADOWABLE = ("GET", "HEAD", "OPTIONS", "TRACE")   # replayed only when they carry no body or override
+
+
+def config_warnings(config: GatewayConfig) -> list[str]:
+    """What in a valid configuration will not do what it seems to say."""
+    out = []
+    for i, route in enumerate(config.routes):
+        if route.shadow is None:
+            continue
+        never = [m for m in route.shadow.methods if m not in SHADOWABLE]
+        if never:
+            out.append(f"routes[{i}].shadow.methods: {', '.join(never)} {'is' if len(never) == 1 else 'are'} never "
+                       f"shadowed (only {', '.join(SHADOWABLE)} without a body are replayed to a shadow)")
+    return out
 
 
 def load_config(path: str | Path) -> GatewayConfig:

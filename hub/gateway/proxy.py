@@ -52,7 +52,7 @@ from yarl import URL
 
 from hub.gateway.bulkhead import Bulkheads
 from hub.gateway.compare import decode_body
-from hub.gateway.config import Backend, GatewayConfig, Route
+from hub.gateway.config import SHADOWABLE, Backend, GatewayConfig, Route
 from hub.gateway.headers import (
     FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
     OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id, valid_host)
@@ -70,7 +70,7 @@ ATTR_CHAIN = "gateway.chain"
 ATTR_CLIENT_CID = "gateway.client_correlation_id"
 MAX_HOPS = 16
 _GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as gateway.name in the configuration
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_SAFE = frozenset(SHADOWABLE)
 # headers the HTTP client must not add on its own (the client's own are passed as they came)
 _SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _CHUNK = 64 * 1024
@@ -901,10 +901,11 @@ def _view(leg: RequestLeg) -> LegView:
 
 
 async def serve(config: GatewayConfig, *, bootstrap: str = "", requests_topic: str = "hub.requests",
-                ready: Callable[[tuple], None] | None = None) -> None:
+                ready: Callable[[tuple], None] | None = None, stopped: Callable[[str], None] | None = None) -> None:
     """Run the gateway until cancelled, or until SIGTERM (as Docker, Kubernetes and systemd stop
     it): either way it stops accepting, finishes the requests in flight and flushes its emitters
-    before returning, so the last legs and pairs reach Kafka."""
+    before returning, so the last legs and pairs reach Kafka. ``stopped`` gets one line saying how
+    the stop went (by default it is logged)."""
     gateway = Gateway(config, bootstrap=bootstrap, requests_topic=requests_topic)
     address = await gateway.start()
     stop = asyncio.Event()
@@ -918,4 +919,12 @@ async def serve(config: GatewayConfig, *, bootstrap: str = "", requests_topic: s
     try:
         await stop.wait()
     finally:
-        await gateway.close()
+        started = time.perf_counter()
+        try:
+            await gateway.close()
+        finally:
+            c = gateway.stats()
+            line = (f"gateway {config.name} stopped in {time.perf_counter() - started:.1f} s: {c['requests']} "
+                    f"requests, {c['shadow_sent']} shadows sent, {c['shadow_dropped']} dropped, {c['pairs']} pairs, "
+                    f"{c['emit_refused']} legs or pairs refused by the emitter")
+            (stopped or log.info)(line)

@@ -59,6 +59,8 @@ def test_sigterm_flushes_every_leg_before_the_gateway_exits(tmp_path, kafka_boot
                 assert response.status == 200
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(30) == 0, gateway.stderr.read()
+        # one line says the gateway stopped, and what it did
+        assert "stopped in" in (last := gateway.stdout.read()) and f"{sent} requests" in last, last
     finally:
         if gateway.poll() is None:
             gateway.kill()

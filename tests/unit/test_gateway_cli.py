@@ -20,3 +20,14 @@ def test_a_non_loopback_listener_is_warned_about(tmp_path):
     assert "gateway.admin_listen 10.0.0.5" in public.stderr
     local = run_check(tmp_path, "127.0.0.1:8080", admin="[::1]:9100")
     assert local.returncode == 0 and local.stderr == ""
+
+
+def test_shadow_methods_that_are_never_shadowed_are_warned_about(tmp_path):
+    config = tmp_path / "g.yaml"
+    config.write_text("gateway: {name: g, listen: '127.0.0.1:8080'}\n"
+                      "backends: {b: {url: 'http://127.0.0.1:9'}, s: {url: 'http://127.0.0.1:10'}}\n"
+                      "routes: [{path: /x, backend: b, shadow: {backend: s, percent: 5, methods: [GET, HEAD, DELETE]}}]\n")
+    done = subprocess.run([sys.executable, "-m", "hub.cli.main", "gateway", "--config", str(config), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "routes[0].shadow.methods: DELETE is never shadowed" in done.stderr
