@@ -103,7 +103,7 @@ _HARMLESS_DIGITS: Final = re.compile(
     r"(?<![0-9A-Za-z])(?=(?:[0-9a-fA-F]*[a-fA-F]){2})(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}(?![0-9A-Za-z])"
     r"|(?<![0-9A-Za-z])(?:1[5-9]\d{8}|1[5-9]\d{11}|1[5-9]\d{14}|1[5-9]\d{17})(?![0-9A-Za-z])"
     r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
-    r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z])")
+    r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z]|\.\d)")
 _LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
 #: A PHI collection word joined to a word in a structural value (``patient-dundunworth``): a person,
 #: unless the value names a component (an infrastructure word in it: ``patient-api-db-failover``).

@@ -29,6 +29,7 @@ def test_infrastructure_ids_are_kept(value):
     # ISO dates of birth inside structural values
     ("id", "db-1995-02-15"), ("id", "zebulon-quillfeather-1962-03-14"), ("field", "$.dob.1986-01-03"),
     ("endpoint", "10.0.0.5"), ("endpoint", "jane.doe:8080"),
+    ("id", "k8s-node-10.0.0.1"),  # a number after an infrastructure word, but an IP address
 ])
 def test_patient_data_in_structural_values_is_not(shape, value):
     assert E.struct(shape, value, []) != value
