@@ -10,7 +10,9 @@
 Every event is validated as the worker would validate it; valid ones are written to the topic of
 their type (keyed by correlation id), the others are refused with their reason. The answer says
 which: ``{"accepted": N, "refused": [{"index": i, "id": ..., "reason": ...}]}``, status 202 when
-all were accepted, 207 when some were refused, 400 when none was. The worker's limits apply
+all were accepted, 207 when some were refused, 400 when none was. A request body over
+8 MiB (8,388,608 bytes: the largest request body of the hub's HTTP server, its ``client_max_size``),
+declared in Content-Length or sent in chunks, is refused whole with 413 and a JSON error. The worker's limits apply
 (``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``, the event-time window): an event nested too
 deeply is refused with ``too deeply nested: > N levels`` (a batch nested so deeply that it cannot be
 split into events is refused as a whole), and no body makes the endpoint fail with a 500.
@@ -31,18 +33,26 @@ from hub.settings import Settings
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 # CloudEvents HTTP binding: context attributes travel as ce-<name> headers in binary mode.
-_BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dataschema",
-                      "experimentid", "experimentphase", "traceparent", "tracestate")
+_PREFIX = "ce-"
 
 
 def binary_event(headers, body: bytes, content_type: str, max_depth: int = 64) -> bytes:
-    """A structured-mode event from a binary-mode request (headers + data); ValueError if unusable."""
+    """A structured-mode event from a binary-mode request (headers + data); ValueError if unusable.
+
+    Every ``ce-<name>`` header becomes the attribute ``<name>`` (lower case), so an attribute the
+    hub does not know (``ce-bogus``) is refused exactly as the same attribute in structured mode
+    is (``schema: Object contains unknown field ...``), not dropped."""
     if too_deep(body, max_depth - 1):  # the data sits one level down in the event
         raise ValueError(depth_reason(max_depth))
     event: dict[str, Any] = {}
-    for name in _BINARY_ATTRIBUTES:
-        value = headers.get(f"ce-{name}")
-        if value is not None:
+    for header, value in headers.items():
+        if header.lower().startswith(_PREFIX):
+            name = header[len(_PREFIX):].lower()
+            if name in ("data", "datacontenttype"):
+                raise ValueError(f"schema: {header} is not a context attribute in binary mode: the body is "
+                                 "the data and Content-Type its content type")
+            if name in event:
+                raise ValueError(f"schema: the attribute {name} is sent twice (ce-{name} headers)")
             event[name] = value
     event["datacontenttype"] = content_type or "application/json"
     try:
@@ -109,9 +119,17 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
             f.get(timeout=30)
 
     async def ingest(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > settings.max_record_bytes * 16:
-            return json_response({"error": f"request body over {settings.max_record_bytes * 16} bytes"}, status=413)
-        body = await request.read()
+        # One limit for every request, whether its length is declared or it is sent in chunks: the
+        # server's largest request body (client_max_size), which reading enforces for chunked ones.
+        limit = request.client_max_size
+        too_large = json_response({"error": f"request body over {limit} bytes, the largest POST /v1/events "
+                                            "takes: send the events in several requests"}, status=413)
+        if request.content_length is not None and request.content_length > limit:
+            return too_large
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return too_large
         try:
             raw_events = split_events(request.content_type, request.headers, body, limits.max_depth)
         except ValueError as exc:
