@@ -56,6 +56,7 @@ __all__ = [
     "make_dead_letter",
     "to_dead_letter",
     "decode_dead_letter",
+    "dead_letter_identity",
     "dead_letter_row",
     "dead_letter_record_row",
 ]
@@ -578,6 +579,15 @@ def to_dead_letter(invalid: InvalidRecord, raw: RawMessage, dead_time: datetime 
 def decode_dead_letter(value: bytes) -> DeadLetter:
     """Read back a record made by ``to_dead_letter``; raises ``msgspec.DecodeError``/``ValidationError``."""
     return _DEAD_DECODER.decode(value)
+
+
+def dead_letter_identity(letter: DeadLetter) -> tuple[str, int, int, int]:
+    """``(source_topic, source_partition, source_offset, source_index)``: what a dead letter is of.
+
+    The dead-letter topic is at-least-once: after a worker or store crash the same record's dead
+    letter may be published again (with another ``dead_time``). Every dead letter carries these
+    four fields; a consumer of the topic de-duplicates on them (the ``dead_letters`` table does)."""
+    return (letter.source_topic, letter.source_partition, letter.source_offset, letter.source_index)
 
 
 def dead_letter_record_row(letter: DeadLetter) -> tuple:
