@@ -10,12 +10,10 @@ it as the password of HTTP basic auth (any user name). See docs/store-server.md.
 from __future__ import annotations
 
 import ipaddress
-import os
-import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from hub.errors import ConfigError
+from hub.secret_file import ensure_secret, read_secret
 from hub.settings import Settings
 
 TOKEN_FILE = "store-token"
@@ -25,18 +23,9 @@ def token_path(settings: Settings) -> Path:
     return settings.home_dir / TOKEN_FILE
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
-    except OSError as exc:
-        raise ConfigError(f"cannot read the store token {path}: {exc.strerror or exc}") from None
-
-
 def read_token(settings: Settings) -> str:
     """HUB_STORE_TOKEN, else the token in ``<home>/store-token``, else ''."""
-    return settings.store_token or _read(token_path(settings))
+    return settings.store_token or read_secret(token_path(settings), "store token")
 
 
 def ensure_token(settings: Settings) -> str:
@@ -44,23 +33,7 @@ def ensure_token(settings: Settings) -> str:
     a fresh random secret when it does not exist yet."""
     if settings.store_token:
         return settings.store_token
-    path = token_path(settings)
-    existing = _read(path)
-    if existing:
-        return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it a moment ago (empty files are rewritten)
-        existing = _read(path)
-        if existing:
-            return existing
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
-    return token
+    return ensure_secret(token_path(settings), "store token")
 
 
 def _loopback(host: str | None) -> bool:
