@@ -153,6 +153,10 @@ class Settings:
         "HUB_MIN_EVENT_YEAR", 2000,
         "Records with an event time before January 1 of this year (UTC) are refused to the dead-letter "
         "topic as timestamp out of range.")
+    max_text_bytes: int = _setting(
+        "HUB_MAX_TEXT_BYTES", 65_536,
+        "Longest text field (a note, an abort reason, a summary, any string of an HTTP command's JSON body) "
+        "the HTTP API accepts, in UTF-8 bytes; a longer one is refused with 413.")
     dead_letter_max_bytes: int = _setting(
         "HUB_DEAD_LETTER_MAX_BYTES", 786_432,
         "Largest dead letter published; a larger one carries a truncated payload with the original's length, "

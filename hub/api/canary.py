@@ -51,9 +51,10 @@ def add_canary_routes(app: web.Application, store, json_response) -> None:
     async def judge(request: web.Request) -> web.Response:
         experiment_id = request.match_info["id"]
         try:
-            data = await request.json() if request.can_read_body else {}
-            if not isinstance(data, dict):
-                raise ValueError("the body must be a JSON object")
+            from hub.api.server import read_json
+
+            # 400/413 for a body that is not a JSON object within the size and nesting limits
+            data = await read_json(request, empty={}) if request.can_read_body else {}
             keep = data.pop("store", True)
             if not isinstance(keep, bool):
                 raise ValueError("store: expected true or false")

@@ -20,7 +20,9 @@ import asyncio
 import json
 
 from aiohttp import web
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
+from hub.api.server import BadBody, body_limits, check_texts, max_text_bytes, parse_json, read_json, read_text
 from hub.errors import UserError
 from hub.experiments import lifecycle
 from hub.experiments.definition import definition_from_dict, parse_definition
@@ -42,13 +44,14 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
     async def body(request: web.Request) -> dict:
         if not request.can_read_body:
             return {}
-        try:
-            data = await request.json()
-        except json.JSONDecodeError:
-            raise UserError("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise UserError("the body must be a JSON object")
+        data = await read_json(request, empty={})
+        check_texts(data, max_text_bytes(request))
         return data
+
+    def log_error(exc: KafkaError) -> BadBody:
+        if isinstance(exc, MessageSizeTooLargeError):
+            return BadBody("the experiment event is larger than the experiment log accepts; shorten its texts", 413)
+        return BadBody(f"the experiment log is unavailable: {type(exc).__name__}", 503)
 
     def actor_of(request: web.Request, data: dict) -> str:
         return request.headers.get("X-Hub-Actor") or data.get("actor") or "api"
@@ -57,16 +60,18 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
         return [json.loads(encode_event(e)) for e in events]
 
     async def create(request: web.Request) -> web.Response:
-        text = await request.text()
+        text = await read_text(request)
         try:
             if request.content_type == "application/json":
-                definition = definition_from_dict(json.loads(text), "request body")
+                definition = definition_from_dict(parse_json(text, body_limits(request)), "request body")
             else:
-                definition = parse_definition(text, "request body")
+                definition = parse_definition(text, "request body", max_depth=body_limits(request).max_depth)
             async with lock:
                 event = await blocking(service.create, definition, request.headers.get("X-Hub-Actor") or "api")
-        except (UserError, json.JSONDecodeError) as exc:
+        except UserError as exc:
             return error(exc)
+        except KafkaError as exc:
+            raise log_error(exc) from None
         return json_response({"events": events_json([event])}, status=201)
 
     def command(decide):
@@ -80,6 +85,8 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
                                             lambda state: decide(state, data, actor, request.match_info))
             except UserError as exc:
                 return error(exc)
+            except KafkaError as exc:
+                raise log_error(exc) from None
             return json_response({"events": events_json(events)}, status=201)
         return handler
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from hub.records.decode import Limits, limits_from, too_deep
 from hub.sql import QueryRefused, SqlLimits, run_readonly, sql_limits
 from hub.sql.guard import MAX_CONCURRENT
 from hub.storage.client import Store
@@ -51,6 +52,97 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
+class BadBody(Exception):
+    """A request body the route cannot take: answered with ``status`` and a one-line JSON error."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+LIMITS: web.AppKey = web.AppKey("hub_limits", Limits)
+MAX_TEXT: web.AppKey = web.AppKey("hub_max_text_bytes", int)
+DEFAULT_MAX_TEXT_BYTES = 65_536
+
+
+def body_limits(request: web.Request) -> Limits:
+    return request.config_dict.get(LIMITS) or Limits()
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, refused with 413 when larger than ``HUB_MAX_RECORD_BYTES``."""
+    limit = body_limits(request).max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise BadBody(f"the body is {request.content_length} bytes, more than the limit of {limit} "
+                      "(HUB_MAX_RECORD_BYTES)", 413)
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadBody(f"the body is larger than the limit of {limit} bytes (HUB_MAX_RECORD_BYTES)", 413) from None
+    if len(data) > limit:
+        raise BadBody(f"the body is {len(data)} bytes, more than the limit of {limit} (HUB_MAX_RECORD_BYTES)", 413)
+    return data
+
+
+async def read_text(request: web.Request) -> str:
+    """The body as UTF-8 text, within the size limit; 400 when it is not UTF-8."""
+    data = await read_body(request)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadBody("the body is not UTF-8 text") from None
+
+
+def parse_json(data: bytes | str, limits: Limits, what: str = "the body") -> Any:
+    """JSON within the size and nesting limits (``HUB_MAX_RECORD_BYTES``, ``HUB_MAX_NESTING_DEPTH``);
+    ``BadBody`` (400/413) for anything else, never another exception."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    if len(data) > limits.max_bytes:
+        raise BadBody(f"{what} is {len(data)} bytes, more than the limit of {limits.max_bytes} "
+                      "(HUB_MAX_RECORD_BYTES)", 413)
+    if too_deep(data, limits.max_depth):
+        raise BadBody(f"{what} is nested more than {limits.max_depth} levels deep (HUB_MAX_NESTING_DEPTH)")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody(f"{what} is not JSON: {first_line(exc)}") from None
+
+
+async def read_json(request: web.Request, *, require_object: bool = True, empty: Any = None) -> Any:
+    """The request's JSON body through the size and nesting limits; an empty body gives ``empty``."""
+    data = await read_body(request)
+    if not data.strip():
+        if empty is not None:
+            return empty
+        raise BadBody("the body is empty; expected JSON")
+    value = parse_json(data, body_limits(request))
+    if require_object and not isinstance(value, dict):
+        raise BadBody("the body must be a JSON object")
+    return value
+
+
+def check_texts(value: Any, limit: int, path: str = "") -> None:
+    """413 when any string in ``value`` (a parsed JSON body) is longer than ``limit`` bytes (UTF-8)."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            size = len(item.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                raise BadBody(f"{where or 'a text'} is {size} bytes, more than the limit of {limit} "
+                              "(HUB_MAX_TEXT_BYTES)", 413)
+        elif isinstance(item, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in item.items())
+            stack.extend((where or "a key", k) for k in item)
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(item))
+
+
+def max_text_bytes(request: web.Request) -> int:
+    return request.config_dict.get(MAX_TEXT) or DEFAULT_MAX_TEXT_BYTES
+
+
 def run_sql(store: Store, sql: str, limits: SqlLimits) -> dict:
     """Run one read-only query (the guard and the engine's limits) and return columns and rows.
 
@@ -75,6 +167,26 @@ def sql_limits_of(ctx: "ApiContext") -> SqlLimits:
 
 def build_app(ctx: ApiContext) -> web.Application:
     ingest_token = ctx.extra.get("ingest_token", "")
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        """Every answer of a failed request is one line of JSON; an unexpected error is one log line."""
+        try:
+            return await handler(request)
+        except BadBody as exc:
+            return json_response({"error": str(exc)}, status=exc.status)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            text = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+            return json_response({"error": first_line(Exception(text or exc.reason))}, status=exc.status)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one line, never a traceback per request
+            log.error("HTTP %s %s failed: %s: %s", request.method, request.path, type(exc).__name__,
+                      first_line(exc))
+            return json_response({"error": f"internal error ({type(exc).__name__}); the hub's log has the "
+                                           "details"}, status=500)
 
     @web.middleware
     async def auth(request: web.Request, handler):
@@ -121,9 +233,11 @@ def build_app(ctx: ApiContext) -> web.Application:
 
     async def sql(request: web.Request) -> web.Response:
         try:
-            payload = await request.json()
+            payload = await read_json(request)
             query = payload["query"]
-        except Exception:
+        except (BadBody, KeyError) as exc:
+            if isinstance(exc, BadBody) and exc.status == 413:
+                raise
             return json_response({"error": 'expected a JSON body {"query": "..."}'}, status=400)
         if not isinstance(query, str) or not query.strip():
             return json_response({"error": "the query is empty"}, status=400)
@@ -136,7 +250,10 @@ def build_app(ctx: ApiContext) -> web.Application:
             return json_response({"error": first_line(exc)}, status=400)
         return json_response(result)
 
-    app = web.Application(middlewares=[auth], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[errors, auth], client_max_size=8 * 1024 * 1024)
+    settings = ctx.extra.get("settings")
+    app[LIMITS] = limits_from(settings) if settings is not None else Limits()
+    app[MAX_TEXT] = getattr(settings, "max_text_bytes", DEFAULT_MAX_TEXT_BYTES) or DEFAULT_MAX_TEXT_BYTES
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/v1/status", status)

@@ -331,16 +331,33 @@ def advisories(definition: ExperimentDefinition) -> list[str]:
 def load_definition(path: str | Path) -> ExperimentDefinition:
     """Read and validate a definition file; errors name the file as given."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if size > MAX_DEFINITION_BYTES:
+            raise DefinitionError(f"{path}: the definition file is {size} bytes, more than {MAX_DEFINITION_BYTES}")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise DefinitionError(f"{path}: cannot read the definition file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(f"{path}: not UTF-8 text (byte {exc.start}); save the definition as UTF-8") from None
     return parse_definition(text, source=str(path))
 
 
-def parse_definition(text: str, source: str = "<string>") -> ExperimentDefinition:
+#: Deepest nesting of lists and mappings a definition may have (a definition needs about six levels).
+MAX_DEFINITION_DEPTH = 64
+#: Largest definition file read.
+MAX_DEFINITION_BYTES = 1_000_000
+
+
+def parse_definition(text: str, source: str = "<string>", max_depth: int = MAX_DEFINITION_DEPTH) -> ExperimentDefinition:
     """Validate a definition given as YAML (JSON is YAML too)."""
+    from hub.records.decode import too_deep
+
+    if too_deep(text.encode("utf-8", "surrogatepass"), max_depth):
+        raise DefinitionError(f"{source}: nested more than {max_depth} levels deep")
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:  # block-style nesting, which the bracket count does not see
+        raise DefinitionError(f"{source}: nested too deeply to read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -348,12 +365,18 @@ def parse_definition(text: str, source: str = "<string>") -> ExperimentDefinitio
         context = getattr(exc, "context", None)
         detail = f"{context}, {problem}" if context and context not in problem else problem
         raise DefinitionError(f"{source}: {where}YAML syntax error: {detail}") from None
-    return _validate(data, source, lambda path: _yaml_line(text, path))
+    try:
+        return _validate(data, source, lambda path: _yaml_line(text, path))
+    except RecursionError:
+        raise DefinitionError(f"{source}: nested too deeply to read") from None
 
 
 def definition_from_dict(data: Any, source: str = "<dict>") -> ExperimentDefinition:
     """Validate a definition given as plain data (the form stored in ``ExperimentCreated``)."""
-    return _validate(data, source, lambda path: None)
+    try:
+        return _validate(data, source, lambda path: None)
+    except RecursionError:
+        raise DefinitionError(f"{source}: nested too deeply to read") from None
 
 
 def definition_to_dict(defn: ExperimentDefinition) -> dict:

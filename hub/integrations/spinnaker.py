@@ -156,13 +156,16 @@ def add_spinnaker_routes(app, settings, json_response) -> None:
             state, note["text"], ACTOR, at, note_kind=note["note_kind"], tags=note["tags"]))
         return experiment_id, note, events
 
+    from kafka.errors import KafkaError, MessageSizeTooLargeError
+
     async def receive(request: web.Request) -> web.Response:
+        from hub.api.server import BadBody, check_texts, max_text_bytes, read_json
+
+        payload = await read_json(request, require_object=False)  # 400/413 for a body past the limits
         try:
-            payload = json.loads(await request.text())
-        except ValueError:
-            return json_response({"error": "the body is not JSON"}, status=400)
-        try:
-            spinnaker_event_to_note(payload)  # shape check before touching the log
+            _, note = spinnaker_event_to_note(payload)  # shape check before touching the log
+            if "text" in note:
+                check_texts({"text": note["text"], "tags": note["tags"]}, max_text_bytes(request))
             async with lock:
                 experiment_id, note, events = await asyncio.get_running_loop().run_in_executor(None, record, payload)
         except NotSpinnakerEvent as exc:
@@ -171,6 +174,12 @@ def add_spinnaker_routes(app, settings, json_response) -> None:
             return json_response({"error": str(exc)}, status=404)
         except UserError as exc:
             return json_response({"error": str(exc)}, status=409)
+        except BadBody:
+            raise
+        except KafkaError as exc:
+            if isinstance(exc, MessageSizeTooLargeError):
+                raise BadBody("the note is larger than the experiment log accepts", 413) from None
+            raise BadBody(f"the experiment log is unavailable: {type(exc).__name__}", 503) from None
         if experiment_id is None:
             return json_response({"ignored": note["ignored"]}, status=200)
         return json_response({"experiment_id": experiment_id, "text": note["text"], "tags": note["tags"],
