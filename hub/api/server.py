@@ -143,6 +143,25 @@ def max_text_bytes(request: web.Request) -> int:
     return request.config_dict.get(MAX_TEXT) or DEFAULT_MAX_TEXT_BYTES
 
 
+def _special(value: float) -> str:
+    return "nan" if value != value else "inf" if value > 0 else "-inf"
+
+
+def mark_special_floats(value: Any) -> Any:
+    """``value`` (a result row, or a cell) with each NaN and infinity, also inside arrays, tuples and
+    maps, as the string ``"nan"``, ``"inf"`` or ``"-inf"``: JSON has no such numbers, and a null
+    would read as SQL NULL."""
+    if isinstance(value, float):
+        return value if value - value == 0.0 else _special(value)
+    if isinstance(value, (list, tuple)):
+        if not any(isinstance(v, (float, list, tuple, dict)) for v in value):
+            return value
+        return [mark_special_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mark_special_floats(v) for k, v in value.items()}
+    return value
+
+
 def run_sql(store: Store, sql: str, limits: SqlLimits) -> dict:
     """Run one read-only query (the guard and the engine's limits) and return columns and rows.
 
@@ -248,6 +267,7 @@ def build_app(ctx: ApiContext) -> web.Application:
             return json_response({"error": str(exc), "rule": exc.rule}, status=400)
         except Exception as exc:
             return json_response({"error": first_line(exc)}, status=400)
+        result["rows"] = [mark_special_floats(row) for row in result["rows"]]
         return json_response(result)
 
     app = web.Application(middlewares=[errors, auth], client_max_size=8 * 1024 * 1024)

@@ -127,9 +127,13 @@ def run_query(settings: Settings, query: str) -> dict:
     from hub.sql import run_readonly, sql_limits
     from hub.storage.client import open_store
 
+    from hub.api.server import mark_special_floats
+
     store = open_store(settings)
     try:
-        return run_readonly(store, query, limits=sql_limits(settings))
+        result = run_readonly(store, query, limits=sql_limits(settings))
+        result["rows"] = [mark_special_floats(row) for row in result["rows"]]  # as the HTTP API gives them
+        return result
     except HubError:
         raise
     except Exception as exc:
