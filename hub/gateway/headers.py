@@ -63,7 +63,8 @@ def end_to_end(items, drop: frozenset = frozenset()) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k.lower() not in gone]
 
 
-_HOST = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*\.?"
                    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 

@@ -12,8 +12,8 @@
 What cannot be normalised safely is refused (``BadTarget``, answered 400): a target that is not
 origin form, a ``..`` that climbs above the root, a malformed escape, a fragment, a control
 character or a byte that is not ASCII, an escape that decodes to a control character (``%00``,
-``%0a``, ``%7f``) or to bytes that are not valid UTF-8 (overlong forms such as ``%c0%ae``), a segment that is a dot segment with path parameters (``..;``, which some servers
-read as ``..``). The query is forwarded byte for byte.
+``%0a``, ``%7f``) or to bytes that are not valid UTF-8 (overlong forms such as ``%c0%ae``), a
+segment that is a dot segment with path parameters (``..;``, which some servers read as ``..``). The query is forwarded byte for byte.
 """
 
 from __future__ import annotations

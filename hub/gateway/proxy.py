@@ -11,7 +11,8 @@ requests (over any n requests, floor(n * percent / 100) of them); a selected req
 the bulkhead of its shadow backend (``bulkhead.scope``: one per shadow backend, per route, or one
 for the gateway), which replays it to the shadow backend (and to the secondary, when configured) in
 the background, so a shadow that hangs fills only its own bulkhead. A full bulkhead drops it:
-counted, emitted as a shadow leg with status 0 and error ``dropped by bulkhead``, and as a pair with outcome ``dropped_by_bulkhead``.
+counted, emitted as a shadow leg with status 0 and error ``dropped by bulkhead``, and as a pair
+with outcome ``dropped_by_bulkhead``.
 
 The gateway holds every response of a shadowed request, so it compares bodies itself (JSON
 field by field), feeds the noise model with the primary-vs-secondary differences, and emits
@@ -344,7 +345,8 @@ class Gateway:
         await self.bulkhead.start()
         # a client that goes away cancels its handler, and so the backend request
         server = _Server(self.handle, max_connections=self.config.max_connections,
-                         on_refused=self._connection_refused, handler_cancellation=True, keepalive_timeout=self.config.idle_timeout_s,
+                         on_refused=self._connection_refused, handler_cancellation=True,
+                         keepalive_timeout=self.config.idle_timeout_s,
                          head_timeout=self.config.header_timeout_s, access_log=None,
                          max_line_size=8190, max_field_size=8190)
         self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
@@ -450,11 +452,13 @@ class Gateway:
         # encoded=True: the path goes out exactly as normalised and routed, never re-normalised.
         # The backend must answer (its head) within timeout_s and never pause longer than that.
         # A request that finds the pool full waits for a free connection and connects within
-        # pool_timeout_s (aiohttp's connect timeout covers both).
+        # pool_timeout_s (aiohttp's connect timeout covers both); any other within pool_timeout_s
+        # plus timeout_s (a pool that filled up meanwhile), connecting alone within timeout_s.
         return self._sessions[backend.name].request(
             method, URL(backend.url + path_qs, encoded=True), headers=headers, data=data,
             skip_auto_headers=_SKIP_AUTO, allow_redirects=False, compress=None,
-            timeout=aiohttp.ClientTimeout(total=None, connect=backend.pool_timeout_s if pool_wait else None,
+            timeout=aiohttp.ClientTimeout(total=None,
+                                          connect=backend.pool_timeout_s + (0 if pool_wait else backend.timeout_s),
                                           sock_connect=backend.timeout_s,
                                           sock_read=backend.timeout_s))
 
@@ -467,7 +471,7 @@ class Gateway:
         started = time.perf_counter()
         body = _Body(self.config.compare_max_bytes)
         try:
-            async with self._request(backend, method, path_qs, headers) as resp:
+            async with self._request(backend, method, path_qs, headers, pool_wait=self._pool_full(backend)) as resp:
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     body.add(chunk)
                 return _Response.of(resp.status, body, (time.perf_counter() - started) * 1000,
@@ -671,7 +675,8 @@ class Gateway:
                         # the client, not the backend: the backend request is cancelled, the client gets 408
                         self.counters["slow_bodies"] += 1
                         error, timed_out = sent.slow, False
-                    elif isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) and out is not None \
+                    elif isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) \
+                            and out is not None \
                             and out.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
                         error = "the client closed the connection"
