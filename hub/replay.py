@@ -22,16 +22,22 @@ live one and swaps only a whole rebuild in:
    dropped, the hub's database stays exactly as it was, and ``ReplayFailed`` says why in one line.
 
 While it runs, the store holds both databases: it needs room for a second copy of the data. A
-replay killed outright (SIGKILL) leaves its half-built database beside the hub's; the next replay
-drops it. One killed while swapping leaves ``<database>_previous_<time>``: the next replay renames
+replay stopped by SIGTERM or SIGINT (Ctrl-C) before the swap drops its half-built database, with
+a fresh connection to the store (the interrupted one may be in the middle of a request), and then
+exits (143 for SIGTERM, 130 for SIGINT); during that clean-up further SIGTERM/SIGINT are held
+back. A replay killed outright (SIGKILL) leaves its half-built database beside the hub's; the
+next replay drops it. One killed while swapping leaves ``<database>_previous_<time>``: the next replay renames
 it back if the hub's database is missing, or else finishes the swap (and drops it once it has
 swapped its own rebuild in), before it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import signal
+import threading
 import time
 from collections import defaultdict
 from typing import Callable
@@ -78,27 +84,90 @@ def replay(settings: Settings, progress: Progress = print, batch: int = 20_000,
     store = open_store(work, create_database=False)
     created = False
     try:
-        try:
-            stale = _clear_leftovers(store, target, progress)
-            progress(f"building database {work.database} beside {target}")
-            store.command(f"CREATE DATABASE {work.database}")
-            created = True
-            migrate(store, work)
-            stored = _rebuild(work, store, progress, batch, deadline, max_seconds)
-            _swap(store, work.database, target, f"{target}_previous_{stamp}", progress)
-            created = False
-            for name in stale:
-                _drop(store, name)
-            return stored
-        except BaseException as exc:
-            if created:
-                _drop(store, work.database)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ReplayFailed(f"replay failed, database {target} left as it was: {reason}") from exc
+        with _terminate_as_exit():
+            try:
+                stale = _clear_leftovers(store, target, progress)
+                progress(f"building database {work.database} beside {target}")
+                created = True  # before the statement: a signal may arrive as it returns
+                store.command(f"CREATE DATABASE {work.database}")
+                migrate(store, work)
+                stored = _rebuild(work, store, progress, batch, deadline, max_seconds)
+                _swap(store, work.database, target, f"{target}_previous_{stamp}", progress)
+                created = False
+                for name in stale:
+                    _drop(store, name)
+                return stored
+            except BaseException as exc:
+                if created:
+                    with _signals_held():
+                        left = _drop_fresh(work, store, work.database)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        how = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+                        progress(f"interrupted ({how}): " + (
+                            f"could not drop {work.database} ({left}); the next replay drops it"
+                            if left else f"dropped {work.database}") + f"; database {target} left as it was")
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ReplayFailed(f"replay failed, database {target} left as it was: {reason}") from exc
     finally:
         store.close()
+
+
+#: Exit status of a replay stopped by SIGTERM (128 + the signal's number, as a shell reports it).
+TERMINATED = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """SIGTERM raises ``SystemExit(143)`` in the main thread (as SIGINT raises KeyboardInterrupt),
+    so that the replay's clean-up runs; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(TERMINATED)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGTERM and SIGINT wait (blocked, delivered once this ends) while the clean-up runs."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _drop_fresh(work: Settings, store: Store, database: str) -> str:
+    """Drop ``database`` after an interrupt: on a fresh connection first (the interrupted one may
+    be stuck in its request, or its session still locked by it), then on ``store``. Returns ''
+    once the database is gone, else the last error."""
+    error = ""
+    for attempt in range(3):
+        fresh = None
+        try:
+            fresh = open_store(work, create_database=False) if attempt < 2 else store
+            fresh.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+            return ""
+        except Exception as exc:  # noqa: BLE001 - reported, and the next replay drops it
+            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        finally:
+            if fresh is not None and fresh is not store:
+                with contextlib.suppress(Exception):
+                    fresh.close()
+    return error
 
 
 def _rebuild(work: Settings, store: Store, progress: Progress, batch: int, deadline: float,

@@ -9,13 +9,14 @@ tables, and no database left behind.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import uuid
 
 import pytest
 
-from hub.testing import WorkerProcess
+from hub.testing import StoreServerProcess, WorkerProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -54,8 +55,19 @@ def databases(env):
 @pytest.fixture(scope="module")
 def stopped_hub(tmp_path_factory, kafka_bootstrap):
     """A hub that stored request legs, an experiment's events and a dead letter, then stopped."""
-    home = tmp_path_factory.mktemp("replay") / "home"
-    worker = WorkerProcess.start(home, kafka_bootstrap, HUB_ACTOR="ana@gameday-room")
+    return _fill_and_stop(tmp_path_factory.mktemp("replay") / "home", kafka_bootstrap)
+
+
+@pytest.fixture(scope="module")
+def stopped_hub_on_a_store_server(tmp_path_factory, kafka_bootstrap):
+    """The same, its store a ``hub store serve`` process (HTTP, as ``hub up`` runs it) that stays up."""
+    base = tmp_path_factory.mktemp("replay-server")
+    with StoreServerProcess.start(base / "store") as server:
+        yield _fill_and_stop(base / "home", kafka_bootstrap, HUB_CLICKHOUSE_URL=server.url)
+
+
+def _fill_and_stop(home, kafka_bootstrap, **overrides):
+    worker = WorkerProcess.start(home, kafka_bootstrap, HUB_ACTOR="ana@gameday-room", **overrides)
     env = dict(worker.env)
     try:
         experiment = f"replay-{uuid.uuid4().hex[:6]}"
@@ -107,3 +119,32 @@ def test_a_replay_that_completes_swaps_in_a_database_with_the_same_rows(stopped_
     views = sql(env, "SELECT name, create_table_query AS ddl FROM system.tables WHERE database = 'hub' "
                      "AND engine IN ('View', 'MaterializedView')")
     assert views and all("_replay_" not in v["ddl"] for v in views), views
+
+
+@pytest.mark.parametrize("store_kind", ["embedded", "server"])
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_replay_stopped_by_a_signal_drops_its_half_built_database(request, store_kind, signum, status):
+    env, experiment = request.getfixturevalue(
+        "stopped_hub" if store_kind == "embedded" else "stopped_hub_on_a_store_server")
+    before = contents(env)
+    process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "replay", "--yes"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        said = []
+        for line in process.stdout:  # the new database exists and is migrated once the offsets are taken
+            said.append(line)
+            if line.startswith("end offsets taken"):
+                break
+        assert said and said[-1].startswith("end offsets taken"), said
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, (said, out, err)
+    assert "swapped" not in out
+    assert f"interrupted ({signal.Signals(signum).name}): dropped hub_replay_" in out, (out, err)
+    assert databases(env) == ["hub"]  # no hub_replay_* left
+    assert contents(env) == before
+    assert sql(env, f"SELECT status FROM hub.experiments WHERE experiment_id = '{experiment}'") == [
+        {"status": "draft"}]
