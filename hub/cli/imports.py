@@ -62,8 +62,9 @@ def cmd_vegeta(args, settings: Settings) -> int:
 
 
 def cmd_dropwizard(args, settings: Settings) -> int:
-    from hub.integrations.dropwizard import poll
+    from hub.integrations.dropwizard import check_url, poll
 
+    check_url(args.url)
     done = poll(args.url, service=args.service, bootstrap=settings.bootstrap, topic=settings.topic_metrics,
                 interval=args.interval, count=args.count, experiment_id=args.experiment,
                 progress=lambda m: print(m, file=sys.stderr))
@@ -75,13 +76,7 @@ def cmd_chaostoolkit(args, settings: Settings) -> int:
     from hub.experiments.service import ExperimentService, default_actor
     from hub.integrations.chaostoolkit import import_journal
 
-    try:
-        with open(args.journal, "rb") as f:
-            journal = json.load(f)
-    except OSError as exc:
-        raise UserError(f"cannot read {args.journal}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UserError(f"{args.journal}: not JSON ({exc})") from None
+    journal = read_json_file(args.journal, settings.max_record_bytes * 16, settings.max_nesting_depth)
     service = ExperimentService(settings)
     try:
         try:
@@ -96,3 +91,27 @@ def cmd_chaostoolkit(args, settings: Settings) -> int:
     for problem in problems:
         print(f"hub: warning: {problem}", file=sys.stderr)
     return 0
+
+
+def read_json_file(path: str, max_bytes: int, max_depth: int):
+    """The JSON document in a file, or ``UserError`` with one line: unreadable, larger than
+    ``max_bytes``, nested deeper than ``max_depth``, not UTF-8, not JSON."""
+    from hub.records.decode import too_deep
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise UserError(f"{path}: larger than {max_bytes} bytes")
+    if too_deep(data, max_depth):
+        raise UserError(f"{path}: nested more than {max_depth} levels deep (HUB_MAX_NESTING_DEPTH)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: not JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None

@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:  # a file or answer nested deeper than a reader checked for
+        print("hub: error: the input is nested too deeply to read", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:  # a file read as text that is not UTF-8
+        print(f"hub: error: the input is not UTF-8 text (byte {exc.start})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hub: interrupted", file=sys.stderr)
         return 130

@@ -30,6 +30,7 @@ import json
 import math
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable
 
@@ -148,20 +149,62 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
     return request
 
 
+#: Largest metrics document read, and its deepest nesting (a Dropwizard document has four levels).
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_DOCUMENT_DEPTH = 64
+
+
+def check_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ``UserError`` otherwise (no local files)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UserError(f"not a URL: {url!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UserError(f"{url}: only http:// and https:// URLs of a metrics endpoint are read")
+    return url
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise HubError(f"{req.full_url} redirects to {newurl}, which is not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                    _HttpOnlyRedirects(), urllib.request.HTTPDefaultErrorHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
+
+
 def fetch(url: str, timeout: float = 10.0) -> dict:
-    """GET the metrics document; ``HubError`` with one clear line when it cannot be had."""
+    """GET the metrics document; ``HubError`` with one clear line when it cannot be had. Only http(s)
+    URLs are read (also after a redirect), at most ``MAX_DOCUMENT_BYTES``."""
+    from hub.records.decode import too_deep
+
+    check_url(url)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
+        with _opener().open(request, timeout=timeout) as response:
+            body = response.read(MAX_DOCUMENT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise HubError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise HubError(f"cannot reach {url}: {reason}") from None
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise HubError(f"{url} answered more than {MAX_DOCUMENT_BYTES} bytes")
+    if too_deep(body, MAX_DOCUMENT_DEPTH):
+        raise HubError(f"{url} answered JSON nested more than {MAX_DOCUMENT_DEPTH} levels deep")
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HubError(f"{url} did not answer JSON (is it the admin /metrics endpoint?)") from None
     if not isinstance(doc, dict):
         raise HubError(f"{url} did not answer a JSON object")
