@@ -137,6 +137,8 @@ class BadRollup(ValueError):
 
 
 _MAX_ROLLUP_BYTES = 16 * 1024 * 1024
+_ZERO_BUCKET = -(1 << 30)  # the sketch's bucket of values at or below 1 µs
+_MAX_BUCKET = 20_000  # about 1e173 ms: beyond it the sketch's value of a bucket overflows
 _MAX_ROLLUP_DEPTH = 8  # {"cells": [[..., {"custom": [[ids]]}]]}: five levels
 
 
@@ -148,14 +150,18 @@ def _cell(v) -> Cell:
         raise BadRollup("a cell's scope fields are not strings")
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in (second, count, errors)):
         raise BadRollup("a cell's second, count or errors is not an integer")
+    if not (0 <= second < 1 << 33 and 0 <= errors <= count < 1 << 53):
+        raise BadRollup("a cell's second, count or errors is out of range")
     if not isinstance(sketch, dict) or not isinstance(examples, list):
         raise BadRollup("a cell's sketch or examples has the wrong type")
     try:
         buckets = {int(b): n for b, n in sketch.items()}
     except (TypeError, ValueError):
         raise BadRollup("a cell's sketch has a bucket that is not an integer") from None
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in buckets.values()):
-        raise BadRollup("a cell's sketch has a count that is not an integer")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 53 for n in buckets.values()):
+        raise BadRollup("a cell's sketch has a count that is not a non-negative integer")
+    if not all(-_MAX_BUCKET <= b <= _MAX_BUCKET or b == _ZERO_BUCKET for b in buckets):
+        raise BadRollup("a cell's sketch has a bucket out of range")
     custom = v[11] if len(v) > 11 else {}
     if not isinstance(custom, dict) or not all(
             isinstance(c, list) and len(c) >= 2 and all(isinstance(n, (int, float)) and not isinstance(n, bool)

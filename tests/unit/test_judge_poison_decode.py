@@ -22,7 +22,13 @@ GARBAGE = [DEEP, b"{" * 3000, b"[1]", b"{}", b"null", b"1", b'"x"', b"\xff\xfe",
            json.dumps({"token": "t", "experiment_id": "x", "cells": [[1, "requests", "", "", "", "", "", "1", 0,
                                                                       {}, []]]}).encode(),
            json.dumps({"token": "t", "experiment_id": "x", "cells": [[1, "requests", "", "", "", "", "", 1, 0,
-                                                                      {}, [], {"r": "no"}]]}).encode()]
+                                                                      {}, [], {"r": "no"}]]}).encode(),
+           json.dumps({"token": "t", "experiment_id": "x", "cells": [[1, "requests", "", "", "", "", "", 1, 0,
+                                                                      {"100000": 1}, []]]}).encode(),
+           json.dumps({"token": "t", "experiment_id": "x", "cells": [[-5, "requests", "", "", "", "", "", 1, 0,
+                                                                      {}, []]]}).encode(),
+           json.dumps({"token": "t", "experiment_id": "x", "cells": [[1, "requests", "", "", "", "", "", 1, 2,
+                                                                      {}, []]]}).encode()]
 
 
 @pytest.mark.parametrize("value", GARBAGE)
