@@ -237,12 +237,16 @@ class TimeWindow(NamedTuple):
         return cls(lo, hi, lo_ns, hi_ns, ttl_days)
 
     def reason(self, shown: str, older: bool = False) -> str:
-        """``timestamp out of range: <shown> (accepted: from year Y to <hi>)``, or, for a time
-        before the retention bound (``older``), ``timestamp out of range: <shown> older than the
-        store keeps (HUB_TTL_DAYS=N)``. The bounds are worded so that dead-letter redaction (which
+        """``timestamp out of range: <shown> (accepted: from year Y to <hi>)``; when the retention
+        bound is the lower bound, ``(accepted: from N days ago (HUB_TTL_DAYS) to <hi>)``, and for a
+        time before it (``older``) ``timestamp out of range: <shown> older than the store keeps
+        (HUB_TTL_DAYS=N)``. The bounds are worded so that dead-letter redaction (which
         masks birth-date-like dates and long numbers) keeps them."""
-        if older and self.ttl_days:
-            return f"timestamp out of range: {shown} older than the store keeps (HUB_TTL_DAYS={self.ttl_days})"
+        if self.ttl_days:
+            if older:
+                return f"timestamp out of range: {shown} older than the store keeps (HUB_TTL_DAYS={self.ttl_days})"
+            return (f"timestamp out of range: {shown} (accepted: from {self.ttl_days} days ago "
+                    f"(HUB_TTL_DAYS) to {_iso(self.hi)})")
         return f"timestamp out of range: {shown} (accepted: from year {self.lo.year} to {_iso(self.hi)})"
 
     def reason_at(self, shown: str, t: datetime) -> str:
