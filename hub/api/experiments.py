@@ -22,8 +22,9 @@ import json
 from aiohttp import web
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from hub.api.server import BadBody, body_limits, check_texts, max_text_bytes, parse_json, read_json, read_text
-from hub.errors import UserError
+from hub.api.server import (BadBody, body_limits, check_texts, first_line, max_text_bytes, parse_json, read_json,
+                            read_text)
+from hub.errors import HubError, UserError
 from hub.experiments import lifecycle
 from hub.experiments.definition import definition_from_dict, parse_definition
 from hub.experiments.events import encode_event
@@ -48,10 +49,10 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
         check_texts(data, max_text_bytes(request))
         return data
 
-    def log_error(exc: KafkaError) -> BadBody:
-        if isinstance(exc, MessageSizeTooLargeError):
+    def log_error(exc: Exception) -> BadBody:
+        if isinstance(exc, MessageSizeTooLargeError) or "MessageSizeTooLarge" in str(exc):
             return BadBody("the experiment event is larger than the experiment log accepts; shorten its texts", 413)
-        return BadBody(f"the experiment log is unavailable: {type(exc).__name__}", 503)
+        return BadBody(f"the experiment log did not take the event: {first_line(exc)}", 503)
 
     def actor_of(request: web.Request, data: dict) -> str:
         return request.headers.get("X-Hub-Actor") or data.get("actor") or "api"
@@ -70,7 +71,7 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
                 event = await blocking(service.create, definition, request.headers.get("X-Hub-Actor") or "api")
         except UserError as exc:
             return error(exc)
-        except KafkaError as exc:
+        except (KafkaError, HubError) as exc:
             raise log_error(exc) from None
         return json_response({"events": events_json([event])}, status=201)
 
@@ -85,7 +86,7 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
                                             lambda state: decide(state, data, actor, request.match_info))
             except UserError as exc:
                 return error(exc)
-            except KafkaError as exc:
+            except (KafkaError, HubError) as exc:
                 raise log_error(exc) from None
             return json_response({"events": events_json(events)}, status=201)
         return handler

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from typing import Any, Iterable
 
-from hub.errors import UserError
+from hub.errors import HubError, UserError
 from hub.experiments import lifecycle
 from hub.experiments.lifecycle import ExperimentState
 
@@ -176,10 +176,10 @@ def add_spinnaker_routes(app, settings, json_response) -> None:
             return json_response({"error": str(exc)}, status=409)
         except BadBody:
             raise
-        except KafkaError as exc:
-            if isinstance(exc, MessageSizeTooLargeError):
+        except (KafkaError, HubError) as exc:
+            if isinstance(exc, MessageSizeTooLargeError) or "MessageSizeTooLarge" in str(exc):
                 raise BadBody("the note is larger than the experiment log accepts", 413) from None
-            raise BadBody(f"the experiment log is unavailable: {type(exc).__name__}", 503) from None
+            raise BadBody(f"the experiment log did not take the note: {type(exc).__name__}", 503) from None
         if experiment_id is None:
             return json_response({"ignored": note["ignored"]}, status=200)
         return json_response({"experiment_id": experiment_id, "text": note["text"], "tags": note["tags"],
