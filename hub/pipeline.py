@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hub.abort.match import counters
 from hub.abort.records import ALERT_COLUMNS, decode_alerts
 from hub.abort.rollup import encode_rollups, pair_cells, request_cells, span_cells
@@ -24,20 +22,6 @@ from hub.storage.client import Store
 from hub.redaction.dead_letters import RedactingDeadLetterPublisher
 from hub.redaction.key import ensure_key
 from hub.storage.sink import ExactlyOnceSink, SinkSpec
-
-
-@dataclass
-class MultiTableBatch:
-    """A decoded batch that fills several tables (OTLP metrics: one table per metric type)."""
-
-    tables: list = field(default_factory=list)
-    invalid: list = field(default_factory=list)
-    rows: list = field(default_factory=list)
-
-
-def _metrics(messages, encoding: str, max_bytes: int) -> MultiTableBatch:
-    batch = decode_metrics(messages, encoding, max_bytes)
-    return MultiTableBatch(tables=batch.tables(), invalid=batch.invalid)
 
 
 class Correlator:

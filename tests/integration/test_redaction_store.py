@@ -34,7 +34,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
-from hub.pipeline import MultiTableBatch
 from hub.records.decode import REQUEST_COLUMNS, RawMessage, decode_request_legs
 from hub.records.request_leg import RequestLeg, new_event
 from hub.redaction import Redactor
@@ -182,7 +181,7 @@ def decoded():
     metrics = decode_metrics(otlp(make_metrics(), "otlp_metrics"), "otlp_proto", MAX_BYTES)
     for batch in (requests, spans, logs, metrics):
         assert batch.invalid == []
-    return requests, spans, logs, MultiTableBatch(tables=metrics.tables(), invalid=metrics.invalid)
+    return requests, spans, logs, metrics.table_batch()
 
 
 def insert_all(store, requests, spans, logs, metrics) -> None:
