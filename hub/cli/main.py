@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     except UnicodeDecodeError as exc:  # a file read as text that is not UTF-8
         print(f"hub: error: the input is not UTF-8 text (byte {exc.start})", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"hub: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hub: interrupted", file=sys.stderr)
         return 130

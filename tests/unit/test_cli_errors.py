@@ -85,3 +85,4 @@ def test_dropwizard_does_not_follow_a_redirect_to_a_file(monkeypatch):
             fetch(f"http://127.0.0.1:{server.server_address[1]}/metrics")
     finally:
         server.shutdown()
+
