@@ -36,6 +36,31 @@ def pid_file(settings: Settings):
     return settings.run_dir / "worker.pid"
 
 
+def health_report(sinks, judge: JudgeRuntime, current: dict[str, dict[int, int]],
+                  lagging_since: dict[tuple[str, int], float], max_lag: int, now: float) -> dict:
+    """``/health``'s body: every sink's problems (stalled, crashed, lagging by more than ``max_lag``
+    records: ``current`` holds the lag per sink and partition, ``lagging_since`` since when) and the
+    abort judge's (its agent crashed, or it is erring on its input)."""
+    problems: list[dict] = []
+    for sink in sinks:
+        problems.extend(sink.health.problems())
+        lag = current.get(sink.spec.name, {})
+        over = {p: n for p, n in lag.items() if n > max_lag}
+        for partition in over:
+            lagging_since.setdefault((sink.spec.name, partition), now)
+        for key in [k for k in lagging_since if k[0] == sink.spec.name and k[1] not in over]:
+            lagging_since.pop(key)
+        problems.extend(lag_problems(sink.spec.name, over, max_lag,
+                                     {p: lagging_since[(sink.spec.name, p)] for p in over}))
+    problems.extend(judge.health.problems())
+    return {"status": "degraded" if problems else "ok", "problems": problems,
+            "sinks": {sink.spec.name: {"state": sink.health.state,
+                                       "stalled_seconds": sink.health.stalled_seconds(now),
+                                       "lag": sum(current.get(sink.spec.name, {}).values())} for sink in sinks},
+            "judge": {"state": judge.health.state, "errors": judge.health.errors,
+                      "last_error": judge.health.last_error, "skipped": dict(judge.skipped)}}
+
+
 def build(settings: Settings):
     """Everything the worker runs, wired together; returns the Faust app."""
     store = open_store(settings)
@@ -89,25 +114,7 @@ def build(settings: Settings):
         return out
 
     def health() -> dict:
-        problems: list[dict] = []
-        now = time.time()
-        current = lags()
-        for sink in sinks:
-            problems.extend(sink.health.problems())
-            over = {p: lag for p, lag in current[sink.spec.name].items() if lag > settings.health_max_lag}
-            for partition in over:
-                lagging_since.setdefault((sink.spec.name, partition), now)
-            for key in [k for k in lagging_since if k[0] == sink.spec.name and k[1] not in over]:
-                lagging_since.pop(key)
-            problems.extend(lag_problems(sink.spec.name, over, settings.health_max_lag,
-                                         {p: lagging_since[(sink.spec.name, p)] for p in over}))
-        problems.extend(judge.health.problems())  # the abort judge: crashed, or erring on its input
-        return {"status": "degraded" if problems else "ok", "problems": problems,
-                "sinks": {sink.spec.name: {"state": sink.health.state,
-                                           "stalled_seconds": sink.health.stalled_seconds(now),
-                                           "lag": sum(current[sink.spec.name].values())} for sink in sinks},
-                "judge": {"state": judge.health.state, "errors": judge.health.errors,
-                          "last_error": judge.health.last_error, "skipped": dict(judge.skipped)}}
+        return health_report(sinks, judge, lags(), lagging_since, settings.health_max_lag, time.time())
 
     def is_ready() -> bool:
         try:

@@ -96,3 +96,35 @@ def test_a_crash_of_the_judge_agent_is_a_problem(tmp_path):
     judge.health.crash(RuntimeError("agent stopped"))
     [problem] = judge.health.problems()
     assert (problem["sink"], problem["state"], problem["error"]) == ("judge", "crashed", "agent stopped")
+
+
+def test_a_crashed_or_erring_judge_makes_health_degraded_and_ready_fail(tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hub.api.server import ApiContext, build_app
+    from hub.storage.sink import SinkHealth
+    from streams.worker import health_report
+
+    judge = runtime(tmp_path)
+    sinks = [SimpleNamespace(spec=SimpleNamespace(name="requests"), health=SinkHealth("requests"))]
+    lagging: dict = {}
+
+    def health():
+        return health_report(sinks, judge, {"requests": {0: 0}}, lagging, 1000, 0.0)
+
+    async def get(path):
+        app = build_app(ApiContext(store=None, is_ready=lambda: True, health=health))
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get(path)
+            return response.status, await response.json()
+
+    assert asyncio.run(get("/ready")) == (200, {"ready": True})
+    judge.health.crash(RuntimeError("agent stopped"))
+    status, body = asyncio.run(get("/ready"))
+    assert status == 503 and [(p["sink"], p["state"]) for p in body["problems"]] == [("judge", "crashed")]
+    status, body = asyncio.run(get("/health"))
+    assert status == 200 and body["status"] == "degraded" and body["judge"]["state"] == "crashed"
+    assert body["problems"][0]["error"] == "agent stopped"
