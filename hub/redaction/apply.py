@@ -105,6 +105,9 @@ _HARMLESS_DIGITS: Final = re.compile(
     r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
     r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z]|\.\d)")
 _LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
+#: An epoch timestamp in s, ms, us or ns (2017 to 2033): the judge's alert ids end with one
+#: (``<experiment>/<rule>/<second>``), after a separator.
+_EPOCH: Final = re.compile(r"1[5-9]\d{8}|1[5-9]\d{11}|1[5-9]\d{14}|1[5-9]\d{17}")
 #: A PHI collection word joined to a word in a structural value (``patient-dundunworth``): a person,
 #: unless the value names a component (an infrastructure word in it: ``patient-api-db-failover``).
 _PHI_JOINED: Final = re.compile(r"(?<![A-Za-z0-9])(?:patients?|pt|members?|persons?|people|subscribers?)"
@@ -132,7 +135,7 @@ def _struct_probe(value: str) -> tuple[str, bool]:
             return "x"
         prev = _LAST_TOKEN.search(value, 0, m.start())
         word = prev.group(0) if prev is not None else ""
-        if word.lower() in INFRA_WORDS or _DATE8.fullmatch(word):
+        if word.lower() in INFRA_WORDS or _DATE8.fullmatch(word) or _EPOCH.fullmatch(m.group(0), 1):
             return sep + "x"
         return m.group(0)
 

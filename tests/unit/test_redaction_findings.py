@@ -18,6 +18,8 @@ E = P.engine()
     "corr-0a1b2c3d4e5f", "corr-123456789abc", "1733590000123", "order-20241207-0001234", "db-shard-12345678",
     # a version is not an IP address
     "payments-v2.3.1.0",
+    # the judge's alert ids end with the breach's epoch second after a rule name
+    "exp-9f93c3/checkout-errors/1796665782", "exp-1/errors/1796665782123",
 ])
 def test_infrastructure_ids_are_kept(value):
     assert E.struct("id", value, []) == value
