@@ -71,7 +71,7 @@ def hub(tmp_path_factory, kafka_bootstrap):
 
 
 def create(cli, tmp_path: Path, service: str, start: bool = True) -> str:
-    experiment = f"exp-{uuid.uuid4().hex[:8]}"
+    experiment = f"exp-{uuid.uuid4().hex[:6]}"  # 7 digits in a row read as a record number
     path = tmp_path / f"{experiment}.yaml"
     path.write_text(DEFINITION.format(id=experiment, service=service))
     cli("experiment", "create", str(path))
@@ -228,7 +228,7 @@ def test_chaos_toolkit_control_and_journal_import_write_the_timeline_the_worker_
         assert [p.phase for p in state.phase_history] == ["baseline", "injection", "observation"]
 
         # (b) a finished journal imported later, onto an experiment created before that run
-        imported = f"exp-{uuid.uuid4().hex[:8]}"
+        imported = f"exp-{uuid.uuid4().hex[:6]}"
         created = lifecycle.create(parse_definition(DEFINITION.format(id=imported, service="frontend")), "ana",
                                    dt.datetime(2020, 6, 5, 9, 0, tzinfo=dt.timezone.utc))
         writer = LogWriter(settings.bootstrap, settings.topic_experiments)
