@@ -65,7 +65,11 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
-        sink.forget(tp.partition for tp in assigned if tp.topic == sink.spec.topic)
+        partitions = [tp.partition for tp in assigned if tp.topic == sink.spec.topic]
+        sink.forget(partitions)
+        # the last ledger chunks of each partition are stored now, not only at its next record
+        if partitions:
+            await asyncio.get_running_loop().run_in_executor(executor, sink.recover_assigned, partitions)
 
     async def sink_requests(stream) -> None:
         loop = asyncio.get_running_loop()

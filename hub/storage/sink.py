@@ -412,6 +412,22 @@ class ExactlyOnceSink:
         self._stored_up_to[partition] = last
         return last
 
+    def recover_assigned(self, partitions: Iterable[int]) -> None:
+        """Recover newly assigned partitions at once rather than at their next record: a chunk
+        entered in the ledger just before a crash is stored even if its partition receives
+        nothing more. A failure here (the store away) leaves the partition to the lazy recovery of
+        ``write``, which retries."""
+        for partition in partitions:
+            if partition in self._stored_up_to:
+                continue
+            try:
+                self.flush()
+                self.recover(partition)
+            except Exception as exc:  # recovered again before the partition's next write
+                self._stored_up_to.pop(partition, None)
+                log.warning("sink %s: recovering %s[%d] on assignment failed (%s); it is recovered "
+                            "before its next write", self.spec.name, self.spec.topic, partition, exc)
+
     def flush(self) -> None:
         """Wait until the rows of every batch handed to ``write`` are stored (pipelined mode);
         raises what a background insert raised."""
