@@ -234,3 +234,21 @@ def test_pipelined_sink_acknowledges_a_batch_before_its_timeline_wait_and_places
     finally:
         released.set()
         sink.close()
+
+
+def test_a_chunk_in_the_ledger_but_not_stored_is_stored_when_its_partition_is_assigned_with_no_new_record(
+        store, kafka_bootstrap, make_topic):
+    # A crash between a chunk's ledger entry and its rows, and then nothing more on the partition:
+    # the new owner stores the chunk on assignment, not at a next record that may never come.
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, generate_request_legs(600, seed=3), partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 600)
+    first = make_sink(store, kafka_bootstrap, topic, topic + ".dlq")
+    first.write(messages[:200])
+    first.store = CrashAfter(store, 1)  # the ledger entry lands, the rows do not
+    with pytest.raises(StoreUnavailable):
+        first.write(messages[200:])
+    assert counts(store) == (200, 200)
+    second = make_sink(store, kafka_bootstrap, topic, topic + ".dlq")
+    second.recover_assigned([0])
+    assert counts(store) == (600, 600)
