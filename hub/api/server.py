@@ -19,7 +19,7 @@ from aiohttp import web
 from hub.records.decode import Limits, limits_from, too_deep
 from hub.sql import QueryRefused, SqlLimits, run_readonly, sql_limits
 from hub.sql.guard import MAX_CONCURRENT
-from hub.storage.client import Store
+from hub.storage.client import Store, first_line  # noqa: F401  (re-exported for the API modules)
 
 log = logging.getLogger(__name__)
 
@@ -293,14 +293,6 @@ def build_app(ctx: ApiContext) -> web.Application:
 
         add_ingest_routes(app, ctx.extra["settings"], json_response)
     return app
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:500]
-    return text[:500]
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.storage.server import StoreError, is_loopback, serve
+    from hub.storage.server import StoreError, serve
+    from hub.storage.token import is_loopback
     from hub.storage.token import ensure_token, token_path
 
     host = args.host or settings.store_host

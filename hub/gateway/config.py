@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from hub.errors import UserError
+from hub.storage.token import is_loopback  # noqa: F401  (part of this module's names)
 
 __all__ = ["GatewayConfigError", "Backend", "Canary", "Shadow", "Route", "BulkheadConfig", "GatewayConfig",
            "is_loopback", "load_config", "parse_config", "config_warnings", "SHADOWABLE"]
@@ -104,15 +105,6 @@ def _listen(ctx, value, path: str) -> tuple[str, int]:
     if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
         ctx.fail(path, f"expected HOST:PORT, got {listen!r}")
     return host.strip("[]"), int(port_s)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _KEYS = {

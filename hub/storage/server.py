@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -879,15 +878,6 @@ class StoreServer:
         self._executor.shutdown(wait=True)
         self.engine.close()
         shutil.rmtree(self._tmp_dir, ignore_errors=True)
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(path: Path, host: str, port: int, token: str,

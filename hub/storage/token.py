@@ -36,7 +36,8 @@ def ensure_token(settings: Settings) -> str:
     return ensure_secret(token_path(settings), "store token")
 
 
-def _loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (the one check of the hub's listeners and clients)."""
     if not host:
         return False
     if host == "localhost":
@@ -52,7 +53,7 @@ def store_dsn(settings: Settings) -> str:
     password when the URL is an HTTP one on this host without credentials and a token is known."""
     dsn = settings.clickhouse_dsn
     parts = urlsplit(dsn)
-    if parts.scheme not in ("http", "https") or parts.password or not _loopback(parts.hostname):
+    if parts.scheme not in ("http", "https") or parts.password or not is_loopback(parts.hostname):
         return dsn
     token = read_token(settings)
     if not token:
