@@ -38,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("migrate", help="apply the ClickHouse migrations not yet applied")
+    p = sub.add_parser("migrate", help="apply the ClickHouse migrations not yet applied",
+                       description="Apply the ClickHouse migrations (schemas/clickhouse/NNNN_*.sql) not yet applied to "
+                                   "the store, in order. Refuses a store whose applied migrations were edited since "
+                                   "(their recorded checksum differs) or that has migrations this version lacks.")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list each migration as applied or pending, and change nothing")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka log (stop the worker first)",
@@ -181,7 +186,7 @@ def cmd_sql(args, settings: Settings) -> int:
 # ---- migrate ------------------------------------------------------------------------------
 def cmd_migrate(args, settings: Settings) -> int:
     from hub.storage.client import open_store
-    from hub.storage.migrations import migrate
+    from hub.storage.migrations import migrate, plan
 
     stack = Stack(settings)
     if settings.embedded_clickhouse and stack.worker_pid() is not None:
@@ -189,6 +194,14 @@ def cmd_migrate(args, settings: Settings) -> int:
         return 0
     store = open_store(settings)
     try:
+        if getattr(args, "dry_run", False):
+            state = plan(store)
+            for migration in state.applied:
+                print(f"applied  {migration.path.name}  {migration.checksum}")
+            for migration in state.pending:
+                print(f"pending  {migration.path.name}  {migration.checksum}")
+            print(f"{len(state.pending)} migration(s) pending; nothing changed (--dry-run)")
+            return 0
         applied = migrate(store, settings, progress=print)
     finally:
         store.close()

@@ -13,6 +13,8 @@ from hub.storage.client import Store
 
 MIGRATIONS_DIR = REPO_ROOT / "schemas" / "clickhouse"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Numbers that were never released, so no store has them: the only gaps allowed in the sequence.
+RETIRED = frozenset({9})
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,9 @@ class Migration:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Every migration file in order; refuses gaps in naming and duplicated numbers."""
+def discover(directory: Path = MIGRATIONS_DIR, retired: frozenset[int] = RETIRED) -> list[Migration]:
+    """Every migration file in order; refuses badly named files, duplicated numbers, and gaps in
+    the numbering other than the ``retired`` numbers (a missing file is a lost migration)."""
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
@@ -41,7 +44,37 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         if number in found:
             raise HubError(f"two migrations share number {number:04d}: {found[number].path.name}, {path.name}")
         found[number] = Migration(number, match.group(2), path)
+    missing = [n for n in range(1, max(found, default=0) + 1) if n not in found and n not in retired]
+    if missing:
+        raise HubError(f"migration number(s) {', '.join(f'{n:04d}' for n in missing)} missing from {directory}: "
+                       "migrations are numbered without gaps; restore the file(s)")
     return [found[n] for n in sorted(found)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``migrate`` would do to a store: the migrations already applied and those pending."""
+    applied: list[Migration]
+    pending: list[Migration]
+
+
+def plan(store: Store) -> Plan:
+    """Compare the store's record with the migration files; refuses a store whose applied
+    migrations were edited since, or that has migrations this version does not know."""
+    done = applied(store)
+    known = discover()
+    by_number = {m.number: m for m in known}
+    unknown = sorted(set(done) - set(by_number))
+    if unknown:
+        raise HubError(f"the store {store.database} has migration(s) {', '.join(f'{n:04d}' for n in unknown)} "
+                       "that this version of the hub does not have: run the hub version that made it")
+    for number, recorded in sorted(done.items()):
+        migration = by_number[number]
+        if recorded and recorded != migration.checksum:
+            raise HubError(f"migration {migration.path.name} was changed after it was applied to the store "
+                           f"{store.database} (recorded checksum {recorded}, file {migration.checksum}): "
+                           "an applied migration must not be edited; restore it and add a new migration instead")
+    return Plan(applied=[m for m in known if m.number in done], pending=[m for m in known if m.number not in done])
 
 
 def render(sql: str, settings: Settings) -> list[str]:
@@ -77,11 +110,8 @@ def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
     statement of a migration must be idempotent (``IF NOT EXISTS``, ``IF EXISTS``): a migration
     may be applied by two of them, and is then recorded once.
     """
-    done = applied(store)
     newly: list[Migration] = []
-    for migration in discover():
-        if migration.number in done:
-            continue
+    for migration in plan(store).pending:
         for statement in render(migration.sql, settings):
             try:
                 store.command(statement)

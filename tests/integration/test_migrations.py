@@ -39,3 +39,67 @@ def test_tables_that_the_sink_deduplicates_keep_a_deduplication_window(store):
     for table in ("requests", "dead_letters", "sink_ledger"):
         ddl = store.scalar(f"SHOW CREATE TABLE {store.database}.{table}")
         assert "non_replicated_deduplication_window" in ddl, table
+
+
+def _copy_migrations(tmp_path):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_a_gap_in_the_numbering_is_refused(tmp_path):
+    from hub.errors import HubError
+
+    folder = _copy_migrations(tmp_path)
+    (folder / "0004_experiment_events.sql").unlink()
+    with pytest.raises(HubError, match="0004 missing"):
+        discover(folder)
+    assert [m.number for m in discover(MIGRATIONS_DIR)][-1] == max(m.number for m in discover())
+
+
+@pytest.mark.clickhouse
+def test_an_applied_migration_that_was_edited_is_refused(hub_settings, chdb_dir, monkeypatch, tmp_path):
+    from hub.errors import HubError
+    from hub.storage import migrations
+    from tests.fixtures_clickhouse import store_for
+
+    store: Store = store_for(hub_settings)
+    folder = _copy_migrations(tmp_path)
+    edited = folder / "0006_alerts.sql"
+    edited.write_text(edited.read_text() + "\n-- edited after it was applied\n")
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", folder)
+    monkeypatch.setattr(migrations.discover, "__defaults__", (folder, migrations.RETIRED))
+    with pytest.raises(HubError, match="0006_alerts.sql was changed after it was applied"):
+        migrate(store, hub_settings)
+    with pytest.raises(HubError, match="changed after it was applied"):
+        migrations.plan(store)
+
+
+@pytest.mark.clickhouse
+def test_a_store_with_a_migration_this_version_lacks_is_refused(hub_settings, chdb_dir):
+    from hub.errors import HubError
+    from hub.storage import migrations
+    from tests.fixtures_clickhouse import store_for
+
+    store: Store = store_for(hub_settings)
+    store.insert(f"{store.database}.schema_migrations", [[9999, "from_the_future", "0" * 16]],
+                 ["number", "name", "checksum"])
+    with pytest.raises(HubError, match="9999"):
+        migrations.plan(store)
+
+
+@pytest.mark.clickhouse
+def test_the_plan_lists_applied_and_pending_migrations_and_changes_nothing(hub_settings, chdb_dir):
+    from hub.storage import migrations
+    from tests.fixtures_clickhouse import store_for
+
+    store: Store = store_for(hub_settings)
+    last = discover()[-1]
+    store.command(f"ALTER TABLE {store.database}.schema_migrations DELETE WHERE number = {last.number} "
+                  "SETTINGS mutations_sync = 1")
+    state = migrations.plan(store)
+    assert [m.number for m in state.pending] == [last.number]
+    assert len(state.applied) == len(discover()) - 1
+    assert [m.number for m in migrations.plan(store).pending] == [last.number]  # planning applied nothing
