@@ -60,7 +60,7 @@ from hub.gateway.headers import (
 from hub.gateway.paths import BadTarget, normalize_target
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
-from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff
+from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff, clean_comparison
 from hub.shadow.pairing import DROPPED_BY_BULKHEAD, GATEWAY_SOURCE_PREFIX, LegView, PairPolicy, make_pair
 from hub.shadow.records import ShadowPair, encode_pair
 
@@ -659,7 +659,7 @@ class Gateway:
                 except asyncio.CancelledError:
                     # the client went away: the backend request is cancelled with it
                     self.counters["client_disconnects"] += 1
-                    error = "cancelled: the client closed the connection"
+                    error = "client: closed the connection before the answer (the backend request was cancelled)"
                     self._emit(self._leg(cid, leg_name, route, method, backend.name,
                                          _Response.of(status, body, _since(sent, t0), error=error),
                                          started, sent.size, exp, phase), source)
@@ -679,7 +679,7 @@ class Gateway:
                             and out is not None \
                             and out.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
-                        error = "the client closed the connection"
+                        error = "client: closed the connection during the answer"
                     else:
                         self.counters["backend_timeouts" if timed_out else "backend_errors"] += 1
                         error = describe(exc, backend)
@@ -791,10 +791,13 @@ class Gateway:
                 secondary_leg = self._leg(primary.correlation_id, "shadow", route, method, shadow_cfg.secondary, sec,
                                           started, 0, primary.experiment_id, primary.phase)
                 self._emit(secondary_leg, source)
-                # the noise model learns only from bodies it could compare field by field
+                # the noise model learns only from bodies it could compare field by field, of
+                # primary and secondary answers that both succeeded with the same status
                 sec_body = self._comparable(sec) if sec.status and not sec.error else None
                 if primary_body is not None and sec_body is not None:
-                    self.noise.observe_secondary(route.path, body_diff(primary_body, sec_body))
+                    clean = clean_comparison(primary_resp.status, sec.status)
+                    self.noise.observe_secondary(route.path, body_diff(primary_body, sec_body) if clean else (),
+                                                 primary_status=primary_resp.status, secondary_status=sec.status)
             differing = None
             shadow_resp = results[0]
             if shadow_resp.status and primary_resp.status:

@@ -14,6 +14,10 @@ is Romano's "small"; ``min_h`` for errors, 0.2 is Cohen's "small"):
   i.e. Phi((min - effect) / se) >= 1 - alpha; confidence is that Phi value.
 - ``inconclusive``: neither (or fewer than ``min_samples`` on a side); confidence is the larger
   of the two.
+
+Legs the client caused (status 408, or an error starting with ``client:``: a client that went away
+or sent its body too slowly) say nothing about the backend: they are left out of both samples and
+counted apart (``canary_client_legs``, ``baseline_client_legs``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,22 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 __all__ = ["mann_whitney_u", "two_proportions", "Verdict", "judge_latency", "judge_errors", "judge_samples",
-           "judge_canary", "store_verdicts", "VERDICT_COLUMNS"]
+           "judge_canary", "store_verdicts", "VERDICT_COLUMNS", "client_caused", "sample", "CLIENT_ERROR_PREFIX"]
+
+CLIENT_ERROR_PREFIX = "client:"  # a leg's error that the client caused (the gateway writes it so)
+
+
+def client_caused(status: int, error: str) -> bool:
+    """True for a leg the client caused: status 408 or an error starting with ``client:``."""
+    return status == 408 or (error or "").startswith(CLIENT_ERROR_PREFIX)
+
+
+def sample(route: str, leg: str, backend: str, latency_ms: float, status: int, error: str) -> tuple:
+    """A leg as a row of ``judge_samples``: a backend error is a 5xx, no status (no answer) or an
+    error text; a leg the client caused is marked so, and is neither."""
+    by_client = client_caused(status, error)
+    return (route, leg, backend, latency_ms, not by_client and (status >= 500 or status == 0 or bool(error)),
+            by_client)
 
 
 def _phi(z: float) -> float:
@@ -119,6 +138,8 @@ class Verdict:
     canary_backend: str = ""
     baseline_backend: str = ""
     judged_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    canary_client_legs: int = 0    # legs the client caused, left out of the samples (not stored)
+    baseline_client_legs: int = 0
 
     def row(self) -> tuple:
         return (self.judged_at, self.experiment_id, self.route, self.metric, self.verdict, self.confidence,
@@ -170,12 +191,18 @@ def judge_errors(canary_errors: int, canary_n: int, baseline_errors: int, baseli
 
 
 def judge_samples(experiment_id: str, rows: Sequence[Sequence], **options) -> list[Verdict]:
-    """Verdicts from ``(route, leg, backend, latency_ms, is_error)`` rows: per route, latency and errors."""
+    """Verdicts from ``(route, leg, backend, latency_ms, is_error[, client_caused])`` rows: per route,
+    latency and errors. A row marked client-caused is counted apart, in neither sample."""
     per: dict[str, dict] = {}
-    for route, leg, backend, latency, error in rows:
+    for row in rows:
+        route, leg, backend, latency, error = row[:5]
         d = per.setdefault(route, {"canary": [], "primary": [], "errors": {"canary": 0, "primary": 0},
-                                   "backends": {"canary": set(), "primary": set()}})
+                                   "backends": {"canary": set(), "primary": set()},
+                                   "client": {"canary": 0, "primary": 0}})
         if leg not in ("canary", "primary"):
+            continue
+        if len(row) > 5 and row[5]:
+            d["client"][leg] += 1
             continue
         d[leg].append(float(latency))
         d["errors"][leg] += 1 if error else 0
@@ -191,6 +218,7 @@ def judge_samples(experiment_id: str, rows: Sequence[Sequence], **options) -> li
                   judge_errors(d["errors"]["canary"], len(d["canary"]), d["errors"]["primary"], len(d["primary"]),
                                experiment_id=experiment_id, route=route, **err_opts)):
             v.canary_backend, v.baseline_backend = backends
+            v.canary_client_legs, v.baseline_client_legs = d["client"]["canary"], d["client"]["primary"]
             out.append(v)
     return out
 
@@ -203,9 +231,9 @@ def judge_canary(store, experiment_id: str, *, gateway: str | None = None, **opt
         where += " AND gateway = {g:String}"
         params["g"] = gateway
     rows = store.query(
-        f"SELECT route, leg, backend, latency_ms, (status >= 500 OR status = 0 OR error != '') "
+        f"SELECT route, leg, backend, latency_ms, status, error "
         f"FROM {store.database}.requests WHERE {where}", parameters=params).result_rows
-    return judge_samples(experiment_id, rows, **options)
+    return judge_samples(experiment_id, [sample(*row) for row in rows], **options)
 
 
 def store_verdicts(store, verdicts: Sequence[Verdict]) -> int:

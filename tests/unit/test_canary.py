@@ -74,3 +74,29 @@ def test_judge_samples_per_route():
     assert verdicts[("/slow", "latency")].verdict == "fail"
     assert verdicts[("/same", "latency")].verdict == "pass"
     assert verdicts[("/slow", "latency")].canary_backend == "v2"
+
+
+def test_legs_the_client_caused_are_left_out_of_the_canary_comparison():
+    """A canary whose clients went away or uploaded too slowly is no worse than its baseline: those
+    legs (408, or an error starting with ``client:``) are counted apart, in neither sample."""
+    from hub.shadow.canary import client_caused, sample
+
+    rnd = random.Random(3)
+    legs = [("/p", "primary", "v1", v, 200, "") for v in lognormal(rnd, 300)]
+    legs += [("/p", "canary", "v2", v, 200, "") for v in lognormal(rnd, 300)]
+    by_client = [("/p", "canary", "v2", 0.0, 408, "client: the request body paused longer than 10 s"),
+                 ("/p", "canary", "v2", 0.4, 0, "client: closed the connection before the answer"),
+                 ("/p", "canary", "v2", 900.0, 200, "client: closed the connection during the answer")] * 30
+    by_client += [("/p", "primary", "v1", 0.0, 408, "")] * 2
+    assert all(client_caused(status, error) for *_, status, error in by_client)
+    assert not client_caused(500, "") and not client_caused(0, "timeout: no answer from v2 within 30 s")
+    verdicts = {v.metric: v for v in judge_samples("exp", [sample(*leg) for leg in legs + by_client])}
+    errors, latency = verdicts["error_rate"], verdicts["latency"]
+    assert errors.verdict == "pass" and errors.canary_value == 0.0
+    assert latency.verdict == "pass"
+    assert (errors.canary_samples, errors.baseline_samples) == (300, 300)
+    assert (errors.canary_client_legs, errors.baseline_client_legs) == (90, 2)
+    # a backend error is still one
+    broken = legs + [("/p", "canary", "v2", 5.0, 502, "ServerDisconnectedError: v2 closed the connection")] * 90
+    assert {v.metric: v for v in judge_samples("exp", [sample(*leg) for leg in broken])}[
+        "error_rate"].verdict == "fail"
