@@ -8,6 +8,12 @@ comparisons and how often each field differed. A primary-vs-shadow difference in
 noise when the field is declared nondeterministic (glob patterns, per route or for every route)
 or when its primary-vs-secondary difference rate on that route is above ``noise_rate``, after
 at least ``min_samples`` secondary comparisons of the route.
+
+The model learns only from clean comparisons: primary and secondary both succeeded (2xx or 3xx)
+with the same status. While the primary fails, its error bodies differ from the secondary's in
+every field; learning from them would make real differences noise for as long as those
+comparisons weigh in the rates. Comparisons that are not clean are counted (``skipped``) and
+teach nothing. A status difference between primary and shadow is never noise (``make_pair``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import orjson
 
-__all__ = ["WHOLE_BODY", "json_diff", "body_diff", "NoiseModel", "Classified"]
+__all__ = ["WHOLE_BODY", "json_diff", "body_diff", "clean_comparison", "NoiseModel", "Classified"]
 
 WHOLE_BODY = "$"
 _MISSING = object()
@@ -89,9 +95,16 @@ def _glob(pattern: str) -> re.Pattern:
     return re.compile(f"^{body}(?:$|[.\\[].*)")
 
 
+def clean_comparison(primary_status: int, secondary_status: int) -> bool:
+    """Whether a primary-vs-secondary comparison may teach the noise model: both succeeded (2xx or
+    3xx) with the same status."""
+    return primary_status == secondary_status and 200 <= primary_status < 400
+
+
 @dataclass
 class _RouteStats:
     compared: int = 0
+    skipped: int = 0
     differed: dict = field(default_factory=lambda: defaultdict(int))
 
 
@@ -112,12 +125,18 @@ class NoiseModel:
         self.min_samples = min_samples
         self._routes: dict[str, _RouteStats] = defaultdict(_RouteStats)
 
-    def observe_secondary(self, route: str, differing_fields: Iterable[str]) -> None:
-        """One primary-vs-secondary comparison of ``route`` and the fields that differed in it."""
+    def observe_secondary(self, route: str, differing_fields: Iterable[str], *, primary_status: int,
+                          secondary_status: int) -> bool:
+        """One primary-vs-secondary comparison of ``route`` and the fields that differed in it.
+        Learned from only when it is clean (``clean_comparison``); returns whether it was."""
         stats = self._routes[route]
+        if not clean_comparison(primary_status, secondary_status):
+            stats.skipped += 1
+            return False
         stats.compared += 1
         for f in set(differing_fields):
             stats.differed[f] += 1
+        return True
 
     def rates(self, route: str) -> dict[str, float]:
         stats = self._routes.get(route)
@@ -154,5 +173,7 @@ class NoiseModel:
         return Classified(sorted(real), sorted(noise))
 
     def snapshot(self) -> dict:
-        """Per route: comparisons and per-field rates (for status pages and the README's figures)."""
-        return {route: {"compared": s.compared, "rates": self.rates(route)} for route, s in self._routes.items()}
+        """Per route: clean comparisons learned from, those skipped (a failure or a status
+        difference), and per-field rates (for status pages and the README's figures)."""
+        return {route: {"compared": s.compared, "skipped": s.skipped, "rates": self.rates(route)}
+                for route, s in self._routes.items()}

@@ -18,6 +18,9 @@ leg cannot start a second pair. Legs older than the watermark minus the window a
 ``make_pair`` holds the outcome rules, shared with the gateway (which compares bodies itself and
 passes the differing JSON fields): ``dropped_by_bulkhead`` > ``shadow_error`` > ``status_mismatch``
 > ``body_mismatch`` (differences left after the noise model) > ``latency_regression`` > ``match``.
+A status mismatch is never noise: its body differences are all reported as real. The noise model
+learns from a secondary leg only when primary and secondary both succeeded with the same status
+(``hub.shadow.noise.clean_comparison``).
 
 ``PairingAgent`` is what the requests sink's ``after_store`` hook calls with each stored chunk
 (rows in ``REQUEST_COLUMNS`` order, one partition, offset order); it returns ``(key, value)``
@@ -102,15 +105,16 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
         return ShadowPair(outcome="shadow_error", **common)
     if differing is None:
         differing = [WHOLE_BODY] if shadow.response_hash != primary.response_hash else []
-        if noise is not None and secondary is not None and secondary.status and not secondary.error:
+        if noise is not None and secondary is not None and not secondary.error:
             noise.observe_secondary(primary.route,
-                                    [WHOLE_BODY] if secondary.response_hash != primary.response_hash else [])
-    if noise is not None and differing:
+                                    [WHOLE_BODY] if secondary.response_hash != primary.response_hash else [],
+                                    primary_status=primary.status, secondary_status=secondary.status)
+    status_match = shadow.status == primary.status
+    if noise is not None and differing and status_match:
         classified = noise.classify(primary.route, differing)
         real, noisy = classified.real, classified.noise
-    else:
+    else:  # a status difference is never noise, nor are the body differences that come with it
         real, noisy = sorted(differing), []
-    status_match = shadow.status == primary.status
     diff = float(shadow.latency_ms) - float(primary.latency_ms)
     if not status_match:
         outcome = "status_mismatch"

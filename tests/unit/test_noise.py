@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff, json_diff
+from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff, clean_comparison, json_diff
+
+OK = {"primary_status": 200, "secondary_status": 200}
 
 
 def test_json_diff_folds_indices_and_sees_missing_fields():
@@ -24,8 +26,8 @@ def test_body_diff_non_json_is_the_whole_body():
 def test_fields_that_the_secondary_also_changes_are_noise_per_route():
     model = NoiseModel()
     for _ in range(50):
-        model.observe_secondary("/patients/{id}", ["generated_at"])
-        model.observe_secondary("/orders", [])
+        model.observe_secondary("/patients/{id}", ["generated_at"], **OK)
+        model.observe_secondary("/orders", [], **OK)
     c = model.classify("/patients/{id}", ["generated_at", "name"])
     assert (c.real, c.noise) == (["name"], ["generated_at"])
     # the same field on a route where the secondary agrees is a real difference
@@ -38,7 +40,7 @@ def test_fields_that_the_secondary_also_changes_are_noise_per_route():
 def test_a_rare_secondary_difference_stays_below_the_noise_rate():
     model = NoiseModel(noise_rate=0.05)
     for i in range(100):
-        model.observe_secondary("/r", ["flaky"] if i < 3 else [])
+        model.observe_secondary("/r", ["flaky"] if i < 3 else [], **OK)
     assert model.classify("/r", ["flaky"]).real == ["flaky"]
 
 
@@ -52,5 +54,22 @@ def test_declared_nondeterministic_fields_per_route_and_everywhere():
 
 def test_whole_body_secondary_evidence_covers_every_field():
     model = NoiseModel()
-    model.observe_secondary("/r", [WHOLE_BODY])
+    model.observe_secondary("/r", [WHOLE_BODY], **OK)
     assert model.classify("/r", ["anything", WHOLE_BODY]).real == []
+
+
+def test_only_clean_comparisons_teach_the_model():
+    """A primary that fails (or answers another status than the secondary) teaches nothing: its
+    error body differs from the secondary's in every field, and learning that would make every
+    later real difference noise."""
+    model = NoiseModel()
+    for _ in range(200):  # the primary's 503s: the secondary's answer differs everywhere
+        assert not model.observe_secondary("/r", ["balance", "name", "error"], primary_status=503,
+                                           secondary_status=200)
+        assert not model.observe_secondary("/r", ["error", "trace_id"], primary_status=503, secondary_status=503)
+    for _ in range(20):
+        assert model.observe_secondary("/r", [], **OK)
+    assert model.snapshot()["/r"] == {"compared": 20, "skipped": 400, "rates": {}}
+    assert model.classify("/r", ["balance"]).real == ["balance"]
+    assert [clean_comparison(*s) for s in ((200, 200), (304, 304), (200, 201), (503, 503), (404, 404), (0, 0))] == \
+        [True, True, False, False, False, False]
