@@ -259,3 +259,23 @@ def test_held_legs_are_never_tracked_by_the_garbage_collector():
     # the held row comes back whole: its time, experiment, phase and figures
     assert (pair.event_time, pair.experiment_id, pair.phase, pair.primary_status, pair.latency_primary_ms,
             pair.route, pair.method) == (t0 + timedelta(milliseconds=7), "exp", "load", 200, 5.0, "/r", "GET")
+
+
+def test_stream_pairing_learns_no_noise_from_a_failing_primary():
+    """Hash-level pairing with a secondary: while the primary answers 503 its hash differs from the
+    secondary's, which teaches nothing; afterwards a shadow that differs is a body mismatch."""
+    noise = NoiseModel()
+    w = PairingWindow(WINDOW, noise=noise, secondary_backends={"v1b"})
+    out = []
+    for i in range(30):
+        out += w.add(leg(f"f{i}", "primary", i * 0.01, status=503, h=f"err{i}"))
+        out += w.add(leg(f"f{i}", "shadow", i * 0.01, backend="v1b", h="ok"))
+        out += w.add(leg(f"f{i}", "shadow", i * 0.01, h="ok"))
+    assert [(p.outcome, p.noise, p.noise_fields) for p in out] == [("status_mismatch", False, [])] * 30
+    later = []
+    for i in range(30):
+        later += w.add(leg(f"h{i}", "primary", 1 + i * 0.01, h="ok"))
+        later += w.add(leg(f"h{i}", "shadow", 1 + i * 0.01, backend="v1b", h="ok"))
+        later += w.add(leg(f"h{i}", "shadow", 1 + i * 0.01, h="lagging" if i % 3 == 0 else "ok"))
+    assert [p.outcome for p in later] == ["body_mismatch" if i % 3 == 0 else "match" for i in range(30)]
+    assert noise.snapshot()["/r"] == {"compared": 30, "skipped": 30, "rates": {}}
