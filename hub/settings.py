@@ -99,7 +99,10 @@ class Settings:
         "A firing alert resolves only at an event-time second every partition still delivering the experiment's data has reached; a partition this many seconds behind the newest counts as idle and is not waited for.")
     halt_webhooks: str = _setting(
         "HUB_HALT_WEBHOOKS", "",
-        "Comma-separated URLs called (POST, JSON, retried) when an abort rule fires, to halt the fault injectors.")
+        "Comma-separated URLs called (POST, JSON, retried) when an abort rule of any experiment fires, only when HUB_HALT_WEBHOOKS_ALL_EXPERIMENTS is on; an experiment's own halt targets are declared in its definition (halt).")
+    halt_webhooks_all_experiments: bool = _setting(
+        "HUB_HALT_WEBHOOKS_ALL_EXPERIMENTS", False,
+        "Call the global HUB_HALT_WEBHOOKS for every experiment's abort besides its own halt targets (off: one experiment's rule halts only the targets its definition declares).")
     alertmanager_url: str = _setting(
         "HUB_ALERTMANAGER_URL", "", "Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.")
     chat_webhook: str = _setting(
@@ -254,6 +257,13 @@ def _coerce(name: str, kind: Any, raw: str) -> Any:
             return float(raw)
         if kind_name == "Path":
             return Path(raw)
+        if kind_name == "bool":
+            word = raw.strip().lower()
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("", "0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
         return raw
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a valid {kind_name}") from None

@@ -18,11 +18,15 @@ def register_judge_agent(app: faust.App, settings: Settings, runtime: JudgeRunti
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender, revoked, **kwargs) -> None:  # noqa: ANN001
-        runtime.forget(tp.partition for tp in revoked if tp.topic == settings.topic_rollups)
+        mine = [tp.partition for tp in revoked if tp.topic == settings.topic_rollups]
+        runtime.forget(mine)
+        runtime.revoked(mine)
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
-        runtime.forget(tp.partition for tp in assigned if tp.topic == settings.topic_rollups)
+        mine = [tp.partition for tp in assigned if tp.topic == settings.topic_rollups]
+        runtime.forget(mine)
+        runtime.assigned(mine)
 
     async def judge_rollups(stream) -> None:
         loop = asyncio.get_running_loop()

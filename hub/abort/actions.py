@@ -15,7 +15,12 @@ import time
 import urllib.error
 import urllib.request
 
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from hub.abort.wording import contributor, plain, value_against_threshold
 from hub.errors import UserError
+from hub.masking import mask_secrets, mask_url
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,8 +32,8 @@ def alertmanager_payload(alert: dict) -> list[dict]:
         "labels": {"alertname": alert["rule"], "experiment_id": alert["experiment_id"],
                    "severity": alert["severity"], "measurement": alert["measurement"], "source": "gameday-hub"},
         "annotations": {"summary": alert["message"],
-                        "observed": "" if alert["observed"] is None else f"{alert['observed']:.6g}",
-                        "threshold": f"{alert['comparison']} {alert['threshold']:g}",
+                        "observed": "" if alert["observed"] is None else plain(alert["observed"]),
+                        "threshold": f"{alert['comparison']} {plain(alert['threshold'])}",
                         "window": f"{alert['window_start']} .. {alert['window_end']}",
                         "examples": ", ".join(alert["example_request_ids"])},
         "startsAt": alert["breach_since"] or alert["window_end"],
@@ -39,48 +44,65 @@ def alertmanager_payload(alert: dict) -> list[dict]:
 
 
 def chat_message(alert: dict) -> dict:
-    """A chat-friendly message (Slack/Mattermost/Teams incoming webhooks take ``text``)."""
+    """A chat-friendly message (Slack/Mattermost/Teams incoming webhooks take ``text``); a resolved
+    alert says the value went back across the threshold."""
     icon = ":rotating_light:" if alert["status"] == "firing" and alert["severity"] == "abort" else (
         ":warning:" if alert["status"] == "firing" else ":white_check_mark:")
-    observed = "no value" if alert["observed"] is None else f"{alert['observed']:.4g}"
     lines = [f"{icon} *{alert['severity'].upper()} {alert['status']}*: experiment `{alert['experiment_id']}`, "
              f"rule `{alert['rule']}`",
-             f"{alert['measurement']} = {observed} ({alert['comparison']} {alert['threshold']:g}) "
+             f"{value_against_threshold(alert['measurement'], alert['observed'], alert['comparison'], alert['threshold'], alert['status'])} "
              f"over {alert['window_start']} .. {alert['window_end']}, {alert['samples']} samples"]
     if alert["top_contributors"]:
-        lines.append("top: " + ", ".join(f"{c['route']} ({c['value']})" for c in alert["top_contributors"]))
+        lines.append("top: " + ", ".join(contributor(c) for c in alert["top_contributors"]))
     if alert["example_request_ids"]:
         lines.append("examples: " + ", ".join(alert["example_request_ids"][:3]))
     return {"text": "\n".join(lines)}
 
 
 def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dict:
-    """POST with retries; returns the outcome (never raises)."""
+    """POST with retries; returns the outcome with its URL masked and the time it took (never raises)."""
     body = json.dumps(payload).encode()
     error = ""
     status = None
+    started = time.monotonic()
+
+    def outcome(ok: bool, attempt: int) -> dict:
+        return {"url": mask_url(url), "ok": ok, "status_code": status, "attempts": attempt,
+                "error": mask_secrets(error), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
     for attempt in range(1, attempts + 1):
         request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status = response.status
-                return {"url": url, "ok": True, "status_code": status, "attempts": attempt, "error": ""}
+                return outcome(True, attempt)
         except urllib.error.HTTPError as exc:
             status, error = exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             error = str(getattr(exc, "reason", exc))
-        time.sleep(0.5 * 2 ** (attempt - 1))
-    return {"url": url, "ok": False, "status_code": status, "attempts": attempts, "error": error}
+        if attempt < attempts:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+    return outcome(False, attempts)
 
 
 class AlertActions:
-    """Publishes alerts and runs their actions in the background."""
+    """Publishes alerts and runs their actions in the background.
 
-    def __init__(self, settings: Settings):
+    ``experiment_of(id)`` gives an experiment's state as the worker holds it (its registry): the
+    halt targets come from its definition, so nothing is read from the log before halting. An
+    alert raised outside the run is recorded and nothing else. Per experiment, the halt targets
+    are called and the abort written once: a later abort alert of an experiment already aborted
+    (or halted by this worker) halts nothing again.
+    """
+
+    def __init__(self, settings: Settings, experiment_of: Callable[[str], object] | None = None):
         self.settings = settings
+        self.experiment_of = experiment_of or (lambda _id: None)
         self._queue: queue.Queue = queue.Queue()
         self._producer = None
         self._producer_lock = threading.Lock()
+        self._halted: set[str] = set()  # experiments whose halt targets were called and abort written
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="halt")
         self._thread = threading.Thread(target=self._run, name="alert-actions", daemon=True)
         self._thread.start()
         self.outcomes: list[dict] = []
@@ -102,14 +124,20 @@ class AlertActions:
             log.warning("could not connect the alert producer yet", exc_info=True)
 
     def record(self, record: dict) -> None:
+        record = {k: mask_secrets(v) if k in ("message", "url", "error") else v for k, v in record.items()}
         producer = self._kafka()
         producer.send(self.settings.topic_alerts, key=record["experiment_id"].encode(),
                       value=json.dumps(record).encode())
         producer.flush(timeout=30)
 
     def __call__(self, alert: dict) -> None:
-        """Called by the judge for each new alert: record it now, act in the background."""
+        """Called by the judge for each new alert: record it now, act in the background (an alert
+        outside the run is only recorded)."""
         self.record(alert)
+        if alert.get("outside_run"):
+            log.info("alert %s %s is outside the run of %s: recorded, nothing done", alert.get("alert_id"),
+                     alert.get("status"), alert.get("experiment_id"))
+            return
         self._queue.put(alert)
 
     def _run(self) -> None:
@@ -131,19 +159,49 @@ class AlertActions:
         except Exception:
             log.exception("could not record the outcome of %s", action)
 
+    def halt_targets(self, experiment_id: str) -> list[tuple[str, str]]:
+        """(name, url) of every target to halt for this experiment: its definition's ``halt``, and
+        the global ``HUB_HALT_WEBHOOKS`` when they are enabled for every experiment."""
+        state = self.experiment_of(experiment_id)
+        targets = [(t.name or "", t.url) for t in getattr(getattr(state, "definition", None), "halt", None) or ()]
+        if self.settings.halt_webhooks_all_experiments:
+            targets += [("", u.strip()) for u in self.settings.halt_webhooks.split(",") if u.strip()]
+        seen, out = set(), []
+        for name, url in targets:
+            if url not in seen:
+                seen.add(url)
+                out.append((name, url))
+        return out
+
     def _act(self, alert: dict) -> None:
-        firing_abort = alert["status"] == "firing" and alert["severity"] == "abort"
-        if firing_abort:
-            self._outcome(alert, "abort", self._abort(alert))
-            for url in [u.strip() for u in self.settings.halt_webhooks.split(",") if u.strip()]:
-                payload = {"action": "halt", "experiment_id": alert["experiment_id"], "reason": alert["message"],
-                           "alert": alert}
-                self._outcome(alert, "webhook", post_json(url, payload))
+        eid = alert["experiment_id"]
+        if alert["status"] == "firing" and alert["severity"] == "abort":
+            state = self.experiment_of(eid)
+            if eid in self._halted or getattr(state, "status", "") == "aborted":
+                log.info("experiment %s is already aborted: alert %s halts nothing again", eid, alert["alert_id"])
+            else:
+                self._halted.add(eid)
+                self._halt_and_abort(alert)
         if self.settings.alertmanager_url:
             url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
             self._outcome(alert, "alertmanager", post_json(url, alertmanager_payload(alert)))
         if self.settings.chat_webhook:
             self._outcome(alert, "chat", post_json(self.settings.chat_webhook, chat_message(alert)))
+
+    def _halt_and_abort(self, alert: dict) -> None:
+        """Every halt target at once, and the abort event on the timeline alongside; returns when
+        all have answered (or given up), before chat and Alertmanager hear of the alert."""
+        payload = {"action": "halt", "experiment_id": alert["experiment_id"], "reason": alert["message"],
+                   "alert": alert}
+        halts = [(name, self._pool.submit(post_json, url, payload)) for name, url in
+                 self.halt_targets(alert["experiment_id"])]
+        abort = self._pool.submit(self._abort, alert)
+        for name, future in halts:
+            outcome = future.result()
+            if name:
+                outcome["message"] = f"halt target {name}"
+            self._outcome(alert, "halt", outcome)
+        self._outcome(alert, "abort", abort.result())
 
     def _abort(self, alert: dict) -> dict:
         from hub.experiments import lifecycle
@@ -152,7 +210,7 @@ class AlertActions:
         service = ExperimentService(self.settings)
         try:
             service.command(alert["experiment_id"], lambda s: lifecycle.abort(
-                s, alert["message"], f"rule:{alert['rule']}", now(), actor="gameday-hub judge"))
+                s, mask_secrets(alert["message"]), f"rule:{alert['rule']}", now(), actor="gameday-hub judge"))
             return {"ok": True, "error": ""}
         except UserError as exc:  # already aborted or completed: nothing to halt
             return {"ok": False, "error": str(exc)}

@@ -25,7 +25,7 @@ from hub.records.decode import COLUMN_RANGE, DecodedBatch, Limits, RawMessage, T
 ALERT_COLUMNS = ("time", "kind", "alert_id", "status", "experiment_id", "rule", "severity", "measurement",
                  "comparison", "threshold", "observed", "samples", "window_start", "window_end",
                  "top_contributors", "example_request_ids", "message", "action", "url", "ok", "status_code",
-                 "attempts", "error")
+                 "attempts", "error", "outside_run", "latency_ms")
 
 UTC = dt.timezone.utc
 UInt64 = Annotated[int, msgspec.Meta(ge=0)]  # and <= 2**64 - 1, checked in alert_row
@@ -59,6 +59,8 @@ class AlertRecord(msgspec.Struct, gc=False):
     status_code: UInt16 | None = None
     attempts: UInt8 | None = None
     error: str | None = None
+    outside_run: bool | None = None
+    latency_ms: float | None = None
 
 
 class _Refused(Exception):
@@ -110,7 +112,7 @@ def alert_row(r: dict, window: TimeWindow | None = None) -> tuple:
         window_start, window_end,
         json.dumps(a.top_contributors if a.top_contributors is not None else []),
         list(a.example_request_ids or ()), a.message or "", a.action or "", a.url or "",
-        a.ok, a.status_code, a.attempts or 0, a.error or "",
+        a.ok, a.status_code, a.attempts or 0, a.error or "", bool(a.outside_run), a.latency_ms,
     )
 
 

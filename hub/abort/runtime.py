@@ -8,8 +8,8 @@ import time
 import orjson
 
 from hub.abort.actions import AlertActions
-from hub.abort.judge import Judge
 from hub.abort.rollup import BadRollup
+from hub.abort.run import RunJudges, RunSpan
 from hub.records.decode import too_deep
 from hub.experiments.registry import ExperimentRegistry
 from hub.settings import Settings
@@ -45,10 +45,14 @@ class JudgeRuntime:
     def __init__(self, settings: Settings, registry: ExperimentRegistry, actions: AlertActions | None = None):
         self.settings = settings
         self.registry = registry
-        self.actions = actions or AlertActions(settings)
-        self.judge = Judge(self._conditions, self.actions, horizon=settings.judge_horizon,
-                           idle=settings.judge_idle)
+        self.actions = actions or AlertActions(settings, experiment_of=registry.states.get)
+        self.judge = RunJudges(self._conditions, self.actions, horizon=settings.judge_horizon,
+                               idle=settings.judge_idle, run_of=self._run_of,
+                               clock_experiments=self._clock_experiments)
         self._rebuilt: set[int] = set()
+        #: partitions of the rollups topic this worker holds (its judges); None: all (no consumer group)
+        self.owned: set[int] | None = set()
+        self._partition_count: int | None = None
         self.processed = 0
         #: records of the judge's topics that are not what they claim (skipped, counted, logged)
         self.skipped: dict[str, int] = {}
@@ -62,6 +66,47 @@ class JudgeRuntime:
             self.registry.wait_until_known(time.time(), max_wait=5.0)
             state = self.registry.states.get(experiment_id)
         return None if state is None else list(state.definition.abort_conditions)
+
+    def _run_of(self, experiment_id: str) -> RunSpan | None:
+        state = self.registry.states.get(experiment_id)
+        return None if state is None else RunSpan.of(state)
+
+    def _clock_experiments(self) -> list[str]:
+        """Running experiments with an ``absence`` rule whose rollups this worker judges: their
+        absence counts from the start, whether or not a record of theirs ever arrives."""
+        out = []
+        for experiment_id, state in list(self.registry.states.items()):
+            if state.status != "running" or not any(c.measurement == "absence"
+                                                     for c in state.definition.abort_conditions):
+                continue
+            if self.owned is None or self._partition_of(experiment_id) in self.owned:
+                out.append(experiment_id)
+        return out
+
+    def _partition_of(self, experiment_id: str) -> int | None:
+        """The rollups partition of an experiment (rollups are keyed by its id: the producer's
+        default partitioner, murmur2 of the key)."""
+        from kafka.partitioner.default import murmur2
+
+        if self._partition_count is None:
+            from kafka import KafkaConsumer
+
+            consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None)
+            try:
+                self._partition_count = len(consumer.partitions_for_topic(self.settings.topic_rollups) or ()) or None
+            finally:
+                consumer.close()
+            if self._partition_count is None:
+                return None
+        return (murmur2(experiment_id.encode()) & 0x7FFFFFFF) % self._partition_count
+
+    def assigned(self, partitions) -> None:
+        """Rollup partitions given to this worker (its judges' share of the experiments)."""
+        self.owned = (self.owned or set()) | set(partitions)
+
+    def revoked(self, partitions) -> None:
+        if self.owned is not None:
+            self.owned -= set(partitions)
 
     def forget(self, partitions) -> None:
         for p in partitions:

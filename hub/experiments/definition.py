@@ -43,6 +43,7 @@ __all__ = [
     "Phase",
     "AbortScope",
     "AbortCondition",
+    "HaltTarget",
     "ExperimentDefinition",
     "parse_duration",
     "parse_definition",
@@ -182,11 +183,19 @@ def _standard_phases() -> list[Phase]:
 
 # ---- abort conditions (stored now, evaluated by the abort-rule judge later) -------------------
 class AbortScope(_Strict, kw_only=True):
-    """Which records an abort condition looks at; absent keys match everything in the experiment."""
+    """Which records an abort condition looks at; absent keys match everything in the experiment.
+
+    Every key given must hold. A request leg has no service name of its own: ``service`` matches
+    a leg whose gateway or backend has that name (a span: its service); ``gateway`` and
+    ``backend`` match only that one; ``target`` matches the gateway, backend, route or service
+    (``hub.abort.measure``).
+    """
 
     leg: Leg | None = None
     route: RouteTemplate | None = None
     service: NonEmptyStr | None = None
+    gateway: NonEmptyStr | None = None
+    backend: NonEmptyStr | None = None
     target: NonEmptyStr | None = None
 
 
@@ -239,6 +248,14 @@ class AbortCondition(_Strict, kw_only=True):
     of: RecordMatch | None = None
 
 
+class HaltTarget(_Strict, kw_only=True):
+    """An endpoint that stops this experiment's fault injection: called (POST, JSON) when one of its
+    abort rules fires during the run, before anything else is done about the alert."""
+
+    url: NonEmptyStr
+    name: NonEmptyStr | None = None
+
+
 class ExperimentDefinition(_Strict, kw_only=True):
     """The whole definition file. ``id`` is filled in at creation when the file has none."""
 
@@ -254,6 +271,11 @@ class ExperimentDefinition(_Strict, kw_only=True):
     targets: Targets
     phases: Annotated[list[Phase], msgspec.Meta(min_length=1)] = msgspec.field(default_factory=_standard_phases)
     abort_conditions: list[AbortCondition] = []
+    # Abort conditions act from the start of the run to its end plus this grace; outside it an
+    # alert is recorded as outside the run and triggers nothing.
+    abort_grace: Duration = "10s"
+    # Called when an abort condition fires during the run (and no global halt webhooks unless enabled).
+    halt: list[HaltTarget] = []
     tags: list[NonEmptyStr] = []
 
 
@@ -443,6 +465,14 @@ def _semantic_errors(d: ExperimentDefinition) -> Iterator[tuple[Path_, str]]:
         yield ["targets"], "at least one of services, routes, gateways or backends must name a target"
     yield from _duplicates(d.phases, "phases", "name", "phase")
     yield from _duplicates(d.abort_conditions, "abort_conditions", "name", "abort condition")
+    try:
+        parse_duration(d.abort_grace)
+    except DurationError as exc:
+        yield ["abort_grace"], str(exc)
+    yield from _duplicates([h for h in d.halt if h.name], "halt", "name", "halt target")
+    for i, h in enumerate(d.halt):
+        if not re.match(r"^https?://[^/\s]+", h.url) or any(ch.isspace() for ch in h.url):
+            yield ["halt", i, "url"], "expected an http:// or https:// URL"
     for i, c in enumerate(d.abort_conditions):
         try:
             if parse_duration(c.window) <= 0:

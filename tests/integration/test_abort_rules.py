@@ -87,7 +87,7 @@ def test_a_breach_fires_one_alert_aborts_the_experiment_and_calls_the_halt_webho
                                                                                       recorder):
     url, calls = recorder
     with WorkerProcess.start(tmp_path / "home", kafka_bootstrap, HUB_HALT_WEBHOOKS=f"{url}/halt",
-                             HUB_CHAT_WEBHOOK=f"{url}/chat", HUB_ALERTMANAGER_URL=url,
+                             HUB_HALT_WEBHOOKS_ALL_EXPERIMENTS="1", HUB_CHAT_WEBHOOK=f"{url}/chat", HUB_ALERTMANAGER_URL=url,
                              HUB_CORRELATION_LATENESS="1") as worker:
         env, topic = worker.env, worker.settings.topic_requests
         experiment, gateway = f"exp-{uuid.uuid4().hex[:6]}", f"gw-{uuid.uuid4().hex[:6]}"
@@ -130,7 +130,7 @@ def test_a_breach_fires_one_alert_aborts_the_experiment_and_calls_the_halt_webho
         shown = json.loads(hub(env, "experiment", "show", experiment, "--json"))
         assert shown["status"] == "aborted" and "checkout-errors" in shown["abort_reason"]
         assert worker.wait_for(
-            f"SELECT countIf(action = 'webhook' AND ok) FROM hub.alerts WHERE experiment_id = '{experiment}'",
+            f"SELECT countIf(action = 'halt' AND ok) FROM hub.alerts WHERE experiment_id = '{experiment}'",
             1, timeout=30) == 1
         screen = hub(env, "experiment", "watch", experiment, "--once")
         assert "ABORTED" in screen and "checkout-errors" in screen and "FIRING" in screen and "firing" in screen
