@@ -20,7 +20,9 @@ What is recorded (the same rules for the live control and for ``import_journal``
   experiment to ``injection``, ``observation`` and ``recovery`` when the definition has those
   phases (``phases`` argument to change the mapping).
 - a method action -> ``fault_injected`` at its start (action = activity name, target = what the
-  provider hits, injector ``chaostoolkit``); if the action fails the fault is removed at its end,
+  provider hits, injector ``chaostoolkit``); the live control records it when the action returns,
+  with the run's own start and end (``pauses`` excluded), so the live and the imported timeline
+  have the same fault windows; if the action fails the fault is removed at its end,
   with a note. A rollback action -> ``fault_removed`` at its end for the open fault it undoes
   (same target group: the python module's package, the URL's host, the process executable;
   else the latest open fault). A method action named in ``restores``, or whose name starts with
@@ -37,6 +39,7 @@ What is recorded (the same rules for the live control and for ``import_journal``
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -450,14 +453,16 @@ def _recorder(experiment_id: str | None = None, bootstrap: str | None = None, to
 
 
 def _safe(fn):
+    """``fn``, catching and logging everything. chaoslib passes ``state`` (and ``experiment``,
+    ``configuration`` ...) only to a function whose ``inspect.signature`` names it: the wrapper
+    keeps ``fn``'s signature (``functools.wraps`` sets ``__wrapped__``, which ``inspect`` follows)."""
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception:  # never into Chaos Toolkit
             log.warning("gameday-hub control %s failed", fn.__name__, exc_info=True)
             return None
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 
@@ -537,18 +542,25 @@ def after_rollback_control(context: Mapping, state: Any = None, **kwargs: Any) -
 
 @_safe
 def before_activity_control(context: Mapping, **kwargs: Any) -> None:
-    """A method action injects a fault at its start."""
-    recorder = _recorder(**kwargs)
-    if recorder:
-        recorder.activity_started(context or {}, _now())
+    """Nothing is recorded yet: chaoslib calls this before the activity's ``pauses.before``, so
+    the activity's own start is known only from its run (``after_activity_control``)."""
+    _recorder(**kwargs)
 
 
 @_safe
 def after_activity_control(context: Mapping, state: Mapping | None = None, **kwargs: Any) -> None:
-    """A rollback removes its fault; a failed action or method probe becomes a note."""
+    """A method action's fault is recorded from its run: injected at the run's ``start``; a
+    rollback or restoring action removes its fault at the run's ``end``; a failed action or method
+    probe becomes a note. The run's own times leave out ``pauses.before`` and ``pauses.after``
+    (chaoslib calls this after the pause), so the live timeline has the fault window an import of
+    the journal records."""
     recorder = _recorder(**kwargs)
     if recorder:
-        recorder.activity_ended(context or {}, state, _now())
+        run = state if isinstance(state, Mapping) else {}
+        now = _now()
+        start = parse_time(run.get("start")) or now
+        recorder.activity_started(context or {}, start)
+        recorder.activity_ended(context or {}, run, parse_time(run.get("end")) or max(start, now))
 
 
 @_safe
