@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hub.cli.findings",  # findings search|export
     "hub.cli.config",   # config
     "hub.cli.store",
+    "hub.cli.demo",     # demo
 )
 
 
