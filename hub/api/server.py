@@ -289,7 +289,7 @@ def build_app(ctx: ApiContext) -> web.Application:
         from hub.api.ingest import add_ingest_routes
         from hub.integrations.spinnaker import add_spinnaker_routes
 
-        add_spinnaker_routes(app, ctx.extra["settings"], json_response)
+        add_spinnaker_routes(app, ctx.extra["settings"], json_response, store=ctx.store)
 
         add_ingest_routes(app, ctx.extra["settings"], json_response)
     return app

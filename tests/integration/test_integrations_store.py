@@ -162,6 +162,8 @@ def test_spinnaker_webhook_puts_the_stage_event_on_the_experiment_timeline(hub, 
     payload = json.loads((TOOLS / "spinnaker-stage-complete.json").read_text())
     payload["details"]["application"] = application  # the sample's application, renamed to this test's
     payload["content"]["execution"]["application"] = application
+    # the stage ends now, while the experiment runs (its sample times are from 2018)
+    payload["content"]["startTime"] = payload["content"]["endTime"] = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
 
     async def exchange():
         app = web.Application()
