@@ -58,6 +58,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from hub.storage import compression, native
+
 log = logging.getLogger(__name__)
 
 # ---- ClickHouse error codes used by the server itself -------------------------------------------
@@ -426,6 +428,7 @@ class Statement:
     database: str | None = None
     session_id: str | None = None
     default_format: str = "TabSeparated"
+    protocol: int = 0                # client_protocol_version: the Native format's version
 
 
 @dataclass
@@ -613,7 +616,29 @@ class Engine:
         keyword = leading_keyword(statement.sql)
         has_result = bool(body) or keyword in RESULT_KEYWORDS
         fmt = (trailing_format(statement.sql) or statement.default_format) if has_result else None
-        return Outcome(body, fmt, self._summary(result, has_result), tz)
+        summary = self._summary(result, has_result)
+        if body and statement.protocol and fmt and fmt.lower() == "native":
+            body = self._native_for_protocol(handle, statement, body)
+        return Outcome(body, fmt, summary, tz)
+
+    def _native_for_protocol(self, handle: _Handle, statement: Statement, body: bytes) -> bytes:
+        """The engine's Native output in the client's protocol version, as a server writes it."""
+        types = None
+        try:
+            if statement.protocol >= native.TIME_ZONE_IN_DATETIME and native.needs_types(body):
+                # The engine drops DateTime's time zone for protocol 0: ask it for the result's types.
+                sql = statement.sql.rstrip().rstrip(b";")
+                described = handle.run(b"DESCRIBE (" + sql + b"\n)", "TabSeparated", statement.params)
+                types = [line.split(b"\t")[1].decode().replace("\\'", "'")
+                         for line in (described.bytes() or b"").splitlines() if line]
+        except StoreError:
+            types = None
+        try:
+            return native.for_protocol(body, statement.protocol, types)
+        except native.UnsupportedType as exc:
+            raise StoreError(NOT_IMPLEMENTED, f"{exc}; ask for another format (FORMAT RowBinary, JSON...)") from None
+        except native.NativeError as exc:
+            raise StoreError(UNKNOWN_EXCEPTION, f"cannot rewrite the engine's Native output: {exc}") from None
 
     @staticmethod
     def _summary(result: Any, has_result: bool) -> dict[str, str]:
@@ -722,6 +747,64 @@ def statement_refusal(statement: "Statement") -> str | None:
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------
+_RESPONSE_ENCODINGS = ("zstd", "gzip", "deflate", "lz4", "br")
+
+
+def _response_encoding(request: web.Request) -> str | None:
+    """The Content-Encoding of the answer: with enable_http_compression=1, the first encoding of
+    Accept-Encoding the server can write (as a server does), else none."""
+    if not _flag(request.query.get("enable_http_compression")):
+        return None
+    for item in request.headers.get("Accept-Encoding", "").split(","):
+        name = item.split(";")[0].strip().lower()
+        if name == "x-gzip":
+            name = "gzip"
+        if name in _RESPONSE_ENCODINGS:
+            if name == "br":
+                try:
+                    import brotli  # type: ignore[import-not-found]  # noqa: F401
+                except ImportError:
+                    continue
+            return name
+    return None
+
+
+def _encode(body: bytes, encoding: str, level: str | None) -> bytes:
+    try:
+        lvl = int(level) if level else 3
+    except ValueError:
+        lvl = 3
+    if encoding == "gzip":
+        return zlib.compress(body, max(0, min(lvl, 9)), wbits=31)
+    if encoding == "deflate":
+        return zlib.compress(body, max(0, min(lvl, 9)))
+    if encoding == "lz4":
+        import lz4.frame
+
+        return lz4.frame.compress(body)
+    if encoding == "zstd":
+        return compression._zstd().compress(body, max(1, min(lvl, 19)))
+    import brotli  # type: ignore[import-not-found]
+
+    return brotli.compress(body)
+
+
+def _flag(value: str | None) -> bool | None:
+    """A boolean URL parameter as ClickHouse reads it (None when absent)."""
+    if value is None:
+        return None
+    return value.strip().lower() not in ("", "0", "false")
+
+
+def _protocol_version(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise StoreError(BAD_ARGUMENTS, f"client_protocol_version must be a number, not {value!r}", status=400) from None
+
+
 def _credentials(request: web.Request) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
@@ -735,14 +818,43 @@ def _credentials(request: web.Request) -> tuple[str, str]:
     return request.query.get("user", "default"), request.query.get("password", "")
 
 
-class StoreServer:
-    """The aiohttp application around an ``Engine``; statements run on one engine thread."""
+@dataclass(frozen=True)
+class Reader:
+    """A read-only user of the store server (Grafana's datasource): every statement it sends runs
+    with ``readonly = 1`` after the settings of its URL (which it may set, as a server's read-only
+    profile lets ``max_execution_time`` and the like change), so INSERT, DDL and SET are refused
+    by the engine with ClickHouse's READONLY (164)."""
 
-    def __init__(self, engine: Engine, token: str, display_name: str | None = None):
+    user: str
+    password: str = ""
+
+
+# HTTP status of an engine error code, as a ClickHouse server answers (exceptionCodeToHTTPStatus).
+_HTTP_STATUS = {
+    194: 401,                                                   # REQUIRED_PASSWORD
+    192: 403, 193: 403, 516: 403, 497: 403,                     # UNKNOWN_USER, WRONG_PASSWORD, ..., ACCESS_DENIED
+    6: 400, 15: 400, 36: 400, 44: 400, 53: 400, 62: 400, 117: 400, 427: 400,  # parse errors, BAD_ARGUMENTS...
+    46: 404, 47: 404, 50: 404, 56: 404, 60: 404, 63: 404, 73: 404, 81: 404, 115: 404,  # UNKNOWN_TABLE and the like
+    48: 501,                                                    # NOT_IMPLEMENTED
+    159: 408,                                                   # TIMEOUT_EXCEEDED
+    209: 503,                                                   # SOCKET_TIMEOUT
+}
+
+
+class StoreServer:
+    """The aiohttp application around an ``Engine``; statements run on one engine thread.
+
+    Clients: whoever gives the token as the password (any user name) has full access; each
+    ``Reader`` (user name and password) may only read.
+    """
+
+    def __init__(self, engine: Engine, token: str, display_name: str | None = None,
+                 readers: tuple[Reader, ...] = ()):
         if not token:
             raise ValueError("the store server needs a token (hub.storage.token.ensure_token)")
         self.engine = engine
         self.token = token
+        self.readers = tuple(readers)
         self.display_name = display_name or socket.gethostname()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-engine")
         # INSERT data waits here for the engine: next to the store (same disk, not a RAM-backed
@@ -766,22 +878,35 @@ class StoreServer:
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return self._error_response(StoreError(NOT_IMPLEMENTED, f"There is no handle {request.path}", status=404),
-                                    str(uuid.uuid4()))
+                                    str(uuid.uuid4()), request)
 
     def _headers(self, query_id: str, timezone: str) -> dict[str, str]:
         return {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": timezone,
                 "X-ClickHouse-Server-Display-Name": self.display_name}
 
-    def _error_response(self, error: StoreError, query_id: str) -> web.Response:
+    def _error_response(self, error: StoreError, query_id: str, request: web.Request | None = None) -> web.Response:
+        """The exception as a server sends it: the text in the body (in compressed blocks when the
+        request asked for compress=1), its code in X-ClickHouse-Exception-Code, and the HTTP status
+        a server gives that code."""
         self.errors += 1
         headers = self._headers(query_id, self.engine.timezone)
         headers["X-ClickHouse-Exception-Code"] = str(error.code)
-        return web.Response(status=error.status, text=error.text + "\n", headers=headers,
-                            content_type="text/plain", charset="utf-8")
+        headers["Content-Type"] = "text/plain; charset=UTF-8"
+        status = error.status if error.status != 500 else _HTTP_STATUS.get(error.code, 500)
+        body = (error.text + "\n").encode("utf-8")
+        if request is not None and _flag(request.query.get("compress")):
+            body = compression.compress(body)
+        return web.Response(status=status, body=body, headers=headers)
 
-    def _authorized(self, request: web.Request) -> bool:
-        _, password = _credentials(request)  # any user name; the password is the token
-        return hmac.compare_digest(password.encode(), self.token.encode())
+    def _client(self, request: web.Request) -> Reader | None | bool:
+        """True for the token's holder, the Reader for a read-only user, None when neither."""
+        user, password = _credentials(request)
+        if hmac.compare_digest(password.encode(), self.token.encode()):
+            return True
+        for reader in self.readers:
+            if user == reader.user and hmac.compare_digest(password.encode(), reader.password.encode()):
+                return reader
+        return None
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -790,37 +915,56 @@ class StoreServer:
             return web.Response(text="Ok.\n")
         text = RequestText(self._tmp_dir)
         try:
-            if not self._authorized(request):
+            client = self._client(request)
+            if client is None:
                 user = _credentials(request)[0] or "default"
                 raise StoreError(AUTHENTICATION_FAILED, f"{user}: Authentication failed: password is incorrect, "
                                  "or there is no user with such name", status=401)
             if request.method not in ("GET", "POST"):
                 raise StoreError(UNSUPPORTED_METHOD, f"HTTP method {request.method} is not supported", status=405)
             statement = await self._read(request, text)
+            if isinstance(client, Reader):
+                statement.readonly = "1"
             why = statement_refusal(statement)
             if why is not None:
                 raise StoreError(ACCESS_DENIED, f"refused by the store server: {why}", status=403)
             outcome = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.execute, statement)
         except StoreError as error:
             log.debug("store: query %s failed: %s", query_id, error.message)
-            return self._error_response(error, query_id)
+            return self._error_response(error, query_id, request)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             # The client went away before its request was whole: nothing of it runs.
             log.info("store: request %s cut off before its end (%s); not run", query_id, type(exc).__name__)
-            return self._error_response(StoreError(CANNOT_READ_ALL_DATA, "the request body ended early"), query_id)
+            return self._error_response(StoreError(CANNOT_READ_ALL_DATA, "the request body ended early"), query_id,
+                                        request)
         except Exception as exc:
             log.exception("store: query %s failed", query_id)
-            return self._error_response(StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}"), query_id)
+            return self._error_response(StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}"), query_id,
+                                        request)
         finally:
             text.discard()
         headers = self._headers(query_id, outcome.timezone)
-        headers["X-ClickHouse-Summary"] = json.dumps(outcome.summary, separators=(",", ":"))
+        summary = json.dumps(outcome.summary, separators=(",", ":"))
+        headers["X-ClickHouse-Summary"] = summary
+        if _flag(request.query.get("send_progress_in_http_headers")):
+            # Results are built whole before they are sent: one progress header, the final one.
+            progress = {k: outcome.summary.get(k, "0") for k in ("read_rows", "read_bytes", "written_rows",
+                                                                  "written_bytes", "total_rows_to_read",
+                                                                  "result_rows", "result_bytes", "elapsed_ns")}
+            headers["X-ClickHouse-Progress"] = json.dumps(progress, separators=(",", ":"))
         if outcome.fmt:
             headers["X-ClickHouse-Format"] = outcome.fmt
             headers["Content-Type"] = content_type(outcome.fmt)
         else:
             headers["Content-Type"] = "text/plain; charset=UTF-8"
-        return web.Response(body=outcome.body, headers=headers)
+        body = outcome.body
+        if body and _flag(request.query.get("compress")):
+            body = compression.compress(body)
+        encoding = _response_encoding(request)
+        if body and encoding:
+            body = _encode(body, encoding, request.query.get("http_zlib_compression_level"))
+            headers["Content-Encoding"] = encoding
+        return web.Response(body=body, headers=headers)
 
     async def _read(self, request: web.Request, text: RequestText) -> Statement:
         """Parse parameters and stream the body; only a request read to its end becomes a statement."""
@@ -835,16 +979,23 @@ class StoreServer:
                 values[part.name] = await part.text()
         else:
             body_reader = request.content
-        if values.get("decompress") in ("1", "true") or values.get("compress") in ("1", "true"):
-            raise StoreError(NOT_IMPLEMENTED, "ClickHouse block compression (compress/decompress) is not supported "
-                             "by the store server; use Content-Encoding")
         decoder = _Decoder(request.headers.get("Content-Encoding", ""))
+        # decompress=1: the body is in ClickHouse's compressed blocks (inside any Content-Encoding).
+        blocks = compression.Decompressor(verify=_flag(values.get(
+            "http_native_compression_disable_checksumming_on_decompress")) is not True) \
+            if _flag(values.get("decompress")) else None
         if values.get("query"):
             text.feed(values["query"].encode("utf-8") + b"\n")
         if body_reader is not None:
-            async for chunk in body_reader.iter_chunked(1 << 20):
-                text.feed(decoder.feed(chunk))
-            decoder.finish()
+            try:
+                async for chunk in body_reader.iter_chunked(1 << 20):
+                    data = decoder.feed(chunk)
+                    text.feed(blocks.feed(data) if blocks is not None else data)
+                decoder.finish()
+                if blocks is not None:
+                    blocks.finish()
+            except compression.CompressionError as exc:
+                raise StoreError(CANNOT_DECOMPRESS, f"cannot decompress the request body: {exc}") from None
         sql = text.finish()
         settings: dict[str, str] = {}
         params: dict[str, str] = {}
@@ -864,6 +1015,7 @@ class StoreServer:
             database=values.get("database") or request.headers.get("X-ClickHouse-Database") or None,
             session_id=values.get("session_id") or None,
             default_format=values.get("default_format") or request.headers.get("X-ClickHouse-Format") or "TabSeparated",
+            protocol=_protocol_version(values.get("client_protocol_version")),
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -881,10 +1033,10 @@ class StoreServer:
 
 
 def serve(path: Path, host: str, port: int, token: str,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, readers: tuple[Reader, ...] = ()) -> None:
     """Run the store server in this process until SIGINT or SIGTERM; the engine closes cleanly."""
     engine = Engine(path)
-    server = StoreServer(engine, token=token)
+    server = StoreServer(engine, token=token, readers=readers)
 
     async def main() -> None:
         stop = asyncio.Event()
