@@ -9,6 +9,36 @@ import sys
 from hub.errors import UserError
 from hub.settings import Settings
 
+FORCE_HELP = "import into an experiment that has ended (completed or aborted); refused without it"
+ENDED = ("completed", "aborted")
+
+
+def refuse_ended(experiment_id: str, state) -> None:
+    """``UserError`` when ``state`` (the experiment's, or None when unknown) has ended: importing
+    would add to a finished timeline or place new evidence on it, unless ``--force``."""
+    if state is None or state.status not in ENDED:
+        return
+    when = f" at {state.ended_at.isoformat(timespec='seconds')}" if state.ended_at else ""
+    raise UserError(f"experiment {experiment_id} is {state.status} (ended{when}): nothing imported; "
+                    f"give --force to import into an ended experiment")
+
+
+def _check_experiment(settings: Settings, experiment_id: str, force: bool) -> None:
+    """``refuse_ended`` for an experiment read from the log (an unknown id is left to the import)."""
+    if force or not experiment_id:
+        return
+    from hub.experiments.service import ExperimentService, UnknownExperiment
+
+    service = ExperimentService(settings)
+    try:
+        try:
+            state = service.get(experiment_id)
+        except UnknownExperiment:
+            state = None
+    finally:
+        service.close()
+    refuse_ended(experiment_id, state)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import other tools' output: vegeta results, Dropwizard metrics, Chaos Toolkit journals",
@@ -25,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--gateway", default="vegeta", help="the gateway name the legs carry (default vegeta)")
     c.add_argument("--backend", default=None, help="the backend name (default: the host of each result's URL)")
     c.add_argument("--batch", type=int, default=100, metavar="N", help="events per Kafka record (default 100)")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.set_defaults(func=cmd_vegeta)
 
     c = cmds.add_parser("dropwizard", help="poll a service's Dropwizard /metrics JSON and store it as OTLP metrics")
@@ -33,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
     c.add_argument("--count", type=int, default=None, metavar="N", help="stop after N polls (default: until Ctrl-C)")
     c.add_argument("--experiment", default="", metavar="ID", help="tag the metrics with this experiment id")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.set_defaults(func=cmd_dropwizard)
 
     c = cmds.add_parser("chaostoolkit", help="write a finished Chaos Toolkit journal onto an experiment's timeline")
@@ -41,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--restores", action="append", default=[], metavar="ACTION",
                    help="a method action that undoes an earlier one instead of injecting a fault (repeatable)")
     c.add_argument("--actor", default=None, help="who records it (default HUB_ACTOR, else user@host)")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.set_defaults(func=cmd_chaostoolkit)
 
 
@@ -52,6 +85,7 @@ def cmd_vegeta(args, settings: Settings) -> int:
     if args.batch < 1:
         raise UserError("--batch must be at least 1")
     route_of = route_matcher(args.route)
+    _check_experiment(settings, args.experiment, args.force)
     handle = _open(args.file)
     records = vegeta_to_legs(handle, experiment_id=args.experiment, gateway=args.gateway, backend=args.backend,
                              route_of=route_of)
@@ -65,6 +99,7 @@ def cmd_dropwizard(args, settings: Settings) -> int:
     from hub.integrations.dropwizard import check_url, poll
 
     check_url(args.url)
+    _check_experiment(settings, args.experiment, args.force)
     done = poll(args.url, service=args.service, bootstrap=settings.bootstrap, topic=settings.topic_metrics,
                 interval=args.interval, count=args.count, experiment_id=args.experiment,
                 progress=lambda m: print(m, file=sys.stderr))
@@ -79,6 +114,8 @@ def cmd_chaostoolkit(args, settings: Settings) -> int:
     journal = read_json_file(args.journal, settings.max_record_bytes * 16, settings.max_nesting_depth)
     service = ExperimentService(settings)
     try:
+        if not args.force:
+            refuse_ended(args.experiment, service.get(args.experiment))
         try:
             events, problems = import_journal(journal, args.experiment, service, actor=args.actor or default_actor(),
                                               restores=args.restores)

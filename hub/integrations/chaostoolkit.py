@@ -186,8 +186,10 @@ class Recorder:
     """
 
     def __init__(self, timeline: Timeline, *, actor: str = INJECTOR, force_start: bool = False,
-                 phases: Mapping[str, str] | None = None, restores: Iterable[str] = ()):
+                 phases: Mapping[str, str] | None = None, restores: Iterable[str] = (), log_problems: bool = True):
         self.timeline = timeline
+        # the live control logs each problem (its only channel); an import returns them to be printed once
+        self.log_problems = log_problems
         self.actor = actor
         self.force_start = force_start
         self.phases = dict(DEFAULT_PHASES if phases is None else phases)
@@ -205,7 +207,7 @@ class Recorder:
         except Exception as exc:  # never into Chaos Toolkit
             message = f"{what}: {exc}"
             self.errors.append(message)
-            log.warning("gameday-hub: could not record %s", message)
+            self._warn("gameday-hub: could not record %s", message)
             return []
 
     def _state(self) -> ExperimentState | None:
@@ -213,8 +215,12 @@ class Recorder:
             return self.timeline.state()
         except Exception as exc:
             self.errors.append(f"read the experiment: {exc}")
-            log.warning("gameday-hub: cannot read the experiment: %s", exc)
+            self._warn("gameday-hub: cannot read the experiment: %s", exc)
             return None
+
+    def _warn(self, message: str, *args) -> None:
+        if self.log_problems:
+            log.warning(message, *args)
 
     def note(self, t: dt.datetime, text: str, *, kind: str = "observation", expected: str = "", actual: str = "",
              tags: Iterable[str] = ()) -> None:
@@ -230,13 +236,13 @@ class Recorder:
         if state.status in ("ready", "draft"):
             if state.status == "draft" and not self.force_start:
                 self.errors.append(f"experiment {state.id} is a draft: not started")
-                log.warning("gameday-hub: experiment %s is a draft (prerequisites not done); not started. "
-                            "Check its prerequisites, or give the control force_start: true", state.id)
+                self._warn("gameday-hub: experiment %s is a draft (prerequisites not done); not started. "
+                           "Check its prerequisites, or give the control force_start: true", state.id)
             else:
                 self._do("the start", lambda s: lifecycle.start(s, self.actor, t, force=self.force_start))
         elif state.status != "running":
             self.errors.append(f"experiment {state.id} is {state.status}")
-            log.warning("gameday-hub: experiment %s is %s; the run is not recorded as its start", state.id, state.status)
+            self._warn("gameday-hub: experiment %s is %s; the run is not recorded as its start", state.id, state.status)
         self.note(t, f"Chaos Toolkit experiment '{title or 'untitled'}' started", tags=["run"])
 
     def enter(self, section: str, t: dt.datetime) -> None:
@@ -392,7 +398,8 @@ def journal_events(state: ExperimentState, journal: Mapping, *, actor: str = INJ
                    restores: Iterable[str] = (), phases: Mapping[str, str] | None = None) -> tuple[list[Event], list[str]]:
     """The events a finished journal adds to ``state`` (nothing published), and what could not be recorded."""
     timeline = LocalTimeline(state)
-    recorder = Recorder(timeline, actor=actor, force_start=force_start, restores=restores, phases=phases)
+    recorder = Recorder(timeline, actor=actor, force_start=force_start, restores=restores, phases=phases,
+                        log_problems=False)
     _replay(recorder, journal)
     return timeline.events, recorder.errors
 
@@ -412,7 +419,8 @@ def import_journal(journal: Mapping, experiment_id: str, service, *, actor: str 
         problems.append(f"the experiment was last changed at {state.updated_at.isoformat()}, after the journal's "
                         f"start {start.isoformat()}: steps before that are stamped {state.updated_at.isoformat()}")
     timeline = ServiceTimeline(service, experiment_id)
-    recorder = Recorder(timeline, actor=actor, force_start=force_start, restores=restores, phases=phases)
+    recorder = Recorder(timeline, actor=actor, force_start=force_start, restores=restores, phases=phases,
+                        log_problems=False)
     _replay(recorder, journal)
     return timeline.events, problems + recorder.errors
 

@@ -143,3 +143,34 @@ def test_a_real_chaos_run_whose_steady_state_deviates_is_a_surprise(hub, chaos_p
     assert state.status == "aborted" and state.abort_reason == \
         f"Chaos Toolkit run {journal['status']}: the steady state deviated after the method"
     assert [(f.action, f.end is not None) for f in state.fault_history] == [("stop-cache", True)]
+
+
+def test_imports_into_an_ended_experiment_are_refused_unless_forced_and_each_warning_prints_once(hub, tmp_path):
+    worker, cli = hub
+    ended = create(cli, tmp_path, "frontend")
+    cli("experiment", "abort", ended, "--reason", "the error budget ran out")
+    service = ExperimentService(worker.settings)
+    try:
+        before = len(service.history(ended))
+    finally:
+        service.close()
+    journal = Path(__file__).resolve().parents[1] / "data" / "tools" / "chaostoolkit-journal-deviated.json"
+    vegeta = Path(__file__).resolve().parents[1] / "data" / "tools" / "vegeta-encode.jsonl"
+    for args in (("chaostoolkit", str(journal)), ("vegeta", str(vegeta)),
+                 ("dropwizard", "http://127.0.0.1:9/metrics", "--service", "patients", "--count", "1")):
+        refused = cli("import", *args, "--experiment", ended, check=False)
+        assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+        assert refused.stderr.startswith(f"hub: error: experiment {ended} is aborted (ended at ")
+        assert refused.stderr.endswith("nothing imported; give --force to import into an ended experiment\n")
+        assert refused.stdout == ""
+    service = ExperimentService(worker.settings)
+    try:
+        assert len(service.history(ended)) == before  # nothing appended
+    finally:
+        service.close()
+
+    forced = cli("import", "chaostoolkit", str(journal), "--experiment", ended, "--force")
+    warnings = forced.stderr.splitlines()
+    assert warnings and all(w.startswith("hub: warning: ") for w in warnings), forced.stderr
+    assert f"hub: warning: experiment {ended} is aborted" in warnings
+    assert len(set(warnings)) == len(warnings)  # each problem once, not also as a log line
