@@ -19,6 +19,8 @@ from hub.experiments.definition import ExperimentDefinition
 from hub.experiments.events import BadEvent, Event, decode_event, encode_event
 from hub.experiments.lifecycle import ExperimentState
 from hub.experiments.log import LogWriter, read_log
+from hub.redaction.events import redact_event
+from hub.redaction.policy import RedactionPolicy, load_policy
 from hub.runtime.topics import ensure_topics
 from hub.settings import Settings
 
@@ -48,6 +50,7 @@ class ExperimentService:
         self.settings = settings
         self.topic = settings.topic_experiments
         self._writer: LogWriter | None = None
+        self._policy: RedactionPolicy | None = None
 
     # ---- reading ---------------------------------------------------------------------------
     def events(self) -> list[Event]:
@@ -82,18 +85,28 @@ class ExperimentService:
 
     # ---- writing ---------------------------------------------------------------------------
     def _append(self, experiment_id: str, events: Iterable[Event]) -> list[Event]:
-        events = list(events)
+        # free text is redacted before it reaches the log: the topic, the registry and every reader
+        # of the timeline carry the same masked text as the store (docs/redaction.md)
+        events = [redact_event(e, self._redaction()) for e in events]
+        for event in events:
+            if event.sequence == 1:
+                lifecycle.apply(None, event)  # the masked definition is still one the fold takes
         if self._writer is None:
             ensure_topics(self.settings.bootstrap, {self.topic: self.settings.partitions})
             self._writer = LogWriter(self.settings.bootstrap, self.topic)
         self._writer.append(experiment_id, [encode_event(e) for e in events])
         return events
 
+    def _redaction(self) -> RedactionPolicy:
+        if self._policy is None:
+            self._policy = load_policy(self.settings.redaction_policy)
+        return self._policy
+
     def create(self, definition: ExperimentDefinition, actor: str | None = None) -> Event:
         event = lifecycle.create(definition, actor or default_actor(), now())
         if event.experiment_id in self.states():
             raise UserError(f"experiment {event.experiment_id!r} exists already; choose another id")
-        self._append(event.experiment_id, [event])
+        [event] = self._append(event.experiment_id, [event])
         return event
 
     def command(self, experiment_id: str, decide: Callable[[ExperimentState], Event | list[Event]]) -> list[Event]:

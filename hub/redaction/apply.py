@@ -74,7 +74,14 @@ _SPACED: Final = re.compile(r"[._+:/@=-]+")
 _OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
-_OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id", "endpoint"})
+_OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id", "endpoint", "experiment", "alert"})
+#: Shapes of ids whose misfits keep a keyed digest (distinct ids stay distinct).
+_DIGEST_SHAPES: Final = frozenset({"id", "endpoint", "experiment", "alert"})
+#: The random suffix of an experiment id as the hub makes them (``derive_id``: ``<slug>-3f9a1c``;
+#: ``exp-c2964655``): a lower-case slug, then ``-`` and 6 to 8 hex digits with a letter among them,
+#: at the end of the value (``experiment``) or before the first ``/`` (``alert``:
+#: ``<experiment>/<rule>/<second>``). Its digit run is no record number.
+_EXPERIMENT_SUFFIX: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,54}-((?=[0-9]{0,7}[a-f])[0-9a-f]{6,8})(?=/|$)")
 _BARE_NUMBER: Final = re.compile(r"(?<!\d)(?!20[2-9]\d[01]\d[0-3]\d(?!\d))\d{7,}")
 #: Words of infrastructure names: a structural value with one of them as a token (``grace-scheduler``,
 #: ``rose-db``, ``Dr-Strange-gw``) names a component, so the name detectors do not read a listed given
@@ -105,6 +112,9 @@ _HARMLESS_DIGITS: Final = re.compile(
     r"|(?<![A-Za-z])[vV]\d{1,6}(?:\.\d{1,6}){1,3}(?![\d.])"
     r"|(?<=[0-9A-Za-z])(?P<after>[-_.:/#])\d+(?![0-9A-Za-z]|\.\d)")
 _LAST_TOKEN: Final = re.compile(r"[A-Za-z0-9]+$")
+#: A lower-case snake_case key (``abort_grace``, ``planned_minutes``): a program's field name, in which
+#: the name detectors do not read a listed given name as a person's.
+_FIELD_NAME: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 #: An epoch timestamp in s, ms, us or ns (2017 to 2033): the judge's alert ids end with one
 #: (``<experiment>/<rule>/<second>``), after a separator.
 _EPOCH: Final = re.compile(r"1[5-9]\d{8}|1[5-9]\d{11}|1[5-9]\d{14}|1[5-9]\d{17}")
@@ -118,7 +128,8 @@ _ROUTE_PARAM: Final = re.compile(r"\{[^/{}]*\}|:[A-Za-z_][A-Za-z0-9_]*|<[^/<>]*>
 #: this century's later years (the hub's own: ``exp-2026-12-07``) are not.
 _STRUCT_DATE: Final = re.compile(
     r"(?<!\d)(?:19\d\d|20[01]\d)([-_./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?!\d)")
-_DATE_SHAPES: Final = frozenset({"id", "endpoint", "actor", "word", "field", "phase", "metric_name", "topic"})
+_DATE_SHAPES: Final = frozenset({"id", "endpoint", "actor", "word", "field", "phase", "metric_name", "topic",
+                                 "experiment", "alert"})
 #: A server address with a port: an IPv4 address or a bracketed IPv6 address, then ``:port``.
 _IP_PORT: Final = re.compile(r"(?:(?:\d{1,3}\.){3}\d{1,3}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}")
 _DATE8: Final = re.compile(r"20[2-9]\d[01]\d[0-3]\d")
@@ -575,11 +586,15 @@ class _Engine:
             detect = False  # a server's address and port: infrastructure, not a patient's
         if detect and not _OPAQUE.fullmatch(out):
             probe, infra = _struct_probe(out)
+            if shape in ("experiment", "alert"):
+                suffix = _EXPERIMENT_SUFFIX.match(probe)
+                if suffix is not None and (shape == "alert" or suffix.end() == len(probe)):
+                    probe = probe[:suffix.start(1)] + "x" + probe[suffix.end(1):]
             allowed = self._no_names if infra else self._all
             joined = None if infra else _PHI_JOINED.search(out)
             if (joined is not None and joined.group(1).lower() not in COLLECTION_ROUTE_WORDS) or (
                     shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
-                    shape in ("id", "endpoint", "actor", "word") and _BARE_NUMBER.search(probe)) or (
+                    shape in ("id", "endpoint", "actor", "word", "experiment", "alert") and _BARE_NUMBER.search(probe)) or (
                     self._hit(probe, allowed)) or (
                     _SPACED.search(probe) is not None and self._hit(_SPACED.sub(" ", probe), allowed)):
                 hits.append("shape:" + shape)
@@ -595,7 +610,7 @@ class _Engine:
         redaction key (``hub.redaction.key``: the same for every worker and across restarts), so that
         distinct ids stay distinct and equal ids equal (GROUP BY, joins, pairing) while the value
         cannot be recovered by hashing guesses (an MRN has few enough values to try them all)."""
-        if shape not in ("id", "endpoint"):
+        if shape not in _DIGEST_SHAPES:
             return STRUCT_MARKER.format(shape=shape)
         digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
         return f"[REDACTED:id:{digest}]"
@@ -641,7 +656,7 @@ class _Engine:
                              and phi_key.fullmatch(attr_key.strip()) is not None)
             for k, x in v.items():
                 key = k
-                if _KEY_SHAPE.fullmatch(k) is None or self._hit(k):
+                if _KEY_SHAPE.fullmatch(k) is None or self._hit(k, self._no_names if _FIELD_NAME.fullmatch(k) else None):
                     key = STRUCT_MARKER.format(shape="key") + f"{len(out or v)}"
                     hits.append("shape:key")
                 if ((phi_key.fullmatch(k.strip()) is not None or (phi_attribute and k == "value"))

@@ -61,6 +61,12 @@ SHAPES: Final[Mapping[str, Shape]] = {
                 "phone or SSN; `20YYMMDD` dates aside), no detector hit in it or in it with `._-` read as "
                 "spaces; a misfit becomes `[REDACTED:id:<digest>]` (distinct values stay distinct: joins "
                 "and pairing by id keep working)"),
+    "experiment": Shape(r"|[A-Za-z0-9@][A-Za-z0-9._:@/+=-]{0,127}",
+                        "an experiment id: the rules of `id`, but the random suffix of the hub's ids (`-` and 6 "
+                        "to 8 hex digits with a letter: `exp-c2964655`) is no record number"),
+    "alert": Shape(r"|[A-Za-z0-9@][A-Za-z0-9._:@/+=-]{0,127}",
+                   "an alert id (`<experiment>/<rule>/<second>`): the rules of `id`, the experiment id in front "
+                   "read as in `experiment`"),
     "endpoint": Shape(r"|[A-Za-z0-9@\[][A-Za-z0-9._:@/+=\[\]-]{0,127}",
                       "a backend: a server address with a port (`10.1.2.3:8080`, `[fd00::1]:443`, "
                       "`orders-db:5432`) kept as it is (a server, not a patient: an address without a port is "
@@ -111,7 +117,7 @@ class Column:
     def describe(self) -> str:
         if self.kind in ("struct", "structs"):
             each = "each element: " if self.kind == "structs" else ""
-            misfit = "" if self.shape in ("id", "endpoint") else f"; a misfit becomes `[REDACTED:{self.shape}]`"
+            misfit = "" if self.shape in ("id", "endpoint", "experiment", "alert") else f"; a misfit becomes `[REDACTED:{self.shape}]`"
             return f"structural `{self.shape}`: {each}{SHAPES[self.shape].about}{misfit}"
         return KINDS[self.kind]
 
@@ -138,6 +144,7 @@ KINDS: Final[Mapping[str, str]] = {
 
 _S = Column
 ID, WORD, HEX = _S("struct", "id"), _S("struct", "word"), _S("struct", "hex")
+EXPERIMENT = _S("struct", "experiment")
 BACKEND = _S("struct", "endpoint")
 TEXT, URL = _S("text"), _S("url")
 
@@ -145,7 +152,7 @@ _OTEL_RESOURCE: Final = {
     "ResourceAttributes": _S("shared_attributes"), "ScopeAttributes": _S("shared_attributes"),
     "ResourceSchemaUrl": _S("struct", "schema_url"), "ScopeSchemaUrl": _S("struct", "schema_url"),
     "ScopeName": ID, "ScopeVersion": _S("struct", "version"), "ServiceName": ID,
-    "ExperimentId": ID, "ExperimentPhase": _S("struct", "phase"),
+    "ExperimentId": EXPERIMENT, "ExperimentPhase": _S("struct", "phase"),
 }
 _METRIC: Final = {
     **_OTEL_RESOURCE,
@@ -158,28 +165,28 @@ _METRIC: Final = {
 #: table -> column -> declaration. Tables only; views read these tables.
 DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
     "requests": {
-        "experiment_id": ID, "phase": _S("struct", "phase"), "correlation_id": ID, "leg": _S("struct", "leg"),
+        "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "correlation_id": ID, "leg": _S("struct", "leg"),
         "gateway": ID, "route": _S("struct", "route"), "method": _S("struct", "method"), "backend": BACKEND,
         "response_hash": ID, "error": TEXT, "source": URL,
     },
     "shadow_pairs": {
-        "experiment_id": ID, "phase": _S("struct", "phase"), "gateway": ID, "correlation_id": ID,
+        "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "gateway": ID, "correlation_id": ID,
         "route": _S("struct", "route"), "method": _S("struct", "method"), "primary_backend": BACKEND,
         "shadow_backend": BACKEND, "secondary_backend": BACKEND, "outcome": WORD,
         "differing_fields": _S("structs", "field"), "noise_fields": _S("structs", "field"),
         "shadow_error": TEXT, "source": URL,
     },
     "alerts": {
-        "kind": WORD, "alert_id": ID, "status": WORD, "experiment_id": ID, "rule": TEXT, "severity": WORD,
+        "kind": WORD, "alert_id": _S("struct", "alert"), "status": WORD, "experiment_id": EXPERIMENT, "rule": TEXT, "severity": WORD,
         "measurement": WORD, "comparison": _S("struct", "comparison"), "top_contributors": _S("json"),
         "example_request_ids": _S("structs", "id"), "message": TEXT, "action": WORD, "url": URL, "error": _S("reason"),
     },
     "experiment_events": {
-        "experiment_id": ID, "kind": WORD, "actor": _S("struct", "actor"), "phase": _S("struct", "phase"),
+        "experiment_id": EXPERIMENT, "kind": WORD, "actor": _S("struct", "actor"), "phase": _S("struct", "phase"),
         "payload": _S("json"), "refusal": _S("reason"),
     },
     "canary_verdicts": {
-        "experiment_id": ID, "route": _S("struct", "route"), "metric": WORD, "verdict": WORD, "effect_kind": WORD,
+        "experiment_id": EXPERIMENT, "route": _S("struct", "route"), "metric": WORD, "verdict": WORD, "effect_kind": WORD,
         "canary_backend": BACKEND, "baseline_backend": BACKEND,
     },
     "dead_letters": {

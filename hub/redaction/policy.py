@@ -117,7 +117,7 @@ DEFAULT_MASK_PATTERNS: Final[tuple[MaskPattern, ...]] = (
     # names: capitalised words after a cue word (patient, name, Mr., Mrs., Ms., Dr. ...)
     MaskPattern("name", r"(?:\b(?i:patient(?:[ _-]?name)?|(?:full|first|last|given|family)[ _-]?name|surname|name)"
                         r"|\b(?:[Mm]r|[Mm]rs|Ms|Miss|Mx|[Dd]r)\.?)"
-                        r"(?:[\"']?\s*[:=]\s*[\"']?|\s+)(?P<value>[A-Z][A-Za-z'-]*\.?(?:\s+(?![A-Z]{2,}\b)[A-Z][A-Za-z'-]*\.?){0,3})",
+                        r"(?:[\"']?\s*[:=]\s*[\"']?|\s+)(?P<value>(?![A-Z]{3,}\b)[A-Z][A-Za-z'-]*\.?(?:\s+(?![A-Z]{2,}\b)[A-Z][A-Za-z'-]*\.?){0,3})",
                 requires=("(?i)patient", "(?i)name", "Mr", "Ms", "Mi", "Mx", "Dr", "mr", "dr")),
 ) + tuple(MaskPattern(name, pattern, ignore_case, requires) for name, pattern, ignore_case, requires in DETECTORS)
 
