@@ -96,13 +96,16 @@ def cmd_vegeta(args, settings: Settings) -> int:
 
 
 def cmd_dropwizard(args, settings: Settings) -> int:
-    from hub.integrations.dropwizard import check_url, poll
+    from hub.integrations.dropwizard import check_experiment, check_url, poll
 
     check_url(args.url)
+    if args.experiment:
+        check_experiment(settings, args.experiment)  # an unknown id is refused
     _check_experiment(settings, args.experiment, args.force)
     done = poll(args.url, service=args.service, bootstrap=settings.bootstrap, topic=settings.topic_metrics,
                 interval=args.interval, count=args.count, experiment_id=args.experiment,
-                progress=lambda m: print(m, file=sys.stderr))
+                progress=lambda m: print(m, file=sys.stderr),
+                starts_path=settings.home_dir / "dropwizard-starts.json")
     print(f"sent {done} poll(s) of {args.url} to {settings.topic_metrics} as service {args.service}")
     return 0
 

@@ -20,6 +20,11 @@ service, ``experiment.id`` when given, scope ``gameday-hub.dropwizard``):
   a timer's values stay in its ``duration_units`` (the metric unit says which) and it also gets
   the meter's rate gauges.
 
+Cumulative series start when the process began counting (``jvm.attribute.uptime``, else its
+first scrape; ``ProcessStarts`` keeps it across imports); integers go out exactly (``as_int``);
+tag-like names (``name{k=v,...}``, ``name[k=v,...]``, ``name[k:v,...]``, ``name.k=v.more``) become
+data point attributes (``split_name``).
+
 The hub's metrics sink stores these in ``otel_metrics_gauge``, ``otel_metrics_sum`` and
 ``otel_metrics_summary``.
 """
@@ -28,10 +33,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any, Callable
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -51,11 +58,64 @@ _DURATION_UNITS = {"nanoseconds": "ns", "microseconds": "us", "milliseconds": "m
                    "minutes": "min", "hours": "h", "days": "d"}
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> float | int | None:
+    """A finite number from the document; integers stay Python ints (exact, whatever their size)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    if isinstance(value, int):
+        return value
     return value if math.isfinite(value) else None
+
+
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def _set_value(point, value: float | int) -> None:
+    """``as_int`` for an integer that fits (exact), else ``as_double``."""
+    if isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
+        point.as_int = value
+    else:
+        point.as_double = float(value)
+
+
+#: Tag-like metric names: ``name{k=v,...}`` / ``name[k=v,...]`` / ``name[k:v,...]`` (a bracketed list
+#: at the end), and ``name.k=v.more`` (dotted segments holding ``=``).
+_BRACKETED = re.compile(r"^(?P<base>[^\[\]{}]+)(?:\[(?P<square>[^\[\]]*)\]|\{(?P<curly>[^{}]*)\})$")
+
+
+def split_name(name: str) -> tuple[str, dict[str, str]]:
+    """``(metric name, attributes)`` for a tag-like name (see ``_BRACKETED``); a name that follows
+    none of the conventions (or whose tags do not all read as ``key=value``/``key:value``) stays whole."""
+    match = _BRACKETED.match(name)
+    if match:
+        body = match.group("square") if match.group("square") is not None else match.group("curly")
+        tags: dict[str, str] = {}
+        for item in body.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            if not sep:
+                key, sep, value = item.partition(":")
+            key, value = key.strip(), value.strip().strip('"')
+            if not sep or not key:
+                return name, {}
+            tags[key] = value
+        base = match.group("base").strip().rstrip(".")
+        return (base, tags) if tags and base else (name, {})
+    if "=" in name:
+        parts = name.split(".")
+        tags = {}
+        kept = []
+        for part in parts:
+            key, sep, value = part.partition("=")
+            if sep and key:
+                tags[key] = value
+            else:
+                kept.append(part)
+        if tags and kept and all(kept):
+            return ".".join(kept), tags
+    return name, {}
 
 
 def _rate_unit(units: str) -> str:
@@ -67,6 +127,13 @@ def _rate_unit(units: str) -> str:
 
 def _kv(key: str, value: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def _join(name: str, base: str, tags: dict, key: str) -> str:
+    """The name of a derived series (``<name>.m1_rate``) that keeps the tags of a tag-like name."""
+    if not tags:
+        return f"{name}.{key}"
+    return f"{base}.{key}[" + ",".join(f"{k}={v}" for k, v in tags.items()) + "]"
 
 
 def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_ns: int | None = None,
@@ -90,41 +157,48 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
     sm.scope.version = str(doc.get("version") or "")
     metrics = sm.metrics
 
+    def add(name: str, unit: str, description: str):
+        base, tags = split_name(name)
+        metric = metrics.add(name=base, unit=unit, description=description)
+        return metric, [_kv(k, v) for k, v in tags.items()]
+
     def gauge(name: str, value: Any, unit: str = "", description: str = "") -> None:
         v = _number(value)
         if v is None:
             return
-        m = metrics.add(name=name, unit=unit, description=description)
-        m.gauge.data_points.add(time_unix_nano=now_ns, as_double=v)
+        m, tags = add(name, unit, description)
+        _set_value(m.gauge.data_points.add(time_unix_nano=now_ns, attributes=tags), v)
 
     def total(name: str, count: Any, monotonic: bool, unit: str = "", description: str = "") -> None:
         v = _number(count)
         if v is None:
             return
-        m = metrics.add(name=name, unit=unit, description=description)
+        m, tags = add(name, unit, description)
         m.sum.aggregation_temporality = _CUMULATIVE
         m.sum.is_monotonic = monotonic
-        m.sum.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_double=v)
+        _set_value(m.sum.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, attributes=tags), v)
 
     def rates(name: str, body: dict, units: str) -> None:
         unit = _rate_unit(units)
+        base, tags = split_name(name)
         for key in ("m1_rate", "m5_rate", "m15_rate", "mean_rate"):
-            gauge(f"{name}.{key}", body.get(key), unit)
+            gauge(_join(name, base, tags, key), body.get(key), unit)
 
     def summary(name: str, body: dict, unit: str, kind: str) -> None:
         count = _number(body.get("count"))
-        if count is None:
+        if count is None or count < 0:
             return
         mean = _number(body.get("mean")) or 0.0
-        m = metrics.add(name=name, unit=unit, description=f"Dropwizard {kind} (sum = mean x count, an estimate)")
-        dp = m.summary.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns,
-                                       count=int(count), sum=mean * count)
+        m, tags = add(name, unit, f"Dropwizard {kind} (sum = mean x count, an estimate)")
+        dp = m.summary.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, attributes=tags,
+                                       count=min(int(count), 2 ** 64 - 1), sum=float(mean) * count)
         for key, q in QUANTILES:
             v = _number(body.get(key))
             if v is not None:
                 dp.quantile_values.add(quantile=q, value=v)
+        base, tags = split_name(name)
         for key in ("min", "max", "mean", "stddev"):
-            gauge(f"{name}.{key}", body.get(key), unit)
+            gauge(_join(name, base, tags, key), body.get(key), unit)
 
     for name, body in (doc.get("gauges") or {}).items():
         if isinstance(body, dict):
@@ -211,14 +285,87 @@ def fetch(url: str, timeout: float = 10.0) -> dict:
     return doc
 
 
+#: The gauges ``JvmAttributeGaugeSet`` registers under ``jvm.attribute``: the process's uptime (ms)
+#: and its name (``pid@host``), which tells one process from the next.
+UPTIME_GAUGE = "jvm.attribute.uptime"
+PROCESS_GAUGE = "jvm.attribute.name"
+
+
+def _gauge_value(doc: dict, name: str) -> Any:
+    body = (doc.get("gauges") or {}).get(name)
+    return body.get("value") if isinstance(body, dict) else None
+
+
+class ProcessStarts:
+    """When each scraped process began counting, kept in a JSON file across imports.
+
+    The start of the cumulative series is the process's own start (now - ``jvm.attribute.uptime``)
+    when the document has it, else the time of the first scrape of that process. A process is
+    told by ``jvm.attribute.name`` (``pid@host``) when present; a lower uptime than before is a
+    restart too. The start found for a process is kept, so every poll and every import of it
+    carries the same start (one series, no false resets).
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def _load(self) -> dict:
+        if self.path is None:
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def start_ns(self, key: str, doc: dict, now_ns: int) -> int:
+        data = self._load()
+        uptime = _number(_gauge_value(doc, UPTIME_GAUGE))
+        process = _gauge_value(doc, PROCESS_GAUGE)
+        process = process if isinstance(process, str) else ""
+        seen = data.get(key) if isinstance(data.get(key), dict) else {}
+        same = bool(seen) and seen.get("process", "") == process and isinstance(seen.get("start_ns"), int)
+        if same and uptime is not None and isinstance(seen.get("uptime_ms"), (int, float)) and uptime < seen["uptime_ms"]:
+            same = False  # the uptime went back: a new process under the same name
+        if same:
+            start = seen["start_ns"]
+        elif uptime is not None and uptime >= 0:
+            start = now_ns - int(uptime * 1_000_000)
+        else:
+            start = now_ns
+        data[key] = {"process": process, "start_ns": start,
+                     "uptime_ms": uptime if uptime is not None else None}
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, sort_keys=True))
+                tmp.replace(self.path)
+            except OSError:
+                pass  # the start then holds for this import only
+        return start
+
+
+def check_experiment(settings, experiment_id: str) -> None:
+    """``UserError`` (``UnknownExperiment``) unless the experiment exists, as every command refuses."""
+    from hub.experiments.service import ExperimentService
+
+    service = ExperimentService(settings)
+    try:
+        service.get(experiment_id)
+    finally:
+        service.close()
+
+
 def poll(url: str, *, service: str, bootstrap: str, topic: str, interval: float = 10.0, count: int | None = None,
          experiment_id: str = "", progress: Callable[[str], None] | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+         sleep: Callable[[float], None] = time.sleep, starts_path: Path | None = None) -> int:
     """Fetch ``url`` every ``interval`` seconds (``count`` times, or until interrupted) and publish
     each document to ``topic`` as ``otlp_proto``. Returns the number of polls published.
 
     The first fetch must succeed (a wrong URL is a mistake to report at once); later failures are
-    reported through ``progress`` and polling goes on.
+    reported through ``progress`` and polling goes on. ``starts_path`` keeps each process's start
+    across imports (``ProcessStarts``).
     """
     from hub.producer import send_records
 
@@ -226,7 +373,7 @@ def poll(url: str, *, service: str, bootstrap: str, topic: str, interval: float 
         raise UserError("--interval must be positive")
     if count is not None and count <= 0:
         raise UserError("--count must be a positive number")
-    start_ns = time.time_ns()
+    starts = ProcessStarts(starts_path)
     done = 0
     while count is None or done < count:
         started = time.monotonic()
@@ -238,7 +385,10 @@ def poll(url: str, *, service: str, bootstrap: str, topic: str, interval: float 
             if progress:
                 progress(f"poll failed, trying again in {interval:g}s: {exc}")
         else:
-            request = dropwizard_to_otlp(doc, service=service, experiment_id=experiment_id, start_ns=start_ns)
+            now_ns = time.time_ns()
+            start_ns = starts.start_ns(f"{service} {url}", doc, now_ns)
+            request = dropwizard_to_otlp(doc, service=service, experiment_id=experiment_id, now_ns=now_ns,
+                                         start_ns=start_ns)
             send_records(bootstrap, topic, [(service.encode(), request.SerializeToString())])
             done += 1
             if progress:
