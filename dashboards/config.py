@@ -25,8 +25,8 @@ GRAFANA_SETTINGS: dict[str, tuple[str, str]] = {
     "HUB_GRAFANA_DATASOURCE": ("gameday-hub ClickHouse", "Name of the ClickHouse datasource the dashboards query."),
     "HUB_GRAFANA_DATASOURCE_UID": ("gameday-hub-clickhouse", "Uid of that datasource (the dashboards refer to it by uid)."),
     "HUB_GRAFANA_REFRESH": ("5s", "Auto-refresh of the generated dashboards (5s or 10s suit a live gameday room)."),
-    "HUB_GRAFANA_CLICKHOUSE_HOST": ("", "ClickHouse host as Grafana reaches it (default: the host of HUB_CLICKHOUSE_URL, else 127.0.0.1)."),
-    "HUB_GRAFANA_CLICKHOUSE_PORT": ("", "ClickHouse port as Grafana reaches it (default: the port of HUB_CLICKHOUSE_URL, else 8123)."),
+    "HUB_GRAFANA_CLICKHOUSE_HOST": ("", "ClickHouse host as Grafana reaches it (default: the host of HUB_CLICKHOUSE_URL, else HUB_STORE_HOST, where the embedded store is served)."),
+    "HUB_GRAFANA_CLICKHOUSE_PORT": ("", "ClickHouse port as Grafana reaches it (default: the port of HUB_CLICKHOUSE_URL, else HUB_STORE_PORT)."),
     "HUB_GRAFANA_CLICKHOUSE_PROTOCOL": ("http", "Protocol of the datasource: http or native."),
     "HUB_GRAFANA_CLICKHOUSE_USER": ("hub_grafana", "ClickHouse user of the datasource: a read-only user (`hub dashboards datasource-user`)."),
     "HUB_GRAFANA_CLICKHOUSE_PASSWORD": ("", "Its password (sent to Grafana as secureJsonData, never written to exported files)."),
@@ -64,8 +64,14 @@ def grafana_config(settings: Settings, env: Mapping[str, str] | None = None) -> 
         return env.get(name, GRAFANA_SETTINGS[name][0]) or GRAFANA_SETTINGS[name][0]
 
     parsed = urlparse(settings.clickhouse_url) if settings.clickhouse_url else None
-    host = get("HUB_GRAFANA_CLICKHOUSE_HOST") or (parsed.hostname if parsed and parsed.hostname else "127.0.0.1")
-    port = get("HUB_GRAFANA_CLICKHOUSE_PORT") or (str(parsed.port) if parsed and parsed.port else "8123")
+    if parsed is not None and parsed.scheme not in ("http", "https"):
+        parsed = None  # chdb://: the embedded engine
+    # Embedded: the store's endpoint (served by the worker, or `hub store serve`) on HUB_STORE_HOST:PORT.
+    store_host = "127.0.0.1" if settings.store_host in ("", "0.0.0.0", "::") else settings.store_host
+    host = get("HUB_GRAFANA_CLICKHOUSE_HOST") or (parsed.hostname if parsed and parsed.hostname else
+                                                  "127.0.0.1" if parsed else store_host)
+    port = get("HUB_GRAFANA_CLICKHOUSE_PORT") or (str(parsed.port) if parsed and parsed.port else
+                                                  "8123" if parsed else str(settings.store_port))
     return GrafanaConfig(
         url=get("HUB_GRAFANA_URL").rstrip("/"), token=get("HUB_GRAFANA_TOKEN"), folder=get("HUB_GRAFANA_FOLDER"),
         folder_uid=get("HUB_GRAFANA_FOLDER_UID"), datasource=get("HUB_GRAFANA_DATASOURCE"),

@@ -72,6 +72,9 @@ class Settings:
     store_token: str = _setting(
         "HUB_STORE_TOKEN", "",
         "Secret the store server requires of every client as its ClickHouse password (HUB_CLICKHOUSE_URL=http://default:<secret>@host:port); empty: generated into <home>/store-token on its first start, where the hub's own clients with that home find it.")
+    store_endpoint: bool = _setting(
+        "HUB_STORE_ENDPOINT", True,
+        "In embedded mode the worker serves the store over ClickHouse's HTTP interface on HUB_STORE_HOST:HUB_STORE_PORT, for Grafana's datasource (user HUB_GRAFANA_CLICKHOUSE_USER, read-only; its password required off loopback) and the token's holder; false turns it off.")
     ttl_days: int = _setting(
         "HUB_TTL_DAYS", 90,
         "Days telemetry rows are kept before ClickHouse drops them (0 keeps them forever); records with an event time older than this are refused to the dead-letter topic as timestamp out of range, since the TTL would drop them at once.")

@@ -174,6 +174,13 @@ def build(settings: Settings):
         await serve(build_app(ctx), settings.http_host, settings.http_port)
         log.info("HTTP endpoint on %s", settings.http_url)
 
+    if settings.embedded_clickhouse and settings.store_endpoint:
+        @app.task
+        async def store_endpoint() -> None:  # the store over ClickHouse's HTTP interface, for Grafana
+            from hub.storage.server import serve_endpoint
+
+            await serve_endpoint(settings)
+
     return app
 
 

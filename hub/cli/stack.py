@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_up(args, settings: Settings) -> int:
+    if settings.embedded_clickhouse and settings.store_endpoint:
+        from hub.errors import UserError
+        from hub.storage.server import endpoint_problem
+
+        problem = endpoint_problem(settings)  # the store's ClickHouse endpoint off loopback
+        if problem:
+            raise UserError(problem + " (or set HUB_STORE_ENDPOINT=false)")
     stack = Stack(settings)
     if not args.foreground:
         stack.up()

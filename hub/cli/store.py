@@ -34,8 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.storage.server import StoreError, serve
-    from hub.storage.token import is_loopback
+    from hub.storage.server import StoreError, endpoint_problem, endpoint_readers, serve
     from hub.storage.token import ensure_token, token_path
 
     host = args.host or settings.store_host
@@ -43,10 +42,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     path = (args.path or settings.clickhouse_path).expanduser().resolve()
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a TCP port")
-    if not is_loopback(host) and not settings.store_token:
-        raise UserError(f"refusing to serve the store on {host} without HUB_STORE_TOKEN: off this host, set the "
-                        "secret explicitly and give it to every client (or listen on 127.0.0.1, where a token is "
-                        f"generated into {token_path(settings)})")
+    problem = endpoint_problem(settings, host)  # off loopback: an explicit token and a reader's password
+    if problem:
+        raise UserError(problem)
     token = ensure_token(settings)  # HUB_STORE_TOKEN, or <home>/store-token, created on the first start
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
@@ -59,7 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               f"password: http://default:<token>@{url.split('://', 1)[1]}) (Ctrl-C stops)", flush=True)
 
     try:
-        serve(path, host, port, token=token, on_ready=ready)
+        serve(path, host, port, token=token, on_ready=ready, readers=endpoint_readers(settings))
     except StoreError as exc:
         message = exc.message
         if "lock" in message.lower() or "already running" in message.lower() or "EmbeddedServer" in message:

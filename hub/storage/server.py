@@ -864,6 +864,7 @@ class StoreServer:
         self._tmp_dir.mkdir(parents=True, exist_ok=True)
         self.requests = 0
         self.errors = 0
+        self.runner: web.AppRunner | None = None
 
     # ---- application ---------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -1061,3 +1062,56 @@ def serve(path: Path, host: str, port: int, token: str,
         asyncio.run(main())
     finally:
         server.close()
+
+
+# ---- the endpoint for Grafana ----------------------------------------------------------------------
+def endpoint_readers(settings) -> tuple[Reader, ...]:
+    """The read-only user of the endpoint: the datasource's user and password
+    (HUB_GRAFANA_CLICKHOUSE_USER, HUB_GRAFANA_CLICKHOUSE_PASSWORD)."""
+    from dashboards.config import grafana_config
+
+    cfg = grafana_config(settings)
+    return (Reader(cfg.clickhouse_user, cfg.clickhouse_password),) if cfg.clickhouse_user else ()
+
+
+def endpoint_problem(settings, host: str | None = None) -> str | None:
+    """Why the store may not be served on ``host`` (default HUB_STORE_HOST), or None: off loopback
+    the token must be set explicitly and the read-only user needs a password."""
+    from hub.storage.token import is_loopback, token_path
+
+    host = host or settings.store_host
+    if is_loopback(host):
+        return None
+    if not settings.store_token:
+        return (f"refusing to serve the store on {host} without HUB_STORE_TOKEN: off this host, set the secret "
+                "explicitly and give it to every client (or listen on 127.0.0.1, where a token is generated into "
+                f"{token_path(settings)})")
+    if any(not reader.password for reader in endpoint_readers(settings)):
+        return (f"refusing to serve the store on {host} with a read-only user without a password: set "
+                "HUB_GRAFANA_CLICKHOUSE_PASSWORD (or listen on 127.0.0.1)")
+    return None
+
+
+async def serve_endpoint(settings) -> StoreServer | None:
+    """In embedded mode, the worker (the process that owns the store) serves it over ClickHouse's
+    HTTP interface on HUB_STORE_HOST:HUB_STORE_PORT, for Grafana's datasource (read-only user) and
+    the token's holder. Returns None, with an error logged, when it cannot: the worker runs on."""
+    from hub.storage.token import ensure_token
+
+    problem = endpoint_problem(settings)
+    if problem:
+        log.error("store endpoint not served: %s", problem)
+        return None
+    server = StoreServer(Engine(settings.clickhouse_path), token=ensure_token(settings),
+                         readers=endpoint_readers(settings))
+    try:
+        server.runner = await server.start(settings.store_host, settings.store_port)
+    except OSError as exc:
+        log.error("store endpoint not served: cannot listen on %s:%s (%s); Grafana cannot read the store",
+                  settings.store_host, settings.store_port, exc.strerror or exc)
+        server.close()
+        return None
+    users = ", ".join(r.user for r in server.readers) or "none"
+    log.info("store endpoint (ClickHouse HTTP interface) on http://%s:%s, read-only user: %s",
+             settings.store_host, settings.store_port, users)
+    return server
