@@ -1,4 +1,5 @@
-"""The gateway: aiohttp's low-level server forwarding to backends with one aiohttp ClientSession.
+"""The gateway: aiohttp's low-level server forwarding to backends through its own HTTP/1.1 client
+(``hub.gateway.client``: one keep-alive connection pool per backend, never re-sending).
 
 Per request: normalise the path (``hub.gateway.paths``: the path routed is the path forwarded),
 match the route (first match; 404 when none, 405 when the method is not allowed), make the
@@ -43,15 +44,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-import aiohttp
 from aiohttp import web, web_protocol
 from aiohttp.streams import EMPTY_PAYLOAD
 from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.propagate import inject
-from yarl import URL
 
 from hub.gateway.bulkhead import Bulkheads
+from hub.gateway.client import BrokenBody, ConnectFailed, Disconnected, Malformed, Pool, PoolFull
 from hub.gateway.compare import decode_body
 from hub.gateway.config import SHADOWABLE, Backend, GatewayConfig, Route
 from hub.gateway.headers import (
@@ -72,8 +72,6 @@ ATTR_CLIENT_CID = "gateway.client_correlation_id"
 MAX_HOPS = 16
 _GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as gateway.name in the configuration
 _SAFE = frozenset(SHADOWABLE)
-# headers the HTTP client must not add on its own (the client's own are passed as they came)
-_SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _CHUNK = 64 * 1024
 # besides hop-by-hop headers: the gateway's own, the forwarding ones (rebuilt), and Expect (the
 # gateway answers 100-continue itself and streams the body on)
@@ -154,17 +152,20 @@ class _Response:
 
 def describe(exc: BaseException, backend: Backend) -> str:
     """A backend error as stored in a leg: its kind and the backend's name, never the URL or path."""
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+    if isinstance(exc, asyncio.TimeoutError):
         return f"timeout: no answer from {backend.name} within {backend.timeout_s:g} s"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"ServerDisconnectedError: {backend.name} closed the connection without answering"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"ClientConnectorError: cannot connect to {backend.name}"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"ClientPayloadError: {backend.name} sent a broken body"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"{type(exc).__name__}: {backend.name} sent a malformed response"
-    if isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)):
+    if isinstance(exc, PoolFull):
+        return (f"pool: no free connection to {backend.name} within {backend.pool_timeout_s:g} s "
+                f"({backend.max_connections} in use)")
+    if isinstance(exc, Disconnected):
+        return f"Disconnected: {backend.name} closed the connection without answering"
+    if isinstance(exc, ConnectFailed):
+        return f"ConnectFailed: cannot connect to {backend.name}"
+    if isinstance(exc, BrokenBody):
+        return f"BrokenBody: {backend.name} sent a broken body"
+    if isinstance(exc, Malformed):
+        return f"Malformed: {backend.name} sent a malformed response"
+    if isinstance(exc, ConnectionError):
         return f"{type(exc).__name__}: the connection to {backend.name} failed"
     return f"{type(exc).__name__} with {backend.name}"
 
@@ -318,7 +319,7 @@ class Gateway:
                          "slow_bodies": 0, "connections_refused": 0, "pool_full": 0}
         self.outcomes: dict[str, int] = {}
         self.trust = Trust(config.trust_secret, config.trust_peers)
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[str, Pool] = {}
         self._runner: web.BaseRunner | None = None
         self._admin: web.AppRunner | None = None
         self.admin_address: tuple | None = None
@@ -327,21 +328,11 @@ class Gateway:
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         # one pool per backend, of backends.<name>.max_connections: beyond it a request waits for a
-        # free connection (up to the backend's timeout_s, then 503)
+        # free connection (up to the backend's pool_timeout_s, then 503). A request is never re-sent:
+        # a backend that hangs up is one 502 and one leg that says so.
         for backend in self.config.backends.values():
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=backend.max_connections, limit_per_host=0, ttl_dns_cache=300,
-                                               keepalive_timeout=30),
-                auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
-            # aiohttp re-sends a request with a method it deems idempotent (GET, PUT, DELETE, ...) once
-            # when a pooled keep-alive connection turns out closed (ClientSession._request). A gateway
-            # never re-sends on its own: a backend that hangs up is one 502 and one leg that says so.
-            if not hasattr(session, "_retry_connection"):
-                await session.close()
-                raise RuntimeError("this aiohttp has no ClientSession._retry_connection; the gateway cannot "
-                                   "turn off its automatic re-sending")
-            session._retry_connection = False
-            self._sessions[backend.name] = session
+            self._pools[backend.name] = Pool(backend.url, backend.max_connections, backend.timeout_s,
+                                             backend.pool_timeout_s)
         await self.bulkhead.start()
         # a client that goes away cancels its handler, and so the backend request
         server = _Server(self.handle, max_connections=self.config.max_connections,
@@ -386,9 +377,9 @@ class Gateway:
         await self.bulkhead.close(grace=self.config.shutdown_timeout_s)
         if self._admin is not None:
             await self._admin.cleanup()
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         for emitter in self._emitters:
             await asyncio.to_thread(emitter.close, 5)
         if self._tracer_provider is not None and hasattr(self._tracer_provider, "shutdown"):
@@ -447,41 +438,25 @@ class Gateway:
         return self._canary_share[route.path].take()
 
     # ---- forwarding ---------------------------------------------------------------------------
-    def _request(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict, data=None,
-                 pool_wait: bool = False):
-        # encoded=True: the path goes out exactly as normalised and routed, never re-normalised.
-        # The backend must answer (its head) within timeout_s and never pause longer than that.
-        # A request that finds the pool full waits for a free connection and connects within
-        # pool_timeout_s (aiohttp's connect timeout covers both); any other within pool_timeout_s
-        # plus timeout_s (a pool that filled up meanwhile), connecting alone within timeout_s.
-        return self._sessions[backend.name].request(
-            method, URL(backend.url + path_qs, encoded=True), headers=headers, data=data,
-            skip_auto_headers=_SKIP_AUTO, allow_redirects=False, compress=None,
-            timeout=aiohttp.ClientTimeout(total=None,
-                                          connect=backend.pool_timeout_s + (0 if pool_wait else backend.timeout_s),
-                                          sock_connect=backend.timeout_s,
-                                          sock_read=backend.timeout_s))
-
-    def _pool_full(self, backend: Backend) -> bool:
-        connector = self._sessions[backend.name].connector
-        return len(getattr(connector, "_acquired", ())) >= backend.max_connections
-
     async def _fetch(self, backend: Backend, method: str, path_qs: str, headers: CIMultiDict) -> _Response:
         """A shadow's request: the body read, hashed and kept up to compare_max_bytes."""
         started = time.perf_counter()
         body = _Body(self.config.compare_max_bytes)
         try:
-            async with self._request(backend, method, path_qs, headers, pool_wait=self._pool_full(backend)) as resp:
-                async for chunk in resp.content.iter_chunked(_CHUNK):
+            resp = await self._pools[backend.name].request(method, path_qs, headers.items())
+            try:
+                while chunk := await resp.read_chunk(_CHUNK):
                     body.add(chunk)
-                return _Response.of(resp.status, body, (time.perf_counter() - started) * 1000,
-                                    resp.headers.get("Content-Encoding", ""))
+            finally:
+                resp.release()
+            return _Response.of(resp.status, body, (time.perf_counter() - started) * 1000,
+                                resp.headers.get("Content-Encoding", ""))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.counters["backend_errors"] += 1
             return _Response(0, (time.perf_counter() - started) * 1000, describe(exc, backend),
-                             timed_out=isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)))
+                             timed_out=isinstance(exc, asyncio.TimeoutError))
 
     def _leg(self, cid, leg, route, method, backend, resp: _Response, started: datetime, req_bytes: int,
              exp: str, phase: str) -> RequestLeg:
@@ -597,8 +572,6 @@ class Gateway:
         upload = None
         sent = _Upload(self.config.body_idle_timeout_s, self.config.body_min_rate)
         if has_body:
-            if request.content_length is not None:
-                headers["Content-Length"] = str(request.content_length)
             upload = sent.stream(request.content)
             if headers_in.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 # the gateway takes the body itself: the client need not wait for the backend's 100
@@ -625,37 +598,38 @@ class Gateway:
                 cs.set_attribute("server.backend", backend.name)
                 if self._tracing:
                     inject(headers)
-                pool_wait = self._pool_full(backend)  # the request waits for a free connection
+                pool_wait = False
+                resp = None
                 try:
-                    async with self._request(backend, method, path_qs, self._for(backend, headers), upload,
-                                                   pool_wait) as resp:
-                        status = resp.status
-                        encoding = resp.headers.get("Content-Encoding", "")
-                        headers_out = end_to_end(resp.headers.items())
-                        if not _utf8_headers(v for _, v in headers_out):
-                            headers_out = self._utf8_only(headers_out)
-                        if "Server" not in resp.headers:  # else the HTTP server would name itself
-                            headers_out.append(("Server", SERVER_NAME))
-                        length = resp.headers.get("Content-Length")
-                        length = int(length) if length is not None and length.isdigit() \
-                            and "Transfer-Encoding" not in resp.headers else None
-                        has_content = method != "HEAD" and status not in (204, 304)
-                        if has_content and length is not None and length <= _CHUNK:
-                            # a small body: read, then head and body in one write
-                            data = await resp.read()
-                            body.add(data)
-                            out = web.Response(status=status, reason=resp.reason, headers=headers_out, body=data)
-                            await out.prepare(request)
-                        else:
-                            out = web.StreamResponse(status=status, reason=resp.reason, headers=headers_out)
-                            if length is not None:
-                                out.content_length = length
-                            await out.prepare(request)
-                            if has_content:
-                                async for chunk in resp.content.iter_chunked(_CHUNK):
-                                    body.add(chunk)
-                                    await out.write(chunk)
-                        await out.write_eof()
+                    resp = await self._pools[backend.name].request(method, path_qs, self._for(backend, headers).items(),
+                                                                   upload, request.content_length)
+                    status = resp.status
+                    encoding = resp.headers.get("Content-Encoding", "")
+                    headers_out = end_to_end(resp.headers.items())
+                    if not _utf8_headers(v for _, v in headers_out):
+                        headers_out = self._utf8_only(headers_out)
+                    if "Server" not in resp.headers:  # else the HTTP server would name itself
+                        headers_out.append(("Server", SERVER_NAME))
+                    length = resp.length
+                    has_content = method != "HEAD" and status not in (204, 304)
+                    if has_content and length is not None and length <= _CHUNK:
+                        # a small body: read, then head and body in one write
+                        data = await resp.read()
+                        resp.release()
+                        body.add(data)
+                        out = web.Response(status=status, reason=resp.reason, headers=headers_out, body=data)
+                        await out.prepare(request)
+                    else:
+                        out = web.StreamResponse(status=status, reason=resp.reason, headers=headers_out)
+                        if length is not None:
+                            out.content_length = length
+                        await out.prepare(request)
+                        if has_content:
+                            while chunk := await resp.read_chunk(_CHUNK):
+                                body.add(chunk)
+                                await out.write(chunk)
+                    await out.write_eof()
+                    resp.release()
                 except asyncio.CancelledError:
                     # the client went away: the backend request is cancelled with it
                     self.counters["client_disconnects"] += 1
@@ -665,18 +639,16 @@ class Gateway:
                                          started, sent.size, exp, phase), source)
                     raise
                 except Exception as exc:
-                    timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
-                    pool_wait = pool_wait and isinstance(exc, aiohttp.ConnectionTimeoutError)
+                    timed_out = isinstance(exc, asyncio.TimeoutError)
+                    pool_wait = isinstance(exc, PoolFull)
                     if pool_wait:
                         self.counters["pool_full"] += 1
-                        error, timed_out = (f"pool: no free connection to {backend.name} within "
-                                            f"{backend.pool_timeout_s:g} s ({backend.max_connections} in use)"), False
+                        error, timed_out = describe(exc, backend), False
                     elif sent.slow:
                         # the client, not the backend: the backend request is cancelled, the client gets 408
                         self.counters["slow_bodies"] += 1
                         error, timed_out = sent.slow, False
-                    elif isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) \
-                            and out is not None \
+                    elif isinstance(exc, ConnectionError) and out is not None \
                             and out.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
                         error = "client: closed the connection during the answer"
@@ -685,6 +657,9 @@ class Gateway:
                         error = describe(exc, backend)
                     if out is None or not out.prepared:
                         status = 408 if sent.slow else 0
+                finally:
+                    if resp is not None:
+                        resp.release()  # back to the pool only when its answer was read whole
                 cs.set_attribute("http.response.status_code", status)
             if has_body:
                 cs.set_attribute("gateway.upload_ms", round(((sent.done or time.perf_counter()) - t0) * 1000, 3))
