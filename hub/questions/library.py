@@ -122,8 +122,9 @@ ORDER BY first_request
 
 FAULT_ATTRIBUTION = Question(
     "fault-attribution",
-    "For each fault, the routes (or backends, gateways) whose error rate and p95 latency moved most "
-    "against the baseline phase while it was active, ranked by effect size.",
+    "For each fault, the routes (or backends, gateways) whose error rate or p95 latency got worse against "
+    "the baseline phase while it was active (direction regression), ranked by effect size, largest first; "
+    "those that got better are listed apart after them (direction improvement, ranked on their own).",
     """
 WITH
     baseline AS
@@ -149,8 +150,9 @@ WITH
         GROUP BY fault_id, unit
     )
 SELECT
-    fault_id, action, target, unit AS {by},
-    row_number() OVER (PARTITION BY fault_id ORDER BY effect_size DESC NULLS LAST, fault_requests DESC) AS rank,
+    fault_id, action, target, unit AS {by}, direction,
+    row_number() OVER (PARTITION BY fault_id, direction ORDER BY effect_size DESC NULLS LAST, fault_requests DESC)
+        AS rank,
     baseline_requests, fault_requests,
     round(baseline_error_rate, 4) AS baseline_error_rate, round(fault_error_rate, 4) AS fault_error_rate,
     round(cohens_h, 3) AS cohens_h,
@@ -168,12 +170,17 @@ FROM
         if(b.n = 0, NULL, b.p95) AS baseline_p95_ms,
         d.p95 AS fault_p95_ms,
         log(greatest(fault_p95_ms, 0.001) / greatest(baseline_p95_ms, 0.001)) AS p95_log_ratio,
-        if(b.n >= {min_requests} AND d.n >= {min_requests}, greatest(abs(cohens_h), abs(p95_log_ratio)), NULL)
-            AS effect_size
+        -- harm: more errors or a higher p95 (positive cohens_h or log ratio); gain: fewer or faster
+        greatest(cohens_h, p95_log_ratio, 0) AS harm,
+        greatest(-cohens_h, -p95_log_ratio, 0) AS gain,
+        b.n >= {min_requests} AND d.n >= {min_requests} AS enough,
+        multiIf(NOT enough, 'too few requests', harm > 0, 'regression', gain > 0, 'improvement', 'unchanged')
+            AS direction,
+        if(NOT enough, NULL, if(harm > 0, harm, gain)) AS effect_size
     FROM during AS d
     LEFT JOIN baseline AS b ON b.unit = d.unit
 )
-ORDER BY fault_id, rank
+ORDER BY fault_id, indexOf(['regression', 'unchanged', 'too few requests', 'improvement'], direction), rank
 """,
     (EXPERIMENT, BASELINE,
      Parameter("by", "what to compare: route, backend or gateway", default="route",

@@ -188,9 +188,9 @@ def _summary(report: Report) -> str:
     elif measured:
         bits.append(f"All {len(measured)} steady-state measurements stayed within tolerance where they were measured.")
     for f in report.faults:
-        top = (report.attribution.get(f["fault_id"]) or [None])[0]
-        if top and top.get("effect_size") is not None:
-            bits.append(f"Fault {f['fault_id']} ({f['action']} on {f['target']}) moved route `{top['route']}` most: "
+        top = (_attributed(report, f, "regression") or [None])[0]
+        if top:
+            bits.append(f"Fault {f['fault_id']} ({f['action']} on {f['target']}) hurt route `{top['route']}` most: "
                         f"error rate {pct(top['baseline_error_rate'])} to {pct(top['fault_error_rate'])}, "
                         f"p95 {ms(top['baseline_p95_ms'])} to {ms(top['fault_p95_ms'])}.")
     if report.alerts:
@@ -285,25 +285,35 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
         doc.p(f"Injected at {hms(f['start'])} ({since(report, f['start'])}) by {f['injected_by'] or '-'} with "
               f"{f['injector'] or '-'}, {end}{params}.")
         rows = [r for r in report.attribution.get(f["fault_id"], [])]
-        ranked = [r for r in rows if r.get("effect_size") is not None]
-        if ranked:
-            top = ranked[0]
-            doc.p(f"Most changed: route `{top['route']}` (error rate {pct(top['baseline_error_rate'])} in the baseline, "
+        worse, better = _attributed(report, f, "regression"), _attributed(report, f, "improvement")
+        headers = ["rank", "route", "requests (baseline / fault)", "error rate (baseline -> fault)",
+                   "p95 (baseline -> fault)", "effect size"]
+
+        def table(ranked):
+            doc.table(headers, [[r["rank"], f"`{r['route']}`", f"{r['baseline_requests'] or 0} / {r['fault_requests']}",
+                                 f"{pct(r['baseline_error_rate'])} -> {pct(r['fault_error_rate'])}",
+                                 f"{ms(r['baseline_p95_ms'])} -> {ms(r['fault_p95_ms'])}",
+                                 f"{float(r['effect_size']):.2f}"] for r in ranked[:8]])
+        if worse:
+            top = worse[0]
+            doc.p(f"Most harmed: route `{top['route']}` (error rate {pct(top['baseline_error_rate'])} in the baseline, "
                   f"{pct(top['fault_error_rate'])} while the fault was active; p95 {ms(top['baseline_p95_ms'])} to "
-                  f"{ms(top['fault_p95_ms'])}). Routes ranked by effect size, largest first:")
-            doc.table(["rank", "route", "requests (baseline / fault)", "error rate (baseline -> fault)",
-                       "p95 (baseline -> fault)", "effect size"],
-                      [[r["rank"], f"`{r['route']}`", f"{r['baseline_requests'] or 0} / {r['fault_requests']}",
-                        f"{pct(r['baseline_error_rate'])} -> {pct(r['fault_error_rate'])}",
-                        f"{ms(r['baseline_p95_ms'])} -> {ms(r['fault_p95_ms'])}", f"{float(r['effect_size']):.2f}"]
-                       for r in ranked[:8]])
+                  f"{ms(top['fault_p95_ms'])}). Routes that got worse (more errors or a higher p95), ranked by "
+                  "effect size, largest first:")
+            table(worse)
+        elif any(r.get("effect_size") is not None for r in rows):
+            doc.p("No route got worse (more errors or a higher p95) while the fault was active.")
         else:
             doc.p("Not enough requests on either side (baseline and while the fault was active) to say what it changed.")
+        if better:
+            doc.p("Routes that got better while the fault was active (fewer errors or a lower p95), listed apart:")
+            table(better)
         thin = [r["route"] for r in rows if r.get("effect_size") is None]
         if thin:
             doc.p("Too few requests to compare: " + ", ".join(f"`{r}`" for r in thin[:10]) + ".")
-    doc.p("Effect size: the larger of |Cohen's h| between the error rates and |ln(p95 ratio)|, baseline phase against "
-          "the time the fault was active (saved question `fault-attribution`).")
+    doc.p("Effect size: the larger of Cohen's h between the error rates and ln(p95 ratio), baseline phase against "
+          "the time the fault was active, taken in the direction of the change: harm for the routes that got worse, "
+          "gain for those that got better (saved question `fault-attribution`).")
 
     doc.h(2, "Abort decisions")
     conditions = d.get("abort_conditions") or []
@@ -377,6 +387,12 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
           "the phase's length. The same numbers are one `hub questions ask` away: error-rate-by-phase, "
           "fault-attribution, shadow-differences, alerts, timeline, audit.")
     return doc
+
+
+def _attributed(report, fault: dict, direction: str) -> list[dict]:
+    """A fault's attribution rows of one direction (regression, improvement), in rank order."""
+    return [r for r in report.attribution.get(fault["fault_id"], [])
+            if r.get("direction") == direction and r.get("effect_size") is not None]
 
 
 def _contributors(raw) -> str:
