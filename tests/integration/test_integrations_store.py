@@ -8,9 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -104,49 +102,7 @@ def test_vegeta_results_land_in_requests_tagged_with_the_experiment(hub, tmp_pat
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
-class _Metrics(BaseHTTPRequestHandler):
-    body = (TOOLS / "dropwizard-metrics-servlet-3.0.0.json").read_bytes()
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        if self.path != "/metrics":
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_dropwizard_admin_metrics_polled_once_land_in_the_otel_metric_tables(hub):
-    worker, cli = hub
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    service = f"patients-{uuid.uuid4().hex[:6]}"
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
-        out = cli("import", "dropwizard", url, "--service", service, "--count", "1", "--experiment", "exp-metrics")
-        assert "sent 1 poll(s)" in out.stdout
-    finally:
-        server.shutdown()
-        server.server_close()
-    where = f"ServiceName = '{service}' AND ExperimentId = 'exp-metrics'"
-    assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_summary WHERE {where}", 4, timeout=60) == 4
-    assert worker.sql(f"SELECT count() FROM hub.otel_metrics_sum WHERE {where}")[0][0] == 9
-    assert worker.sql(f"SELECT count() FROM hub.otel_metrics_gauge WHERE {where}")[0][0] == 108
-    timer = worker.sql("SELECT Count, MetricUnit, ValueAtQuantiles.Value[1] FROM hub.otel_metrics_summary WHERE "
-                       f"{where} AND MetricName = 'com.codahale.metrics.servlet.AbstractInstrumentedFilter.requests'")
-    assert timer == [[12, "s", pytest.approx(0.08721737)]]
-    heap = worker.sql(f"SELECT Value FROM hub.otel_metrics_gauge WHERE {where} AND MetricName = 'jvm.memory.heap.used'")
-    assert heap == [[16464552.0]]
-    # nothing listens there: one clear line, exit 1
-    gone = cli("import", "dropwizard", url, "--service", service, "--count", "1", check=False)
-    assert gone.returncode == 1 and gone.stderr.startswith("hub: cannot reach http://127.0.0.1:")
-    assert len(gone.stderr.strip().splitlines()) == 1
+# Dropwizard: tests/integration/test_dropwizard_registry.py (a real registry and MetricsServlet).
 
 
 def test_spinnaker_webhook_puts_the_stage_event_on_the_experiment_timeline(hub, tmp_path):
