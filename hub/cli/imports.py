@@ -88,7 +88,7 @@ def cmd_vegeta(args, settings: Settings) -> int:
     _check_experiment(settings, args.experiment, args.force)
     handle = _open(args.file)
     records = vegeta_to_legs(handle, experiment_id=args.experiment, gateway=args.gateway, backend=args.backend,
-                             route_of=route_of)
+                             route_of=route_of, name="FILE" if args.file == "-" else args.file)
     count, seconds = send_records(settings.bootstrap, settings.topic_requests, records, events_per_record=args.batch)
     print(f"sent {count:,} vegeta results to {settings.topic_requests} as request legs of experiment "
           f"{args.experiment} in {seconds:.2f}s")

@@ -80,16 +80,28 @@ def _timestamp(text: str) -> datetime:
     return datetime.fromisoformat(m.group(1) + frac + zone).astimezone(timezone.utc)
 
 
+def _binary(line: bytes) -> bool:
+    """Whether a line is binary data (vegeta's gob-encoded results: NUL bytes, not UTF-8), not text."""
+    if b"\x00" in line:
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def vegeta_to_legs(lines: Iterable[bytes | str], *, experiment_id: str, gateway: str = "vegeta",
                    backend: str | None = None, route_of: Callable[[str], str] = default_route,
-                   default_method: str = "GET") -> Iterator[tuple[bytes, bytes]]:
+                   default_method: str = "GET", name: str = "results.bin") -> Iterator[tuple[bytes, bytes]]:
     """``(key, value)`` request-leg records, one per result line (blank lines skipped).
 
     ``backend`` defaults to the host of each result's URL; ``route_of`` maps the URL path
     (query string already removed) to the stored route. Lines from vegeta before 12.8 carry no
     ``method``/``url``: the method is ``default_method``, the route ``/`` and the backend
     ``backend`` or ``unknown``.
-    Raises ``VegetaLineError`` for a line that is not a vegeta result.
+    Raises ``VegetaLineError`` for a line that is not a vegeta result; for binary data (the results
+    file ``vegeta attack`` writes, named ``name`` in the message) it says to run ``vegeta encode``.
     """
     for number, line in enumerate(lines, 1):
         if isinstance(line, str):
@@ -105,6 +117,11 @@ def vegeta_to_legs(lines: Iterable[bytes | str], *, experiment_id: str, gateway:
             code = int(r["code"])
             latency_ns = int(r["latency"])
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            if _binary(line):
+                raise VegetaLineError(
+                    f"line {number}: binary data, not JSON: this is vegeta's own results format (what `vegeta "
+                    f"attack` writes); run `vegeta encode` first: vegeta encode {name} > results.json, then import "
+                    f"results.json (or pipe: vegeta attack ... | vegeta encode | hub import vegeta - ...)") from None
             raise VegetaLineError(f"line {number}: not a `vegeta encode` JSON result ({exc})") from None
         url = r.get("url") or ""
         parts = urlsplit(url)
