@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import math
 
-from dashboards import queries as Q
 from dashboards.config import GrafanaConfig
 from dashboards.experiment import dashboard_uid
 from dashboards.panels import ClickHouseQuery
-from hub.abort.match import sql as match_sql
+from hub.abort import measure
 from hub.experiments.definition import AbortCondition, ExperimentDefinition, parse_duration
 
 RULE_GROUP = "gameday-abort-rules"
@@ -29,32 +28,9 @@ def rule_uid(experiment_id: str, rule: str) -> str:
 
 
 def _value_sql(db: str, eid: str, c: AbortCondition) -> str:
-    source = Q.measurement_source(c.measurement)
-    scope = {k: v for k, v in (("leg", c.scope.leg), ("route", c.scope.route), ("service", c.scope.service),
-                               ("target", c.scope.target)) if v}
-    where = Q._scope_sql(source, **scope)
-    window = max(1, int(math.ceil(parse_duration(c.window))))
-    if source == "spans":
-        table, time_col, exp_col = "otel_traces", "Timestamp", "ExperimentId"
-    elif source == "shadow_pairs":
-        table, time_col, exp_col = "shadow_pairs", "event_time", "experiment_id"
-    else:
-        table, time_col, exp_col = "requests", "event_time", "experiment_id"
-    values = {
-        "error_rate": f"avg({Q.REQUEST_FAILED})", "span_error_rate": f"avg({Q.SPAN_FAILED})",
-        "request_rate": f"count() / {window}", "shadow_mismatch_rate": f"avg(outcome != {Q.lit(Q.SHADOW_MATCH)})",
-        "latency_p50": "quantile(0.5)(latency_ms)", "latency_p90": "quantile(0.9)(latency_ms)",
-        "latency_p95": "quantile(0.95)(latency_ms)", "latency_p99": "quantile(0.99)(latency_ms)",
-        "absence": f"if(count() = 0, {window}, toUnixTimestamp(now()) - toUnixTimestamp(max({time_col})))",
-        "count": f"countIf({match_sql(c.where)})",
-        "ratio": f"if(countIf({match_sql(c.of)}) = 0, NULL, "
-                 f"countIf({match_sql(c.where)} AND {match_sql(c.of)}) / countIf({match_sql(c.of)}))",
-    }
-    value = values[c.measurement]
-    if c.measurement != "absence":
-        value = f"if(count() >= {c.min_samples}, {value}, NULL)"
-    return (f"SELECT {value} AS value FROM {db}.{table} "
-            f"WHERE {exp_col} = {Q.lit(eid)} AND $__timeFilter({time_col}) AND {where}")
+    """The rule's value over the window ending at the evaluation's second, as the judge computes it
+    (``hub.abort.measure.window_sql``); NULL below ``min_samples``."""
+    return f"SELECT value FROM ({measure.window_sql(db, eid, c)})"
 
 
 def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str) -> dict:

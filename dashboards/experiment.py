@@ -23,8 +23,7 @@ from dashboards import queries as Q
 from dashboards.config import GrafanaConfig
 from dashboards.panels import (ch_annotation, grafana_tags_annotation, query_variable, table_panel, text_panel,
                                ts_panel)
-from hub.abort.match import sql as match_sql
-from hub.experiments.definition import ExperimentDefinition, parse_duration
+from hub.experiments.definition import ExperimentDefinition
 
 TAGS = ["gameday-hub"]
 _UNITS = {"error_rate": "percentunit", "span_error_rate": "percentunit", "shadow_mismatch_rate": "percentunit",
@@ -194,10 +193,10 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
                 d = d.with_panel(text_panel(title, _shadow_note(), height=8, span=12))
                 continue
             d = d.with_panel(ts_panel(
-                title, ds, Q.measurement(db, eid, c.measurement, parse_duration(c.window), scope,
-                                         where=match_sql(c.where), of=match_sql(c.of)),
+                title, ds, Q.rule_measurement(db, eid, c),
                 unit=_UNITS[c.measurement], thresholds=_rule_thresholds(c.comparison, c.threshold),
-                description=(f"{c.measurement} over {c.window} windows in scope {_scope_words(scope)}; "
+                description=(f"{c.measurement} over {c.window} windows in scope {_scope_words(scope)}, as the "
+                             f"abort judge measures it (each point: the window starting there); "
                              f"the rule fires when it is {c.comparison} {c.threshold:g} for {c.for_} "
                              f"with at least {c.min_samples} samples."),
                 soft_max=c.threshold * 1.2 if c.comparison in (">", ">=") and c.threshold > 0 else None))
@@ -211,7 +210,7 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
         if m.sli == "shadow_mismatch_rate" and not shadow_pairs:
             d = d.with_panel(text_panel(title, _shadow_note(), height=8, span=12))
             continue
-        d = d.with_panel(ts_panel(title, ds, Q.measurement(db, eid, m.sli, 30.0, scope, request_service=False), unit=_UNITS[m.sli],
+        d = d.with_panel(ts_panel(title, ds, Q.steady_state_measurement(db, eid, m, 30.0), unit=_UNITS[m.sli],
                                   thresholds=_tolerance_thresholds(tol.min, tol.max),
                                   description=f"{m.sli} from {m.source} in scope {_scope_words(scope)}; "
                                               f"the band is the tolerance of the definition."))

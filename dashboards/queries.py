@@ -9,29 +9,27 @@ tests run each statement on the embedded engine. The database is always a parame
 Macro arguments never contain parentheses: the plugin's backend reads a macro's arguments up to
 the first closing parenthesis.
 
-What counts as a failed request is the abort judge's definition (``hub.abort.rollup``): no
-response (status 0), status >= 500, or an error text. Scopes of abort rules and filters of
-steady-state measurements select rows the way the judge matches them (``hub.abort.judge._matches``).
+What counts as a failed request, a shadow mismatch, a scope and each measurement is the abort
+judge's definition, compiled to SQL by ``hub.abort.measure``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from hub.abort import measure
 from hub.experiments.definition import parse_duration
 
-#: A failed request leg, as the abort judge counts it.
-REQUEST_FAILED = "(status >= 500 OR status = 0 OR error != '')"
-SPAN_FAILED = "(StatusCode = 'Error')"
+#: A failed request leg, a failed span, a real shadow mismatch: as the abort judge counts them.
+REQUEST_FAILED = measure.REQUEST_FAILED_SQL
+SPAN_FAILED = measure.SPAN_FAILED_SQL
+SHADOW_MISMATCH = measure.PAIR_MISMATCH_SQL
 #: Columns a ``shadow_pairs`` table must have for the shadow comparison panels.
-SHADOW_PAIR_COLUMNS = ("event_time", "experiment_id", "route", "outcome")
-SHADOW_MATCH = "match"
+SHADOW_PAIR_COLUMNS = ("event_time", "experiment_id", "route", "outcome", "noise", "gateway", "shadow_backend")
 
 ROUTE_FILTER = "$__conditionalAll(route IN (${route:singlequote}), $route)"
 LEG_FILTER = "$__conditionalAll(leg IN (${leg:singlequote}), $leg)"
 SERVICE_FILTER = "$__conditionalAll(ServiceName IN (${service:singlequote}), $service)"
-
-_QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 
 
 def lit(value: str) -> str:
@@ -145,96 +143,34 @@ def route_summary(db: str, experiment_id: str) -> str:
 
 
 # ---- rule and steady-state measurements --------------------------------------------------------
-def _scope_sql(source: str, *, leg=None, route=None, service=None, target=None, gateway=None, backend=None,
-               request_service: bool = True) -> str:
-    """The judge's matching of a scope (or a measurement filter) as SQL over one source.
-
-    Request legs carry no service: the judge compares a scope's service with the gateway. A
-    steady-state filter (``request_service=False``) names the service for spans only, its gateway
-    and backend for requests.
-    """
-    parts = []
-    if source == "requests" and not request_service:
-        service = None
-    if source == "requests":
-        if leg:
-            parts.append(f"leg = {lit(leg)}")
-        if route:
-            parts.append(f"route = {lit(route)}")
-        if service:  # request cells carry no service: the judge compares it with the gateway
-            parts.append(f"gateway = {lit(service)}")
-        if gateway:
-            parts.append(f"gateway = {lit(gateway)}")
-        if backend:
-            parts.append(f"backend = {lit(backend)}")
-        if target:
-            parts.append(f"{lit(target)} IN (gateway, backend, route)")
-    elif source == "spans":
-        if leg:  # spans have no leg: a leg in scope matches no span, as in the judge
-            parts.append("0")
-        if route:
-            parts.append(f"SpanName = {lit(route)}")
-        if service:
-            parts.append(f"ServiceName = {lit(service)}")
-        if target:
-            parts.append(f"{lit(target)} IN (SpanName, ServiceName)")
-    elif source == "shadow_pairs":
-        if route:
-            parts.append(f"route = {lit(route)}")
-    return " AND ".join(parts) if parts else "1"
+# What a rule or steady-state measurement measures is hub.abort.measure's, the same definition the
+# abort judge evaluates: ``rule_measurement`` and ``steady_state_measurement`` only place it on a panel.
+def rule_measurement(db: str, experiment_id: str, condition, *, sources: str = "auto") -> str:
+    """The rule's measurement per window (``hub.abort.measure.series_sql``)."""
+    if condition.measurement == "absence":
+        return _absence_series(db, experiment_id, condition, sources)
+    return measure.series_sql(db, experiment_id, condition, name=condition.measurement, sources=sources)
 
 
-def measurement_source(measurement: str) -> str:
-    if measurement == "span_error_rate":
-        return "spans"
-    if measurement == "shadow_mismatch_rate":
-        return "shadow_pairs"
-    return "requests"
+def steady_state_measurement(db: str, experiment_id: str, m, window_s: float = 30.0, *, sources: str = "auto") -> str:
+    """A steady-state measurement per ``window_s`` seconds, its filter matched as a rule's scope."""
+    return measure.series_sql(db, experiment_id, m, window=window_s, scope=m.filter, name=m.sli, sources=sources)
 
 
-def measurement(db: str, experiment_id: str, kind: str, window_s: float, scope: dict[str, Any], *,
-                request_service: bool = True, where: str = "1", of: str = "1") -> str:
-    """The measurement over buckets of the rule's window (or the panel interval, if longer).
-
-    ``where`` and ``of``: the conditions of a custom ``count`` or ``ratio`` (``hub.abort.match.sql``).
-    """
-    source = measurement_source(kind)
-    where = _scope_sql(source, **scope, request_service=request_service)
-    bucket = f"greatest({max(1, int(round(window_s)))}, $__interval_s)"
-    if source == "spans":
-        table, time_col, exp_col = "otel_traces", "Timestamp", "ExperimentId"
-    elif source == "shadow_pairs":
-        table, time_col, exp_col = "shadow_pairs", "event_time", "experiment_id"
-    else:
-        table, time_col, exp_col = "requests", "event_time", "experiment_id"
-    base_where = f"{exp_col} = {lit(experiment_id)} AND $__timeFilter({time_col}) AND {where}"
-    if kind == "absence":
-        # Seconds since the last record in scope at the end of each bucket; NULL before the first one.
-        return (f"WITH {bucket} AS b SELECT time, if(seen = 0, NULL, greatest(0, least(toUnixTimestamp(time) + b, "
-                f"toUnixTimestamp(now())) - seen)) AS absence_s FROM (SELECT time, max(last) OVER (ORDER BY time "
-                f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS seen FROM (SELECT "
-                f"toStartOfInterval(toDateTime({time_col}), toIntervalSecond(b)) AS time, "
-                f"toUnixTimestamp(max({time_col})) AS last FROM {db}.{table} WHERE {base_where} GROUP BY time "
-                f"ORDER BY time WITH FILL FROM toStartOfInterval($__fromTime, toIntervalSecond(b)) TO $__toTime "
-                f"STEP toIntervalSecond(b))) ORDER BY time")
-    if kind in ("error_rate",):
-        value = f"avg({REQUEST_FAILED})"
-    elif kind == "span_error_rate":
-        value = f"avg({SPAN_FAILED})"
-    elif kind == "request_rate":
-        value = "count() / b"
-    elif kind in _QUANTILES:
-        value = f"quantile({_QUANTILES[kind]})(latency_ms)"
-    elif kind == "shadow_mismatch_rate":
-        value = f"avg(outcome != {lit(SHADOW_MATCH)})"
-    elif kind == "count":
-        value = f"countIf({where})"
-    elif kind == "ratio":
-        value = f"if(countIf({of}) = 0, NULL, countIf({where} AND {of}) / countIf({of}))"
-    else:
-        raise ValueError(f"no SQL for measurement {kind!r}")
-    return (f"WITH {bucket} AS b SELECT toStartOfInterval(toDateTime({time_col}), toIntervalSecond(b)) AS time, "
-            f"{value} AS {kind} FROM {db}.{table} WHERE {base_where} GROUP BY time ORDER BY time")
+def _absence_series(db: str, experiment_id: str, condition, sources: str) -> str:
+    """Seconds since the last record in scope at the end of each bucket; NULL before the first one."""
+    table = measure.table_of(condition.measurement)
+    source = measure.source_of(condition.measurement)
+    where = measure._base_where(db, experiment_id, source, measure.scope_sql(source, condition.scope), sources)
+    bucket = f"greatest({max(1, int(round(parse_duration(condition.window))))}, $__interval_s)"
+    t = table.time
+    return (f"WITH {bucket} AS b SELECT time, if(seen = 0, NULL, greatest(0, least(toUnixTimestamp(time) + b, "
+            f"toUnixTimestamp(now())) - seen)) AS absence_s FROM (SELECT time, max(last) OVER (ORDER BY time "
+            f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS seen FROM (SELECT "
+            f"toStartOfInterval(toDateTime({t}), toIntervalSecond(b)) AS time, "
+            f"toUnixTimestamp(max({t})) AS last FROM {db}.{table.name} WHERE {where} AND $__timeFilter({t}) "
+            f"GROUP BY time ORDER BY time WITH FILL FROM toStartOfInterval($__fromTime, toIntervalSecond(b)) "
+            f"TO $__toTime STEP toIntervalSecond(b))) ORDER BY time")
 
 
 def rule_alerts(db: str, experiment_id: str) -> str:
@@ -257,7 +193,7 @@ def shadow_outcomes(db: str, experiment_id: str) -> str:
 
 
 def shadow_top_routes(db: str, experiment_id: str) -> str:
-    return (f"SELECT route, countIf(outcome != {lit(SHADOW_MATCH)}) AS differing, count() AS pairs, "
+    return (f"SELECT route, countIf({SHADOW_MISMATCH}) AS differing, count() AS pairs, "
             f"differing / pairs AS mismatch_rate FROM {db}.shadow_pairs "
             f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
             f"GROUP BY route ORDER BY differing DESC, pairs DESC LIMIT 10")

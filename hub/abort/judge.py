@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
+# What a rule measures is defined in hub.abort.measure (also compiled to the dashboards' SQL).
+from hub.abort.measure import Measured, matches as _matches, normal_sf, source_of, two_proportion_p_value  # noqa: F401
+from hub.abort.measure import evaluate as measure
 from hub.abort.rollup import Cell, decode_rollup
-from hub.abort.sketch import QuantileSketch
 from hub.experiments.definition import parse_duration
 
 log = logging.getLogger(__name__)
@@ -25,154 +27,10 @@ log = logging.getLogger(__name__)
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
 }
-_QUANTILE = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
-_SOURCE = {"span_error_rate": "spans", "shadow_mismatch_rate": "pairs"}
-_RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
-_CUSTOM = ("count", "ratio")
-
-
-def source_of(measurement: str) -> str:
-    """The rollup source a measurement is counted from (``requests``, ``spans`` or ``pairs``)."""
-    return _SOURCE.get(measurement, "requests")
 
 
 def _iso(second: int) -> str:
     return dt.datetime.fromtimestamp(second, dt.timezone.utc).isoformat()
-
-
-def _matches(cell: Cell, scope) -> bool:
-    if scope is None:
-        return True
-    if scope.leg and cell.leg != scope.leg:
-        return False
-    if scope.route and cell.route != scope.route:
-        return False
-    # Request legs have no service name of their own: a service is the gateway or the backend.
-    if scope.service and scope.service not in (cell.service, cell.gateway, cell.backend):
-        return False
-    if scope.target and scope.target not in (cell.gateway, cell.backend, cell.route, cell.service):
-        return False
-    return True
-
-
-def normal_sf(z: float) -> float:
-    """P(Z > z) for a standard normal variable."""
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def two_proportion_p_value(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
-    """One-sided p-value that group a's error rate exceeds group b's (pooled z-test)."""
-    if n_a == 0 or n_b == 0:
-        return 1.0
-    p_a, p_b = errors_a / n_a, errors_b / n_b
-    pooled = (errors_a + errors_b) / (n_a + n_b)
-    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    if variance <= 0:
-        return 0.0 if p_a > p_b else 1.0
-    return normal_sf((p_a - p_b) / math.sqrt(variance))
-
-
-@dataclass
-class Measured:
-    value: float | None
-    samples: int
-    contributors: list[dict] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
-    detail: str = ""
-
-
-def measure(condition, cells: list[Cell], window: float) -> Measured:
-    """The condition's measurement over cells already limited to its window."""
-    kind = condition.measurement
-    source = source_of(kind)
-    group = [c for c in cells if c.source == source and _matches(c, condition.scope)]
-    count = sum(c.count for c in group)
-    errors = sum(c.errors for c in group)
-    by_route: dict[str, list[Cell]] = {}
-    for c in group:
-        by_route.setdefault(c.route or c.service, []).append(c)
-    examples = [e for c in group for e in c.examples][:5]
-    control = getattr(condition, "control", None)
-    if kind in _CUSTOM:
-        # Custom counts: (rows matching, rows of the base) per cell, counted by the sink.
-        name = condition.name
-        errors, count = _custom(group, name)  # matching rows play the errors, the base the samples
-        examples = [e for c in group for e in (c.custom.get(name) or (0, 0, ()))[2]][:5]
-        by_route = {route: cs for route, cs in by_route.items() if _custom(cs, name)[1]}
-        if kind == "count" and control is None:
-            return Measured(float(errors), sum(c.count for c in group), _top_custom(by_route, name, "count"), examples)
-    if control is not None and (kind in _RATES or kind == "ratio"):
-        base = [c for c in cells if c.source == source and _matches(c, control)]
-        if kind == "ratio":
-            e_b, n_b = _custom(base, condition.name)
-        else:
-            n_b, e_b = sum(c.count for c in base), sum(c.errors for c in base)
-        if count == 0 or n_b == 0:
-            return Measured(None, min(count, n_b))
-        difference = errors / count - e_b / n_b
-        p_value = two_proportion_p_value(errors, count, e_b, n_b)
-        confidence = getattr(condition, "confidence", 0.99) or 0.99
-        significant = p_value < 1 - confidence
-        detail = (f"experiment {errors}/{count} vs control {e_b}/{n_b}, difference {difference:+.4f}, "
-                  f"p={p_value:.2g} ({'significant' if significant else 'not significant'} at {confidence * 100:g}%)")
-        # Only a significant difference counts; otherwise the rule sees no difference at all.
-        top = _top_custom(by_route, condition.name, "ratio") if kind == "ratio" else _top(by_route, "errors")
-        return Measured(difference if significant else 0.0, min(count, n_b), top, examples, detail)
-    if kind == "ratio":
-        return Measured(errors / count if count else None, count, _top_custom(by_route, condition.name, "ratio"),
-                        examples)
-    if kind in _RATES:
-        value = errors / count if count else None
-        return Measured(value, count, _top(by_route, "errors"), examples)
-    if kind == "request_rate":
-        return Measured(count / window if window else None, count, _top(by_route, "count"))
-    if kind in _QUANTILE:
-        sketch = QuantileSketch()
-        for c in group:
-            sketch.merge(c.sketch)
-        return Measured(sketch.quantile(_QUANTILE[kind]), count, _top(by_route, kind), examples)
-    return Measured(None, 0, detail=f"measurement {kind} is not evaluated yet")
-
-
-def _custom(cells: list[Cell], name: str) -> tuple[int, int]:
-    """(rows matching, rows of the base) of a custom rule over cells."""
-    matching = base = 0
-    for c in cells:
-        counts = c.custom.get(name)
-        if counts:
-            matching += counts[0]
-            base += counts[1]
-    return matching, base
-
-
-def _top_custom(by_route: dict[str, list[Cell]], name: str, kind: str) -> list[dict]:
-    rows = []
-    for route, cells in by_route.items():
-        matching, base = _custom(cells, name)
-        value = matching if kind == "count" else (round(matching / base, 4) if base else 0.0)
-        rows.append({"route": route, "value": value, "matching": matching, "samples": base})
-    rows.sort(key=lambda r: (r["matching"], r["samples"]), reverse=True)
-    return rows[:3]
-
-
-def _top(by_route: dict[str, list[Cell]], kind: str) -> list[dict]:
-    rows = []
-    for route, cells in by_route.items():
-        n = sum(c.count for c in cells)
-        if kind == "errors":
-            e = sum(c.errors for c in cells)
-            rows.append({"route": route, "value": round(e / n, 4) if n else 0.0, "errors": e, "samples": n})
-        elif kind == "count":
-            rows.append({"route": route, "value": n, "samples": n})
-        else:
-            sketch = QuantileSketch()
-            for c in cells:
-                sketch.merge(c.sketch)
-            q = sketch.quantile(_QUANTILE[kind])
-            rows.append({"route": route, "value": round(q, 3) if q is not None else None, "samples": n})
-    key = "errors" if kind == "errors" else "value"
-    rows.sort(key=lambda r: (r.get(key) or 0, r["samples"]), reverse=True)
-    return rows[:3]
 
 
 @dataclass

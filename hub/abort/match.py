@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from hub.abort.measure import REQUEST_FAILED_SQL, request_failed
+
 Predicate = Callable[[Sequence[Any]], bool]
 
 # REQUEST_COLUMNS positions (hub/records/request_leg.py)
@@ -33,8 +35,7 @@ def _status_ranges(values) -> list[tuple[int, int]]:
 
 
 def failed(row: Sequence[Any]) -> bool:
-    status = row[_STATUS]
-    return status >= 500 or status == 0 or bool(row[_ERROR])
+    return request_failed(row[_STATUS], row[_ERROR])
 
 
 def predicate(match) -> Predicate:
@@ -85,7 +86,7 @@ def sql(match) -> str:
         parts.append("(" + " OR ".join(f"status = {low}" if low == high else f"status BETWEEN {low} AND {high}"
                                        for low, high in ranges) + ")")
     if getattr(match, "failed", None) is not None:
-        condition = "(status >= 500 OR status = 0 OR error != '')"
+        condition = REQUEST_FAILED_SQL
         parts.append(condition if match.failed else f"NOT {condition}")
     if getattr(match, "latency_ms_over", None) is not None:
         parts.append(f"latency_ms > {float(match.latency_ms_over)!r}")

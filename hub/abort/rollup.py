@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from hub.abort.measure import pair_mismatch, request_failed
 from hub.abort.sketch import QuantileSketch
 
 _EXAMPLES = 3
@@ -76,7 +77,7 @@ def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | No
         experiment = r[2]
         if not experiment:
             continue
-        error = r[10] >= 500 or r[10] == 0 or bool(r[15])
+        error = request_failed(r[10], r[15])
         key = (int(r[1].timestamp()), "requests", r[5], r[7], r[6], r[9], "")
         cell = _add(cells, experiment, key, r[11], error, r[4])
         if counters_of is not None:
@@ -108,18 +109,15 @@ def span_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     return {e: list(per.values()) for e, per in cells.items()}
 
 
-_MISMATCH = frozenset({"status_mismatch", "body_mismatch"})
-
-
 def pair_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     """Cells per experiment from ``shadow_pairs`` rows (PAIR_COLUMNS order): a real (not noise)
-    status or body mismatch counts as an error of the pair's route."""
+    mismatch (``hub.abort.measure.pair_mismatch``) counts as an error of the pair's route."""
     cells: dict[str, dict] = {}
     for r in rows:
         experiment = r[2]
         if not experiment:
             continue
-        mismatch = r[19] in _MISMATCH and not r[20]
+        mismatch = pair_mismatch(r[19], r[20])
         key = (int(r[1].timestamp()), "pairs", "shadow", r[6], r[4], r[9], "")
         _add(cells, experiment, key, float(r[17] or 0.0), mismatch, r[5])
     return {e: list(per.values()) for e, per in cells.items()}

@@ -84,13 +84,13 @@ def request_rows(experiment_id: str, start: float, end: float, rng: random.Rando
     while t < at(end):
         failing = at(6) <= t < at(9) and experiment_id == EXP
         phase = "baseline" if t < at(5) else "injection" if t < at(10) else "observation"
-        for i in range(12):  # primary legs through the edge gateway and the chained patient-api gateway
+        for i in range(12):  # legs through the edge gateway to the patient-api service (a backend) and others
             leg = "primary" if i < 9 else "shadow" if i < 11 else "canary"
             route = ROUTES[i % 3] if leg != "shadow" else ROUTES[i % 2]
             status = 500 if failing and rng.random() < 0.35 and leg != "shadow" else 200
             rows.append((uuid.uuid4(), t + dt.timedelta(milliseconds=rng.randrange(1000)), experiment_id, phase,
-                         uuid.uuid4().hex, leg, "patient-api" if leg == "primary" and i % 2 else "edge-gw", route, "GET",
-                         "patients-db-replica-b" if leg == "shadow" else "patients-db", status,
+                         uuid.uuid4().hex, leg, "edge-gw", route, "GET",
+                         "patients-db-replica-b" if leg == "shadow" else "patient-api" if i % 2 else "patients-db", status,
                          float(rng.lognormvariate(3.5 if not failing else 5.5, 0.4)), 200, 1500, "h", "", "/test"))
         t += dt.timedelta(seconds=2)
     return rows
@@ -143,9 +143,10 @@ def add_shadow_pairs(store) -> None:
     while t < at(15):
         for route in ROUTES[:2]:
             outcome = rng.choice(["match"] * 9 + ["body_mismatch"]) if t < at(6) else rng.choice(["match", "status_mismatch"])
-            rows.append((t, EXP, route, uuid.uuid4().hex, outcome))
+            rows.append((t, EXP, route, uuid.uuid4().hex, outcome, "edge-gw", "patients-db-replica-b"))
         t += dt.timedelta(seconds=2)
-    store.insert(f"{store.database}.shadow_pairs", rows, ("event_time", "experiment_id", "route", "correlation_id", "outcome"))
+    store.insert(f"{store.database}.shadow_pairs", rows, ("event_time", "experiment_id", "route", "correlation_id", "outcome",
+                                                          "gateway", "shadow_backend"))
 
 
 # ---- walking a dashboard's queries ----------------------------------------------------------------

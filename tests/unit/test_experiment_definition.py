@@ -167,7 +167,7 @@ INVALID = [
     (_set("abort_conditions.0.threshold", float("nan")), None, "abort_conditions[0].threshold: expected a finite number, got nan"),
     (_set("phases.0.planned_minutes", float("inf")), None, "phases[0].planned_minutes: expected a finite number, got inf"),
     (_set("steady_state.0.tolerance.max", float("-inf")), None, "steady_state[0].tolerance.max: expected a finite number, got -inf"),
-    (_set("abort_conditions.0.scope.team", "db"), None, "abort_conditions[0].scope.team: unknown field (expected one of: leg, route, service, target)"),
+    (_set("abort_conditions.0.scope.team", "db"), None, "abort_conditions[0].scope.team: unknown field (expected one of: leg, route, service, gateway, backend, target)"),
     (_set("abort_conditions.2.name", "api-failing"), None, "abort_conditions[2].name: duplicate abort condition 'api-failing'"),
     (_set("tags", "db"), None, "tags: expected a list, got 'db'"),
     (_set("abort_conditions.0.measurement", "ratio"), None,
