@@ -42,9 +42,12 @@ def redact_event(event, policy: RedactionPolicy | None = None, stats: RedactionS
         if key in KEPT_FIELDS or value in (None, "", [], {}) or isinstance(value, (bool, int, float)):
             continue
         if key == "definition" and isinstance(value, dict):
-            rest = {k: v for k, v in value.items() if k != "id"}  # the experiment id stays as created
+            # The experiment id stays as created; the halt targets are endpoints the judge calls
+            # (masked wherever they are shown, hub.masking), so they stay as written too.
+            kept = {k: value[k] for k in ("id", "halt") if k in value}
+            rest = {k: v for k, v in value.items() if k not in kept}
             walked = engine._walk(rest, hits, 1)
-            new = value if walked is rest else ({"id": value["id"], **walked} if "id" in value else walked)
+            new = value if walked is rest else {**kept, **walked}
         else:
             new = engine._walk({key: value}, hits, 0)[key]
         if new is not value:
