@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timezone
 
 from hub.errors import UserError
 from hub.experiments import lifecycle
@@ -284,6 +285,15 @@ def cmd_history(args, settings: Settings) -> int:
         for e in events:
             print(encode_event(e).decode())
         return 0
+    for line in history_lines(events):
+        print(line)
+    return 0
+
+
+def history_lines(events) -> list[str]:
+    """``hub experiment history``'s lines: every time in UTC with milliseconds (an event stamped on
+    a whole second too), columns as wide as their widest value, so that they line up."""
+    rows = []
     for e in events:
         detail = ""
         kind = e.__struct_config__.tag
@@ -297,8 +307,11 @@ def cmd_history(args, settings: Settings) -> int:
             detail = f"{e.note_kind}: {e.text}"
         elif kind == "experiment_aborted":
             detail = f"by {e.by}: {e.reason}"
-        print(f"#{e.sequence:<3} {e.time.isoformat()}  {e.actor:24}  {kind:22} {detail}")
-    return 0
+        when = e.time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        rows.append((f"#{e.sequence}", when, e.actor, kind, detail))
+    widths = [max([len(r[i]) for r in rows] + [0]) for i in range(4)]
+    return [f"{r[0]:<{widths[0]}} {r[1]:<{widths[1]}}  {r[2]:<{max(widths[2], 24)}}  {r[3]:<{max(widths[3], 22)}} "
+            f"{r[4]}".rstrip() for r in rows]
 
 
 def render_watch(info: dict, rules: list[dict], alerts: list[list], width: int = 100) -> str:
