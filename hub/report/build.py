@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hub.errors import UserError
+from hub.masking import mask_secrets
 from hub.questions import ask, lit
 from hub.questions.library import FAILED, SERVED
 
@@ -119,6 +120,16 @@ class Report:
     notes: list[dict]
     shadow: dict
     follow_ups: list[dict] = field(default_factory=list)
+    #: alerts the judge raised outside the run (before the start, after the end): recorded, nothing done
+    outside_alerts: list[dict] = field(default_factory=list)
+    #: the plan's prerequisites with their latest recorded check
+    prerequisites: list[dict] = field(default_factory=list)
+
+    @property
+    def abort_rules_fired(self) -> list[str]:
+        """Abort-severity rules that fired inside the run."""
+        return sorted({a["rule"] for a in self.alerts
+                       if a["status"] == "firing" and a["severity"] == "abort" and not a.get("outside_run")})
 
     @property
     def surprises(self) -> list[dict]:
@@ -283,12 +294,34 @@ def _faults(query: Query, db: str, eid: str) -> list[dict]:
         f"FROM {db}.experiment_faults WHERE experiment_id = {lit(eid)} ORDER BY start"))
 
 
-def _alerts(query: Query, db: str, eid: str) -> tuple[list[dict], list[dict]]:
+def _alerts(query: Query, db: str, eid: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """(alerts inside the run, actions, alerts recorded outside the run), secrets masked."""
     rows = _rows(query(
         f"SELECT {_epoch('time')} AS time, kind, alert_id, status, rule, severity, measurement, comparison, "
         f"threshold, observed, samples, top_contributors, example_request_ids, message, action, url, ok, "
-        f"status_code, attempts, error FROM {db}.alerts WHERE experiment_id = {lit(eid)} ORDER BY time, alert_id"))
-    return [r for r in rows if r["kind"] == "alert"], [r for r in rows if r["kind"] != "alert"]
+        f"status_code, attempts, error, outside_run, latency_ms FROM {db}.alerts WHERE experiment_id = {lit(eid)} "
+        f"ORDER BY time, alert_id"))
+    rows = [{k: mask_secrets(v) if k in ("message", "url", "error") else v for k, v in r.items()} for r in rows]
+    alerts = [r for r in rows if r["kind"] == "alert"]
+    return ([r for r in alerts if not r["outside_run"]], [r for r in rows if r["kind"] != "alert"],
+            [r for r in alerts if r["outside_run"]])
+
+
+def _prerequisites(query: Query, db: str, eid: str, definition: dict) -> list[dict]:
+    """Each prerequisite of the plan with its latest recorded check (done or not, note, who, when)."""
+    plan = {p["item"]: {"item": p["item"], "owner": p.get("owner") or "", "planned": bool(p.get("done")),
+                        "done": None, "note": "", "checked_by": "", "checked_at": None}
+            for p in definition.get("prerequisites") or []}
+    for row in _rows(query(
+            f"SELECT JSONExtractRaw(payload, 'results') AS results, actor, {_epoch('time')} AS time "
+            f"FROM {db}.experiment_events WHERE experiment_id = {lit(eid)} AND accepted = 1 "
+            f"AND kind = 'prerequisites_checked' ORDER BY sequence")):
+        for result in json.loads(row["results"] or "[]"):
+            item = plan.get(result.get("item"))
+            if item is not None:  # a check covers some items only: the others keep their last result
+                item.update(done=bool(result.get("done")), note=result.get("note") or "", checked_by=row["actor"],
+                            checked_at=row["time"])
+    return list(plan.values())
 
 
 def phase_at(phases: list[dict], epoch: float) -> str:
@@ -377,7 +410,7 @@ def build_report(experiment_id: str, query: Query, database: str = "hub",
         for row in _rows(ask("fault-attribution", {"experiment": eid, "baseline": base, "by": "route"}, db, query)):
             attribution.setdefault(row["fault_id"], []).append(row)
     say("reading alerts, notes, timeline and shadow comparison")
-    alerts, actions = _alerts(query, db, eid)
+    alerts, actions, outside = _alerts(query, db, eid)
     timeline = _rows(query(
         f"SELECT {_epoch('time')} AS t, what, detail, actor FROM ({ask_sql('timeline', eid, db)}) ORDER BY t, what"))
     notes = _notes(query, db, eid, phases)
@@ -386,6 +419,8 @@ def build_report(experiment_id: str, query: Query, database: str = "hub",
                     faults=faults, attribution=attribution, alerts=alerts, actions=actions, timeline=timeline,
                     notes=notes, shadow=shadow)
     report.follow_ups = _follow_ups(notes, report.breaches)
+    report.outside_alerts = outside
+    report.prerequisites = _prerequisites(query, db, eid, definition)
     return report
 
 

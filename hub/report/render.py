@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
+from hub.abort.wording import plain
+from hub.masking import mask_secrets, mask_url
 from hub.report.build import Report, format_value
 
 PLOTS = ("traffic.png", "latency.png", "steady_state.png")
@@ -193,8 +195,8 @@ def _summary(report: Report) -> str:
             bits.append(f"Fault {f['fault_id']} ({f['action']} on {f['target']}) hurt route `{top['route']}` most: "
                         f"error rate {pct(top['baseline_error_rate'])} to {pct(top['fault_error_rate'])}, "
                         f"p95 {ms(top['baseline_p95_ms'])} to {ms(top['fault_p95_ms'])}.")
-    if report.alerts:
-        fired = sorted({a["rule"] for a in report.alerts if a["status"] == "firing"})
+    fired = report.abort_rules_fired
+    if fired:
         bits.append(f"Abort rules fired: {', '.join(fired)}.")
     bits.append(f"{len(report.surprises)} surprise(s) were written down and {len(report.follow_ups)} follow-up item(s) "
                 "come out of the run.")
@@ -233,10 +235,14 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
     doc.ul([f"{k}: {', '.join(f'`{v}`' for v in vals)}" for k, vals in targets.items() if vals] or ["no targets"])
     if d.get("participants"):
         doc.p("**Who was there.** " + "; ".join(f"{p['name']} ({p['role']})" for p in d["participants"]) + ".")
-    if d.get("prerequisites"):
-        doc.p("**Prerequisites** as written in the plan (done or not when the plan was created):")
-        doc.table(["prerequisite", "owner", "done in the plan"],
-                  [[p["item"], p.get("owner") or "-", "yes" if p.get("done") else "no"] for p in d["prerequisites"]])
+    if report.prerequisites:
+        doc.p("**Prerequisites** as recorded: the latest check of each before the start (and whether the plan "
+              "had it done already).")
+        doc.table(["prerequisite", "owner", "checked", "by, when", "note", "done in the plan"],
+                  [[p["item"], p["owner"] or "-",
+                    "not checked" if p["done"] is None else ("done" if p["done"] else "NOT done"),
+                    f"{p['checked_by'] or '-'}, {clock(p['checked_at'])}" if p["checked_at"] is not None else "-",
+                    p["note"] or "-", "yes" if p["planned"] else "no"] for p in report.prerequisites])
 
     doc.h(2, "Expected versus actual")
     doc.p("Every steady-state measurement of the definition, per phase: its tolerance (what was expected), the value "
@@ -327,8 +333,15 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
         if report.actions:
             doc.p("What was done about them:")
             doc.ul([f"{hms(a['time'])} {a['action']}: {'ok' if a['ok'] else 'FAILED'}"
-                    + (f" ({a['url']})" if a.get("url") else "") + (f", {a['error']}" if a.get("error") else "")
+                    + (f" ({a['message']})" if a["action"] == "halt" and a.get("message") else "")
+                    + (f" ({mask_url(a['url'])})" if a.get("url") else "")
+                    + (f", HTTP {a['status_code']}" if a.get("status_code") else "")
+                    + (f", {a['latency_ms']:.0f} ms" if a.get("latency_ms") is not None else "")
+                    + (f", {a['error']}" if a.get("error") else "")
                     for a in report.actions])
+    if report.outside_alerts:
+        doc.p("Recorded outside the run (before its start or after its end), so nothing was done about them: "
+              + "; ".join(f"{hms(a['time'])} {a['rule']} {a['status']}" for a in report.outside_alerts) + ".")
     else:
         doc.p(f"No abort rule fired. The definition had {len(conditions)} abort condition(s)"
               + (": " + "; ".join(f"{c['name']} ({c['measurement']} {c['comparison']} {c['threshold']} over "
@@ -407,7 +420,8 @@ def _contributors(raw) -> str:
         if isinstance(item, dict):
             label = item.get("route") or item.get("backend") or item.get("gateway") or "?"
             share = item.get("share") or item.get("error_rate") or item.get("errors")
-            out.append(f"{label}" + (f" ({share:.3g})" if isinstance(share, (int, float)) else ""))
+            share = share if share is not None else item.get("value")
+            out.append(f"{label}" + (f" ({plain(share)})" if isinstance(share, (int, float)) else ""))
         else:
             out.append(str(item))
     return ", ".join(out)
@@ -583,11 +597,12 @@ def write_report(report: Report, out_dir: Path | str, formats: Iterable[str] = F
             written.append(out / name)
     doc = layout(report, plots)
     formats = list(formats)
+    # Secrets (webhook URLs, tokens) never reach the files, wherever in the report they came from.
     if "md" in formats:
-        (out / "report.md").write_text(to_markdown(doc), encoding="utf-8")
+        (out / "report.md").write_text(mask_secrets(to_markdown(doc)), encoding="utf-8")
         written.append(out / "report.md")
     if "html" in formats:
         title = f"After-action report: {report.experiment.get('title') or report.experiment_id}"
-        (out / "report.html").write_text(to_html(doc, title), encoding="utf-8")
+        (out / "report.html").write_text(mask_secrets(to_html(doc, title)), encoding="utf-8")
         written.append(out / "report.html")
     return written
