@@ -345,8 +345,10 @@ class Demo:
                 truth["fault"].update(removed_at=halted["time"], removed_by="halt target")
                 self.log(f"HALT: the judge called the halt target (rule {halted.get('rule') or '?'}); "
                          "the fault is off")
-                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, self._now()))
+                # the judge writes the abort alongside the halt: the injector records the removal after
+                # it, as a person would, instead of racing it for the timeline's next event
                 await self._wait_status({"aborted", "completed"}, 15.0)
+                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, self._now()))
                 self.log(f"experiment {await run(self._ended)}")
             else:
                 await run(_http, self.control_url + "/fault", None, "DELETE")
