@@ -50,6 +50,7 @@ class GrafanaConfig:
     clickhouse_user: str
     clickhouse_password: str
     annotation_max_age: float
+    room_recent_hours: float = 6.0
 
     @property
     def datasource_ref(self) -> dict:
@@ -80,4 +81,5 @@ def grafana_config(settings: Settings, env: Mapping[str, str] | None = None) -> 
         clickhouse_protocol=get("HUB_GRAFANA_CLICKHOUSE_PROTOCOL"), clickhouse_user=get("HUB_GRAFANA_CLICKHOUSE_USER"),
         clickhouse_password=get("HUB_GRAFANA_CLICKHOUSE_PASSWORD"),
         annotation_max_age=float(get("HUB_GRAFANA_ANNOTATION_MAX_AGE")),
+        room_recent_hours=settings.room_recent_hours,
     )

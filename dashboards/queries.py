@@ -225,48 +225,60 @@ def notes_table(db: str, experiment_id: str) -> str:
 
 
 # ---- overview ---------------------------------------------------------------------------------
-def running_experiments(db: str) -> str:
-    return (f"SELECT experiment_id, title, environment, phase, started_at, "
-            f"dateDiff('second', started_at, now64(3)) AS running_s, created_by "
-            f"FROM {db}.experiments WHERE status = 'running' ORDER BY started_at")
+# The room shows what is running and what ended in the last ``recent_hours`` (HUB_ROOM_RECENT_HOURS):
+# an experiment aborted a minute ago keeps its alerts and its abort reason on the screen.
+def _in_room(recent_hours: float) -> str:
+    seconds = max(0, int(round(recent_hours * 3600)))
+    return f"(status = 'running' OR (ended_at IS NOT NULL AND ended_at >= now64(3) - toIntervalSecond({seconds})))"
 
 
-def _rules_of_running(db: str) -> str:
+def _room(db: str, recent_hours: float) -> str:
+    return f"(SELECT experiment_id FROM {db}.experiments WHERE {_in_room(recent_hours)})"
+
+
+def running_experiments(db: str, recent_hours: float = 6.0) -> str:
+    """Running experiments, then those that ended in the last hours (with how and why)."""
+    return (f"SELECT experiment_id, title, status, environment, phase, started_at, ended_at, "
+            f"dateDiff('second', started_at, ifNull(ended_at, now64(3))) AS running_s, abort_reason, aborted_by, "
+            f"created_by FROM {db}.experiments WHERE {_in_room(recent_hours)} "
+            f"ORDER BY status = 'running' DESC, ifNull(ended_at, started_at) DESC")
+
+
+def _rules_of_running(db: str, recent_hours: float) -> str:
     return (f"SELECT experiment_id, JSONExtractString(rule, 'name') AS rule, JSONExtractString(rule, 'measurement') AS measurement, "
             f"JSONExtractString(rule, 'comparison') AS comparison, JSONExtractFloat(rule, 'threshold') AS threshold, "
             f"JSONExtractString(rule, 'severity') AS severity "
             f"FROM {db}.experiment_events ARRAY JOIN JSONExtractArrayRaw(payload, 'definition', 'abort_conditions') AS rule "
-            f"WHERE accepted = 1 AND kind = 'experiment_created' AND experiment_id IN "
-            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running')")
+            f"WHERE accepted = 1 AND kind = 'experiment_created' AND experiment_id IN {_room(db, recent_hours)}")
 
 
-def rules_state(db: str) -> str:
-    """Every rule of every running experiment with its latest alert state (ok when it never fired)."""
+def rules_state(db: str, recent_hours: float = 6.0) -> str:
+    """Every rule of every experiment in the room with its latest alert state (ok when it never fired)."""
     return (f"SELECT r.experiment_id AS experiment_id, r.rule AS rule, r.severity AS severity, "
             f"if(a.rule = '', 'ok', a.state) AS state, a.observed AS observed, r.comparison AS comparison, "
             f"r.threshold AS threshold, r.measurement AS measurement, a.last_change AS last_change "
-            f"FROM ({_rules_of_running(db)}) AS r LEFT JOIN (SELECT experiment_id, rule, argMax(status, time) AS state, "
+            f"FROM ({_rules_of_running(db, recent_hours)}) AS r LEFT JOIN (SELECT experiment_id, rule, argMax(status, time) AS state, "
             f"argMax(observed, time) AS observed, max(time) AS last_change FROM {db}.alerts WHERE kind = 'alert' "
             f"GROUP BY experiment_id, rule) AS a ON r.experiment_id = a.experiment_id AND r.rule = a.rule "
             f"ORDER BY state = 'firing' DESC, experiment_id, rule")
 
 
-def latest_alerts(db: str) -> str:
+def latest_alerts(db: str, recent_hours: float = 6.0) -> str:
     return (f"SELECT time, experiment_id, rule, severity, status, observed, threshold, message FROM {db}.alerts "
-            f"WHERE kind = 'alert' AND experiment_id IN (SELECT experiment_id FROM {db}.experiments WHERE status = 'running') "
+            f"WHERE kind = 'alert' AND experiment_id IN {_room(db, recent_hours)} "
             f"ORDER BY time DESC LIMIT 50")
 
 
-def overview_error_rate(db: str) -> str:
+def overview_error_rate(db: str, recent_hours: float = 6.0) -> str:
     return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, avg({REQUEST_FAILED}) AS error_rate "
             f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
-            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running') GROUP BY time, experiment_id ORDER BY time")
+            f"{_room(db, recent_hours)} GROUP BY time, experiment_id ORDER BY time")
 
 
-def overview_request_rate(db: str) -> str:
+def overview_request_rate(db: str, recent_hours: float = 6.0) -> str:
     return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, count() / $__interval_s AS requests_per_s "
             f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
-            f"(SELECT experiment_id FROM {db}.experiments WHERE status = 'running') GROUP BY time, experiment_id ORDER BY time")
+            f"{_room(db, recent_hours)} GROUP BY time, experiment_id ORDER BY time")
 
 
 def window_seconds(window: str) -> float:

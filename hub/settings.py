@@ -100,6 +100,9 @@ class Settings:
     judge_idle: float = _setting(
         "HUB_JUDGE_IDLE_SECONDS", 5.0,
         "A firing alert resolves only at an event-time second every partition still delivering the experiment's data has reached; a partition this many seconds behind the newest counts as idle and is not waited for.")
+    room_recent_hours: float = _setting(
+        "HUB_ROOM_RECENT_HOURS", 6.0,
+        "Hours an ended (aborted or completed) experiment stays in the gameday-room overview, with its alerts and abort reason, beside the running ones.")
     halt_webhooks: str = _setting(
         "HUB_HALT_WEBHOOKS", "",
         "Comma-separated URLs called (POST, JSON, retried) when an abort rule of any experiment fires, only when HUB_HALT_WEBHOOKS_ALL_EXPERIMENTS is on; an experiment's own halt targets are declared in its definition (halt).")

@@ -283,20 +283,31 @@ def test_with_a_shadow_pairs_table_the_shadow_panels_query_it(run, hub_settings)
             assert rows[0][names.index("differing")] > 0
 
 
-def test_every_query_of_the_overview_runs_and_shows_only_running_experiments(run, hub_settings):
+def test_every_query_of_the_overview_runs_and_keeps_experiments_that_just_ended(run, hub_settings):
+    """The room shows the running experiment and the one aborted minutes ago, with its alerts and
+    its abort reason; once HUB_ROOM_RECENT_HOURS have passed since it ended, only the running one."""
     store, _ = run
     dashboard = overview_dashboard(grafana_config(hub_settings, env={}))
     results = {}
     for kind, title, sql in queries_of(dashboard):
         results[title] = run_query(store, kind, title, sql, {}, require_rows=True)
-    names, rows = results["Running experiments"]
-    assert [r[names.index("experiment_id")] for r in rows] == [RUNNING]
+    names, rows = results["Experiments in the room"]
+    assert [r[names.index("experiment_id")] for r in rows] == [RUNNING, EXP]
     assert rows[0][names.index("phase")] == "baseline"
-    names, rows = results["Abort rules of running experiments"]
-    state = {r[names.index("rule")]: r[names.index("state")] for r in rows}
-    assert state == {"api-failing": "resolved", "api-very-slow": "ok", "api-silent": "ok", "shadow-diverging": "ok"}
+    assert rows[1][names.index("status")] == "aborted" and rows[1][names.index("abort_reason")]
+    names, rows = results["Abort rules"]
+    state = {(r[names.index("experiment_id")], r[names.index("rule")]): r[names.index("state")] for r in rows}
+    assert state[(RUNNING, "api-failing")] == "resolved" and state[(EXP, "api-failing")] == "resolved"
+    assert state[(RUNNING, "api-very-slow")] == "ok"
     names, rows = results["Latest alerts"]
-    assert {r[names.index("experiment_id")] for r in rows} == {RUNNING}
+    assert {r[names.index("experiment_id")] for r in rows} == {RUNNING, EXP}
+
+    # Ended longer ago than the setting: out of the room.
+    short = grafana_config(hub_settings.with_overrides(room_recent_hours=0.1), env={})
+    for kind, title, sql in queries_of(overview_dashboard(short)):
+        if title in ("Experiments in the room", "Latest alerts"):
+            names, rows = run_query(store, kind, title, sql, {}, require_rows=True)
+            assert {r[names.index("experiment_id")] for r in rows} == {RUNNING}
 
 
 def test_dashboards_of_an_experiment_read_from_its_stored_definition(run, hub_settings):
