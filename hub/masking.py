@@ -98,9 +98,18 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def install_log_masking(logger: logging.Logger | None = None) -> None:
-    """Mask secrets in everything the handlers of ``logger`` (default: the root logger) write."""
-    target = logger or logging.getLogger()
-    for handler in target.handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
+def install_log_masking() -> None:
+    """Mask secrets in every log record made from now on in this process, whichever handlers
+    (the worker's, Faust's) write it: the record factory passes each record through ``MaskingFilter``."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_secrets", False):
+        return
+    masking = MaskingFilter()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        masking.filter(record)
+        return record
+
+    factory.masks_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

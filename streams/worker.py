@@ -135,7 +135,10 @@ def build(settings: Settings):
             "redacted": {f"{source}:{rule}": n for (source, rule), n in redactor_for(settings).stats.snapshot().items()},
             "judge": {"rollups": judge.processed, "duplicate_rollups": judge.judge.duplicates,
                       "experiments": len(judge.judge.experiments), "state": judge.health.state,
-                      "errors": judge.health.errors, "skipped": dict(judge.skipped)},
+                      "errors": judge.health.errors, "skipped": dict(judge.skipped),
+                      "recent_actions": [{k: a.get(k) for k in ("time", "experiment_id", "rule", "action", "ok",
+                                                                "status_code", "latency_ms", "url", "error")}
+                                         for a in list(judge.actions.outcomes)[-5:]]},
         }
 
     def metrics() -> dict:
@@ -197,6 +200,9 @@ def tune_gc() -> None:
 def run(settings: Settings) -> None:
     from faust.worker import Worker
 
+    from hub.masking import install_log_masking
+
+    install_log_masking()  # webhook URLs, URL credentials and tokens never reach the worker's log
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     app = build(settings)

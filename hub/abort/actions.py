@@ -6,6 +6,7 @@ Every action runs off the judge's path (a queue and a thread) and its outcome is
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
@@ -105,7 +106,7 @@ class AlertActions:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="halt")
         self._thread = threading.Thread(target=self._run, name="alert-actions", daemon=True)
         self._thread.start()
-        self.outcomes: list[dict] = []
+        self.outcomes: collections.deque[dict] = collections.deque(maxlen=100)  # the latest, for hub status
 
     def _kafka(self):
         with self._producer_lock:

@@ -100,3 +100,24 @@ def test_secrets_are_masked_by_one_function():
     text = mask_secrets(f"posted to {slack} and http://am:9093/api/v2/alerts?token=abc; Authorization: Bearer abcdefgh123")
     assert "T0123ABCD" not in text and "abc;" not in text and "abcdefgh123" not in text
     assert "http://am:9093/api/v2/alerts?token=***" in text
+
+
+def test_log_records_are_masked_whatever_handler_writes_them():
+    import io
+    import logging
+
+    from hub.masking import install_log_masking
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("test.masking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    previous = logging.getLogRecordFactory()
+    try:
+        install_log_masking()
+        logger.info("chat post to %s failed", "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/Xy9aBcDeFg")
+    finally:
+        logging.setLogRecordFactory(previous)
+        logger.removeHandler(handler)
+    assert stream.getvalue().strip() == "chat post to https://hooks.slack.com/services/***/***/*** failed"
