@@ -80,6 +80,12 @@ def cmd_status(args, settings: Settings) -> int:
               f"partitions={len(worker.get('assignment', []))}")
         for line in sink_lines(worker.get("sink", {}), worker.get("health")):
             print(line)
+        for a in (worker.get("judge") or {}).get("recent_actions") or []:
+            print(f"judge:  {a.get('time', '')[:19]} {a.get('experiment_id')} {a.get('action')} "
+                  f"{'ok' if a.get('ok') else 'FAILED'}"
+                  + (f" HTTP {a['status_code']}" if a.get("status_code") else "")
+                  + (f" {a['latency_ms']:.0f} ms" if a.get("latency_ms") is not None else "")
+                  + (f" {a['url']}" if a.get("url") else "") + (f" ({a['error']})" if a.get("error") else ""))
         if worker.get("error"):
             print(f"        {worker['error']}")
     else:

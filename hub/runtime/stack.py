@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Callable
 
 from hub.errors import HubError, UserError
+from hub.masking import mask_data
 from hub.runtime.kafka import KafkaRuntime, tail, wait_for_kafka
 from hub.settings import Settings
 
@@ -169,4 +170,4 @@ class Stack:
         info["worker"] = worker
         info["store"] = self.settings.clickhouse_url and "server" or str(self.settings.clickhouse_path)
         info["http"] = self.settings.http_url
-        return info
+        return mask_data(info)  # the store's password, webhook URLs and tokens are never shown
