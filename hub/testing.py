@@ -52,6 +52,7 @@ def isolated_env(home: Path, bootstrap: str, **overrides: str) -> dict[str, str]
         "HUB_TOPIC_PAIRS": f"pairs-{suffix}",
         "HUB_APP_ID": f"hub-test-{suffix}",
         "HUB_HTTP_PORT": str(free_port()),
+        "HUB_STORE_PORT": str(free_port()),  # the embedded store's ClickHouse endpoint
         "HUB_SESSION_TIMEOUT": "6",
     })
     env.update(overrides)
