@@ -441,8 +441,39 @@ def _plt():
 
 
 def plot_traffic(report: Report, path: Path) -> bool:
-    if not report.series:
+    fig = traffic_figure(report)
+    if fig is None:
         return False
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return True
+
+
+#: Points between two lanes of labels (a 9-point label and its gap).
+_LANE_POINTS = 11
+
+
+def _lanes(fig, labels: list, step: float, others: list = ()) -> None:
+    """Moves each annotation (in order, offset in points) by whole lanes of ``step`` points until it
+    overlaps none placed before it nor ``others``: labels of short phases or faults close together
+    stack instead of overlapping."""
+    renderer = fig.canvas.get_renderer()
+    placed = [o.get_window_extent(renderer) for o in others]
+    for label in labels:
+        dx, dy = label.xyann
+        for lane in range(len(labels) + 1):
+            label.xyann = (dx, dy + lane * step)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(p) for p in placed):
+                break
+        placed.append(box)
+
+
+def traffic_figure(report: Report):
+    """The traffic plot's figure (None without data): request and failed-request rates above, error
+    rate below, phases shaded and named above the plot, faults marked; no two labels overlap."""
+    if not report.series:
+        return None
     plt = _plt()
     t0 = float(report.experiment.get("started_at") or report.series[0]["t"])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
@@ -463,12 +494,14 @@ def plot_traffic(report: Report, path: Path) -> bool:
         bottom.annotate(f"tolerance {tol * 100:g}%", (xs[0], tol * 100), textcoords="offset points", xytext=(2, 3),
                         fontsize=8, color="#7f1d1d")
         break
+    phase_labels, fault_labels = [], []
     for i, p in enumerate(report.phases):
         a, b = (p["start"] - t0) / div, (p["end"] - t0) / div
         for ax in (top, bottom):
             ax.axvspan(a, b, color=_PHASE_COLOURS[i % len(_PHASE_COLOURS)], alpha=0.6, zorder=0, linewidth=0)
-        top.annotate(p["phase"], ((a + b) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
-                     fontsize=9, fontweight="bold")
+        phase_labels.append(top.annotate(p["phase"], ((a + b) / 2, 1.0), xycoords=("data", "axes fraction"),
+                                         textcoords="offset points", xytext=(0, 2), ha="center", va="bottom",
+                                         fontsize=9, fontweight="bold"))
     for f in report.faults:
         a = (float(f["start"]) - t0) / div
         b = (float(f["end"]) - t0) / div if f.get("end") else None
@@ -476,22 +509,28 @@ def plot_traffic(report: Report, path: Path) -> bool:
             ax.axvline(a, color="#b91c1c", linewidth=1.5)
             if b is not None:
                 ax.axvline(b, color="#b91c1c", linewidth=1, linestyle=":")
-                if ax is top:
-                    ax.annotate("removed", (b, 0.93), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                                textcoords="offset points", fontsize=8, color="#b91c1c", va="top")
                 ax.axvspan(a, b, facecolor="none", edgecolor="#b91c1c", hatch="//", alpha=0.25, linewidth=0)
-        top.annotate(f"fault {f['fault_id']}", (a, 0.93), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                     textcoords="offset points", fontsize=8, color="#b91c1c", va="top")
-    top.set_ylim(bottom=0)
+        fault_labels.append(top.annotate(f"fault {f['fault_id']}", (a, 0.97), xycoords=("data", "axes fraction"),
+                                         xytext=(3, 0), textcoords="offset points", fontsize=8, color="#b91c1c",
+                                         va="top"))
+        if b is not None:
+            fault_labels.append(top.annotate("removed", (b, 0.97), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                                             textcoords="offset points", fontsize=8, color="#b91c1c", va="top"))
+    top.set_ylim(bottom=0, top=max(max(rate) * 1.35, 1))  # room above the traffic for the fault labels
     bottom.set_ylim(bottom=0, top=max(max(share) * 1.15, 5))
-    top.legend(loc="upper right", fontsize=8, framealpha=0.9, bbox_to_anchor=(1.0, 0.85))
+    # the legend sits right of the plot, where no phase or fault label goes
+    top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0, fontsize=8, framealpha=0.9)
     for ax in (top, bottom):
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"{report.experiment_id}: traffic and errors", fontsize=11, y=0.995)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    fig.suptitle(f"{report.experiment_id}: traffic and errors", fontsize=11)
+    fault_labels.sort(key=lambda label: label.xy[0])
+    for _ in range(2):  # the layout moves the axes to make room for the stacked labels: place them again
+        fig.tight_layout()
+        for label in phase_labels + fault_labels:
+            label.xyann = (label.xyann[0], 2 if label in phase_labels else 0)
+        _lanes(fig, phase_labels, _LANE_POINTS)
+        _lanes(fig, fault_labels, -_LANE_POINTS)
+    return fig
 
 
 def plot_latency(report: Report, path: Path) -> bool:
