@@ -10,8 +10,9 @@ Not a migration: run it once per server, on demand (``hub dashboards datasource-
 
 The embedded engine (chDB) has no user directories: it refuses ``CREATE ROLE``/``CREATE USER``
 (no access management), so there the statements can only be checked for syntax, and ``readonly = 1``
-checked as a query setting. Grafana needs a ClickHouse server anyway, since it reaches the store over
-the network.
+checked as a query setting. In the embedded mode none of this is needed: the worker's store endpoint
+(``docs/grafana.md``) knows this user itself (``HUB_GRAFANA_CLICKHOUSE_USER``/``_PASSWORD``) and runs
+its statements with ``readonly = 1``.
 """
 
 from __future__ import annotations

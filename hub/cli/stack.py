@@ -11,7 +11,10 @@ from hub.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="start the broker (unless HUB_KAFKA_BOOTSTRAP is set) and the worker",
-                       description="Start the embedded stack in the background and return once it is ready.")
+                       description="Start the embedded stack in the background and return once it is ready. "
+                                   "With the embedded store the worker also serves it over ClickHouse's HTTP "
+                                   "interface on HUB_STORE_HOST:HUB_STORE_PORT for Grafana (read-only user "
+                                   "HUB_GRAFANA_CLICKHOUSE_USER; HUB_STORE_ENDPOINT=false turns it off).")
     p.add_argument("--foreground", action="store_true",
                    help="run the worker attached to this terminal; Ctrl-C stops the worker and the broker")
     p.set_defaults(func=cmd_up)
@@ -107,6 +110,12 @@ def sink_lines(sinks: dict, health: dict | None) -> list[str]:
     lines = [f"sinks:  stored={total['stored']} dead-lettered={total['invalid']} batches={total['batches']} "
              f"skipped-after-restart={total['skipped']}"
              + ("" if health is None else f" health={health.get('status', 'ok')}")]
+    by_table: dict[str, int] = {}
+    for s in sinks.values():
+        for table, n in (s.get("stored_by_table") or {}).items():
+            by_table[table.rsplit(".", 1)[-1]] = by_table.get(table.rsplit(".", 1)[-1], 0) + int(n or 0)
+    if by_table:  # what the rows are: requests, metrics, spans, experiment events (notes) ...
+        lines.append("  stored per table: " + " ".join(f"{t}={n}" for t, n in sorted(by_table.items()) if n))
     for name, s in sinks.items():
         state = states.get(name, {})
         extra = f" lag={state['lag']}" if state.get("lag") else ""

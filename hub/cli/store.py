@@ -20,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     store_sub.required = True
     serve = store_sub.add_parser(
         "serve", help="own the embedded store and serve it over ClickHouse's HTTP interface (attached)",
-        description="Open the embedded store (<HUB_HOME>/clickhouse, or --path) and answer the part of "
-                    "ClickHouse's HTTP interface that clickhouse-connect uses, until Ctrl-C or SIGTERM. "
+        description="Open the embedded store (<HUB_HOME>/clickhouse, or --path) and answer ClickHouse's HTTP "
+                    "interface (as clickhouse-connect, clickhouse-go v2 and @clickhouse/client use it), until "
+                    "Ctrl-C or SIGTERM. The read-only user HUB_GRAFANA_CLICKHOUSE_USER (password "
+                    "HUB_GRAFANA_CLICKHOUSE_PASSWORD, required off loopback) may only read. "
                     "Point every worker at it with HUB_CLICKHOUSE_URL=http://HOST:PORT. Every client must give "
                     "the token (HUB_STORE_TOKEN, else <HUB_HOME>/store-token, generated on the first start) as "
                     "its password; nobody may reach files, URLs or other servers through it. It is not a "

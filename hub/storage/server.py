@@ -1,5 +1,7 @@
-"""The store server: one process owns the embedded ClickHouse engine (chDB) and answers the part of
-ClickHouse's HTTP interface that clickhouse-connect's HTTP client uses.
+"""The store server: one process owns the embedded ClickHouse engine (chDB) and answers ClickHouse's
+HTTP interface as clickhouse-connect, clickhouse-go v2 (Grafana's ClickHouse plugin) and the
+JavaScript client use it. ``hub store serve`` runs it; in the embedded mode the worker serves it
+too (``serve_endpoint``), for Grafana's read-only datasource user.
 
 Only one process may open a chDB data directory, so hub processes in embedded mode cannot share a
 store. ``hub store serve`` runs this module: the engine stays in one process, and every worker of
@@ -9,8 +11,8 @@ ClickHouse server. What runs the statements is the real engine, so deduplication
 
 What it is not (see docs/store-server.md): a ClickHouse server. One statement runs at a time (the
 engine is used from one thread), results are built whole before they are sent, there is no
-replication, no access control beyond one shared secret, no native TCP protocol, no ClickHouse
-block compression (``compress``/``decompress``), and no external data.
+replication, no access control beyond one shared secret and read-only users, no native TCP
+protocol, and no external data.
 
 The HTTP interface it serves:
 
@@ -19,7 +21,10 @@ The HTTP interface it serves:
   between them), or the body alone, or the ``query`` field of a multipart form. An INSERT whose
   statement ends in ``FORMAT <name>`` takes the bytes after it as its data (any input format:
   Native, RowBinary, TabSeparated, JSONEachRow...). Request bodies may be compressed per
-  ``Content-Encoding``: gzip, deflate, lz4 (frames), zstd, br (when brotli is installed).
+  ``Content-Encoding``: gzip, deflate, lz4 (frames), zstd, br (when brotli is installed), and in
+  ClickHouse's compressed blocks with ``decompress=1``; ``compress=1`` answers in such blocks,
+  ``enable_http_compression=1`` per ``Accept-Encoding``.
+- ``client_protocol_version``: Native answers in that protocol's form (``hub.storage.native``).
 - ``database``, ``default_format`` (and the ``X-ClickHouse-Database``/``X-ClickHouse-Format``
   request headers), ``session_id``, ``query_id``, ``param_<name>`` bind parameters; every other
   URL parameter is a ClickHouse setting for this statement only, except the transport ones that
