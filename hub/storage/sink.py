@@ -126,6 +126,8 @@ class SinkStats:
     #: ``after_store`` (derived records such as the stream pairs).
     phase_seconds: dict = field(default_factory=lambda: defaultdict(float))
     invalid_by_reason: dict = field(default_factory=lambda: defaultdict(int))
+    #: Rows stored per table (what ``stored`` adds up), for ``hub status``.
+    stored_by_table: dict = field(default_factory=lambda: defaultdict(int))
 
     @property
     def insert_seconds(self) -> float:
@@ -139,6 +141,7 @@ class SinkStats:
             "insert_seconds": round(self.insert_seconds, 3),
             "phase_seconds": {k: round(v, 3) for k, v in list(self.phase_seconds.items())},
             "invalid_by_reason": dict(self.invalid_by_reason),
+            "stored_by_table": dict(self.stored_by_table),
         }
 
 
@@ -611,6 +614,11 @@ class ExactlyOnceSink:
             return 0
         self.stats.batches += 1
         self.stats.stored += stored_rows
+        tables = ([(main, len(decoded.rows))] if main else []) + [(t, len(r)) for t, _, r in getattr(decoded, "tables", ())]
+        for table, rows in tables:
+            kept = rows - sum(1 for t, _, _ in refused if t == table)
+            if kept:
+                self.stats.stored_by_table[table] += kept
         self.stats.invalid += len(decoded.invalid) + len(rejected)
         for invalid in list(decoded.invalid) + rejected:
             self.stats.invalid_by_reason[reason_kind(invalid.reason)] += 1

@@ -215,6 +215,11 @@ def test_two_imports_of_a_real_registry_store_every_metric_with_the_process_star
     # the second import continues the first: the counter that went down is a decrease, not a reset
     active = [sums_at[("requests.active", ())][0] for _, sums_at in sorted(sums.items())]
     assert active == [7.0, 5.0]
+    # hub status says what is stored, per table
+    assert worker.wait_for(f"SELECT count() FROM hub.experiment_events WHERE experiment_id = '{experiment}'", 2) == 2
+    status = hub(worker, "status").stdout
+    assert (f"stored per table: experiment_events=2 otel_metrics_gauge={n_gauges + 2} otel_metrics_sum={n_sums} "
+            f"otel_metrics_summary={n_summaries}") in status  # created and checked, then the metrics
 
 
 def test_a_registry_that_does_not_answer_is_one_line(worker):
