@@ -91,7 +91,15 @@ class Stack:
     # ---- lifecycle -----------------------------------------------------------------------
     def start_kafka(self, progress: Progress) -> None:
         if self.settings.embedded_kafka:
-            self.kafka.start(wait=True, progress=progress)
+            running = self.kafka.running_pid()
+            if running is None:
+                progress(f"starting the embedded Kafka broker {self.kafka.version} at {self.kafka.bootstrap} ...")
+            pid = self.kafka.start(wait=True, progress=progress)
+            if running is None:
+                progress(f"started the embedded Kafka broker (pid {pid}) at {self.kafka.bootstrap}; "
+                         f"`hub down` stops it")
+            else:
+                progress(f"the embedded Kafka broker is already running (pid {pid}) at {self.kafka.bootstrap}")
         else:
             progress(f"using the Kafka cluster at {self.settings.kafka_bootstrap}")
             wait_for_kafka(self.settings.kafka_bootstrap, timeout=30)

@@ -37,6 +37,8 @@ def cli_env(tmp_path):
 def test_up_emit_sql_status_down_on_the_embedded_stack(cli_env):
     up = hub(cli_env, "up")
     assert "ready" in up.stdout
+    started = [line for line in up.stdout.splitlines() if line.startswith("started the embedded Kafka broker (pid ")]
+    assert len(started) == 1 and started[0].endswith(f"at 127.0.0.1:{cli_env['HUB_KAFKA_PORT']}; `hub down` stops it")
     emitted = hub(cli_env, "emit", "--count", "100000")
     assert "sent 100,000 events" in emitted.stdout and "acknowledged" in emitted.stdout
     acknowledged = time.monotonic()
