@@ -92,7 +92,10 @@ class DemoOptions:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on it (connections of an earlier run in TIME_WAIT do not count: the servers
+    bind with SO_REUSEADDR too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -270,6 +273,7 @@ class Demo:
         except KeyboardInterrupt:
             interrupted = True
             self.say("hub demo: interrupted; stopping everything it started")
+            self._close_the_experiment()
             return 130
         finally:
             for name in list(self.children):
@@ -280,6 +284,21 @@ class Demo:
                 from hub.runtime.stack import Stack
 
                 Stack(settings).down(progress=lambda line: self.log(line))
+
+    def _close_the_experiment(self) -> None:
+        """After Ctrl-C: abort the experiment if it is still open and record its fault removed (the
+        backends, and the fault with them, stop next), so its timeline does not stay running."""
+        if getattr(self, "service", None) is None:
+            return
+        try:
+            state = self.service.get(self.experiment_id)
+            if state.status in ("ready", "running"):
+                self._command(lambda s, lc: lc.abort(s, "hub demo interrupted (Ctrl-C)", LEAD, self._now()))
+                self.log("experiment aborted: the demo was interrupted")
+            if FAULT_ID in state.faults:
+                self._command(lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, self._now()))
+        except Exception as exc:  # the log may be gone with the broker; the rest still stops
+            self.log(f"could not close the experiment on the timeline: {exc}")
 
     @staticmethod
     def _now() -> dt.datetime:
