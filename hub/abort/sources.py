@@ -51,18 +51,18 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def selection_sql(db: str, experiment_id: str, selection: str = "auto") -> str:
-    """A condition on ``requests`` rows of one experiment: the legs the selection counts."""
+def selection_sql(db: str, experiment_id: str, selection: str = "auto", *, experiment_sql: str | None = None) -> str:
+    """A condition on ``requests`` rows of one experiment: the legs the selection counts.
+    ``experiment_sql``: the experiment as SQL (a literal already quoted) instead of ``experiment_id``."""
     selection = parse_selection(selection)
+    experiment = experiment_sql or _lit(experiment_id)
     if selection == "all":
         return "1"
     if selection == "auto":
         return (f"(startsWith(source, '{GATEWAY_PREFIX}') OR (SELECT count() FROM {db}.requests "
-                f"WHERE experiment_id = {_lit(experiment_id)} AND startsWith(source, '{GATEWAY_PREFIX}')) = 0)")
+                f"WHERE experiment_id = {experiment} AND startsWith(source, '{GATEWAY_PREFIX}')) = 0)")
     return f"({KIND_SQL} IN ({', '.join(_lit(k) for k in selection.split(','))}))"
 
 
-def counted_sql(db: str, experiment_id: str, selection: str = "auto") -> str:
-    """``SELECT sources``: the kinds of the legs the selection counted, for saying so in a result."""
-    return (f"SELECT arrayStringConcat(arraySort(groupUniqArray({KIND_SQL})), ', ') FROM {db}.requests "
-            f"WHERE experiment_id = {_lit(experiment_id)} AND {selection_sql(db, experiment_id, selection)}")
+#: The kinds of the legs a result counted, as an aggregate (``gateway``, ``gateway, vegeta`` ...).
+COUNTED_SQL = f"arrayStringConcat(arraySort(groupUniqArray({KIND_SQL})), ', ')"

@@ -5,9 +5,11 @@ experiment id). Values are written into the SQL as quoted ClickHouse literals (`
 picked from a fixed list (``choices``), so the text runs through the same read-only interface
 as any ad-hoc query (``POST /v1/sql``, ``hub sql``) and passes its guard.
 
-A failed request is counted as the abort judge counts it: status >= 500, status 0 (no
-response) or an error text. Shadow legs are left out of request counts: they copy primary
-traffic and would count it twice.
+A failed request is counted as the abort judge counts it (``hub.abort.measure``): status >= 500,
+status 0 (no response) or an error text. Shadow legs are left out of request counts: they copy
+primary traffic and would count it twice. So are legs of another source than the one selected
+(``source``, ``hub.abort.sources``): by default the gateway's legs when the experiment has any, so
+a Vegeta import of the same traffic is not counted twice; a ``sources`` column says what was counted.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from hub.abort.measure import REQUEST_FAILED_SQL
+from hub.abort.sources import COUNTED_SQL, SELECTIONS, selection_sql
 from hub.errors import UserError
 
-FAILED = "(status >= 500 OR status = 0 OR error != '')"
+FAILED = REQUEST_FAILED_SQL
 SERVED = "leg != 'shadow'"
 
 
@@ -56,7 +60,9 @@ class Parameter:
 
 
 EXPERIMENT = Parameter("experiment", "the experiment id")
-BASELINE = Parameter("baseline", "the phase the others are compared with", default="baseline")
+BASELINE = Parameter("baseline", "the phase the others are compared with (its first occurrence)", default="baseline")
+SOURCE = Parameter("source", "which legs to count: auto (the gateway's when there are any, else all), all, "
+                   "gateway, vegeta or emit", default="auto", choices=SELECTIONS)
 
 
 @dataclass(frozen=True)
@@ -75,49 +81,83 @@ class Question:
             raise UserError(f"question {self.name} takes no parameter {', '.join(sorted(unknown))} "
                             f"(it takes {', '.join(p.name for p in self.parameters)})")
         values = {p.name: p.render(params.get(p.name)) for p in self.parameters}
-        return self.template.format(db=database, failed=FAILED, served=SERVED, **values).strip()
+        served = SERVED
+        if "source" in values:
+            served = f"{SERVED} AND {selection_sql(database, '', values['source'], experiment_sql=values['experiment'])}"
+        return self.template.format(db=database, failed=FAILED, served=served, counted=COUNTED_SQL, **values).strip()
 
 
 ERROR_RATE_BY_PHASE = Question(
     "error-rate-by-phase",
-    "Requests, errors, error rate and p50/p95/p99 latency per phase, with the change against the baseline phase.",
+    "Requests, errors, error rate and p50/p95/p99 latency per occurrence of each phase, in time order, with the "
+    "change against the baseline phase; traffic before the start and after the end in rows of their own.",
     """
 SELECT
-    phase, requests, errors, round(error_rate, 4) AS error_rate,
+    phase, occurrence, requests, errors, round(error_rate, 4) AS error_rate,
     round(p50_ms, 1) AS p50_ms, round(p95_ms, 1) AS p95_ms, round(p99_ms, 1) AS p99_ms,
-    phase = {baseline} AS is_baseline,
+    phase = {baseline} AND occurrence = 1 AS is_baseline,
     if(has_baseline, round(error_rate - base_error_rate, 4), NULL) AS error_rate_change,
     if(has_baseline, round(p95_ms - base_p95_ms, 1), NULL) AS p95_change_ms,
     if(has_baseline AND base_p99_ms > 0, round(p99_ms / base_p99_ms, 2), NULL) AS p99_ratio,
-    first_request, last_request
+    phase_start, first_request, last_request, sources
 FROM
 (
     SELECT
         *,
-        countIf(phase = {baseline}) OVER () > 0 AS has_baseline,
-        anyIf(error_rate, phase = {baseline}) OVER () AS base_error_rate,
-        anyIf(p95_ms, phase = {baseline}) OVER () AS base_p95_ms,
-        anyIf(p99_ms, phase = {baseline}) OVER () AS base_p99_ms
+        countIf(phase = {baseline} AND occurrence = 1) OVER () > 0 AS has_baseline,
+        anyIf(error_rate, phase = {baseline} AND occurrence = 1) OVER () AS base_error_rate,
+        anyIf(p95_ms, phase = {baseline} AND occurrence = 1) OVER () AS base_p95_ms,
+        anyIf(p99_ms, phase = {baseline} AND occurrence = 1) OVER () AS base_p99_ms
     FROM
     (
         SELECT
-            if(phase = '', '(no phase)', toString(phase)) AS phase,
+            label AS phase,
+            occurrence,
             count() AS requests,
             countIf({failed}) AS errors,
             errors / requests AS error_rate,
             quantile(0.5)(latency_ms) AS p50_ms,
             quantile(0.95)(latency_ms) AS p95_ms,
             quantile(0.99)(latency_ms) AS p99_ms,
+            if(occurrence = 0, NULL, min(stretch_start)) AS phase_start,
             min(event_time) AS first_request,
-            max(event_time) AS last_request
-        FROM {db}.requests
-        WHERE experiment_id = {experiment} AND {served}
-        GROUP BY phase
+            max(event_time) AS last_request,
+            {counted} AS sources
+        FROM
+        (
+            SELECT
+                r.event_time AS event_time, r.status AS status, r.error AS error, r.latency_ms AS latency_ms,
+                r.source AS source, s.start AS stretch_start,
+                multiIf(run.started IS NULL OR r.event_time < run.started, '(before start)',
+                        run.ended IS NOT NULL AND r.event_time >= run.ended, '(after end)',
+                        s.phase = '', '(no phase)', s.phase) AS label,
+                if(label IN ('(before start)', '(after end)', '(no phase)'), 0, s.occurrence) AS occurrence
+            FROM
+            (
+                SELECT experiment_id, event_time, status, error, latency_ms, source
+                FROM {db}.requests
+                WHERE experiment_id = {experiment} AND {served}
+            ) AS r
+            ASOF LEFT JOIN
+            (
+                SELECT experiment_id, toString(phase) AS phase, start,
+                       row_number() OVER (PARTITION BY phase ORDER BY start) AS occurrence
+                FROM {db}.experiment_phases
+                WHERE experiment_id = {experiment}
+            ) AS s ON r.experiment_id = s.experiment_id AND r.event_time >= s.start
+            LEFT JOIN
+            (
+                SELECT experiment_id, started_at AS started, ended_at AS ended
+                FROM {db}.experiments
+                WHERE experiment_id = {experiment}
+            ) AS run ON r.experiment_id = run.experiment_id
+        )
+        GROUP BY phase, occurrence
     )
 )
-ORDER BY first_request
+ORDER BY ifNull(phase_start, first_request), occurrence
 """,
-    (EXPERIMENT, BASELINE),
+    (EXPERIMENT, BASELINE, SOURCE),
 )
 
 FAULT_ATTRIBUTION = Question(
@@ -185,7 +225,8 @@ ORDER BY fault_id, indexOf(['regression', 'unchanged', 'too few requests', 'impr
     (EXPERIMENT, BASELINE,
      Parameter("by", "what to compare: route, backend or gateway", default="route",
                choices=("route", "backend", "gateway")),
-     Parameter("min_requests", "fewest requests on each side for an effect size", default="10", kind="int")),
+     Parameter("min_requests", "fewest requests on each side for an effect size", default="10", kind="int"),
+     SOURCE),
 )
 
 SHADOW_DIFFERENCES = Question(
