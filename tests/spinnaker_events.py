@@ -36,6 +36,20 @@ import copy
 import json
 import uuid
 
+#: An experiment targeting ``{service}`` (format with ``id`` and ``service``).
+DEFINITION = """
+id: {id}
+title: Patients ride out a canary
+scenario: Deploy a canary while traffic flows.
+hypothesis: The API keeps answering.
+expected_outcome: Error rate stays under 5%.
+steady_state:
+  - {{name: errors, sli: error_rate, source: requests, tolerance: {{max: 0.05}}}}
+environment: {{name: staging, kind: non-live, risk: low}}
+targets:
+  services: [{service}]
+"""
+
 
 def ms(t) -> int:
     return int(t.timestamp() * 1000)

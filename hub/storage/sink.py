@@ -614,7 +614,8 @@ class ExactlyOnceSink:
             return 0
         self.stats.batches += 1
         self.stats.stored += stored_rows
-        tables = ([(main, len(decoded.rows))] if main else []) + [(t, len(r)) for t, _, r in getattr(decoded, "tables", ())]
+        tables = [(main, len(decoded.rows))] if main else []
+        tables += [(table, len(rows)) for table, _, rows in getattr(decoded, "tables", ())]
         for table, rows in tables:
             kept = rows - sum(1 for t, _, _ in refused if t == table)
             if kept:

@@ -19,22 +19,10 @@ from hub.experiments.definition import parse_definition
 from hub.experiments.service import ExperimentService
 from hub.integrations.spinnaker import ROUTE
 from hub.testing import WorkerProcess
-from tests.spinnaker_events import execution, execution_event, flattened, stage, stage_event, wrapped
+from tests.spinnaker_events import DEFINITION, execution, execution_event, flattened, stage, stage_event, wrapped
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
-DEFINITION = """
-id: {id}
-title: Patients ride out a canary
-scenario: Deploy a canary while traffic flows.
-hypothesis: The API keeps answering.
-expected_outcome: Error rate stays under 5%.
-steady_state:
-  - {{name: errors, sli: error_rate, source: requests, tolerance: {{max: 0.05}}}}
-environment: {{name: staging, kind: non-live, risk: low}}
-targets:
-  services: [{service}]
-"""
 
 
 @pytest.fixture(scope="module")

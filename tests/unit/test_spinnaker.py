@@ -10,22 +10,10 @@ import pytest
 from hub.experiments import lifecycle
 from hub.experiments.definition import parse_definition
 from hub.integrations import spinnaker
-from tests.spinnaker_events import execution, execution_event, flattened, stage, stage_event, wrapped
+from tests.spinnaker_events import DEFINITION, execution, execution_event, flattened, stage, stage_event, wrapped
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-DEFINITION = """
-id: {id}
-title: Patients ride out a canary
-scenario: Deploy a canary.
-hypothesis: The API keeps answering.
-expected_outcome: Error rate stays under 5%.
-steady_state:
-  - {{name: errors, sli: error_rate, source: requests, tolerance: {{max: 0.05}}}}
-environment: {{name: staging, kind: non-live, risk: low}}
-targets:
-  services: [patients]
-"""
 
 
 def sec(n: float) -> dt.datetime:
@@ -33,7 +21,8 @@ def sec(n: float) -> dt.datetime:
 
 
 def started(id: str, at: dt.datetime):
-    state = lifecycle.apply(None, lifecycle.create(parse_definition(DEFINITION.format(id=id)), "ana", at))
+    definition = parse_definition(DEFINITION.format(id=id, service="patients"))
+    state = lifecycle.apply(None, lifecycle.create(definition, "ana", at))
     state = lifecycle.apply(state, lifecycle.check_prerequisites(state, [], "ana", at))
     for event in lifecycle.start(state, "ana", at):
         state = lifecycle.apply(state, event)
