@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import re
+from operator import itemgetter
 from typing import Any, Callable, Final, Sequence
 from urllib.parse import unquote
 
@@ -71,7 +72,10 @@ _GENERIC: Final = frozenset({"phi_key", "phi_attribute", "street_name", "record_
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
 _SPACED: Final = re.compile(r"[._+:/@=-]+")
-_OPAQUE: Final = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_OPAQUE_RX: Final = r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_OPAQUE: Final = re.compile(_OPAQUE_RX)
+#: Values joined with newlines (none in a value), each a long hex id or a UUID.
+_ALL_OPAQUE: Final = re.compile(rf"(?:(?:{_OPAQUE_RX})?\n)*(?:{_OPAQUE_RX})?")
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
 _OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id", "endpoint", "experiment", "alert"})
@@ -357,8 +361,8 @@ class _Engine:
             mask = self._all if len(probe) <= _SHORT else self._active(probe)
             if not mask:
                 return text
-            if not self._any(probe, mask):
-                return text
+            # every active pattern searched once (a search to ask "anything?" first would search
+            # the patterns before the first hit twice in a text with something to mask)
             spans = []
             for i in range(len(self._patterns)):
                 if not mask >> i & 1:
@@ -711,8 +715,85 @@ class _Engine:
                              else self._clean_url_shape if code == _URL else None)
                     plan.append((i, code, decl.shape, clean))
             self._plans[key] = plan
-            self._fast[key] = _fast_check(plan)
+            # every declared column holds strings with a set of known-clean values: redacted by value
+            self._fast[key] = all(clean is not None for _, _, _, clean in plan)
         return plan
+
+    def _value(self, kind: int, shape: str, clean: set | None, value: str, hits: list) -> str:
+        """One string value of a column of ``kind`` (struct, text, URL, JSON) redacted as declared."""
+        if kind == _STRUCT:
+            return self.struct(shape, value, hits)
+        if kind == _TEXT:
+            return self.text(value, hits)
+        if kind == _JSON:
+            return self.json_text(value, hits)
+        new = self.url(value, hits)
+        if _URL_SHAPE.fullmatch(new) is None:
+            hits.append("shape:url")
+            return STRUCT_MARKER.format(shape="url")
+        if new is value and clean is not None:
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean.add(value)
+        return new
+
+    def _rows_by_value(self, source: str, plan: list, rows: list, stats: RedactionStats | None) -> list:
+        """Rows whose declared columns all hold strings, redacted column by column over the batch's
+        distinct values: a column's values are collected (in C: ``map``/``set``), those known clean
+        dropped with one set difference, long hex ids and UUIDs skipped, and each remaining value
+        redacted once however many rows carry it; only rows holding a changed value are copied.
+        The same result and the same counts as redacting row by row, without a Python step per row
+        and column when the batch is clean."""
+        opaque = _OPAQUE.fullmatch
+        changes: list[tuple[int, dict]] = []
+        n = len(rows)
+        for i, kind, shape, clean in plan:
+            get = itemgetter(i)
+            check_opaque = kind == _STRUCT and shape in _OPAQUE_SHAPES
+            if check_opaque:
+                # ids of a batch are mostly unique UUIDs or long hex ids (or empty): one match over
+                # all of them, joined with newlines (none in a value, or the count differs)
+                try:
+                    joined = "\n".join(map(get, rows))
+                except TypeError:  # None in the column
+                    joined = ""
+                if joined and joined.count("\n") == n - 1 and _ALL_OPAQUE.fullmatch(joined) is not None:
+                    continue
+            values = set(map(get, rows))
+            values -= clean
+            values.discard("")
+            values.discard(None)
+            if not values:
+                continue
+            changed: dict = {}
+            for value in values:
+                if check_opaque and opaque(value) is not None:
+                    continue  # a long hex id or a UUID: nothing personal fits in it
+                found: list[str] = []
+                new = self._value(kind, shape, clean, value, found)
+                if new is not value or found:
+                    changed[value] = (new, found)
+            if changed:
+                changes.append((i, changed))
+        if not changes:
+            return rows
+        hits: list[str] = []
+        out: list = []
+        append = out.append
+        for row in rows:
+            new_row = None
+            for i, changed in changes:
+                hit = changed.get(row[i])
+                if hit is not None:
+                    hits.extend(hit[1])
+                    if hit[0] is not row[i]:
+                        if new_row is None:
+                            new_row = list(row)
+                        new_row[i] = hit[0]
+            append(row if new_row is None else tuple(new_row))
+        if stats is not None and hits:
+            stats.add(source, hits)
+        return out
 
     def rows(self, source: str, table: str, columns: Sequence[str], rows: list,
              stats: RedactionStats | None) -> list:
@@ -721,6 +802,11 @@ class _Engine:
         if not plan or not rows:
             return rows
         fast = self._fast[(table, tuple(columns))]
+        if fast:
+            try:
+                return self._rows_by_value(source, plan, rows, stats)
+            except TypeError:  # a value that is not a string (unhashable): row by row
+                pass
         allowlists = self.policy.allowlists
         signal_allow = source if source in allowlists else None
         svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
@@ -733,9 +819,6 @@ class _Engine:
         append = out.append
         changed_any = False
         for row in rows:
-            if fast is not None and fast(row):
-                append(row)  # every declared value empty, known clean, or a long hex id / UUID
-                continue
             allow = signal_allow
             if svc >= 0:
                 service = row[svc]
@@ -750,17 +833,8 @@ class _Engine:
                     if shape in _OPAQUE_SHAPES and opaque(value) is not None:
                         continue  # a long hex id or a UUID: nothing personal fits in it
                     new = struct(shape, value, hits)
-                elif kind == _TEXT:
-                    new = text(value, hits)
-                elif kind == _URL:
-                    new = url(value, hits)
-                    if _URL_SHAPE.fullmatch(new) is None:
-                        hits.append("shape:url")
-                        new = STRUCT_MARKER.format(shape="url")
-                    elif new is value:
-                        if len(clean) >= _CLEAN_MAX:
-                            clean.clear()
-                        clean.add(value)
+                elif kind == _TEXT or kind == _URL:
+                    new = self._value(kind, shape, clean, value, hits)
                 elif kind == _MAP:
                     new = attributes(value, allow, hits)
                 elif kind == _SHARED_MAP:
@@ -794,27 +868,6 @@ class _Engine:
         if stats is not None and hits:
             stats.add(source, hits)
         return out if changed_any else rows
-
-
-def _fast_check(plan: list):
-    """``fast(row)``: True when every declared value of ``row`` is empty, in its column's set of known
-    clean values, or a long hex id / UUID in an id column, so the row is stored as it is. One
-    function per plan, generated (a loop over the plan costs more than the checks); ``None`` when a
-    column has no such set (attribute maps, JSON documents, reasons): those rows take the full path."""
-    if not plan or any(clean is None for _, _, _, clean in plan):
-        return None
-    env: dict[str, Any] = {"opaque": _OPAQUE.fullmatch}
-    lines = ["def fast(row):"]
-    for n, (i, kind, shape, clean) in enumerate(plan):
-        env[f"c{n}"] = clean
-        lines.append(f"    v = row[{int(i)}]")
-        if kind == _STRUCT and shape in _OPAQUE_SHAPES:
-            lines.append(f"    if v and v not in c{n} and opaque(v) is None:\n        return False")
-        else:
-            lines.append(f"    if v and v not in c{n}:\n        return False")
-    lines.append("    return True")
-    exec("\n".join(lines), env)  # noqa: S102 - the source is made here from column positions only
-    return env["fast"]
 
 
 def _each(values: list, fn: Callable[[Any], Any]) -> list:
