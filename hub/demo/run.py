@@ -256,6 +256,7 @@ class Demo:
             self._spawn("gateway", [sys.executable, "-m", "hub.cli.main", "gateway", "--config", str(config)])
             self._wait_port("gateway", self.o.port_base)
             self.service = ExperimentService(settings)
+            self._close_leftovers()
             self.service.create(definition, actor=LEAD)
             self.log(f"experiment {self.experiment_id} created; its halt target: {self.halt_url}")
             self._command(lambda s, lc: lc.check_prerequisites(
@@ -312,6 +313,21 @@ class Demo:
     def _status(self) -> tuple[str, str]:
         state = self.service.get(self.experiment_id)
         return state.status, state.phase
+
+    def _our_halts(self, control_state: dict) -> list[dict]:
+        """The halt calls made for this run's experiment (another experiment may name the same URL)."""
+        return [c for c in control_state.get("halt_calls") or [] if c.get("experiment_id") == self.experiment_id]
+
+    def _close_leftovers(self) -> None:
+        """Abort the demo experiments an earlier run left open in this home (killed before it could
+        close them): their rules would still act, and their halt target is this run's fault switch."""
+        from hub.experiments import lifecycle
+
+        for eid, state in self.service.states().items():
+            if eid.startswith("patient-api-gameday-") and state.status in ("ready", "running"):
+                self.service.command(eid, lambda s: lifecycle.abort(s, "left open by an earlier hub demo run", LEAD,
+                                                                    self._now()))
+                self.log(f"aborted {eid}, left open by an earlier run")
 
     def _ended(self) -> str:
         """Note how the experiment ended (by whom, why) in the ground truth; one line on it."""
@@ -389,7 +405,9 @@ class Demo:
             progress.cancel()
             loop.remove_signal_handler(signal.SIGTERM)
         truth["ended_at"] = time.time()
-        truth["halt_calls"] = (await run(self._control_state)).get("halt_calls", [])
+        state = await run(self._control_state)
+        truth["halt_calls"] = self._our_halts(state)
+        truth["other_halt_calls"] = [c for c in state.get("halt_calls", []) if c not in truth["halt_calls"]]
         truth["client"] = {"sent": load.stats.sent, "answered": load.stats.done, "per_route": load.stats.summary()}
         self.log(f"load stopped: {load.stats.sent} requests sent, {load.stats.done} answered")
         return {"answered": load.stats.done}
@@ -400,7 +418,7 @@ class Demo:
         deadline = time.monotonic() + limit
         checked = 0.0
         while time.monotonic() < deadline:
-            calls = (await asyncio.to_thread(self._control_state)).get("halt_calls") or []
+            calls = self._our_halts(await asyncio.to_thread(self._control_state))
             if calls:
                 return calls[0]
             if time.monotonic() - checked > 2.0:
