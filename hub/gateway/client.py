@@ -67,6 +67,15 @@ def _expire(waiter: asyncio.Future) -> None:
         waiter.set_exception(asyncio.TimeoutError())
 
 
+async def _bounded(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future, timeout: float) -> None:
+    """Await ``waiter``; asyncio.TimeoutError when it is not done within ``timeout`` seconds."""
+    timer = loop.call_later(timeout, _expire, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+
+
 class _Conn(asyncio.Protocol):
     """One connection: bytes in a buffer, one waiter woken when more arrive or the connection ends."""
 
@@ -131,11 +140,9 @@ class _Conn(asyncio.Protocol):
             self.paused = False
             self.transport.resume_reading()
         w = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, w)
         try:
-            await w
+            await _bounded(self.loop, w, timeout)
         finally:
-            timer.cancel()
             self.waiter = None
 
     def take(self, n: int) -> bytes:
@@ -157,11 +164,9 @@ class _Conn(asyncio.Protocol):
         if not self.write_paused:
             return
         d = self.drainer = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, d)
         try:
-            await d
+            await _bounded(self.loop, d, timeout)
         finally:
-            timer.cancel()
             self.drainer = None
 
     def close(self) -> None:
@@ -331,16 +336,14 @@ class Pool:
                     raise PoolFull(f"no free connection within {self.pool_timeout:g} s")
                 w = loop.create_future()
                 self.waiters.append(w)
-                timer = loop.call_later(left, _expire, w)
                 try:
-                    await w
+                    await _bounded(loop, w, left)
                 except asyncio.TimeoutError:
                     raise PoolFull(f"no free connection within {self.pool_timeout:g} s") from None
                 except BaseException:
                     self._wake()  # pass a wake-up this waiter got on
                     raise
                 finally:
-                    timer.cancel()
                     try:
                         self.waiters.remove(w)
                     except ValueError:

@@ -34,10 +34,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import re
 import signal
 import time
-import uuid
 import zlib
 from http import HTTPStatus
 from dataclasses import dataclass
@@ -105,6 +105,15 @@ def parse_via(value: str) -> tuple[str, ...]:
         log.debug("ignoring a malformed %s header: %r", HEADER_VIA, value[:200])
         return ()
     return names
+
+
+_random_bits = random.SystemRandom().getrandbits(64)  # noqa: S311 (a seed, not a secret)
+_rng = random.Random(_random_bits ^ time.time_ns())
+
+
+def _new_correlation_id() -> str:
+    """128 random bits in hex, like ``uuid.uuid4().hex`` but without a system call per request."""
+    return f"{_rng.getrandbits(128):032x}"
 
 
 def sticky_bucket(value: str) -> float:
@@ -540,7 +549,7 @@ class Gateway:
         if trusted and valid_correlation_id(given_cid):
             cid, client_cid = given_cid, headers_in.get(HEADER_CLIENT_CID, "")
         else:
-            cid, client_cid = uuid.uuid4().hex, given_cid
+            cid, client_cid = _new_correlation_id(), given_cid
         exp = _label(headers_in.get(HEADER_EXP, "")) if trusted else ""
         exp = exp or self.config.experiment_id
         phase = _label(headers_in.get(HEADER_PHASE, "")) if trusted else ""
