@@ -129,13 +129,6 @@ def _kv(key: str, value: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _join(name: str, base: str, tags: dict, key: str) -> str:
-    """The name of a derived series (``<name>.m1_rate``) that keeps the tags of a tag-like name."""
-    if not tags:
-        return f"{name}.{key}"
-    return f"{base}.{key}[" + ",".join(f"{k}={v}" for k, v in tags.items()) + "]"
-
-
 def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_ns: int | None = None,
                        start_ns: int | None = None) -> ExportMetricsServiceRequest:
     """One OTLP export of everything usable in a Dropwizard metrics document (see the module doc).
@@ -157,12 +150,12 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
     sm.scope.version = str(doc.get("version") or "")
     metrics = sm.metrics
 
-    def add(name: str, unit: str, description: str):
-        base, tags = split_name(name)
+    def add(name: str | tuple[str, dict], unit: str, description: str):
+        base, tags = split_name(name) if isinstance(name, str) else name
         metric = metrics.add(name=base, unit=unit, description=description)
         return metric, [_kv(k, v) for k, v in tags.items()]
 
-    def gauge(name: str, value: Any, unit: str = "", description: str = "") -> None:
+    def gauge(name: str | tuple[str, dict], value: Any, unit: str = "", description: str = "") -> None:
         v = _number(value)
         if v is None:
             return
@@ -182,7 +175,7 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
         unit = _rate_unit(units)
         base, tags = split_name(name)
         for key in ("m1_rate", "m5_rate", "m15_rate", "mean_rate"):
-            gauge(_join(name, base, tags, key), body.get(key), unit)
+            gauge((f"{base}.{key}", tags), body.get(key), unit)
 
     def summary(name: str, body: dict, unit: str, kind: str) -> None:
         count = _number(body.get("count"))
@@ -198,7 +191,7 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
                 dp.quantile_values.add(quantile=q, value=v)
         base, tags = split_name(name)
         for key in ("min", "max", "mean", "stddev"):
-            gauge(_join(name, base, tags, key), body.get(key), unit)
+            gauge((f"{base}.{key}", tags), body.get(key), unit)
 
     for name, body in (doc.get("gauges") or {}).items():
         if isinstance(body, dict):
