@@ -1,6 +1,7 @@
 """Spinnaker Echo events in the shape Echo's REST listener posts them, for the Spinnaker tests.
 
-Where the shape comes from (spinnaker/echo and spinnaker/orca, main branch of April 2025):
+Where the shape comes from (spinnaker/echo at 989e20b5b72f and spinnaker/orca at 2fdb327a9f67, their
+main branches of April 2025):
 
 - ``echo-api/src/main/java/com/netflix/spinnaker/echo/api/events/Event.java`` and ``Metadata.java``:
   an event is ``details`` (``source``, ``type``, ``created`` as a string of epoch milliseconds,
