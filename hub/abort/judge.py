@@ -59,11 +59,17 @@ class ExperimentJudge:
         # more than ``idle`` seconds behind the newest second of its source counts as idle.
         self.idle = idle
         self.progress: dict[tuple[str, str], int] = {}  # (source, input) -> newest second delivered
+        # Request legs are counted from one source (hub.abort.sources, selection auto): once the
+        # gateway's legs have arrived, legs of other sources (a Vegeta import of the same traffic)
+        # are left out, as the dashboards' SQL leaves them out.
+        self.gateway_legs = False
 
     def add(self, cells: Iterable[Cell], origin: str | None = None) -> None:
         """Cells of one rollup; ``origin`` is the input (sink, topic, partition) that stored them."""
         for cell in cells:
             self.cells.setdefault(cell.second, []).append(cell)
+            if cell.kind == "gateway" and cell.source == "requests":
+                self.gateway_legs = True
             self.watermark = max(self.watermark, cell.second)
             if origin is not None:
                 key = (cell.source, origin)
@@ -88,7 +94,8 @@ class ExperimentJudge:
 
     def window_cells(self, end: int, window: float) -> list[Cell]:
         start = end - max(int(math.ceil(window)), 1)
-        return [c for s, cells in self.cells.items() if start < s <= end for c in cells]
+        return [c for s, cells in self.cells.items() if start < s <= end for c in cells
+                if not self.gateway_legs or c.source != "requests" or c.kind in ("gateway", "")]
 
     def evaluate(self, at: int, absence_only: bool = False) -> list[dict]:
         """Evaluate every rule at event-time second ``at``; returns alert records (firing/resolved)."""

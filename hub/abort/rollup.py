@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import orjson
 
 from hub.abort.measure import pair_mismatch, request_failed
+from hub.abort.sources import kind_of
 from hub.abort.sketch import QuantileSketch
 
 _EXAMPLES = 3
@@ -36,25 +37,29 @@ class Cell:
     examples: list[str] = field(default_factory=list)
     # custom rules (measurement count or ratio): rule name -> [rows matching, rows of the base, example ids]
     custom: dict[str, list] = field(default_factory=dict)
+    # where request legs came from (hub.abort.sources: gateway, vegeta, emit); "" when not told
+    kind: str = ""
 
     def key(self) -> tuple:
-        return (self.second, self.source, self.leg, self.route, self.gateway, self.backend, self.service)
+        return (self.second, self.source, self.leg, self.route, self.gateway, self.backend, self.service, self.kind)
 
     def to_list(self) -> list:
+        tail = [self.custom, self.kind] if self.kind else ([self.custom] if self.custom else [])
         return [self.second, self.source, self.leg, self.route, self.gateway, self.backend, self.service,
-                self.count, self.errors, self.sketch.to_dict(), self.examples] + ([self.custom] if self.custom else [])
+                self.count, self.errors, self.sketch.to_dict(), self.examples] + tail
 
     @classmethod
     def from_list(cls, v: list) -> "Cell":
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], QuantileSketch(
-            {int(b): n for b, n in v[9].items()}), list(v[10]), dict(v[11]) if len(v) > 11 else {})
+            {int(b): n for b, n in v[9].items()}), list(v[10]), dict(v[11]) if len(v) > 11 else {},
+            str(v[12]) if len(v) > 12 else "")
 
 
 def _add(cells: dict, experiment: str, key: tuple, latency_ms: float, error: bool, example: str) -> Cell:
     per = cells.setdefault(experiment, {})
     cell = per.get(key)
     if cell is None:
-        cell = per[key] = Cell(*key)
+        cell = per[key] = Cell(*key[:7], kind=key[7] if len(key) > 7 else "")
     cell.count += 1
     cell.sketch.add(latency_ms)
     if error:
@@ -78,7 +83,7 @@ def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | No
         if not experiment:
             continue
         error = request_failed(r[10], r[15])
-        key = (int(r[1].timestamp()), "requests", r[5], r[7], r[6], r[9], "")
+        key = (int(r[1].timestamp()), "requests", r[5], r[7], r[6], r[9], "", kind_of(r[16]))
         cell = _add(cells, experiment, key, r[11], error, r[4])
         if counters_of is not None:
             rules = counters.get(experiment)
@@ -165,8 +170,11 @@ def _cell(v) -> Cell:
             isinstance(c, list) and len(c) >= 2 and all(isinstance(n, (int, float)) and not isinstance(n, bool)
                                                          for n in c[:2]) for c in custom.values()):
         raise BadRollup("a cell's custom counters have the wrong shape")
+    kind = v[12] if len(v) > 12 else ""
+    if not isinstance(kind, str) or len(kind) > 64:
+        raise BadRollup("a cell's source kind is not a short string")
     return Cell(second, source, leg, route, gateway, backend, service, count, errors,
-                QuantileSketch(buckets), [str(e) for e in examples], dict(custom))
+                QuantileSketch(buckets), [str(e) for e in examples], dict(custom), kind)
 
 
 def decode_rollup(value: bytes) -> tuple[str, str, list[Cell]]:

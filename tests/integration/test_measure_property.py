@@ -2,7 +2,8 @@
 abort judge's value (rollup cells of the rows, evaluated over the rule's window) equals what the SQL
 of the rule's dashboard panel and of its Grafana alert rule computes over the same rows stored in the
 real ClickHouse engine (chDB), with the plugin's macros expanded as the plugin expands them.
-Quantiles agree within the judge's sketch's relative error (``hub.abort.sketch.ALPHA``).
+Quantiles agree within the judge's sketch's relative error (``hub.abort.sketch.ALPHA``). Legs come
+from random sources (gateway, Vegeta import, emitter): both count the gateway's legs when there are any.
 
 Then one regression test per way the dashboards measured something else than the judge: a
 control-group rule, the shadow mismatch rate (noise, latency regressions, the target), a
@@ -59,7 +60,8 @@ def legs(draw):
                      draw(st.sampled_from(("GET", "POST"))), draw(st.sampled_from(BACKENDS)),
                      draw(st.sampled_from((0, 200, 200, 200, 404, 500, 503, 504))),
                      float(draw(st.floats(0.5, 3000, allow_nan=False, width=32))), 10, 10, "h",
-                     draw(st.sampled_from(("", "", "", "connection reset"))), "/hub-gateway/edge-gw"))
+                     draw(st.sampled_from(("", "", "", "connection reset"))),
+                     draw(st.sampled_from(("/hub-gateway/edge-gw", "/hub-gateway/edge-gw", "/vegeta", "/emitters/py")))))
     return rows
 
 
