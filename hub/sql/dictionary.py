@@ -28,7 +28,12 @@ TABLES = {
     "experiment_phases": "View: one row per stretch of a phase, [start, end); end is NULL while it lasts.",
     "experiment_faults": "View: one row per fault, what and where, active during [start, end).",
     "experiment_notes": "View: every observation and surprise with its actor and time.",
-    "alerts": "Alerts of the abort judge (firing, resolved) and the outcome of every action taken on them.",
+    "alerts": "Alerts of the abort judge (firing, resolved) and the outcome of every action taken on them, from\n"
+              "the topic `hub.alerts` (record format, kinds `alert` and `action`: `schemas/README.md`, \"Alert\n"
+              "record\"). The worker stores any record on that topic that fits the format, so only the worker\n"
+              "should be allowed to write it (`deploy/README.md`, Kafka ACLs). `outside_run`: the alert came\n"
+              "outside the experiment's run (before its start, or after its end plus `abort_grace`) and\n"
+              "triggered nothing; `latency_ms`: how long an action (a halt target) took to answer.",
     "otel_traces": "OpenTelemetry spans, in the Collector's ClickHouse exporter shape, plus experiment and phase.",
     "otel_traces_trace_id_ts": "Trace id to time range lookup, filled by otel_traces_trace_id_ts_mv.",
     "otel_traces_trace_id_ts_mv": "Materialized view that fills otel_traces_trace_id_ts on every span insert.",
