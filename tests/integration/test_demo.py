@@ -23,7 +23,7 @@ import pytest
 
 from hub.runtime.stack import Stack
 from hub.settings import load_settings
-from hub.testing import free_port, isolated_env
+from hub.testing import isolated_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -32,13 +32,15 @@ DIFFERING_ROUTE = "/patients/{id}/allergies"
 
 
 def _port_base() -> int:
-    """A port with the five after it free too (gateway, four backends, the fault switch)."""
+    """A port with the five after it free too (gateway, four backends, the fault switch), below the
+    ephemeral range, so that no client connection made while the worker starts takes one of them."""
+    import random
     import socket
 
-    for _ in range(50):
-        base = free_port()
-        if base > 65000:
-            continue
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists() else 32768
+    for _ in range(200):
+        base = random.randrange(20000, min(low, 32000) - 6)
         ok = True
         for port in range(base, base + 6):
             with socket.socket() as s:
