@@ -67,7 +67,7 @@ _KIND_CODES: Final[dict[str, int]] = {
 }
 _ESCAPE: Final = re.compile(r"(?<!\\)\\[nrt]")
 #: Detectors whose name yields to a more specific one's when their hits overlap.
-_GENERIC: Final = frozenset({"phi_key", "phi_attribute", "street_name", "record_cue", "name_known", "name_known_last", "name_title", "name_clinical", "dob_any", "phone_cue", "long_id"})
+_GENERIC: Final = frozenset({"phi_key", "phi_attribute", "street_name", "record_cue", "name_known", "name_known_last", "name_title", "name_clinical", "name_context", "name_given", "dob_any", "phone_cue", "long_id"})
 #: What a structural value that does not fit its shape becomes.
 STRUCT_MARKER: Final = "[REDACTED:{shape}]"
 _KEY_SHAPE: Final = re.compile(r"[A-Za-z0-9_.:/@\[\]{}()$#*+-]{1,128}")
@@ -105,7 +105,8 @@ lookup flow failover chaos gameday exp experiment drill
 """.split())
 _TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
 #: Name detectors, which a token of ``INFRA_WORDS`` in a structural value turns off for that value.
-_NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_title", "name_clinical"})
+_NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_title", "name_clinical",
+                                    "name_context", "name_given"})
 #: Runs of digits in a structural value that are no patient's number: hex ids with letters in them
 #: (``corr-123456789abc``), epoch timestamps in s/ms/us/ns (``1733590000123``), a number right after
 #: an infrastructure word (``db-shard-12345678``) or after a ``20YYMMDD`` date (``order-20241207-0001234``),

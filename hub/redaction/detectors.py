@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from hub.redaction.given_names import CENSUS_GIVEN_NAMES
+
 #: Common given names (US census and hospital registries), lower case. Used by ``name_known``.
 GIVEN_NAMES: Final[tuple[str, ...]] = tuple(sorted(set("""
 aaron abigail adam adrian aiden alan albert alexander alexis alice alicia allison alma alyssa amanda amber amelia
@@ -105,6 +107,22 @@ def trie_regex(words) -> str:
 
 
 _GIVEN: Final = trie_regex(GIVEN_NAMES)
+#: The census's given names (``hub.redaction.given_names``), capitalised: matched case-sensitively.
+_CENSUS: Final = trie_regex(n.capitalize() for n in CENSUS_GIVEN_NAMES)
+#: Words of operations text that a capitalised pair of words is made of (``Primary Database``,
+#: ``Canary Deploy``, ``Redis Cluster``, ``Blue Green``, ``North Europe``): never a person's name.
+OPS_WORDS: Final = tuple(sorted(set("""
+primary secondary replica database db gw gtw svc gc sweep cluster node nodes redis kafka postgres mysql mongo elastic canary deploy
+deployment rollout rollback release blue green red yellow amber north south east west central europe asia africa
+america us eu region zone datacenter dc cloud aws azure gcp failover outage incident gameday chaos experiment
+drill load balancer gateway proxy cache queue broker topic stream api service services server backend frontend
+storage bucket shard scheduler worker job batch cron pipeline monitor alert alerts dashboard health check probe
+network dns cdn edge ingress router firewall vpn link switch disk volume memory cpu latency error errors timeout
+the a an this that these those our your their its after before during when while then with without from into
+monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
+september october november december team on call oncall ops sre dev prod production staging test qa
+""".split())))
+_NOT_OPS: Final = rf"(?!(?i:{trie_regex(OPS_WORDS)})\b)"
 CLINICAL_BEFORE: Final = trie_regex(_VERBS_BEFORE) + "|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
 _CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
 _CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
@@ -188,7 +206,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      False, (r"\d\.\d", "::", r"(?:[0-9A-Fa-f]{1,4}:){7}")),
     # names from the list of given names, "Last, First", and name tokens (jane.doe, jane-doe)
     ("name_known",
-     rf"\b(?i:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_CAP}|[._+-]+[A-Za-z][A-Za-z'-]+)",
+     rf"\b(?i:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_NOT_OPS}{_CAP}|[._+-]+{_NOT_OPS}[A-Za-z][A-Za-z'-]+)",
      False, ()),
     ("name_known_last",
      # the surname's length is bounded: ``[A-Za-z'-]+`` followed by ``[._+-]+`` backtracked over a
@@ -204,8 +222,21 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # capitalised words next to clinical words
     ("name_clinical",
      rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
-     rf"|(?P<clinical_name>\b(?=[A-Z])(?!(?i:{_CUES})\b){_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
+     rf"|(?P<clinical_name>\b(?=[A-Z])(?!(?i:{_CUES})\b){_NOT_OPS}{_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
      False, _CLINICAL_REQUIRES),
+    # a capitalised pair of words next to a clinical record word: "Zebulon Ottoline, DOB ...",
+    # "Zebulon Ottoline (MRN ...)", "bed 4: Zebulon Ottoline", "ward 7B Zebulon Ottoline"
+    ("name_context",
+     rf"(?i:\b(?:bed|ward|room|bay|cubicle)\s+[A-Za-z0-9-]{{1,5}}[:,]?)\s+(?P<value>{_NOT_OPS}{_CAP}\s+{_NOT_OPS}{_CAP})\b"
+     rf"|\b(?=[A-Z])(?!(?i:{_CUES})\b){_NOT_OPS}{_CAP}\s+{_NOT_OPS}{_CAP}(?=\s*[,;:(-]?\s*(?i:dob|d\.o\.b|mrn|mr#|bed|ward|room|"
+     rf"aged?|y/o|yo|born|date\s+of\s+birth)\b)",
+     False, tuple("(?i)" + w for w in ("dob", "d.o.b", "mrn", "mr#", "bed", "ward", "room", "bay", "cubicle", "age",
+                                       "y/o", "yo", "born", "birth"))),
+    # a given name of the census list, capitalised, then a capitalised word that is not an operations
+    # word: "Philippa Wexcombe called", "Abbey J. Quillfen"
+    ("name_given",
+     rf"\b(?:{_CENSUS})(?:\s+[A-Z]\.)?\s+{_NOT_OPS}{_CAP}\b",
+     False, (r"[A-Z][a-z]+\s+[A-Z]",)),
     # record, member and account numbers without a cue: letters then 8+ digits, or 6-7 digits and a
     # suffix (XYZ751050912, MBR-76029555, BCBS-3279197-37), or 9+ digits alone (an MRN, a member
     # number); ``gw-123456`` (a short hex suffix that happens to be digits) is left

@@ -392,7 +392,7 @@ def test_load_policy_merges_patterns_by_name(tmp_path):
     policy = load_policy(f)
     assert [p.name for p in policy.mask_patterns] == ["email", "ssn", "mrn", "dob", "name", "phi_key", "phi_attribute", "dob_any",
                                                      "insurance", "address", "street_name", "record_cue", "ip", "name_known", "name_known_last",
-                                                     "name_title", "name_clinical", "long_id", "phone_cue", "employee_id"]
+                                                     "name_title", "name_clinical", "name_context", "name_given", "long_id", "phone_cue", "employee_id"]
     assert redact_text(policy, "badge EMP-12345 call 617-555-0142") == "badge [REDACTED:employee_id] call 617-555-0142"
     assert redact_attributes(policy, {"secret.a": "1", "user.id": "2"}) == {"user.id": "2"}
     assert load_policy("") == default_policy()
