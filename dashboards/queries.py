@@ -154,7 +154,8 @@ def rule_measurement(db: str, experiment_id: str, condition, *, sources: str = "
 
 def steady_state_measurement(db: str, experiment_id: str, m, window_s: float = 30.0, *, sources: str = "auto") -> str:
     """A steady-state measurement per ``window_s`` seconds, its filter matched as a rule's scope."""
-    return measure.series_sql(db, experiment_id, m, window=window_s, scope=m.filter, name=m.sli, sources=sources)
+    return measure.series_sql(db, experiment_id, m, window=window_s, scope=m.filter, name=m.sli, sources=sources,
+                              source=measure.steady_source(m))
 
 
 def _absence_series(db: str, experiment_id: str, condition, sources: str) -> str:

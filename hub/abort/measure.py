@@ -180,19 +180,20 @@ def _window_seconds(window: float) -> int:
     return max(int(math.ceil(window)), 1)
 
 
-def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds: str | None = None
-                  ) -> tuple[str, str, str]:
+def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds: str | None = None,
+                  source: str | None = None) -> tuple[str, str, str]:
     """``(value, samples, rows)``: the condition's value and sample count as ClickHouse aggregates
     over the rows of one window that satisfy ``rows`` (its scope, or scope or control group).
 
     ``condition``: an abort condition, or anything with ``measurement`` (a steady-state
     measurement passes ``scope`` explicitly and ``window``). ``seconds``: the SQL of the window's
-    length for ``request_rate`` (the window by default).
+    length for ``request_rate`` (the window by default). ``source``: the table's source when not
+    the measurement's own (``steady_source``).
     """
     from hub.abort.match import sql as match_sql
 
     kind = getattr(condition, "measurement", None) or getattr(condition, "sli")
-    source = source_of(kind)
+    source = source or source_of(kind)
     table = TABLES[source]
     if scope is None:
         scope = getattr(condition, "scope", None)
@@ -231,6 +232,14 @@ def _window_seconds_of(condition) -> int:
     from hub.experiments.definition import parse_duration
 
     return parse_duration(condition.window)
+
+
+def steady_source(measurement) -> str:
+    """The source a steady-state measurement is counted from: spans when it says ``source: spans``
+    (error rate and latency of spans), else its SLI's own."""
+    declared = measurement.get("source") if isinstance(measurement, dict) else getattr(measurement, "source", None)
+    sli = measurement.get("sli") if isinstance(measurement, dict) else measurement.sli
+    return "spans" if declared == "spans" else source_of(sli)
 
 
 def request_source_sql(db: str, experiment_id: str, selection: str = "auto") -> str:
@@ -275,15 +284,15 @@ def absence_sql(db: str, experiment_id: str, condition, *, end: str, sources: st
 
 
 def series_sql(db: str, experiment_id: str, condition, *, window: float | None = None, scope=None,
-               name: str = "value", sources: str = "auto", extra: str = "1") -> str:
+               name: str = "value", sources: str = "auto", extra: str = "1", source: str | None = None) -> str:
     """The measurement per window for a dashboard panel: one point per ``greatest(window,
     $__interval_s)`` seconds, at the window's first second; a point is the judge's value at the
     window's last second (``time + window - 1``) when the interval is the window."""
     kind = getattr(condition, "measurement", None) or getattr(condition, "sli")
-    source = source_of(kind)
+    source = source or source_of(kind)
     table = TABLES[source]
     window = float(window if window is not None else _window_seconds_of(condition))
-    value, _samples, rows = aggregate_sql(condition, window=window, scope=scope, seconds="b")
+    value, _samples, rows = aggregate_sql(condition, window=window, scope=scope, seconds="b", source=source)
     where = _base_where(db, experiment_id, source, rows, sources)
     return (f"WITH greatest({_window_seconds(window)}, $__interval_s) AS b "
             f"SELECT toStartOfInterval(toDateTime({table.time}), toIntervalSecond(b)) AS time, {value} AS {name} "

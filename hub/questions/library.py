@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from hub.abort.measure import REQUEST_FAILED_SQL
+from hub.abort.measure import PAIR_MISMATCH_SQL, REQUEST_FAILED_SQL
 from hub.abort.sources import COUNTED_SQL, SELECTIONS, selection_sql
 from hub.errors import UserError
 
@@ -84,7 +84,8 @@ class Question:
         served = SERVED
         if "source" in values:
             served = f"{SERVED} AND {selection_sql(database, '', values['source'], experiment_sql=values['experiment'])}"
-        return self.template.format(db=database, failed=FAILED, served=served, counted=COUNTED_SQL, **values).strip()
+        return self.template.format(db=database, failed=FAILED, served=served, counted=COUNTED_SQL,
+                                    mismatch=PAIR_MISMATCH_SQL, **values).strip()
 
 
 ERROR_RATE_BY_PHASE = Question(
@@ -231,10 +232,13 @@ ORDER BY fault_id, indexOf(['regression', 'unchanged', 'too few requests', 'impr
 
 SHADOW_DIFFERENCES = Question(
     "shadow-differences",
-    "Where shadow responses differed from primary ones, by route (needs the shadow_pairs table).",
+    "Where shadow responses differed from primary ones, by route: a different status, or body fields that are "
+    "not noise, as the judge counts a mismatch (needs the shadow_pairs table).",
     """
-SELECT route, count() AS pairs, countIf(outcome != 'match') AS differing,
+SELECT route, count() AS pairs, countIf({mismatch}) AS differing,
        round(differing / pairs, 4) AS mismatch_rate,
+       countIf(outcome = 'body_mismatch' AND noise) AS noise_only,
+       countIf(outcome = 'latency_regression') AS latency_regressions,
        arraySort(groupUniqArray(10)(toString(outcome))) AS outcomes
 FROM {db}.shadow_pairs
 WHERE experiment_id = {experiment}

@@ -18,8 +18,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable
 
+from hub.abort import measure
+from hub.abort.sources import COUNTED_SQL, selection_sql
 from hub.errors import UserError
 from hub.masking import mask_secrets
 from hub.questions import ask, lit
@@ -29,7 +32,6 @@ Query = Callable[[str], dict]
 
 #: A note with this tag, and every surprise, becomes a follow-up item in the report.
 FOLLOW_UP_TAG = "follow-up"
-_QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 _EPOCH = "toUnixTimestamp64Milli({}) / 1000"
 
 
@@ -124,6 +126,9 @@ class Report:
     outside_alerts: list[dict] = field(default_factory=list)
     #: the plan's prerequisites with their latest recorded check
     prerequisites: list[dict] = field(default_factory=list)
+    #: the kinds of request legs counted (gateway, vegeta, emit) and those stored
+    sources_counted: str = ""
+    sources_stored: str = ""
 
     @property
     def abort_rules_fired(self) -> list[str]:
@@ -179,100 +184,65 @@ def _phases(query: Query, db: str, eid: str, experiment: dict, last_request: flo
     return rows
 
 
-def _where(filt: dict, sli: str) -> tuple[str, str]:
-    """SQL conditions on ``requests`` for a measurement's filter, and a note on what was left out."""
-    parts, note = [], ""
-    for key in ("leg", "route", "gateway", "backend"):
-        if filt.get(key):
-            parts.append(f"{key} = {lit(filt[key])}")
-    if not filt.get("leg") and sli != "shadow_mismatch_rate":
-        parts.append(SERVED)
-    if filt.get("service"):
-        note = (f"request legs carry no service name: the filter service={filt['service']} is met by the "
-                "experiment's targets")
-    return " AND ".join(parts) or "1", note
+def _occurrence_labels(phases: list[dict]) -> list[str]:
+    """A label per phase stretch: its name, with ``(2)``, ``(3)`` ... when the phase recurs."""
+    counts: dict[str, int] = {}
+    for p in phases:
+        counts[p["phase"]] = counts.get(p["phase"], 0) + 1
+    seen: dict[str, int] = {}
+    labels = []
+    for p in phases:
+        seen[p["phase"]] = seen.get(p["phase"], 0) + 1
+        labels.append(p["phase"] if counts[p["phase"]] == 1 else f"{p['phase']} ({seen[p['phase']]})")
+    return labels
 
 
 def _measure(query: Query, db: str, eid: str, m: dict, phases: list[dict],
-             shadow_pairs: bool = False) -> list[MeasurementResult]:
+             shadow_pairs: bool = False, sources: str = "auto") -> list[MeasurementResult]:
+    """The measurement in each occurrence of each phase (its time range), with the meaning the abort
+    judge and the dashboards give it (``hub.abort.measure``: the filter matched as a rule's scope,
+    ``service`` = gateway or backend of a request leg)."""
     sli, source = m["sli"], m["source"]
     filt = m.get("filter") or {}
     tol = m.get("tolerance") or {}
-    seconds = {}
-    for p in phases:
-        seconds[p["phase"]] = seconds.get(p["phase"], 0.0) + p["seconds"]
-    values: dict[str, tuple[float | None, int]] = {}
+    table_source = measure.steady_source(m)
     note = ""
-    if source == "requests":
-        where, note = _where(filt, sli)
-        base = f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND phase != '' AND {where} GROUP BY phase"
-        if sli == "error_rate":
-            sql = f"SELECT toString(phase) AS phase, count() AS n, countIf({FAILED}) / n AS value {base}"
-        elif sli in _QUANTILES:
-            sql = f"SELECT toString(phase) AS phase, count() AS n, quantile({_QUANTILES[sli]})(latency_ms) AS value {base}"
-        elif sli == "request_rate":
-            sql = f"SELECT toString(phase) AS phase, count() AS n, n AS value {base}"
-        elif sli == "shadow_mismatch_rate" and shadow_pairs:
-            pair_where = [f"experiment_id = {lit(eid)}", "phase != ''"]
-            if filt.get("route"):
-                pair_where.append(f"route = {lit(filt['route'])}")
-            if filt.get("backend"):
-                pair_where.append(f"shadow_backend = {lit(filt['backend'])}")
-            if filt.get("gateway"):
-                pair_where.append(f"gateway = {lit(filt['gateway'])}")
-            sql = (f"SELECT toString(phase) AS phase, count() AS n, countIf({_PAIR_MISMATCH}) / n AS value "
-                   f"FROM {db}.shadow_pairs WHERE {' AND '.join(pair_where)} GROUP BY phase")
-            note = "from the stored shadow pairs: status or body mismatches that are not known noise"
-        elif sli == "shadow_mismatch_rate":
-            sql = (f"SELECT toString(s.phase) AS phase, count() AS n, "
-                   f"countIf(s.response_hash != p.response_hash OR s.status != p.status) / n AS value "
-                   f"FROM (SELECT correlation_id, phase, response_hash, status FROM {db}.requests "
-                   f"WHERE experiment_id = {lit(eid)} AND phase != '' AND {where} AND leg = 'shadow') AS s "
-                   f"INNER JOIN (SELECT correlation_id, any(response_hash) AS response_hash, any(status) AS status "
-                   f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND leg = 'primary' GROUP BY correlation_id) AS p "
-                   f"ON s.correlation_id = p.correlation_id GROUP BY phase")
-            note = "shadow legs compared with their primary leg (same correlation id): status and response hash"
-        else:
-            sql = ""
-        for row in (_rows(query(sql)) if sql else []):
-            value = row["value"]
-            if sli == "request_rate":
-                value = row["n"] / seconds[row["phase"]] if seconds.get(row["phase"]) else None
-            values[row["phase"]] = (value, int(row["n"]))
-    elif source == "spans":
-        where = [f"ExperimentId = {lit(eid)}", "ExperimentPhase != ''"]
-        if filt.get("service"):
-            where.append(f"ServiceName = {lit(filt['service'])}")
-        agg = {"span_error_rate": "countIf(StatusCode = 'Error') / n", "error_rate": "countIf(StatusCode = 'Error') / n"}
-        if sli in _QUANTILES:
-            agg[sli] = f"quantile({_QUANTILES[sli]})(Duration) / 1e6"
-        if sli in agg:
-            for row in _rows(query(
-                    f"SELECT toString(ExperimentPhase) AS phase, count() AS n, {agg[sli]} AS value "
-                    f"FROM {db}.otel_traces WHERE {' AND '.join(where)} GROUP BY phase")):
-                values[row["phase"]] = (row["value"], int(row["n"]))
+    if table_source == "pairs":
+        note = "from the stored shadow pairs: status differences, and body differences that are not known noise"
     out = []
-    seen = []
-    for p in phases:
-        if p["phase"] in seen:
-            continue
-        seen.append(p["phase"])
-        value, n = values.get(p["phase"], (None, 0))
+    for p, label in zip(phases, _occurrence_labels(phases)):
+        value, n = None, 0
+        if table_source != "pairs" or shadow_pairs:
+            table = measure.TABLES[table_source]
+            agg, samples, rows = measure.aggregate_sql(SimpleNamespace(sli=sli), window=max(p["seconds"], 1e-3),
+                                                       scope=filt, source=table_source)
+            where = measure._base_where(db, eid, table_source, rows, sources)
+            t = table.time
+            found = _rows(query(
+                f"SELECT {agg} AS value, {samples} AS n FROM {db}.{table.name} WHERE {where} "
+                f"AND {t} >= toDateTime64({float(p['start'])!r}, 3, 'UTC') "
+                f"AND {t} < toDateTime64({float(p['end'])!r}, 3, 'UTC')"))
+            if found:
+                value, n = found[0]["value"], int(found[0]["n"] or 0)
         if value is not None and (isinstance(value, float) and math.isnan(value)):
             value = None
         why = note
-        if value is None:
-            why = f"no {'spans' if source == 'spans' else 'request legs'} in scope in this phase"
-        out.append(MeasurementResult(name=m["name"], sli=sli, source=source, phase=p["phase"],
+        if value is None and table_source == "pairs" and not shadow_pairs:
+            why = "no shadow_pairs table: the shadow pairing agent stored no comparisons"
+        elif value is None:
+            why = (f"no {'spans' if table_source == 'spans' else 'shadow pairs' if table_source == 'pairs' else 'request legs'}"
+                   f" in scope in this phase")
+        out.append(MeasurementResult(name=m["name"], sli=sli, source=source, phase=label,
                                      value=None if value is None else float(value), samples=n,
                                      min=tol.get("min"), max=tol.get("max"), note=why))
     return out
 
 
-def _series(query: Query, db: str, eid: str, phases: list[dict]) -> tuple[list[dict], float]:
+def _series(query: Query, db: str, eid: str, phases: list[dict], sources: str = "auto") -> tuple[list[dict], float]:
+    served = f"{SERVED} AND {selection_sql(db, eid, sources)}"  # one source of legs: no traffic counted twice
     span = _rows(query(
         f"SELECT count() AS n, {_epoch('min(event_time)')} AS first, {_epoch('max(event_time)')} AS last "
-        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {SERVED}"))
+        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {served}"))
     if not span or not span[0]["n"]:
         return [], 1.0
     first = min([float(span[0]["first"])] + [p["start"] for p in phases])
@@ -281,7 +251,7 @@ def _series(query: Query, db: str, eid: str, phases: list[dict]) -> tuple[list[d
     rows = _rows(query(
         f"SELECT toUnixTimestamp(toStartOfInterval(event_time, INTERVAL {bucket} SECOND)) AS t, count() AS requests, "
         f"countIf({FAILED}) AS errors, quantile(0.5)(latency_ms) AS p50, quantile(0.99)(latency_ms) AS p99 "
-        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {SERVED} GROUP BY t ORDER BY t"))
+        f"FROM {db}.requests WHERE experiment_id = {lit(eid)} AND {served} GROUP BY t ORDER BY t"))
     for r in rows:
         r["t"] = float(r["t"])
     return rows, float(bucket)
@@ -357,9 +327,6 @@ def _shadow(query: Query, db: str, eid: str) -> dict:
     return {"available": True, "message": "", "routes": routes}
 
 
-_PAIR_MISMATCH = "outcome IN ('status_mismatch', 'body_mismatch') AND NOT noise"
-
-
 def _follow_ups(notes: list[dict], breaches: list[MeasurementResult]) -> list[dict]:
     items = []
     for n in notes:
@@ -384,8 +351,9 @@ def _follow_ups(notes: list[dict], breaches: list[MeasurementResult]) -> list[di
 
 # ---- the whole report -------------------------------------------------------------------------
 def build_report(experiment_id: str, query: Query, database: str = "hub",
-                 progress: Callable[[str], None] | None = None) -> Report:
-    """Everything the report needs, gathered with read-only SQL through ``query``."""
+                 progress: Callable[[str], None] | None = None, sources: str = "auto") -> Report:
+    """Everything the report needs, gathered with read-only SQL through ``query``. ``sources``: which
+    request legs are counted (``hub.abort.sources``; by default the gateway's when there are any)."""
     say = progress or (lambda _line: None)
     db, eid = database, experiment_id
     say(f"reading experiment {eid}")
@@ -395,19 +363,27 @@ def build_report(experiment_id: str, query: Query, database: str = "hub",
     last_request = float(last[0]["last"]) if last and last[0]["n"] else None
     phases = _phases(query, db, eid, experiment, last_request)
     say(f"measuring {len(definition.get('steady_state', []))} steady-state measurement(s) over {len(phases)} phase(s)")
-    per_phase = _rows(ask("error-rate-by-phase", {"experiment": eid,
+    per_phase = _rows(ask("error-rate-by-phase", {"experiment": eid, "source": sources,
                                                    "baseline": phases[0]["phase"] if phases else "baseline"}, db, query))
+    recurring = {r["phase"] for r in per_phase if r.get("occurrence", 0) > 1}
+    for r in per_phase:  # a phase entered more than once: one row per occurrence, told apart
+        if r["phase"] in recurring:
+            r["phase"] = f"{r['phase']} ({r['occurrence']})"
+    counted = _rows(query(f"SELECT {COUNTED_SQL} AS counted, (SELECT {COUNTED_SQL} FROM {db}.requests "
+                          f"WHERE experiment_id = {lit(eid)}) AS stored FROM {db}.requests "
+                          f"WHERE experiment_id = {lit(eid)} AND {selection_sql(db, eid, sources)}"))
     shadow = _shadow(query, db, eid)
     measurements: list[MeasurementResult] = []
     for m in definition.get("steady_state", []):
-        measurements.extend(_measure(query, db, eid, m, phases, shadow["available"]))
-    series, bucket = _series(query, db, eid, phases)
+        measurements.extend(_measure(query, db, eid, m, phases, shadow["available"], sources))
+    series, bucket = _series(query, db, eid, phases, sources)
     say("attributing faults to routes")
     faults = _faults(query, db, eid)
     attribution: dict[str, list[dict]] = {}
     if faults:
         base = phases[0]["phase"] if phases else "baseline"
-        for row in _rows(ask("fault-attribution", {"experiment": eid, "baseline": base, "by": "route"}, db, query)):
+        for row in _rows(ask("fault-attribution", {"experiment": eid, "baseline": base, "by": "route",
+                                                   "source": sources}, db, query)):
             attribution.setdefault(row["fault_id"], []).append(row)
     say("reading alerts, notes, timeline and shadow comparison")
     alerts, actions, outside = _alerts(query, db, eid)
@@ -421,6 +397,8 @@ def build_report(experiment_id: str, query: Query, database: str = "hub",
     report.follow_ups = _follow_ups(notes, report.breaches)
     report.outside_alerts = outside
     report.prerequisites = _prerequisites(query, db, eid, definition)
+    if counted:
+        report.sources_counted, report.sources_stored = counted[0]["counted"] or "", counted[0]["stored"] or ""
     return report
 
 

@@ -261,6 +261,10 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
     if "traffic.png" in plots:
         doc.p(f"Requests and failed requests over time (buckets of {report.bucket_seconds:.0f} s, shadow legs left out), "
               "phases shaded, faults marked in red.")
+    if report.sources_counted:
+        left_out = sorted(set(report.sources_stored.split(", ")) - set(report.sources_counted.split(", ")) - {""})
+        doc.p(f"Request legs counted here and below: from {report.sources_counted}"
+              + (f" ({', '.join(left_out)} legs of the same traffic left out, not counted twice)." if left_out else "."))
         doc.img(plots["traffic.png"], "Request rate and error rate over time, phases shaded, faults marked")
     if report.per_phase:
         doc.table(["phase", "requests", "errors", "error rate", "p50", "p95", "p99", "error rate vs baseline",

@@ -31,9 +31,9 @@ def at(minutes: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=minutes)
 
 
-def store_run(store, eid: str) -> None:
+def store_run(store, eid: str, **changes) -> None:
     """Started at 1, baseline 1-3, injection 3-5, baseline 5-7, injection 7-9, aborted at 9."""
-    defn = msgspec.structs.replace(load_definition(EXAMPLE), id=eid, prerequisites=[])
+    defn = msgspec.structs.replace(load_definition(EXAMPLE), id=eid, prerequisites=[], **changes)
     events = [L.create(defn, "ana", at(0))]
     state = L.apply(None, events[0])
 
