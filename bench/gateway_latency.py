@@ -6,7 +6,8 @@ Processes, each started on a free loopback port (port 0, the bound port read fro
 - **backends** (``python -m bench.gateway_latency backend``): aiohttp servers answering every
   request after a fixed service time (``SERVICE_MS``, 2 ms, an ``asyncio.sleep``) with a small
   JSON body (about 110 bytes): the primary, and a second one as the shadow backend.
-- **gateways**: ``hub gateway --config <generated yaml>`` (run as ``python -m hub.cli.main``),
+- **gateways**: ``hub gateway --config <generated yaml>`` (run as ``python -m hub.cli.main``, so
+  on uvloop and with the gateway's own backend client, as in production),
   one route ``/patients/{id}`` to the primary, emitting as in production: request legs and
   shadow pairs to the run's broker (``ctx.bootstrap``) on fresh topics of 4 partitions. Two of
   them, running at once:

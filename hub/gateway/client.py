@@ -330,7 +330,7 @@ class Pool:
         self._loop = loop
         if self.busy >= self.limit:
             deadline = loop.time() + self.pool_timeout
-            while self.busy >= self.limit:
+            while self.busy >= self.limit and not self.closed:
                 left = deadline - loop.time()
                 if left <= 0:
                     raise PoolFull(f"no free connection within {self.pool_timeout:g} s")
