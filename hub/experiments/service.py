@@ -109,12 +109,24 @@ class ExperimentService:
         [event] = self._append(event.experiment_id, [event])
         return event
 
-    def command(self, experiment_id: str, decide: Callable[[ExperimentState], Event | list[Event]]) -> list[Event]:
-        """Run one lifecycle decision against the current state and append what it returns."""
-        state = self.get(experiment_id)
-        decided = decide(state)
-        events = decided if isinstance(decided, list) else [decided]
-        return self._append(experiment_id, events)
+    def command(self, experiment_id: str, decide: Callable[[ExperimentState], Event | list[Event]],
+                attempts: int = 5) -> list[Event]:
+        """Run one lifecycle decision against the current state and append what it returns.
+
+        Another command on the same experiment may append between the read and the append: both
+        events then carry the same sequence, and the fold keeps the one first in the log. So the
+        log is read again after the append; if ours lost, the decision is made again on the state
+        that won (where it may now be refused, e.g. "it is aborted") and appended again. Only an
+        event the timeline accepted is returned."""
+        for _ in range(attempts):
+            state = self.get(experiment_id)
+            decided = decide(state)
+            events = self._append(experiment_id, decided if isinstance(decided, list) else [decided])
+            after = self.get(experiment_id)
+            if all(e.sequence <= after.version and after.event_ids[e.sequence - 1] == e.event_id for e in events):
+                return events
+        raise UserError(f"experiment {experiment_id!r}: {attempts} attempts in a row lost to concurrent commands "
+                        "on the same experiment; try again")
 
     def close(self) -> None:
         if self._writer is not None:
