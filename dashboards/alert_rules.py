@@ -27,16 +27,17 @@ def rule_uid(experiment_id: str, rule: str) -> str:
     return "gdr-" + hashlib.sha1(f"{experiment_id}/{rule}".encode()).hexdigest()[:20]
 
 
-def _value_sql(db: str, eid: str, c: AbortCondition) -> str:
+def _value_sql(db: str, eid: str, c: AbortCondition, sources: str = "auto") -> str:
     """The rule's value over the window ending at the evaluation's second, as the judge computes it
     (``hub.abort.measure.window_sql``); NULL below ``min_samples``."""
-    return f"SELECT value FROM ({measure.window_sql(db, eid, c)})"
+    return f"SELECT value FROM ({measure.window_sql(db, eid, c, sources=sources)})"
 
 
-def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str) -> dict:
+def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str,
+               sources: str = "auto") -> dict:
     window = max(1, int(math.ceil(parse_duration(c.window))))
     hold = int(parse_duration(c.for_))
-    query = ClickHouseQuery(_value_sql(cfg.database, experiment_id, c), ref_id="A", datasource=cfg.datasource_ref).to_json()
+    query = ClickHouseQuery(_value_sql(cfg.database, experiment_id, c, sources), ref_id="A", datasource=cfg.datasource_ref).to_json()
     query["intervalMs"], query["maxDataPoints"] = 1000, 43200
     return {
         "uid": rule_uid(experiment_id, c.name),
@@ -68,7 +69,7 @@ def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig
 
 
 def alert_rules(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id: str | None = None,
-                shadow_pairs: bool = False) -> tuple[list[dict], list[str]]:
+                shadow_pairs: bool = False, sources: str = "auto") -> tuple[list[dict], list[str]]:
     """(rules, names of the abort conditions left out with the reason)."""
     eid = experiment_id or defn.id
     rules, skipped = [], []
@@ -76,7 +77,7 @@ def alert_rules(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id
         if c.measurement == "shadow_mismatch_rate" and not shadow_pairs:
             skipped.append(f"{c.name}: shadow_mismatch_rate needs the shadow_pairs table")
             continue
-        rules.append(alert_rule(defn, c, cfg, eid))
+        rules.append(alert_rule(defn, c, cfg, eid, sources))
     return rules, skipped
 
 

@@ -132,8 +132,9 @@ def shadow_pairs_available(store, database: str) -> bool:
 
 
 def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id: str | None = None,
-                               shadow_pairs: bool = False) -> db_builder.Dashboard:
-    """The dashboard builder for one experiment; ``shadow_pairs`` says whether the store has that table."""
+                               shadow_pairs: bool = False, sources: str = "auto") -> db_builder.Dashboard:
+    """The dashboard builder for one experiment; ``shadow_pairs`` says whether the store has that table;
+    ``sources``: which request legs the rule and steady-state panels count (``hub.abort.sources``)."""
     eid = experiment_id or defn.id
     if not eid:
         raise ValueError("the definition has no id: pass experiment_id")
@@ -193,7 +194,7 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
                 d = d.with_panel(text_panel(title, _shadow_note(), height=8, span=12))
                 continue
             d = d.with_panel(ts_panel(
-                title, ds, Q.rule_measurement(db, eid, c),
+                title, ds, Q.rule_measurement(db, eid, c, sources=sources),
                 unit=_UNITS[c.measurement], thresholds=_rule_thresholds(c.comparison, c.threshold),
                 description=(f"{c.measurement} over {c.window} windows in scope {_scope_words(scope)}, as the "
                              f"abort judge measures it (each point: the window starting there); "
@@ -210,7 +211,7 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
         if m.sli == "shadow_mismatch_rate" and not shadow_pairs:
             d = d.with_panel(text_panel(title, _shadow_note(), height=8, span=12))
             continue
-        d = d.with_panel(ts_panel(title, ds, Q.steady_state_measurement(db, eid, m, 30.0), unit=_UNITS[m.sli],
+        d = d.with_panel(ts_panel(title, ds, Q.steady_state_measurement(db, eid, m, 30.0, sources=sources), unit=_UNITS[m.sli],
                                   thresholds=_tolerance_thresholds(tol.min, tol.max),
                                   description=f"{m.sli} from {m.source} in scope {_scope_words(scope)}; "
                                               f"the band is the tolerance of the definition."))
@@ -240,6 +241,7 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
 
 
 def experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id: str | None = None,
-                         shadow_pairs: bool = False) -> dict:
+                         shadow_pairs: bool = False, sources: str = "auto") -> dict:
     """The dashboard JSON for one experiment."""
-    return to_json(build_experiment_dashboard(defn, cfg, experiment_id=experiment_id, shadow_pairs=shadow_pairs))
+    return to_json(build_experiment_dashboard(defn, cfg, experiment_id=experiment_id, shadow_pairs=shadow_pairs,
+                                              sources=sources))

@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.add_argument("--shadow-pairs", choices=("auto", "yes", "no"), default="auto",
                        help="draw the shadow comparison panels: auto asks the store whether shadow_pairs exists")
         c.add_argument("--alert-rules", action="store_true", help="also the abort rules as Grafana alert rules")
+        c.add_argument("--source", default="auto", type=_selection, metavar="SOURCE",
+                       help="which request legs the rule and steady-state panels count: auto (the gateway's when the experiment "
+                            "has any, else all; the default), all (traffic recorded twice counts twice), "
+                            "gateway, vegeta or emit")
 
     c = cmds.add_parser("export", help="write dashboards and provisioning YAML to a folder Grafana loads at start-up")
     c.add_argument("directory", help="the folder to write (created when missing)")
@@ -85,6 +89,16 @@ def _shadow_pairs(args, settings: Settings) -> bool:
     return set(Q.SHADOW_PAIR_COLUMNS) <= {r[0] for r in rows}
 
 
+def _selection(text: str) -> str:
+    from hub.abort.sources import parse_selection
+    from hub.errors import UserError
+
+    try:
+        return parse_selection(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _generate(args, settings: Settings):
     from dashboards.alert_rules import alert_rules
     from dashboards.config import grafana_config
@@ -95,9 +109,9 @@ def _generate(args, settings: Settings):
     shadow = _shadow_pairs(args, settings)
     dashboards, rules = [overview_dashboard(cfg)], []
     for eid, defn in _definitions(args, settings):
-        dashboards.append(experiment_dashboard(defn, cfg, experiment_id=eid, shadow_pairs=shadow))
+        dashboards.append(experiment_dashboard(defn, cfg, experiment_id=eid, shadow_pairs=shadow, sources=args.source))
         if args.alert_rules:
-            made, skipped = alert_rules(defn, cfg, experiment_id=eid, shadow_pairs=shadow)
+            made, skipped = alert_rules(defn, cfg, experiment_id=eid, shadow_pairs=shadow, sources=args.source)
             rules += made
             for s in skipped:
                 print(f"hub: alert rule left out: {eid}: {s}", file=sys.stderr)

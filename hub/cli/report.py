@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "write report.md, report.html and the plots they show into a folder.")
     p.add_argument("experiment", metavar="ID", help="the experiment id")
     p.add_argument("--out", metavar="DIR", default=None, help="folder to write into (default ./report-ID)")
+    p.add_argument("--source", default="auto", metavar="SOURCE",
+                   help="which request legs to count: auto (the gateway's when the experiment has any, else all; "
+                        "the default), all (traffic recorded twice counts twice), gateway, vegeta or emit")
     p.add_argument("--format", default="md,html", metavar="md,html",
                    help="comma-separated formats to write: md, html or both (default md,html); plots always")
     p.set_defaults(func=cmd_report)
@@ -24,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args, settings: Settings) -> int:
     from hub.cli.data import run_query
+    from hub.abort.sources import parse_selection
     from hub.report import FORMATS, build_report, write_report
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
@@ -43,7 +47,8 @@ def cmd_report(args, settings: Settings) -> int:
         except HubError as exc:
             raise HubError(f"report query failed: {exc}") from None
 
-    report = build_report(args.experiment, query, settings.database, progress=say)
+    report = build_report(args.experiment, query, settings.database, progress=say,
+                          sources=parse_selection(args.source))
     written = write_report(report, out, formats, progress=say)
     for path in written:
         print(path)
