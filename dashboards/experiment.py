@@ -174,15 +174,15 @@ def build_experiment_dashboard(defn: ExperimentDefinition, cfg: GrafanaConfig, *
 
     # Traffic per leg and per route.
     d = d.with_row(db_builder.Row("Traffic per leg (primary, shadow, canary)"))
-    d = d.with_panel(ts_panel("Request rate per leg", ds, Q.request_rate(db, eid, "leg"), unit="reqps", span=8))
-    d = d.with_panel(ts_panel("Error rate per leg", ds, Q.error_rate(db, eid, "leg"), unit="percentunit", span=8,
+    d = d.with_panel(ts_panel("Request rate per leg", ds, Q.request_rate(db, eid, "leg", sources), unit="reqps", span=8))
+    d = d.with_panel(ts_panel("Error rate per leg", ds, Q.error_rate(db, eid, "leg", sources), unit="percentunit", span=8,
                               description="Failed legs (no response, status >= 500 or an error) over all legs."))
-    d = d.with_panel(ts_panel("Latency quantiles per leg", ds, Q.latency_quantiles(db, eid, "leg"), unit="ms", span=8))
+    d = d.with_panel(ts_panel("Latency quantiles per leg", ds, Q.latency_quantiles(db, eid, "leg", sources), unit="ms", span=8))
     d = d.with_row(db_builder.Row("Traffic per route"))
-    d = d.with_panel(ts_panel("Request rate per route", ds, Q.request_rate(db, eid, "route"), unit="reqps", span=8))
-    d = d.with_panel(ts_panel("Error rate per route", ds, Q.error_rate(db, eid, "route"), unit="percentunit", span=8))
-    d = d.with_panel(ts_panel("Latency quantiles per route", ds, Q.latency_quantiles(db, eid, "route"), unit="ms", span=8))
-    d = d.with_panel(table_panel("Routes and legs", ds, Q.route_summary(db, eid), span=24, height=6))
+    d = d.with_panel(ts_panel("Request rate per route", ds, Q.request_rate(db, eid, "route", sources), unit="reqps", span=8))
+    d = d.with_panel(ts_panel("Error rate per route", ds, Q.error_rate(db, eid, "route", sources), unit="percentunit", span=8))
+    d = d.with_panel(ts_panel("Latency quantiles per route", ds, Q.latency_quantiles(db, eid, "route", sources), unit="ms", span=8))
+    d = d.with_panel(table_panel("Routes and legs", ds, Q.route_summary(db, eid, sources), span=24, height=6))
 
     # Abort rules and steady state.
     if defn.abort_conditions:

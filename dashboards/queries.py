@@ -116,30 +116,34 @@ def annotation_running_phases(db: str) -> str:
 
 
 # ---- traffic per leg and per route -------------------------------------------------------------
-def _requests_where(experiment_id: str) -> str:
-    return f"experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} AND {LEG_FILTER}"
+def _requests_where(experiment_id: str, db: str = "", sources: str = "auto") -> str:
+    """An experiment's legs in the time range and the selected routes and legs, of one source
+    (``hub.abort.sources``): traffic recorded twice is not drawn twice."""
+    where = f"experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} AND {LEG_FILTER}"
+    selected = measure.request_source_sql(db, experiment_id, sources) if db else "1"
+    return where if selected == "1" else f"{where} AND {selected}"
 
 
-def request_rate(db: str, experiment_id: str, by: str) -> str:
+def request_rate(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
     return (f"SELECT $__timeInterval(event_time) AS time, {by}, count() / $__interval_s AS requests_per_s "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
 
 
-def error_rate(db: str, experiment_id: str, by: str) -> str:
+def error_rate(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
     return (f"SELECT $__timeInterval(event_time) AS time, {by}, avg({REQUEST_FAILED}) AS error_rate "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
 
 
-def latency_quantiles(db: str, experiment_id: str, by: str) -> str:
+def latency_quantiles(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
     return (f"SELECT $__timeInterval(event_time) AS time, {by}, quantile(0.5)(latency_ms) AS p50, "
             f"quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms) AS p99 "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY time, {by} ORDER BY time")
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
 
 
-def route_summary(db: str, experiment_id: str) -> str:
+def route_summary(db: str, experiment_id: str, sources: str = "auto") -> str:
     return (f"SELECT route, leg, count() AS requests, avg({REQUEST_FAILED}) AS error_rate, "
             f"quantile(0.5)(latency_ms) AS p50_ms, quantile(0.99)(latency_ms) AS p99_ms "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id)} GROUP BY route, leg ORDER BY requests DESC")
+            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY route, leg ORDER BY requests DESC")
 
 
 # ---- rule and steady-state measurements --------------------------------------------------------

@@ -30,6 +30,9 @@ def test_panels_and_alert_rules_count_one_source(tmp_path):
     vegeta = rule_sql(experiment_dashboard(defn, cfg, sources="vegeta"))
     assert all("IN ('vegeta')" in sql for sql in vegeta)
     assert all("source" not in sql for sql in rule_sql(experiment_dashboard(defn, cfg, sources="all")))
+    traffic = [p["targets"][0]["rawSql"] for p in experiment_dashboard(defn, cfg)["panels"]
+               if p.get("title") in ("Request rate per leg", "Error rate per route", "Routes and legs")]
+    assert len(traffic) == 3 and all("startsWith(source, '/hub-gateway/')" in sql for sql in traffic)
     rules, _ = alert_rules(defn, cfg, sources="vegeta")
     requests = [r["data"][0]["model"]["rawSql"] for r in rules if "hub.requests" in r["data"][0]["model"]["rawSql"]]
     assert requests and all("IN ('vegeta')" in sql for sql in requests)
