@@ -21,7 +21,9 @@ MAX_BLOCK = 1 << 30
 
 
 class CompressionError(ValueError):
-    pass
+    def __init__(self, message: str, checksum: bool = False):
+        super().__init__(message)
+        self.checksum = checksum  # the data was read whole but its checksum does not match
 
 
 def _zstd():
@@ -76,7 +78,7 @@ class Decompressor:
                 break
             body = bytes(self._buf[16:16 + size])
             if self.verify and checksum(body) != bytes(self._buf[:16]):
-                raise CompressionError("checksum doesn't match: corrupted data")
+                raise CompressionError("checksum doesn't match: corrupted data", checksum=True)
             del self._buf[:16 + size]
             out.append(_decompress(method, body[HEADER:], raw))
         return b"".join(out)

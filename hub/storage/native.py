@@ -52,34 +52,26 @@ class DataType:
     params: tuple[str, ...] = ()    # raw text of the arguments
 
 
-def _split_args(text: str) -> list[str]:
-    out, depth, quote, start, i = [], 0, None, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
-        i += 1
-    tail = text[start:].strip()
-    if tail or out:
-        out.append(tail)
-    return out
+def _split_args(text: str, open_index: int) -> list[str]:
+    """The arguments of a type whose '(' is at ``open_index`` (quotes and nesting respected)."""
+    from dashboards.macros import MacroError, _args_at
+
+    try:
+        args, end = _args_at(text, open_index)
+    except MacroError:
+        raise UnsupportedType(f"cannot read the type {text}") from None
+    if end != len(text):
+        raise UnsupportedType(f"cannot read the type {text}")
+    return [a for a in args if a]
 
 
 def _strip_element_name(arg: str) -> str:
     """``a UInt8`` (a named Tuple element) -> ``UInt8``; a type alone stays as it is."""
+    if arg.startswith("`"):
+        end = arg.find("`", 1)
+        while end > 0 and arg[end - 1] == "\\":
+            end = arg.find("`", end + 1)
+        return arg[end + 1:].strip() if end > 0 else arg
     if "(" in arg:
         head = arg[:arg.index("(")]
         if " " not in head.strip():
@@ -97,7 +89,7 @@ def parse_type(text: str) -> DataType:
     if not text.endswith(")"):
         raise UnsupportedType(f"cannot read the type {text}")
     name = text[:text.index("(")].strip()
-    params = tuple(_split_args(text[text.index("(") + 1:-1]))
+    params = tuple(_split_args(text, text.index("(")))
     if name in ("Nullable", "Array", "LowCardinality"):
         return DataType(name, (parse_type(params[0]),), params)
     if name == "Map":

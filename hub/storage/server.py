@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 # ---- ClickHouse error codes used by the server itself -------------------------------------------
 UNSUPPORTED_METHOD = (1, "UNSUPPORTED_METHOD")
 CANNOT_READ_ALL_DATA = (33, "CANNOT_READ_ALL_DATA")
+CHECKSUM_DOESNT_MATCH = (40, "CHECKSUM_DOESNT_MATCH")
 BAD_ARGUMENTS = (36, "BAD_ARGUMENTS")
 NOT_IMPLEMENTED = (48, "NOT_IMPLEMENTED")
 SYNTAX_ERROR = (62, "SYNTAX_ERROR")
@@ -1001,6 +1002,8 @@ class StoreServer:
                 if blocks is not None:
                     blocks.finish()
             except compression.CompressionError as exc:
+                if exc.checksum:
+                    raise StoreError(CHECKSUM_DOESNT_MATCH, f"Checksum doesn't match: corrupted data ({exc})") from None
                 raise StoreError(CANNOT_DECOMPRESS, f"cannot decompress the request body: {exc}") from None
         sql = text.finish()
         settings: dict[str, str] = {}

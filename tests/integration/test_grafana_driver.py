@@ -97,9 +97,9 @@ def js_client() -> Path:
 
 
 def run_go(binary: Path, port: int, queries: list[dict], compression: str = "none", user: str = "hub_grafana",
-           password: str = "") -> dict[str, dict]:
+           password: str = "", insert: dict | None = None) -> dict[str, dict]:
     payload = {"addr": f"127.0.0.1:{port}", "user": user, "password": password, "database": "hub",
-               "compression": compression, "queries": queries}
+               "compression": compression, "queries": queries, "insert": insert}
     done = subprocess.run([str(binary)], input=json.dumps(payload), capture_output=True, text=True, timeout=600)
     results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     assert done.returncode == 0, f"the Go program failed ({done.returncode}): {results[:1]} {done.stderr[-2000:]}"
@@ -369,3 +369,40 @@ def test_off_loopback_the_datasource_user_needs_a_password(tmp_path, command):
                           timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "HUB_GRAFANA_CLICKHOUSE_PASSWORD" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_clickhouse_go_writes_batches_in_compressed_blocks(endpoint, go_driver):
+    """The token's holder writes with the driver's batches over HTTP: the blocks in ClickHouse's
+    compressed format (decompress=1), checksums verified; the datasource user may not."""
+    import clickhouse_connect
+
+    worker, port, _, _ = endpoint
+    token = (worker.settings.home / "store-token").read_text().strip()
+    admin = clickhouse_connect.get_client(host="127.0.0.1", port=port, username="default", password=token)
+    try:
+        db = f"scratch_{uuid.uuid4().hex[:8]}"
+        admin.command(f"CREATE DATABASE {db}")
+        admin.command(f"CREATE TABLE {db}.batch (id UInt64, s String, t DateTime64(3, 'UTC')) "
+                      "ENGINE = MergeTree ORDER BY id")
+        for compression in ("lz4", "zstd", "none"):
+            done = run_go(go_driver, port, [], compression, user="default", password=token,
+                          insert={"table": f"{db}.batch", "rows": 5000})
+            assert "error" not in done["insert"], done
+        assert admin.query(f"SELECT count(), sum(id), uniqExact(s), max(t) FROM {db}.batch").result_rows == [
+            (15_000, 3 * 4999 * 5000 // 2, 5000, dt.datetime(1970, 1, 1, 0, 0, 4, 999000))]
+        refused = run_go(go_driver, port, [], "lz4", insert={"table": f"{db}.batch", "rows": 10})
+        assert "READONLY" in refused["insert"]["error"], refused
+        # A block whose checksum does not match is refused whole.
+        from hub.storage import compression
+
+        packed = bytearray(compression.compress(b"1\tx\t0\n" * 10))
+        packed[-1] ^= 0xFF
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/?decompress=1&query=" + urllib.request.quote(f"INSERT INTO {db}.batch FORMAT TSV"),
+            data=bytes(packed), headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": token})
+        with pytest.raises(urllib.error.HTTPError) as corrupted:
+            urllib.request.urlopen(request, timeout=30)
+        assert corrupted.value.headers["X-ClickHouse-Exception-Code"] == "40"
+        assert admin.query(f"SELECT count() FROM {db}.batch").result_rows == [(15_000,)]
+    finally:
+        admin.close()

@@ -65,6 +65,7 @@ def test_datetime_gets_its_time_zone_back_and_unreadable_types_are_refused():
 
 @pytest.mark.parametrize("type_name, rows, data", [
     ("Tuple(a UInt8, b String)", 2, b"\x01\x02\x01x\x00"),
+    ("Tuple(`a b` UInt8, `c` Nullable(String))", 2, b"\x01\x02\x00\x01\x01x\x00"),
     ("Map(String, UInt16)", 1, struct.pack("<Q", 2) + b"\x01a\x01b" + b"\x01\x00\x02\x00"),
     ("FixedString(3)", 2, b"abcdef"),
     ("Decimal(38, 2)", 1, bytes(16)),

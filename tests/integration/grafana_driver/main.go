@@ -32,7 +32,16 @@ type query struct {
 	SQL string `json:"sql"`
 }
 
+// insert: a batch of rows (id UInt64, s String, t DateTime64(3, 'UTC')) written as the driver
+// writes batches over HTTP: INSERT ... FORMAT Native, the blocks in ClickHouse's compressed format
+// with LZ4 or ZSTD (decompress=1).
+type insert struct {
+	Table string `json:"table"`
+	Rows  int    `json:"rows"`
+}
+
 type input struct {
+	Insert      *insert `json:"insert"`
 	Addr        string  `json:"addr"`
 	User        string  `json:"user"`
 	Password    string  `json:"password"`
@@ -161,6 +170,26 @@ func run(ctx context.Context, db *sql.DB, q query) result {
 	return out
 }
 
+func runInsert(ctx context.Context, db *sql.DB, ins *insert) result {
+	out := result{ID: "insert"}
+	tx, err := db.BeginTx(ctx, nil)
+	if err == nil {
+		var stmt *sql.Stmt
+		if stmt, err = tx.PrepareContext(ctx, "INSERT INTO "+ins.Table); err == nil {
+			for i := 0; i < ins.Rows && err == nil; i++ {
+				_, err = stmt.ExecContext(ctx, uint64(i), fmt.Sprintf("row-%d", i), time.UnixMilli(int64(i)).UTC())
+			}
+			if err == nil {
+				err = tx.Commit()
+			}
+		}
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
 func main() {
 	var in input
 	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
@@ -184,6 +213,9 @@ func main() {
 	if err := db.PingContext(ctx); err != nil {
 		_ = enc.Encode(result{ID: "ping", Error: err.Error()})
 		os.Exit(1)
+	}
+	if in.Insert != nil {
+		_ = enc.Encode(runInsert(ctx, db, in.Insert))
 	}
 	for _, q := range in.Queries {
 		_ = enc.Encode(run(ctx, db, q))
