@@ -12,7 +12,7 @@ from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs, limits_from
 from hub.shadow.dedupe import PairDeduplicator
-from hub.shadow.pairing import PairingAgent
+from hub.shadow.pairing import PairingAgent, batch_by_partition
 from hub.shadow.records import PAIR_COLUMNS, decode_pairs
 from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
@@ -97,8 +97,11 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
     counters_of = custom_counters(registry)
 
     def requests_after_store(token, decoded):
-        # The stream pairing of legs from emitters other than the gateway.
-        pairs.publish(pairing.after_store(token, decoded))
+        # The stream pairing of legs from emitters other than the gateway, sent as one batch
+        # record per pairs partition (each pair on the partition its key picks).
+        records = pairing.after_store(token, decoded)
+        if records:
+            pairs.publish(batch_by_partition(records, pairs.partitions()))
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,

@@ -27,16 +27,28 @@ class RollupPublisher:
         self.topic = topic or settings.topic_rollups
         self._producer = None
 
-    def publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        if not records:
-            return
+    def _producer_(self):
         if self._producer is None:
             from kafka import KafkaProducer
 
             self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5,
                                            linger_ms=0)
-        futures = [self._producer.send(self.topic, key=k, value=v) for k, v in records]
-        self._producer.flush(timeout=30)
+        return self._producer
+
+    def partitions(self) -> list[int]:
+        """The topic's partition ids (from the producer's metadata)."""
+        producer = self._producer_()
+        found = producer.partitions_for(self.topic)
+        return sorted(found) if found else []
+
+    def publish(self, records: list[tuple]) -> None:
+        """``(key, value)`` records, or ``(key, value, partition)`` for an explicit partition."""
+        if not records:
+            return
+        producer = self._producer_()
+        futures = [producer.send(self.topic, key=r[0], value=r[1], partition=r[2] if len(r) > 2 else None)
+                   for r in records]
+        producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)
 

@@ -25,7 +25,11 @@ learns from a secondary leg only when primary and secondary both succeeded with 
 ``PairingAgent`` is what the requests sink's ``after_store`` hook calls with each stored chunk
 (rows in ``REQUEST_COLUMNS`` order, one partition, offset order); it returns ``(key, value)``
 records for the pairs topic. Legs whose envelope ``source`` starts with ``/hub-gateway/`` are
-skipped: the hub's own gateway pairs in-process, where it can compare bodies field by field.
+skipped: the hub's own gateway pairs in-process, where it can compare bodies field by field. The
+worker publishes those records with ``batch_by_partition``: the pairs of a chunk that fall on one
+partition of the pairs topic (by their correlation-id key, as the default partitioner places a
+single record) travel as one CloudEvents batch record, so the pairs sink reads a few records per
+chunk of legs instead of one record per pair.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
 import msgspec
+from kafka.partitioner.default import murmur2
 
 from hub.shadow.noise import WHOLE_BODY, NoiseModel
 from hub.shadow.records import ShadowPair, encode_pair
 
 __all__ = ["DROPPED_BY_BULKHEAD", "LegView", "PairPolicy", "make_pair", "PairingWindow", "PairingAgent",
-           "GATEWAY_SOURCE_PREFIX"]
+           "GATEWAY_SOURCE_PREFIX", "batch_by_partition"]
 
 #: The ``error`` of a shadow leg the gateway's bulkhead dropped (status 0, latency 0).
 DROPPED_BY_BULKHEAD = "dropped by bulkhead"
@@ -387,3 +392,39 @@ class PairingAgent:
     def after_store(self, token: str, decoded) -> list[tuple[bytes, bytes]]:
         """``(key, value)`` records for the pairs topic, keyed by correlation id."""
         return [(p.correlation_id.encode(), encode_pair(p, self.source)) for p in self.pairs(token, decoded.rows)]
+
+
+#: The largest CloudEvents batch record ``batch_by_partition`` makes (a pair event is ~700 bytes).
+BATCH_BYTES = 256 * 1024
+
+
+def batch_by_partition(records: Sequence[tuple[bytes, bytes]], partitions: Sequence[int],
+                       max_bytes: int = BATCH_BYTES) -> list[tuple[bytes, bytes, int]]:
+    """``(key, value)`` records (each value one CloudEvent) as ``(key, batch, partition)``: the
+    events whose key the default partitioner (murmur2, as Kafka's Java client and aiokafka) puts
+    on one of ``partitions`` are sent together as CloudEvents batch records
+    (``application/cloudevents-batch+json``, a JSON array) of at most ``max_bytes`` (or one
+    event), keyed by their first event's key and sent to that partition explicitly. Without
+    ``partitions`` the records are returned as they are.
+
+    Every event lands on the partition its own key would have picked, so all publications of a
+    pair still share a partition (what ``hub.shadow.dedupe`` relies on), and the pairs sink
+    reads a few records per chunk instead of one per pair.
+    """
+    if not records or not partitions:
+        return list(records)  # partitions unknown: each event on its own, as its key picks
+    ordered = sorted(partitions)
+    n = len(ordered)
+    grouped: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in records:
+        grouped.setdefault(ordered[(murmur2(key) & 0x7FFFFFFF) % n], []).append((key, value))
+    out = []
+    for partition, group in grouped.items():
+        start, size = 0, 2
+        for i, (_, value) in enumerate(group):
+            if i > start and size + len(value) + 1 > max_bytes:
+                out.append((group[start][0], b"[" + b",".join(v for _, v in group[start:i]) + b"]", partition))
+                start, size = i, 2
+            size += len(value) + 1
+        out.append((group[start][0], b"[" + b",".join(v for _, v in group[start:]) + b"]", partition))
+    return out

@@ -137,11 +137,17 @@ def test_worker_killed_while_legs_are_paired_stores_no_pair_twice(tmp_path, kafk
         worker.stop()
     # what the pairs topic received: some pairs more than once (the restarted worker paired its last
     # chunks of legs again), which is what the store must not show
-    published = [json.loads(m.value)["id"] for m in read_topic(kafka_bootstrap, worker.settings.topic_pairs,
-                                                               10 ** 9, timeout=15)]
+    # (the stream pairer sends a chunk's pairs as CloudEvents batch records, one per partition)
+    published = [event["id"] for m in read_topic(kafka_bootstrap, worker.settings.topic_pairs, 10 ** 9, timeout=15)
+                 for event in _events(json.loads(m.value))]
     print(f"pairs published {len(published)}, distinct {len(set(published))}, stored {count}, "
           f"shadowed requests {shadowed}, requests sink after the last restart {recovered}")
     assert kills == 2
     assert len(published) > len(set(published)), "no pair was published twice: the crash did not exercise this"
     assert count == distinct == requests == len(set(published)) > 0
     assert invented == 0 and count <= shadowed
+
+
+def _events(value) -> list:
+    """The CloudEvents of a record: a batch (JSON array) or a single event."""
+    return value if isinstance(value, list) else [value]
