@@ -1073,13 +1073,13 @@ def serve(path: Path, host: str, port: int, token: str,
 
 
 # ---- the endpoint for Grafana ----------------------------------------------------------------------
-def endpoint_readers(settings) -> tuple[Reader, ...]:
-    """The read-only user of the endpoint: the datasource's user and password
-    (HUB_GRAFANA_CLICKHOUSE_USER, HUB_GRAFANA_CLICKHOUSE_PASSWORD)."""
-    from dashboards.config import grafana_config
-
-    cfg = grafana_config(settings)
-    return (Reader(cfg.clickhouse_user, cfg.clickhouse_password),) if cfg.clickhouse_user else ()
+def endpoint_readers(settings, env: dict[str, str] | None = None) -> tuple[Reader, ...]:
+    """The read-only user of the endpoint: the Grafana datasource's user and password, from the
+    variables ``dashboards.config`` reads them from (read here without loading the dashboards
+    package into the worker)."""
+    env = os.environ if env is None else env
+    user = env.get("HUB_GRAFANA_CLICKHOUSE_USER") or "hub_grafana"
+    return (Reader(user, env.get("HUB_GRAFANA_CLICKHOUSE_PASSWORD") or ""),)
 
 
 def endpoint_problem(settings, host: str | None = None) -> str | None:
