@@ -27,17 +27,19 @@ def rule_uid(experiment_id: str, rule: str) -> str:
     return "gdr-" + hashlib.sha1(f"{experiment_id}/{rule}".encode()).hexdigest()[:20]
 
 
-def _value_sql(db: str, eid: str, c: AbortCondition, sources: str = "auto") -> str:
+def _value_sql(db: str, eid: str, c: AbortCondition, sources: str = "auto", grace: float = 0.0) -> str:
     """The rule's value over the window ending at the evaluation's second, as the judge computes it
-    (``hub.abort.measure.window_sql``); NULL below ``min_samples``."""
-    return f"SELECT value FROM ({measure.window_sql(db, eid, c, sources=sources)})"
+    (``hub.abort.measure.window_sql``); NULL below ``min_samples`` and outside the run (before the
+    start, after the end plus ``abort_grace``), where the judge's rules act on nothing either."""
+    return f"SELECT value FROM ({measure.window_sql(db, eid, c, sources=sources, grace=grace)})"
 
 
 def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str,
                sources: str = "auto") -> dict:
     window = max(1, int(math.ceil(parse_duration(c.window))))
     hold = int(parse_duration(c.for_))
-    query = ClickHouseQuery(_value_sql(cfg.database, experiment_id, c, sources), ref_id="A", datasource=cfg.datasource_ref).to_json()
+    grace = parse_duration(getattr(defn, "abort_grace", "0s") or "0s")
+    query = ClickHouseQuery(_value_sql(cfg.database, experiment_id, c, sources, grace), ref_id="A", datasource=cfg.datasource_ref).to_json()
     query["intervalMs"], query["maxDataPoints"] = 1000, 43200
     return {
         "uid": rule_uid(experiment_id, c.name),

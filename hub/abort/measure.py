@@ -255,31 +255,59 @@ def _base_where(db: str, experiment_id: str, source: str, rows: str, sources: st
     return _and(f"{table.experiment} = {lit(experiment_id)}", rows, selected)
 
 
+def run_span_sql(db: str, experiment_id: str, grace: float = 0.0) -> tuple[str, str]:
+    """``(start, end)``: the first and last second an experiment's rules act in (its start, its end
+    plus ``abort_grace``; ``hub.abort.run.RunSpan``), as scalar SQL (NULL before the start, or while running)."""
+    experiment = f"FROM {db}.experiments WHERE experiment_id = {lit(experiment_id)}"
+    return (f"(SELECT any(toUnixTimestamp(started_at)) {experiment})",
+            f"(SELECT any(toUInt32(floor(toUnixTimestamp64Milli(ended_at) / 1000 + {float(grace)!r}))) {experiment})")
+
+
 def window_sql(db: str, experiment_id: str, condition, *, end: str = "toUnixTimestamp($__toTime)",
-               sources: str = "auto") -> str:
+               sources: str = "auto", grace: float | None = None) -> str:
     """``SELECT value, samples``: the condition over the window ending at second ``end`` (SQL),
-    NULL below ``min_samples``, as the judge evaluates it at that second."""
+    NULL below ``min_samples``, as the judge evaluates it at that second.
+
+    With ``grace`` (the definition's ``abort_grace`` in seconds), the value is NULL outside the run
+    (before the start, after the end plus the grace) and the window holds only seconds from the
+    start on, as the judge's (``hub.abort.run``)."""
     kind = condition.measurement
     source = source_of(kind)
     table = TABLES[source]
     window = _window_seconds_of(condition)
     w = _window_seconds(window)
     if kind == "absence":
-        return absence_sql(db, experiment_id, condition, end=end, sources=sources)
+        return absence_sql(db, experiment_id, condition, end=end, sources=sources, grace=grace)
     value, samples, rows = aggregate_sql(condition, window=window)
     where = _base_where(db, experiment_id, source, rows, sources)
-    return (f"SELECT if(samples >= {int(condition.min_samples)}, v, NULL) AS value, samples FROM "
+    inside, from_start = "1", "1"
+    if grace is not None:
+        run_start, run_end = run_span_sql(db, experiment_id, grace)
+        inside = f"({run_start} IS NOT NULL AND {end} >= {run_start} AND ({run_end} IS NULL OR {end} <= {run_end}))"
+        from_start = f"toUnixTimestamp({table.time}) >= ifNull({run_start}, 0)"
+    return (f"SELECT if({_and(inside, f'samples >= {int(condition.min_samples)}')}, v, NULL) AS value, samples FROM "
             f"(SELECT {value} AS v, {samples} AS samples FROM {db}.{table.name} WHERE {where} "
-            f"AND {table.time} >= toDateTime({end} - {w}) AND toUnixTimestamp({table.time}) BETWEEN {end} - {w - 1} AND {end})")
+            f"AND {table.time} >= toDateTime({end} - {w}) AND toUnixTimestamp({table.time}) BETWEEN {end} - {w - 1} "
+            f"AND {end} AND {from_start})")
 
 
-def absence_sql(db: str, experiment_id: str, condition, *, end: str, sources: str = "auto") -> str:
-    """Seconds since the last record in scope, at second ``end`` (the window's length when none)."""
+def absence_sql(db: str, experiment_id: str, condition, *, end: str, sources: str = "auto",
+                grace: float | None = None) -> str:
+    """Seconds since the last record in scope, at second ``end``. With ``grace``: counted from the
+    start when nothing came since, NULL outside the run (as the judge); without: the window's
+    length when nothing came at all."""
     source = source_of(condition.measurement)
     table = TABLES[source]
     w = _window_seconds(_window_seconds_of(condition))
     where = _base_where(db, experiment_id, source, scope_sql(source, condition.scope), sources)
-    return (f"SELECT if(count() = 0, {w}, {end} - toUnixTimestamp(max({table.time}))) AS value, count() AS samples "
+    last = f"if(count() = 0, 0, toUnixTimestamp(max({table.time})))"
+    if grace is None:
+        value = f"if(count() = 0, {w}, {end} - {last})"
+    else:
+        run_start, run_end = run_span_sql(db, experiment_id, grace)
+        inside = f"({run_start} IS NOT NULL AND {end} >= {run_start} AND ({run_end} IS NULL OR {end} <= {run_end}))"
+        value = f"if({inside}, {end} - greatest({last}, {run_start}), NULL)"
+    return (f"SELECT {value} AS value, count() AS samples "
             f"FROM {db}.{table.name} WHERE {where} AND toUnixTimestamp({table.time}) <= {end}")
 
 

@@ -1,7 +1,8 @@
 """One measurement definition: for random legs, pairs and spans and random rules, at every second the
-abort judge's value (rollup cells of the rows, evaluated over the rule's window) equals what the SQL
-of the rule's dashboard panel and of its Grafana alert rule computes over the same rows stored in the
-real ClickHouse engine (chDB), with the plugin's macros expanded as the plugin expands them.
+abort judge's value (rollup cells of the rows, evaluated over the rule's window inside the run of a
+random start and end) equals what the SQL of the rule's dashboard panel and of its Grafana alert rule
+computes over the same rows stored in the real ClickHouse engine (chDB), with the plugin's macros
+expanded as the plugin expands them; outside the run the alert rule has no value.
 Quantiles agree within the judge's sketch's relative error (``hub.abort.sketch.ALPHA``). Legs come
 from random sources (gateway, Vegeta import, emitter): both count the gateway's legs when there are any.
 
@@ -27,10 +28,12 @@ from dashboards.config import grafana_config
 from dashboards.experiment import experiment_dashboard
 from dashboards.macros import expand
 from hub.abort import match, measure
-from hub.abort.judge import ExperimentJudge
+from hub.abort.run import RunJudge, RunSpan
 from hub.abort.rollup import pair_cells, request_cells, span_cells
 from hub.abort.sketch import ALPHA
+from hub.experiments import lifecycle as L
 from hub.experiments.definition import AbortCondition, Measurement, load_definition
+from hub.experiments.events import EVENT_COLUMNS, event_row
 from hub.otel.decode import TRACE_COLUMNS
 from hub.records.request_leg import REQUEST_COLUMNS
 from hub.shadow.records import OUTCOMES, PAIR_COLUMNS
@@ -132,6 +135,25 @@ def rules(draw):
 
 
 # ---- the two forms ---------------------------------------------------------------------------------
+GRACE = 2  # abort_grace of the runs below, in seconds
+
+
+def store_run(store, eid: str, start: int, end: int | None) -> RunSpan:
+    """The experiment's run in its log: started at second ``start``, aborted at ``end`` (or running)."""
+    defn = msgspec.structs.replace(load_definition(EXAMPLE), id=eid, prerequisites=[], abort_grace=f"{GRACE}s")
+    events = [L.create(defn, "ana", dt.datetime.fromtimestamp(T0 - 60, UTC))]
+    state = L.apply(None, events[0])
+    for new in [L.start(state, "ana", dt.datetime.fromtimestamp(T0 + start + 0.3, UTC), force=True)] + (
+            [] if end is None else ["abort"]):
+        if new == "abort":
+            new = L.abort(state, "rule fired", "abort-judge/r", dt.datetime.fromtimestamp(T0 + end + 0.6, UTC))
+        for e in new if isinstance(new, list) else [new]:
+            state = L.apply(state, e)
+            events.append(e)
+    store.insert(f"{store.database}.experiment_events", [event_row(e) for e in events], EVENT_COLUMNS)
+    return RunSpan(eid, state.status, T0 + start, None if end is None else T0 + end + GRACE)
+
+
 def store_rows(store, eid: str, requests: list, pair_list: list, span_list: list) -> tuple[list, list, list]:
     """Rows as stored, and the same rows as the sink hands them to the rollups."""
     requests = [r[:2] + (eid,) + r[3:] for r in requests]
@@ -150,17 +172,19 @@ def store_rows(store, eid: str, requests: list, pair_list: list, span_list: list
     return requests, pair_rows, trace_rows
 
 
-def judge_values(eid: str, condition, requests, pair_rows, trace_rows) -> dict[int, tuple[float | None, int]]:
-    """The judge's value and samples of the rule at every second (cells as the sink makes them)."""
+def judge_values(eid: str, condition, requests, pair_rows, trace_rows, span: RunSpan
+                 ) -> dict[int, tuple[float | None, int, bool]]:
+    """The judge's value and samples of the rule at every second (cells as the sink makes them), and
+    whether the second is inside the run (where the judge's rules act)."""
     counters = match.counters([condition])
-    judge = ExperimentJudge(eid, [condition])
+    judge = RunJudge(eid, [condition], run=lambda: span)
     for cells in (request_cells(requests, lambda e: counters), pair_cells(pair_rows), span_cells(trace_rows)):
         judge.add(cells.get(eid, []))
-    window = measure._window_seconds_of(condition)
     out = {}
     for at in range(T0 - 1, T0 + SECONDS + 5):
-        m = measure.evaluate(condition, judge.window_cells(at, window), window)
-        out[at] = (m.value, m.samples)
+        judge.evaluate(at)
+        state = judge.states[condition.name]
+        out[at] = (state.value, state.samples, span.segment(at) == "inside")
     return out
 
 
@@ -174,7 +198,8 @@ def close(kind: str, judge: float | None, sql: float | None) -> bool:
 
 def definition_with(rules_: list, steady=None):
     defn = load_definition(EXAMPLE)
-    return msgspec.structs.replace(defn, abort_conditions=rules_, steady_state=steady or defn.steady_state)
+    return msgspec.structs.replace(defn, abort_conditions=rules_, steady_state=steady or defn.steady_state,
+                                   abort_grace=f"{GRACE}s")
 
 
 def panel_sql(dashboard: dict, prefix: str) -> str:
@@ -202,31 +227,36 @@ def panel_values(store, dashboard: dict, title: str, window: int) -> dict[int, f
     return {int(r[0].replace(tzinfo=UTC).timestamp()) + window - 1: r[1] for r in store.query(expanded).result_rows}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(requests=legs(), pair_list=pairs(), span_list=spans(), condition=rules())
+@given(requests=legs(), pair_list=pairs(), span_list=spans(), condition=rules(),
+       start=st.integers(-2, 6), length=st.one_of(st.none(), st.integers(0, 8)))
 def test_judge_panel_and_alert_rule_compute_the_same_value(store, hub_settings, requests, pair_list, span_list,
-                                                          condition):
+                                                          condition, start, length):
     eid = f"p-{uuid.uuid4().hex[:8]}"
+    span = store_run(store, eid, start, None if length is None else start + length)
     requests, pair_rows, trace_rows = store_rows(store, eid, requests, pair_list, span_list)
     cfg = grafana_config(hub_settings, env={})
     defn = definition_with([condition])
-    expected = judge_values(eid, condition, requests, pair_rows, trace_rows)
+    expected = judge_values(eid, condition, requests, pair_rows, trace_rows, span)
     kind = condition.measurement
 
-    # The Grafana alert rule, evaluated at every second: the judge's value (NULL below min_samples).
-    for at, (value, samples) in expected.items():
-        want = value if samples >= condition.min_samples else None
+    # The Grafana alert rule, evaluated at every second: the judge's value inside the run (NULL
+    # below min_samples), nothing outside it.
+    for at, (value, samples, inside) in expected.items():
+        want = value if samples >= condition.min_samples and inside else None
         got = alert_value(store, defn, condition, cfg, eid, at)
         assert close(kind, want, got), f"alert rule at {at - T0}: judge {want} ({samples}), SQL {got}"
 
-    # The dashboard panel: one point per window, each the judge's value at the window's last second.
+    # The dashboard panel: one point per window, each the judge's value at the window's last second
+    # (the panel draws the whole time range, the run and around it: compared inside the run, from
+    # the window's first second on).
     dashboard = experiment_dashboard(defn, cfg, experiment_id=eid, shadow_pairs=True)
     window = max(1, math.ceil(measure._window_seconds_of(condition)))
     points = panel_values(store, dashboard, "Rule r:", window)
-    for at, (value, samples) in expected.items():
-        if (at + 1) % window:
-            continue  # not the end of a panel bucket
+    for at, (value, samples, inside) in expected.items():
+        if (at + 1) % window or not inside or at - window + 1 < span.start:
+            continue  # not the end of a panel bucket, or a window the judge cuts at the start
         if at in points:
             assert close(kind, value, points[at]), f"panel at {at - T0}: judge {value} ({samples}), SQL {points[at]}"
         else:
@@ -247,8 +277,9 @@ def rule(**fields) -> AbortCondition:
 
 def both_forms(store, hub_settings, condition, requests=(), pair_list=(), at=T0 + 9):
     eid = f"r-{uuid.uuid4().hex[:8]}"
+    span = store_run(store, eid, -1, None)
     requests, pair_rows, trace_rows = store_rows(store, eid, list(requests), list(pair_list), [])
-    judge = judge_values(eid, condition, requests, pair_rows, trace_rows)[at][0]
+    judge = judge_values(eid, condition, requests, pair_rows, trace_rows, span)[at][0]
     cfg = grafana_config(hub_settings, env={})
     defn = definition_with([condition])
     alert = alert_value(store, defn, condition, cfg, eid, at)
