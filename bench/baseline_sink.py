@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             inserts += 1
 
         first_poll = time.monotonic()
+        cpu_at_first_poll = time.process_time()  # every thread of the process, chDB's included
         deadline = first_poll + args.timeout
         last_report = first_poll
         while inserted + invalid < args.events:
@@ -113,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{inserted:,} rows inserted ({inserted / (now - first_poll):,.0f}/s)")
         count = int(client.command(f"SELECT count() FROM {table}"))
         done = time.monotonic()
+        cpu_seconds = time.process_time() - cpu_at_first_poll
         if count != args.events:
             raise SystemExit(f"table holds {count:,} rows, expected {args.events:,} ({invalid} invalid)")
         from bench.common import peak_rss_mib
 
         print(json.dumps({
             "first_poll": first_poll, "done": done, "rows": count, "records": records,
-            "invalid": invalid, "inserts": inserts, "check_crcs": args.check_crcs, "insert_seconds": round(insert_seconds, 3),
+            "invalid": invalid, "inserts": inserts, "cpu_seconds": round(cpu_seconds, 3),
+            "cpu_at_first_poll": round(cpu_at_first_poll, 3), "check_crcs": args.check_crcs, "insert_seconds": round(insert_seconds, 3),
             "peak_rss_mib": peak_rss_mib(),  # VmHWM of this process, read before it exits
         }), flush=True)
         return 0

@@ -19,6 +19,7 @@ For one variant (events per Kafka record):
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,8 +81,10 @@ def run_hub(ctx: BenchContext, topic: str, events: int, timeout: float) -> dict:
             _check_worker(worker, deadline, "ready")
             time.sleep(READY_POLL)
         ready = time.monotonic()
+        cpu_at_ready = cpu_seconds(worker.process.pid)
         ctx.progress(f"hub: ready after {ready - launched:.2f}s; waiting for {events:,} rows")
         count = first_count = _count(worker)
+        polls = 1
         deadline = ready + timeout
         last_report = ready
         while count != events:
@@ -90,11 +93,13 @@ def run_hub(ctx: BenchContext, topic: str, events: int, timeout: float) -> dict:
             _check_worker(worker, deadline, f"{events:,} rows (at {count:,})")
             time.sleep(COUNT_POLL)
             count = _count(worker)
+            polls += 1
             now = time.monotonic()
             if now - last_report >= 2.0:
                 last_report = now
                 ctx.progress(f"hub: {count:,} rows ({count / (now - ready):,.0f}/s)")
         done = time.monotonic()
+        cpu = cpu_seconds(worker.process.pid) - cpu_at_ready
         try:
             sink = worker.stack.api("/v1/status", timeout=10).get("sink", {}).get("requests", {})
         except Exception:  # noqa: BLE001 - stats are a detail
@@ -103,11 +108,21 @@ def run_hub(ctx: BenchContext, topic: str, events: int, timeout: float) -> dict:
         peak = peak_rss_mib(worker.process.pid)
         if peak is None:
             raise BenchError(f"could not read /proc/{worker.process.pid}/status for the worker's peak memory")
-        return {"startup_seconds": round(ready - launched, 3), "seconds": round(done - ready, 3),
+        return {"startup_seconds": round(ready - launched, 3), "startup_cpu_seconds": round(cpu_at_ready, 3),
+                "seconds": round(done - ready, 3),
                 "rows": count, "rows_at_ready": first_count, "rows_per_second": round(events / (done - ready)),
-                "peak_rss_mib": peak, "sink": sink}
+                "peak_rss_mib": peak, "cpu_seconds": round(cpu, 3), "count_polls": polls,
+                "rows_per_cpu_second": round(events / cpu),
+                "sink": sink}
     finally:
         worker.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) the process has used so far, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _count(worker: WorkerProcess) -> int:
@@ -144,10 +159,12 @@ def run_baseline(ctx: BenchContext, topic: str, events: int, timeout: float, che
     except (ValueError, IndexError):
         raise BenchError(f"the baseline consumer printed no result: {out[-2000:]!r}") from None
     seconds = result["done"] - result["first_poll"]
-    return {"startup_seconds": round(result["first_poll"] - launched, 3), "seconds": round(seconds, 3),
+    return {"startup_seconds": round(result["first_poll"] - launched, 3),
+            "startup_cpu_seconds": result["cpu_at_first_poll"], "seconds": round(seconds, 3),
             "rows": result["rows"], "rows_per_second": round(events / seconds),
             "records": result["records"], "inserts": result["inserts"], "check_crcs": check_crcs,
-            "insert_seconds": result["insert_seconds"], "peak_rss_mib": result["peak_rss_mib"]}
+            "insert_seconds": result["insert_seconds"], "peak_rss_mib": result["peak_rss_mib"],
+            "cpu_seconds": result["cpu_seconds"], "rows_per_cpu_second": round(events / result["cpu_seconds"])}
 
 
 def run_variant(ctx: BenchContext, variant: Variant) -> list[Result]:
@@ -171,9 +188,18 @@ def run_variant(ctx: BenchContext, variant: Variant) -> list[Result]:
                no_crc["rows_per_second"], higher_is_better=True,
                details={"same hub run as": f"sink e2e ({variant.label})",
                         "baseline": "kafka-python with check_crcs=False"}),
+        Result(f"sink rows per CPU second ({variant.label})", hub["rows_per_cpu_second"], "rows/s",
+               baseline["rows_per_cpu_second"], higher_is_better=True,
+               details={"same runs as": f"sink e2e ({variant.label})",
+                        "hub": "rows / CPU seconds (user + system, all threads) of the worker from ready to done, "
+                               "its answers to the benchmark's count queries included",
+                        "baseline": "rows / CPU seconds of the baseline consumer (check_crcs=True) from first poll "
+                                    "to done", "baseline_no_crc_check": no_crc["rows_per_cpu_second"]}),
         Result(f"sink start-up ({variant.label})", hub["startup_seconds"], "s",
                baseline["startup_seconds"], higher_is_better=False,
-               details={"hub": "worker launch to /ready", "baseline": "process launch to first poll"}),
+               details={"hub": "worker launch to /ready", "baseline": "process launch to first poll",
+                        "hub_cpu_seconds": hub["startup_cpu_seconds"],
+                        "baseline_cpu_seconds": baseline["startup_cpu_seconds"]}),
         Result(f"worker peak memory ({variant.label})", hub["peak_rss_mib"], "MiB",
                baseline["peak_rss_mib"], higher_is_better=False,
                details={"same runs as": f"sink e2e ({variant.label})",
