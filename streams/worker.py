@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
-from dashboards.publish import GrafanaAnnotator
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
 from hub.shadow.pairing import PairingAgent
@@ -63,13 +62,29 @@ def health_report(sinks, judge: JudgeRuntime, current: dict[str, dict[int, int]]
 
 def build(settings: Settings):
     """Everything the worker runs, wired together; returns the Faust app."""
-    store = open_store(settings)
-    migrate(store, settings, progress=log.info)
-    ensure_topics(settings.bootstrap, topics_to_create(settings))
-    registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments)
-    annotator = GrafanaAnnotator(settings)  # does nothing without HUB_GRAFANA_URL
-    registry.on_event(annotator.on_event)
-    registry.start()
+    annotator = None
+    if os.environ.get("HUB_GRAFANA_URL", "").strip():
+        # live annotations; without HUB_GRAFANA_URL the dashboards package (and its Grafana
+        # client, a fifth of the worker's imports) is not loaded at all
+        from dashboards.publish import GrafanaAnnotator
+
+        annotator = GrafanaAnnotator(settings)
+
+    def kafka_side() -> ExperimentRegistry:
+        ensure_topics(settings.bootstrap, topics_to_create(settings))
+        registry = ExperimentRegistry(settings.bootstrap, settings.topic_experiments)
+        if annotator is not None:
+            registry.on_event(annotator.on_event)
+        registry.start()
+        return registry
+
+    # The topics and the experiment log are set up on Kafka while the store opens and migrates
+    # (independent start-up steps).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="startup-kafka") as startup:
+        kafka_ready = startup.submit(kafka_side)
+        store = open_store(settings)
+        migrate(store, settings, progress=log.info)
+        registry = kafka_ready.result()
     pairing = PairingAgent(window_s=30.0)
     sinks = build_sinks(settings, store, registry, RollupPublisher(settings),
                         RollupPublisher(settings, settings.topic_pairs), pairing, pipelined=True)
