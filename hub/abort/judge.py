@@ -75,8 +75,9 @@ class ExperimentJudge:
                 key = (cell.source, origin)
                 if cell.second > self.progress.get(key, -1):
                     self.progress[key] = cell.second
+            counted = not self.gateway_legs or cell.source != "requests" or cell.kind in ("gateway", "")
             for condition in self.conditions:
-                if condition.measurement == "absence" and _matches(cell, condition.scope):
+                if condition.measurement == "absence" and counted and _matches(cell, condition.scope):
                     self.last_seen[condition.name] = max(self.last_seen.get(condition.name, 0), cell.second)
 
     def forget_before(self, second: int) -> None:

@@ -45,3 +45,15 @@ def test_a_vegeta_import_of_the_gateway_traffic_is_not_counted_twice():
 
 def test_without_gateway_legs_every_leg_counts():
     assert judged(legs(40, 4, "/vegeta") + legs(10, 0, "/emitters/python"), "error_rate") == (0.08, 50)
+
+
+def test_absence_is_not_refreshed_by_another_source_of_the_same_traffic():
+    condition = msgspec.convert({"name": "silent", "measurement": "absence", "window": "5s", "comparison": ">",
+                                 "threshold": 5}, AbortCondition)
+    judge = ExperimentJudge("exp", [condition])
+    second = int(T.timestamp())
+    late = [r[:1] + (T + dt.timedelta(seconds=5),) + r[2:] for r in legs(3, 0, "/vegeta")]
+    judge.add(request_cells(legs(3, 0, "/hub-gateway/edge-gw"))["exp"])
+    judge.add(request_cells(late)["exp"])
+    judge.evaluate(second + 8, absence_only=True)
+    assert judge.states["silent"].value == 8.0
