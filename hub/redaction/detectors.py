@@ -137,11 +137,18 @@ PHI_KEY: Final = (
     r"|name|fullname|firstname|lastname"
 )
 
+#: A hyphenated name with an infrastructure part (``patient-api``, ``patient-api-gameday-3f9a1c``,
+#: ``patients-db-replica``) names a service, gateway or experiment, not a field of a patient: text
+#: such as ``patient-api-gameday: rule 'api-failing' firing`` keeps what follows it.
+_NOT_SERVICE_KEY: Final = (r"(?![A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*-(?:api|apis|svc|service|services|gateway|gw|db|"
+                           r"database|store|cache|queue|canary|shadow|primary|secondary|replica|gameday|experiment|"
+                           r"exp|edge|v\d+)(?:-[A-Za-z0-9_.]+)*[ \t]*(?::|=>|=))")
+
 # (name, pattern, ignore_case, requires)
 DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
     ("phi_key",
-     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
+     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])" + _NOT_SERVICE_KEY + r"(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
      r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}"
      r"(?:(?<=[A-Za-z]{3})[ \t]+(?-i:[a-z][a-z'-]{2,})(?![\w=:.-]))?))",
      True, tuple("(?i)" + w for w in (

@@ -194,3 +194,21 @@ def test_json_nested_deeper_than_telemetry_does_not_exhaust_the_stack():
     assert "Jane Doe" not in out
     obj = '{"a":' * 900 + '"x"' + "}" * 900
     assert "[REDACTED:depth]" in E.text(obj, [])
+
+
+@pytest.mark.parametrize("text", [
+    "patient-api-gameday-yaqivm: rule 'api-failing' (abort) firing: error_rate 0.1336 > 0.05",
+    "patient-api: rule api-failing fired",
+    "patients-db-replica-b: lagging 3 s",
+])
+def test_a_service_or_experiment_name_before_a_colon_is_not_a_phi_key(text):
+    assert E.text(text, []) == text
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("patient-name: Zed Quill", "Quill"),
+    ("patient: Ann Bolt", "Bolt"),
+    ("patient.record-locator: ZX81", "ZX81"),
+])
+def test_phi_keys_with_hyphens_still_mask_their_value(text, gone):
+    assert gone not in E.text(text, [])
