@@ -343,14 +343,14 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
                     + (f", {a['latency_ms']:.0f} ms" if a.get("latency_ms") is not None else "")
                     + (f", {a['error']}" if a.get("error") else "")
                     for a in report.actions])
-    if report.outside_alerts:
-        doc.p("Recorded outside the run (before its start or after its end), so nothing was done about them: "
-              + "; ".join(f"{hms(a['time'])} {a['rule']} {a['status']}" for a in report.outside_alerts) + ".")
     else:
         doc.p(f"No abort rule fired. The definition had {len(conditions)} abort condition(s)"
               + (": " + "; ".join(f"{c['name']} ({c['measurement']} {c['comparison']} {c['threshold']} over "
                                  f"{c['window']}, {c.get('severity', 'abort')})" for c in conditions) if conditions else "")
               + ".")
+    if report.outside_alerts:
+        doc.p("Recorded outside the run (before its start or after its end), so nothing was done about them: "
+              + "; ".join(f"{hms(a['time'])} {a['rule']} {a['status']}" for a in report.outside_alerts) + ".")
     if e.get("status") == "aborted":
         doc.p(f"The experiment was aborted by {e.get('aborted_by') or '-'} at {clock(e.get('ended_at'))}: "
               f"{e.get('abort_reason') or 'no reason given'}.")

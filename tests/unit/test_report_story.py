@@ -62,3 +62,13 @@ def test_the_report_masks_secrets_and_prints_plain_numbers(tmp_path):
     assert "| dashboards ready | - | done | ana," in text
     assert "/orders (1140)" in text and "e+03" not in text
     assert "Recorded outside the run" in text and "silence firing" in text
+
+
+def test_no_abort_rule_fired_is_said_only_when_no_rule_fired(tmp_path):
+    [md] = write_report(report(outside_alerts=[]), tmp_path / "fired", formats=["md"])
+    assert "No abort rule fired" not in md.read_text()
+    [md] = write_report(report(), tmp_path / "fired-and-outside", formats=["md"])
+    assert "No abort rule fired" not in md.read_text()
+    [md] = write_report(report(alerts=[], actions=[]), tmp_path / "none-inside", formats=["md"])
+    text = md.read_text()
+    assert "No abort rule fired" in text and "silence firing" in text
