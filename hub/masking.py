@@ -6,7 +6,8 @@ carry credentials, and a ClickHouse URL carries the store's password. ``mask_sec
 URL in a text and keeps only what names the endpoint: the scheme, the host and port, and the path
 segments that read as lowercase words (``/halt``, ``/api/v2/alerts``); user and password, query values
 and every other path segment (digits, capitals, longer than 20 characters) become ``***``, the fragment is
-dropped. ``token=...``, ``password: ...``, ``Bearer ...`` and the like outside URLs are masked too.
+dropped. ``token=...``, ``password: ...``, ``X-Auth-Token: ...``, ``Bearer ...`` and the like outside URLs are
+masked too; a hyphenated name ending in such a word (``og-secret: ...``, an experiment id) is not a key.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ MASK = "***"
 
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,15})://([^\s\"'<>`|]+)")
 _SAFE_SEGMENT = re.compile(r"^(?:[a-z_.~-]{1,20}|v\d{1,2})$")
+# The key stands alone or after prefixes that make it a credential's name (X-Auth-Token,
+# client_secret); after any other word (og-secret:, token-api:) it is a name of the hub's (an
+# experiment id, a service), not a key.
 _KEYED = re.compile(
-    r"(?i)\b(token|secret|password|passwd|pwd|api[_-]?key|apikey|access[_-]?key|auth|authorization|signature|sig"
-    r"|private[_-]?key|client[_-]?secret)(\s*[=:]\s*)(?!\*\*\*|(?i:bearer|basic)\s)([^\s,;&\"'<>]+)")
+    r"(?i)(?<![\w.-])((?:(?:x|auth|api|client|access|private|session|refresh|id|csrf|xsrf)[_-])*"
+    r"(?:token|secret|password|passwd|pwd|api[_-]?key|apikey|access[_-]?key|auth|authorization|signature|sig"
+    r"|private[_-]?key|client[_-]?secret))(\s*[=:]\s*)(?!\*\*\*|(?i:bearer|basic)\s)([^\s,;&\"'<>]+)")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
 
 
