@@ -64,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
     c.add_argument("--count", type=int, default=None, metavar="N", help="stop after N polls (default: until Ctrl-C)")
     c.add_argument("--experiment", default="", metavar="ID", help="tag the metrics with this experiment id")
+    c.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="longest wait for each fetch of the metrics document (default 10)")
     c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.set_defaults(func=cmd_dropwizard)
 
@@ -105,7 +107,8 @@ def cmd_dropwizard(args, settings: Settings) -> int:
     done = poll(args.url, service=args.service, bootstrap=settings.bootstrap, topic=settings.topic_metrics,
                 interval=args.interval, count=args.count, experiment_id=args.experiment,
                 progress=lambda m: print(m, file=sys.stderr),
-                starts_path=settings.home_dir / "dropwizard-starts.json")
+                starts_path=settings.home_dir / "dropwizard-starts.json", max_record_bytes=settings.max_record_bytes,
+                timeout=args.timeout)
     print(f"sent {done} poll(s) of {args.url} to {settings.topic_metrics} as service {args.service}")
     return 0
 

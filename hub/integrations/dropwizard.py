@@ -38,6 +38,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,6 +66,26 @@ def _number(value: Any) -> float | int | None:
     if isinstance(value, int):
         return value
     return value if math.isfinite(value) else None
+
+
+#: How Jackson writes a double that is not finite (``MetricsServlet`` quotes them: ``"NaN"``).
+_NOT_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: The reason a gauge whose value is no number is left out (text, lists ... are common gauges).
+NOT_A_NUMBER = "gauge value is not a number:"
+
+
+def _gauge_number(value: Any) -> float | int | None:
+    """A gauge's value: a number, NaN and the infinities included (as JSON tokens or Jackson's strings)."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        return _NOT_FINITE.get(value.strip())
+    return _number(value)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
@@ -130,11 +151,15 @@ def _kv(key: str, value: str) -> KeyValue:
 
 
 def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_ns: int | None = None,
-                       start_ns: int | None = None) -> ExportMetricsServiceRequest:
+                       start_ns: int | None = None, cumulative: bool = True,
+                       skipped: list[tuple[str, str]] | None = None) -> ExportMetricsServiceRequest:
     """One OTLP export of everything usable in a Dropwizard metrics document (see the module doc).
 
     ``now_ns`` is the time of every point (default: now); ``start_ns`` the start of the
-    cumulative series (default ``now_ns``; the poller passes the time it started).
+    cumulative series (default ``now_ns``; the poller passes the process's start, ``ProcessStarts``).
+    ``cumulative`` False leaves the cumulative points (sums, summaries) out: the first scrape of a
+    process whose start is unknown is their start, not a point. Each metric that cannot be read is
+    appended to ``skipped`` as ``(name, reason)``.
     """
     if not isinstance(doc, dict) or not any(k in doc for k in ("gauges", "counters", "histograms", "meters", "timers")):
         raise UserError("not a Dropwizard metrics document (no gauges, counters, histograms, meters or timers)")
@@ -155,16 +180,34 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
         metric = metrics.add(name=base, unit=unit, description=description)
         return metric, [_kv(k, v) for k, v in tags.items()]
 
-    def gauge(name: str | tuple[str, dict], value: Any, unit: str = "", description: str = "") -> None:
-        v = _number(value)
+    skipped = skipped if skipped is not None else []
+
+    def skip(name: str, reason: str) -> None:
+        skipped.append((name, reason))
+
+    def gauge(name: str | tuple[str, dict], value: Any, unit: str = "", description: str = "",
+              shown: str | None = None) -> None:
+        v = _gauge_number(value)
         if v is None:
+            if shown is not None and value is not None:  # absent derived values are no news
+                skip(shown, f"value {_shown(value)} is not a number")
             return
         m, tags = add(name, unit, description)
         _set_value(m.gauge.data_points.add(time_unix_nano=now_ns, attributes=tags), v)
 
-    def total(name: str, count: Any, monotonic: bool, unit: str = "", description: str = "") -> None:
-        v = _number(count)
+    def count_of(name: str, body: dict, monotonic: bool) -> float | int | None:
+        v = _number(body.get("count"))
         if v is None:
+            skip(name, "no count" if body.get("count") is None else
+                 f"count {_shown(body.get('count'))} is not a finite number")
+        elif monotonic and v < 0:
+            skip(name, f"count {v} is negative, which a monotonic count never is")
+            return None
+        return v
+
+    def total(name: str, count: Any, monotonic: bool, unit: str = "", description: str = "") -> None:
+        v = count
+        if v is None or not cumulative:
             return
         m, tags = add(name, unit, description)
         m.sum.aggregation_temporality = _CUMULATIVE
@@ -175,43 +218,63 @@ def dropwizard_to_otlp(doc: dict, *, service: str, experiment_id: str = "", now_
         unit = _rate_unit(units)
         base, tags = split_name(name)
         for key in ("m1_rate", "m5_rate", "m15_rate", "mean_rate"):
-            gauge((f"{base}.{key}", tags), body.get(key), unit)
+            gauge((f"{base}.{key}", tags), body.get(key), unit, shown=f"{name} {key}")
 
-    def summary(name: str, body: dict, unit: str, kind: str) -> None:
-        count = _number(body.get("count"))
-        if count is None or count < 0:
-            return
+    def summary(name: str, body: dict, unit: str, kind: str) -> bool:
+        count = count_of(name, body, monotonic=True)
+        if count is None:
+            return False
+        base, tags = split_name(name)
+        for key in ("min", "max", "mean", "stddev"):
+            gauge((f"{base}.{key}", tags), body.get(key), unit, shown=f"{name} {key}")
+        if not cumulative:
+            return True
         mean = _number(body.get("mean")) or 0.0
         m, tags = add(name, unit, f"Dropwizard {kind} (sum = mean x count, an estimate)")
         dp = m.summary.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, attributes=tags,
                                        count=min(int(count), 2 ** 64 - 1), sum=float(mean) * count)
         for key, q in QUANTILES:
-            v = _number(body.get(key))
+            v = _gauge_number(body.get(key))
             if v is not None:
                 dp.quantile_values.add(quantile=q, value=v)
-        base, tags = split_name(name)
-        for key in ("min", "max", "mean", "stddev"):
-            gauge((f"{base}.{key}", tags), body.get(key), unit)
+            elif body.get(key) is not None:
+                skip(f"{name} {key}", f"value {_shown(body.get(key))} is not a number")
+        return True
 
-    for name, body in (doc.get("gauges") or {}).items():
-        if isinstance(body, dict):
+    def bodies(kind: str):
+        section = doc.get(kind)
+        if section is None:
+            return
+        if not isinstance(section, dict):
+            skip(kind, "the section is not an object")
+            return
+        for name, body in section.items():
+            if isinstance(body, dict):
+                yield name, body
+            else:
+                skip(name, f"a {kind[:-1]} that is not an object")
+
+    for name, body in bodies("gauges"):
+        # a gauge may hold anything (text, a list of deadlocked threads ...): only numbers are stored
+        if _gauge_number(body.get("value")) is None:
+            skip(name, f"{NOT_A_NUMBER} {_shown(body.get('value'))}")
+        else:
             gauge(name, body.get("value"), description="Dropwizard gauge")
-    for name, body in (doc.get("counters") or {}).items():
-        if isinstance(body, dict):
-            total(name, body.get("count"), monotonic=False, description="Dropwizard counter")
-    for name, body in (doc.get("meters") or {}).items():
-        if isinstance(body, dict):
-            units = str(body.get("units") or "events/second")
-            total(name, body.get("count"), monotonic=True, unit="{" + units.partition("/")[0].rstrip("s") + "}",
-                  description="Dropwizard meter count")
-            rates(name, body, units)
-    for name, body in (doc.get("histograms") or {}).items():
-        if isinstance(body, dict):
-            summary(name, body, "", "histogram")
-    for name, body in (doc.get("timers") or {}).items():
-        if isinstance(body, dict):
-            unit = _DURATION_UNITS.get(str(body.get("duration_units") or ""), str(body.get("duration_units") or ""))
-            summary(name, body, unit, "timer")
+    for name, body in bodies("counters"):
+        total(name, count_of(name, body, monotonic=False), monotonic=False, description="Dropwizard counter")
+    for name, body in bodies("meters"):
+        count = count_of(name, body, monotonic=True)
+        if count is None:
+            continue
+        units = str(body.get("units") or "events/second")
+        total(name, count, monotonic=True, unit="{" + units.partition("/")[0].rstrip("s") + "}",
+              description="Dropwizard meter count")
+        rates(name, body, units)
+    for name, body in bodies("histograms"):
+        summary(name, body, "", "histogram")
+    for name, body in bodies("timers"):
+        unit = _DURATION_UNITS.get(str(body.get("duration_units") or ""), str(body.get("duration_units") or ""))
+        if summary(name, body, unit, "timer"):
             rates(name, body, str(body.get("rate_units") or "calls/second"))
     return request
 
@@ -289,20 +352,50 @@ def _gauge_value(doc: dict, name: str) -> Any:
     return body.get("value") if isinstance(body, dict) else None
 
 
+def monotonic_counts(doc: dict) -> dict[str, int | float]:
+    """The counts that only go up while a process lives: meters', timers' and histograms'."""
+    counts = {}
+    for kind in ("meters", "timers", "histograms"):
+        section = doc.get(kind)
+        for name, body in (section.items() if isinstance(section, dict) else ()):
+            v = _number(body.get("count")) if isinstance(body, dict) else None
+            if v is not None and v >= 0:
+                counts[f"{kind}/{name}"] = v
+    return counts
+
+
+@dataclass
+class Start:
+    """The start of a scrape's cumulative series: ``start_ns``; ``known`` False for the first scrape
+    of a process without ``jvm.attribute.uptime`` (that scrape is the start, not a point);
+    ``restart`` says why a new process was seen (empty when none)."""
+
+    start_ns: int
+    known: bool = True
+    restart: str = ""
+
+
 class ProcessStarts:
     """When each scraped process began counting, kept in a JSON file across imports.
 
     The start of the cumulative series is the process's own start (now - ``jvm.attribute.uptime``)
-    when the document has it, else the time of the first scrape of that process. A process is
-    told by ``jvm.attribute.name`` (``pid@host``) when present; a lower uptime than before is a
-    restart too. The start found for a process is kept, so every poll and every import of it
+    when the document has it. Without it the process's first scrape is its start: that scrape's
+    cumulative values are held back (a point at its own start is an interval of no length) and
+    the following scrapes carry that start. A new process is told by another
+    ``jvm.attribute.name`` (``pid@host``), an uptime lower than before, or any meter, timer or
+    histogram count lower than the last scrape's (a restarted JVM without ``JvmAttributeGaugeSet``);
+    without uptime its start is then the previous scrape (the restart happened after it), so its
+    points are kept. The start found for a process is kept, so every poll and every import of it
     carries the same start (one series, no false resets).
     """
 
     def __init__(self, path: Path | None):
         self.path = path
+        self._data: dict | None = None
 
     def _load(self) -> dict:
+        if self._data is not None:
+            return self._data
         if self.path is None:
             return {}
         try:
@@ -312,22 +405,39 @@ class ProcessStarts:
         return data if isinstance(data, dict) else {}
 
     def start_ns(self, key: str, doc: dict, now_ns: int) -> int:
+        return self.observe(key, doc, now_ns).start_ns
+
+    def observe(self, key: str, doc: dict, now_ns: int) -> Start:
         data = self._load()
         uptime = _number(_gauge_value(doc, UPTIME_GAUGE))
+        uptime = uptime if uptime is not None and uptime >= 0 else None
         process = _gauge_value(doc, PROCESS_GAUGE)
         process = process if isinstance(process, str) else ""
+        counts = monotonic_counts(doc)
         seen = data.get(key) if isinstance(data.get(key), dict) else {}
-        same = bool(seen) and seen.get("process", "") == process and isinstance(seen.get("start_ns"), int)
-        if same and uptime is not None and isinstance(seen.get("uptime_ms"), (int, float)) and uptime < seen["uptime_ms"]:
-            same = False  # the uptime went back: a new process under the same name
-        if same:
-            start = seen["start_ns"]
-        elif uptime is not None and uptime >= 0:
-            start = now_ns - int(uptime * 1_000_000)
+        restart = ""
+        if seen and isinstance(seen.get("start_ns"), int):
+            before = seen.get("counts") if isinstance(seen.get("counts"), dict) else {}
+            fell = sorted(n for n, v in counts.items() if isinstance(before.get(n), (int, float)) and v < before[n])
+            if seen.get("process", "") != process:
+                restart = f"the process is now {process or 'unnamed'} (was {seen.get('process') or 'unnamed'})"
+            elif uptime is not None and isinstance(seen.get("uptime_ms"), (int, float)) and uptime < seen["uptime_ms"]:
+                restart = f"the uptime went back from {seen['uptime_ms']:g} ms to {uptime:g} ms"
+            elif fell:
+                name = fell[0].partition("/")[2]
+                restart = (f"the count of {name} went down from {before[fell[0]]} to {counts[fell[0]]}"
+                           + (f" (and {len(fell) - 1} more)" if len(fell) > 1 else ""))
+        if seen and isinstance(seen.get("start_ns"), int) and not restart:
+            start = Start(seen["start_ns"])
+        elif uptime is not None:
+            start = Start(now_ns - int(uptime * 1_000_000), restart=restart)
+        elif restart and isinstance(seen.get("scraped_ns"), int) and seen["scraped_ns"] < now_ns:
+            start = Start(seen["scraped_ns"], restart=restart)
         else:
-            start = now_ns
-        data[key] = {"process": process, "start_ns": start,
-                     "uptime_ms": uptime if uptime is not None else None}
+            start = Start(now_ns, known=False, restart=restart)
+        data[key] = {"process": process, "start_ns": start.start_ns, "uptime_ms": uptime, "scraped_ns": now_ns,
+                     "counts": counts}
+        self._data = data
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -350,28 +460,85 @@ def check_experiment(settings, experiment_id: str) -> None:
         service.close()
 
 
+#: Largest OTLP record sent: the hub's ``HUB_MAX_RECORD_BYTES``, at most Kafka's default record limit
+#: (a broker's ``message.max.bytes`` is 1 MiB unless raised).
+MAX_KAFKA_RECORD_BYTES = 1_000_000
+
+
+def split_request(request: ExportMetricsServiceRequest, max_bytes: int) -> list[ExportMetricsServiceRequest]:
+    """``request`` cut into exports of at most ``max_bytes`` serialized bytes each, whole metrics
+    per export, every export with the same resource and scope (any registry size then fits the
+    topic's record limit). A single metric larger than ``max_bytes`` goes alone."""
+    if request.ByteSize() <= max_bytes:
+        return [request]
+    parts: list[ExportMetricsServiceRequest] = []
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            def shell() -> ExportMetricsServiceRequest:
+                part = ExportMetricsServiceRequest()
+                out_rm = part.resource_metrics.add()
+                out_rm.resource.CopyFrom(rm.resource)
+                out_rm.schema_url = rm.schema_url
+                out_sm = out_rm.scope_metrics.add()
+                out_sm.scope.CopyFrom(sm.scope)
+                out_sm.schema_url = sm.schema_url
+                return part
+
+            part, size = None, 0
+            budget = max_bytes - shell().ByteSize() - 16  # the length prefixes that grow with the content
+            for metric in sm.metrics:
+                metric_size = metric.ByteSize() + 6  # its field tag and length
+                if part is None or (size + metric_size > budget and size):
+                    part, size = shell(), 0
+                    parts.append(part)
+                part.resource_metrics[0].scope_metrics[0].metrics.append(metric)
+                size += metric_size
+    return parts
+
+
+def _skipped_text(skipped: list[tuple[str, str]], shown: int = 5) -> str:
+    """The metrics left out, for the poll's line: the unreadable ones with their reasons (the first
+    ``shown``, then how many more), then the gauges that hold no number, by name."""
+    broken = [(n, r) for n, r in skipped if not r.startswith(NOT_A_NUMBER)]
+    texts = [n for n, r in skipped if r.startswith(NOT_A_NUMBER)]
+    parts = []
+    if broken:
+        listed = "; ".join(f"{name}: {reason}" for name, reason in broken[:shown])
+        more = f"; and {len(broken) - shown} more" if len(broken) > shown else ""
+        parts.append(f"{len(broken)} skipped ({listed}{more})")
+    if texts:
+        more = f" and {len(texts) - shown} more" if len(texts) > shown else ""
+        parts.append(f"{len(texts)} gauge(s) not stored, not numbers ({', '.join(texts[:shown])}{more})")
+    return "; ".join(parts)
+
+
 def poll(url: str, *, service: str, bootstrap: str, topic: str, interval: float = 10.0, count: int | None = None,
          experiment_id: str = "", progress: Callable[[str], None] | None = None,
-         sleep: Callable[[float], None] = time.sleep, starts_path: Path | None = None) -> int:
+         sleep: Callable[[float], None] = time.sleep, starts_path: Path | None = None,
+         max_record_bytes: int = MAX_KAFKA_RECORD_BYTES, timeout: float = 10.0) -> int:
     """Fetch ``url`` every ``interval`` seconds (``count`` times, or until interrupted) and publish
     each document to ``topic`` as ``otlp_proto``. Returns the number of polls published.
 
     The first fetch must succeed (a wrong URL is a mistake to report at once); later failures are
     reported through ``progress`` and polling goes on. ``starts_path`` keeps each process's start
-    across imports (``ProcessStarts``).
+    across imports (``ProcessStarts``). A poll goes out in as many records as it takes to keep each
+    under ``max_record_bytes`` (and Kafka's default limit); ``timeout`` bounds each fetch.
     """
     from hub.producer import send_records
 
     if interval <= 0:
         raise UserError("--interval must be positive")
+    if not timeout > 0:
+        raise UserError("--timeout must be positive")
     if count is not None and count <= 0:
         raise UserError("--count must be a positive number")
     starts = ProcessStarts(starts_path)
+    limit = min(max_record_bytes, MAX_KAFKA_RECORD_BYTES)
     done = 0
     while count is None or done < count:
         started = time.monotonic()
         try:
-            doc = fetch(url)
+            doc = fetch(url, timeout)
         except HubError as exc:
             if done == 0:
                 raise
@@ -379,14 +546,26 @@ def poll(url: str, *, service: str, bootstrap: str, topic: str, interval: float 
                 progress(f"poll failed, trying again in {interval:g}s: {exc}")
         else:
             now_ns = time.time_ns()
-            start_ns = starts.start_ns(f"{service} {url}", doc, now_ns)
+            start = starts.observe(f"{service} {url}", doc, now_ns)
+            skipped: list[tuple[str, str]] = []
             request = dropwizard_to_otlp(doc, service=service, experiment_id=experiment_id, now_ns=now_ns,
-                                         start_ns=start_ns)
-            send_records(bootstrap, topic, [(service.encode(), request.SerializeToString())])
+                                         start_ns=start.start_ns, cumulative=start.known, skipped=skipped)
+            parts = split_request(request, limit)
+            send_records(bootstrap, topic, [(service.encode(), part.SerializeToString()) for part in parts])
             done += 1
             if progress:
                 n = len(request.resource_metrics[0].scope_metrics[0].metrics)
-                progress(f"poll {done}: {n} metrics from {url} sent to {topic}")
+                line = f"poll {done}: {n} metrics from {url} sent to {topic}"
+                if len(parts) > 1:
+                    line += f" in {len(parts)} records"
+                if skipped:
+                    line += f"; {_skipped_text(skipped)}"
+                if start.restart:
+                    line += f"; a new process ({start.restart})"
+                if not start.known:
+                    line += ("; counters, meters, timers and histograms start at this scrape "
+                             "(no jvm.attribute.uptime): their points begin with the next poll")
+                progress(line)
         if count is not None and done >= count:
             break
         sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -9,7 +9,9 @@ The set-up fetches the jars from Maven Central with Maven into ~/.cache/gameday-
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +137,7 @@ def expected(doc: dict) -> tuple[dict, dict, dict]:
         base, tags = SPLIT.get(name, (name, {}))
         return base + suffix, tuple(sorted(tags.items()))
 
+    assert doc["gauges"]["cache.miss.ratio"] == {"value": "NaN"}
     for name, body in doc["gauges"].items():
         if isinstance(body["value"], (int, float)) and name != "jvm.attribute.uptime":
             gauges[key(name)] = body["value"]
@@ -192,9 +195,9 @@ def test_two_imports_of_a_real_registry_store_every_metric_with_the_process_star
     assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_summary WHERE {where}", n_summaries, timeout=90) \
         == n_summaries
     assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_sum WHERE {where}", n_sums, timeout=60) == n_sums
-    # the uptime gauge is stored too, one per import
-    assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_gauge WHERE {where}", n_gauges + 2, timeout=60) \
-        == n_gauges + 2
+    # the uptime and NaN gauges are stored too, one each per import
+    assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_gauge WHERE {where}", n_gauges + 4, timeout=60) \
+        == n_gauges + 4
 
     gauges = stored(worker, "otel_metrics_gauge", service, "Value")
     sums = stored(worker, "otel_metrics_sum", service, "Value")
@@ -205,6 +208,7 @@ def test_two_imports_of_a_real_registry_store_every_metric_with_the_process_star
     for (g_time, got_g), (s_time, got_s), (q_time, got_q), (want_g, want_s, want_q) in zip(
             sorted(gauges.items()), sorted(sums.items()), sorted(summaries.items()), want):
         got_g = {k: v for k, (v, _) in got_g.items() if k[0] != "jvm.attribute.uptime"}
+        assert math.isnan(float(got_g.pop(("cache.miss.ratio", ()))))  # served as "NaN", stored as NaN
         assert got_g == {k: float(v) for k, v in want_g.items()}
         assert {k: v for k, (v, _) in got_s.items()} == {k: float(v) for k, v in want_s.items()}
         assert {k: (c, [tuple(p) for p in qs]) for k, ((c, qs), _) in got_q.items()} == want_q
@@ -218,7 +222,7 @@ def test_two_imports_of_a_real_registry_store_every_metric_with_the_process_star
     # hub status says what is stored, per table
     assert worker.wait_for(f"SELECT count() FROM hub.experiment_events WHERE experiment_id = '{experiment}'", 2) == 2
     status = hub(worker, "status").stdout
-    assert (f"stored per table: experiment_events=2 otel_metrics_gauge={n_gauges + 2} otel_metrics_sum={n_sums} "
+    assert (f"stored per table: experiment_events=2 otel_metrics_gauge={n_gauges + 4} otel_metrics_sum={n_sums} "
             f"otel_metrics_summary={n_summaries}") in status  # created and checked, then the metrics
 
 
@@ -229,3 +233,61 @@ def test_a_registry_that_does_not_answer_is_one_line(worker):
     gone = hub(worker, "import", "dropwizard", url, "--service", "patients", "--count", "1", check=False)
     assert gone.returncode == 1 and gone.stderr.startswith("hub: cannot reach http://127.0.0.1:")
     assert len(gone.stderr.strip().splitlines()) == 1
+
+
+TIMER = {"count": 0, "max": 1.0, "mean": 0.5, "min": 0.1, "p50": 0.5, "p75": 0.6, "p95": 0.9, "p98": 0.95, "p99": 0.99,
+         "p999": 1.0, "stddev": 0.1, "m15_rate": 1.0, "m1_rate": 1.0, "m5_rate": 1.0, "mean_rate": 1.0,
+         "duration_units": "seconds", "rate_units": "calls/second"}
+
+
+@pytest.fixture
+def served():
+    """A metrics document served over HTTP as an admin port serves it (set ``document``)."""
+    import http.server
+    import threading
+
+    state = {"document": b"{}"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(state["document"])))
+            self.end_headers()
+            self.wfile.write(state["document"])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_registry_of_thousands_of_tagged_timers_is_imported_whole(worker, served):
+    state, url = served
+    n = 3000
+    # handler names of letters: the store masks identifier-like path segments in attributes
+    handlers = ["".join("abcdefghijklmnopqrstuvwxyz"[i // 26 ** k % 26] for k in range(3)) for i in range(n)]
+    timers = {f"http.server.requests{{method=GET,handler={h},status=200}}": dict(TIMER, count=i)
+              for i, h in enumerate(handlers)}
+    # the document MetricsServlet writes for such a registry, JVM attributes included
+    state["document"] = json.dumps({
+        "version": "4.0.0", "gauges": {"jvm.attribute.uptime": {"value": 120_000},
+                                       "jvm.attribute.name": {"value": "4242@patients-1"}},
+        "counters": {}, "histograms": {}, "meters": {}, "timers": timers}).encode()
+    service = f"many-{uuid.uuid4().hex[:6]}"
+    result = hub(worker, "import", "dropwizard", url, "--service", service, "--count", "1")
+    sent = re.search(r"poll 1: (\d+) metrics from \S+ sent to \S+ in (\d+) records", result.stderr)
+    assert sent and int(sent.group(1)) == 9 * n + 1 and int(sent.group(2)) > 3, result.stderr
+    where = f"ServiceName = '{service}'"
+    assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_summary WHERE {where}", n, timeout=120) == n
+    assert worker.wait_for(f"SELECT count() FROM hub.otel_metrics_gauge WHERE {where}", 8 * n + 1, timeout=60) \
+        == 8 * n + 1  # min, max, mean, stddev and four rates per timer, and the uptime
+    assert worker.sql(f"SELECT sum(Count), uniqExact(Attributes['handler']), uniqExact(StartTimeUnix) "
+                      f"FROM hub.otel_metrics_summary WHERE {where}") == [[n * (n - 1) // 2, n, 1]]

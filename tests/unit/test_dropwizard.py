@@ -3,6 +3,8 @@ cumulative series from the process's uptime, kept across imports."""
 
 from __future__ import annotations
 
+import math
+
 from hub.integrations import dropwizard
 
 BIG = 2 ** 53 + 1  # the first integer a double cannot hold
@@ -63,3 +65,69 @@ def test_cumulative_series_start_when_the_process_started_and_keep_that_start(tm
     bare = {"counters": {"c": {"count": 1}}}
     assert dropwizard.ProcessStarts(path).start_ns("other url", bare, 5) == 5
     assert dropwizard.ProcessStarts(path).start_ns("other url", bare, 9) == 5
+
+
+def test_not_finite_gauges_are_kept_and_unreadable_metrics_are_named():
+    # Jackson writes a double that is not finite as a string; Python's json reads the bare tokens as floats
+    doc = {"gauges": {"g.nan": {"value": "NaN"}, "g.inf": {"value": "Infinity"}, "g.ninf": {"value": "-Infinity"},
+                      "g.huge": {"value": float("inf")}, "g.list": {"value": [1, 2]}, "g.null": {"value": None},
+                      "g.ok": {"value": 7}},
+           "counters": {"c.str": {"count": "abc"}, "c.ok": {"count": -3}},
+           "meters": {"m.neg": {"count": -1, "m1_rate": 0, "m5_rate": 0, "m15_rate": 0, "mean_rate": 0}},
+           "histograms": {"h.bad": {"count": "x", "p50": "y"}},
+           "timers": {"t.list": [1, 2, 3], "t.p": {"count": 2, "p50": "x", "mean": "NaN", "duration_units": "seconds"}}}
+    skipped = []
+    got = points(dropwizard.dropwizard_to_otlp(doc, service="s", now_ns=2, start_ns=1, skipped=skipped))
+    assert math.isnan(got[("g.nan", ())].as_double)
+    assert got[("g.inf", ())].as_double == math.inf == got[("g.huge", ())].as_double
+    assert got[("g.ninf", ())].as_double == -math.inf
+    assert math.isnan(got[("t.p.mean", ())].as_double)
+    assert got[("c.ok", ())].as_int == -3 and got[("g.ok", ())].as_int == 7 and got[("t.p", ())].count == 2
+    reasons = dict(skipped)
+    assert set(reasons) == {"g.list", "g.null", "c.str", "m.neg", "h.bad", "t.list", "t.p p50"}
+    assert reasons["c.str"] == 'count "abc" is not a finite number'
+    assert reasons["m.neg"] == "count -1 is negative, which a monotonic count never is"
+    assert ("m.neg", ()) not in got and ("m.neg.m1_rate", ()) not in got and ("h.bad", ()) not in got
+    assert reasons["g.list"] == "gauge value is not a number: [1, 2]"
+    assert dropwizard._skipped_text(skipped, shown=2) == (
+        'c.str: count "abc" is not a finite number; m.neg: count -1 is negative, which a monotonic count never is; '
+        "and 3 more); 2 gauge(s) not stored, not numbers (g.list, g.null)").replace("c.str", "5 skipped (c.str", 1)
+
+
+def test_a_count_that_goes_down_is_a_new_process_and_an_unknown_start_is_no_point(tmp_path):
+    starts = dropwizard.ProcessStarts(tmp_path / "starts.json")
+
+    def scrape(hits):
+        return {"meters": {"hits": {"count": hits}}, "counters": {"active": {"count": 3}}}
+
+    # no uptime: the first scrape is the start, and carries no cumulative point (no interval of no length)
+    first = starts.observe("svc url", scrape(900), 1_000)
+    assert (first.start_ns, first.known, first.restart) == (1_000, False, "")
+    request = dropwizard.dropwizard_to_otlp(scrape(900), service="s", now_ns=1_000, start_ns=first.start_ns,
+                                            cumulative=first.known)
+    assert points(request) == {}
+    assert dropwizard.ProcessStarts(tmp_path / "starts.json").observe("svc url", scrape(1000), 2_000) \
+        == dropwizard.Start(1_000)
+    # the JVM restarted without JvmAttributeGaugeSet: the meter went back, a new start after the last scrape
+    restarted = dropwizard.ProcessStarts(tmp_path / "starts.json").observe("svc url", scrape(10), 3_000)
+    assert restarted.start_ns == 2_000 and restarted.known
+    assert restarted.restart == "the count of hits went down from 1000 to 10"
+    assert dropwizard.ProcessStarts(tmp_path / "starts.json").observe("svc url", scrape(20), 4_000) \
+        == dropwizard.Start(2_000)
+
+
+def test_a_large_registry_is_cut_into_records_under_the_limit():
+    timer = {"count": 5, "max": 1.0, "mean": 0.5, "min": 0.1, "p50": 0.5, "p75": 0.6, "p95": 0.9, "p98": 0.95,
+             "p99": 0.99, "p999": 1.0, "stddev": 0.1, "m15_rate": 1, "m1_rate": 1, "m5_rate": 1, "mean_rate": 1,
+             "duration_units": "seconds", "rate_units": "calls/second"}
+    doc = {"version": "4.0.0", "timers": {
+        f"http.server.requests{{method=GET,uri=/api/v1/resource/{i:06d},status=200}}": dict(timer, count=i)
+        for i in range(3000)}}
+    request = dropwizard.dropwizard_to_otlp(doc, service="s", experiment_id="exp-1", now_ns=2, start_ns=1)
+    assert request.ByteSize() > 3_000_000
+    parts = dropwizard.split_request(request, 1_000_000)
+    assert len(parts) > 3 and all(part.ByteSize() <= 1_000_000 for part in parts)
+    assert all(part.resource_metrics[0].resource == request.resource_metrics[0].resource for part in parts)
+    assert [m for part in parts for m in part.resource_metrics[0].scope_metrics[0].metrics] \
+        == list(request.resource_metrics[0].scope_metrics[0].metrics)
+    assert dropwizard.split_request(request, request.ByteSize()) == [request]

@@ -66,6 +66,7 @@ public class DropwizardRegistry {
     REGISTRY.register("jvm.attribute", new JvmAttributeGaugeSet());
     REGISTRY.register("queue.depth", (Gauge<Integer>) () -> 17);
     REGISTRY.register("cache.hit.ratio", (Gauge<Double>) () -> 0.75);
+    REGISTRY.register("cache.miss.ratio", (Gauge<Double>) () -> Double.NaN);  // Jackson writes "NaN"
     REGISTRY.register("kafka.topic=orders.partition=3.lag", (Gauge<Long>) () -> 4096L);
     step();
     Server server = new Server(0);
