@@ -42,6 +42,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -54,6 +55,8 @@ __all__ = ["NotSpinnakerEvent", "SpinnakerEvent", "parse_event", "spinnaker_even
 
 ROUTE = "/v1/integrations/spinnaker"
 ACTOR = "spinnaker"
+#: The ``details.source`` of the events recorded: Orca's (Igor's, Gate's ... are ignored).
+ORCA = "orca"
 _PARAMETER_KEYS = ("experiment_id", "experiment")
 #: Orca statuses that are failures of the stage or execution (``ExecutionStatus``).
 FAILED = frozenset({"TERMINAL", "FAILED_CONTINUE", "STOPPED"})
@@ -143,6 +146,7 @@ class SpinnakerEvent:
     stage_type: str = ""
     synthetic: bool = False
     at: dt.datetime | None = None  # when it happened, by Spinnaker's own clock
+    source: str = ""           # details.source (Orca's events say "orca")
 
 
 def _stage_of(content: dict, execution: dict) -> dict:
@@ -164,8 +168,10 @@ def parse_event(payload: Any, parse: Callable[[str], Any] = _default_parse) -> S
     phase = parts[2] if len(parts) == 3 else ""
     execution = _dict(content.get("execution"))
     application = str(details.get("application") or execution.get("application") or "")
+    source = details.get("source")
     event = SpinnakerEvent(kind=kind, level=level, phase=phase, application=application,
-                           event_id=str(payload.get("eventId") or ""), execution=execution, content=content)
+                           event_id=str(payload.get("eventId") or ""), execution=execution, content=content,
+                           source=source if isinstance(source, str) else "")
     if level == "stage":
         event.stage = _stage_of(content, execution)
         event.status = str(event.stage.get("status") or _PHASE_STATUS.get(phase, phase.upper()))
@@ -218,6 +224,9 @@ def _parameter_experiment(execution: dict, content: dict) -> str | None:
             value = params.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
+            if value is not None and not isinstance(value, str):
+                raise NotSpinnakerEvent(f"the pipeline parameter {key} must be a string (an experiment id), "
+                                        f"not {json.dumps(value)[:60]}")
     return None
 
 
@@ -249,7 +258,9 @@ def _cut(text: str, limit: int = MAX_REASON_CHARS) -> str:
 def _errors(context: dict) -> list[str]:
     """The error texts Orca keeps in a stage context (``exception.details.errors``/``error``)."""
     details = _dict(_dict(context.get("exception")).get("details"))
-    found = [str(e) for e in (details.get("errors") or []) if isinstance(e, (str, int, float)) and str(e).strip()]
+    errors = details.get("errors")
+    errors = [errors] if isinstance(errors, str) else errors if isinstance(errors, list) else []
+    found = [str(e) for e in errors if isinstance(e, (str, int, float)) and not isinstance(e, bool) and str(e).strip()]
     if not found and isinstance(details.get("error"), str) and details["error"].strip():
         found.append(details["error"])
     for key in ("failureMessage", "errorMessage"):
@@ -300,19 +311,30 @@ def kayenta_verdict(event: SpinnakerEvent) -> dict | None:
         not event.stage_type and "canaryConfig" in context and "intervalStageId" in context)
     if event.level != "stage" or event.phase == "starting" or not is_kayenta:
         return None
-    scores = [s for s in (context.get("canaryScores") or []) if isinstance(s, (int, float)) and not isinstance(s, bool)]
+    given = context.get("canaryScores")
+    scores = [s for s in (given if isinstance(given, list) else []) if _is_score(s)]
+    unreadable = given not in (None, []) and not scores
     if not scores:  # folded from the Run Canary stages when the aggregate did not run
         for child in _descendants(event, event.stage.get("id") or event.content.get("stageId")):
             score = _dict(child.get("context")).get("canaryScore")
-            if child.get("type") == "runCanary" and isinstance(score, (int, float)) and not isinstance(score, bool):
+            if child.get("type") == "runCanary" and _is_score(score):
                 scores.append(score)
+        unreadable = unreadable and not scores
     thresholds = _dict(_dict(context.get("canaryConfig")).get("scoreThresholds"))
     verdict = "pass" if event.status == "SUCCEEDED" else "fail" if event.status in FAILED else "inconclusive"
     if not scores and verdict != "fail":
         verdict = "inconclusive"
-    return {"verdict": verdict, "score": scores[-1] if scores else None, "scores": scores,
-            "pass": thresholds.get("pass"), "marginal": thresholds.get("marginal"),
-            "message": str(context.get("canaryScoreMessage") or "")}
+    found = {"verdict": verdict, "score": scores[-1] if scores else None, "scores": scores,
+             "pass": thresholds.get("pass") if _is_score(thresholds.get("pass")) else None,
+             "marginal": thresholds.get("marginal") if _is_score(thresholds.get("marginal")) else None,
+             "message": str(context.get("canaryScoreMessage") or "")}
+    if unreadable:
+        found["unreadable"] = f"canaryScores {json.dumps(given)[:60]} is not a list of numbers"
+    return found
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def note_id_for(event_id: str) -> str | None:
@@ -335,6 +357,9 @@ def spinnaker_event_to_note(payload: Any, experiments: Iterable[ExperimentState]
     stages too. Raises ``NotSpinnakerEvent`` for a payload that is no Echo event.
     """
     event = payload if isinstance(payload, SpinnakerEvent) else parse_event(payload)
+    if event.source and event.source.lower() != ORCA:
+        return None, {"ignored": f"events from {event.source!r} are not recorded (Orca's pipeline and stage "
+                                 "events are)"}
     if event.level == "other":
         return None, {"ignored": f"event type {event.kind!r} is not recorded (pipeline and stage events are)"}
     content, execution = event.content, event.execution
@@ -374,7 +399,8 @@ def spinnaker_event_to_note(payload: Any, experiments: Iterable[ExperimentState]
         reasons.append("canceled" + (f" by {who}" if who else "") + (f": {why}" if why else ""))
     kayenta = kayenta_verdict(event)
     if kayenta is not None:
-        score = "no score" if kayenta["score"] is None else f"score {_score_text(kayenta['score'])}"
+        score = ("score unreadable: " + kayenta["unreadable"] if kayenta.get("unreadable") else "no score") \
+            if kayenta["score"] is None else f"score {_score_text(kayenta['score'])}"
         limits = ", ".join(f"{k} {_score_text(kayenta[k])}" for k in ("pass", "marginal") if kayenta[k] is not None)
         text += f"; Kayenta canary verdict {kayenta['verdict']}, {score}" + (f" (thresholds: {limits})" if limits else "")
     reasons = list(dict.fromkeys(reasons))
@@ -423,6 +449,18 @@ def placement(state: ExperimentState, at: dt.datetime | None, arrived: dt.dateti
     return when, 0.0
 
 
+#: The tag of an event that happened after its experiment ended (named by ``experiment_id``).
+AFTER_RUN = "after-run"
+
+
+def after_run(state: ExperimentState, happened: dt.datetime) -> float | None:
+    """Seconds by which an event that ``happened`` after the experiment ended follows its end (None
+    when it happened before, or the experiment has not ended)."""
+    if state.ended_at is None or happened <= state.ended_at:
+        return None
+    return (happened - state.ended_at).total_seconds()
+
+
 def add_spinnaker_routes(app, settings, json_response, store=None) -> None:
     """Register ``POST /v1/integrations/spinnaker`` on an aiohttp application.
 
@@ -453,17 +491,23 @@ def add_spinnaker_routes(app, settings, json_response, store=None) -> None:
         def decide(state: ExperimentState):
             at, late = placement(state, note["at"], arrived)
             text, tags = note["text"], note["tags"]
+            happened = min(note["at"], arrived) if note["at"] is not None else arrived
             if late > 0:
-                happened = min(note["at"], arrived)
                 placed["late"] = {"happened_at": happened.isoformat(), "recorded_at": at.isoformat(),
                                   "seconds": round(late, 3)}
                 text = f"{text} [late: happened at {happened.isoformat()}, {late:.3f}s before the event it follows]"
                 tags = tags + ["late"]
+            after = after_run(state, happened)
+            if after is not None:
+                placed["after_run"] = {"happened_at": happened.isoformat(), "ended_at": state.ended_at.isoformat(),
+                                       "seconds": round(after, 3)}
+                text = f"{text} [after the run: {after:.3f}s after the experiment ended at {state.ended_at.isoformat()}]"
+                tags = tags + [AFTER_RUN]
             return lifecycle.add_note(state, text, ACTOR, at, note_kind=note["note_kind"], tags=tags,
                                       expected=note["expected"], actual=note["actual"], note_id=note["note_id"])
 
         events = service.command(experiment_id, decide)
-        if events and store is not None and note.get("kayenta"):
+        if events and store is not None and note.get("kayenta") and note["kayenta"]["score"] is not None:
             store_kayenta_verdict(store, experiment_id, note["kayenta"], events[0].time)
         return experiment_id, note, events, placed
 
@@ -501,8 +545,9 @@ def add_spinnaker_routes(app, settings, json_response, store=None) -> None:
             return json_response({"experiment_id": experiment_id, "duplicate": placed["duplicate"]}, status=200)
         body = {"experiment_id": experiment_id, "text": events[0].text, "tags": list(events[0].tags),
                 "events": [json.loads(encode_event(e)) for e in events]}
-        if "late" in placed:
-            body["late"] = placed["late"]
+        for key in ("late", "after_run"):
+            if key in placed:
+                body[key] = placed[key]
         return json_response(body, status=202)
 
     app.router.add_post(ROUTE, receive)

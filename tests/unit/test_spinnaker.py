@@ -166,3 +166,47 @@ def test_wrapped_and_flattened_bodies_and_orchestration_descriptions():
     for bad in ({"eventName": "x", "payload": "not json"}, {"details": "{", "content": {}}):
         with pytest.raises(spinnaker.NotSpinnakerEvent):
             spinnaker.spinnaker_event_to_note(bad)
+
+
+def test_events_from_other_sources_are_ignored():
+    run = execution("patients", [], "SUCCEEDED", sec(0), sec(9), parameters={"experiment_id": "exp-x"})
+    event = execution_event(run, "complete", sec(10))
+    assert spinnaker.spinnaker_event_to_note(event)[0] == "exp-x"
+    for source in ("igor", "gate", "ORCA-proxy"):
+        experiment_id, note = spinnaker.spinnaker_event_to_note(dict(event, details=dict(event["details"],
+                                                                                          source=source)))
+        assert experiment_id is None and note == {
+            "ignored": f"events from {source!r} are not recorded (Orca's pipeline and stage events are)"}
+    assert spinnaker.spinnaker_event_to_note(dict(event, details=dict(event["details"], source="Orca")))[0] == "exp-x"
+
+
+def test_an_error_given_as_a_string_is_one_error():
+    deploy = stage("Deploy", "deploy", "TERMINAL", sec(1), sec(9),
+                   {"exception": {"details": {"errors": "not-a-list of errors"}}})
+    run = execution("patients", [deploy], "TERMINAL", sec(0), sec(10), parameters={"experiment_id": "exp-x"})
+    _, note = spinnaker.spinnaker_event_to_note(stage_event(run, deploy, "failed", sec(10)))
+    assert note["actual"] == "not-a-list of errors"
+
+
+def test_an_experiment_id_that_is_not_a_string_is_refused():
+    for value in (12, ["exp-x"], {"id": "exp-x"}, True):
+        run = execution("patients", [], "SUCCEEDED", sec(0), sec(9), parameters={"experiment_id": value})
+        with pytest.raises(spinnaker.NotSpinnakerEvent, match="experiment_id must be a string"):
+            spinnaker.spinnaker_event_to_note(execution_event(run, "complete", sec(10)), [started("exp-k", sec(0))])
+
+
+def test_an_unreadable_kayenta_score_is_said_and_is_no_verdict():
+    run, parent, _ = kayenta_pipeline()
+    parent["context"].update(canaryScores="abc", canaryConfig={"scoreThresholds": {"pass": "high", "marginal": None}})
+    for child in run["stages"]:
+        child["context"].pop("canaryScore", None)
+    _, note = spinnaker.spinnaker_event_to_note(stage_event(run, parent, "failed", sec(401)))
+    assert note["kayenta"]["score"] is None and note["kayenta"]["pass"] is None
+    assert 'Kayenta canary verdict fail, score unreadable: canaryScores "abc" is not a list of numbers' in note["text"]
+
+
+def test_an_event_after_the_experiment_ended_is_marked():
+    state = started("exp-done", sec(0))
+    state = lifecycle.apply(state, lifecycle.complete(state, "ana", sec(100)))
+    assert spinnaker.after_run(state, sec(160)) == 60.0
+    assert spinnaker.after_run(state, sec(100)) is None and spinnaker.after_run(started("exp-on", sec(0)), sec(160)) is None
