@@ -104,6 +104,8 @@ mongo es elastic rabbit nats ha lock leader follower portal records record chart
 lookup flow failover chaos gameday exp experiment drill
 """.split())
 _TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
+#: A person's name (one to four capitalised words) or a handle without spaces (``root@vm``, ``ana.k``).
+_PERSON: Final = re.compile(r"[A-Z][A-Za-z'.-]*(?: [A-Z][A-Za-z'.-]*){0,3}|[A-Za-z0-9@][A-Za-z0-9._@:/+-]{0,63}")
 #: Name detectors, which a token of ``INFRA_WORDS`` in a structural value turns off for that value.
 _NAME_DETECTORS: Final = frozenset({"name", "name_known", "name_known_last", "name_title", "name_clinical",
                                     "name_context", "name_given"})
@@ -595,7 +597,9 @@ class _Engine:
                 suffix = _EXPERIMENT_SUFFIX.match(probe)
                 if suffix is not None and (shape == "alert" or suffix.end() == len(probe)):
                     probe = probe[:suffix.start(1)] + "x" + probe[suffix.end(1):]
-            allowed = self._no_names if infra else self._all
+            # a person of the team (``actor``, the definition's staff fields): a name of capitalised
+            # words or a handle without spaces is no patient's name; other detectors still apply
+            allowed = self._no_names if infra or (shape == "actor" and _PERSON.fullmatch(out)) else self._all
             joined = None if infra else _PHI_JOINED.search(out)
             if (joined is not None and joined.group(1).lower() not in COLLECTION_ROUTE_WORDS) or (
                     shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
@@ -630,7 +634,12 @@ class _Engine:
         except orjson.JSONDecodeError:
             out = self.text(value, hits)
         else:
-            new = self._walk(doc, hits, 0)
+            if isinstance(doc, dict) and isinstance(doc.get("kind"), str) and "experiment_id" in doc and "event_id" in doc:
+                from hub.redaction.events import redact_event_doc  # an experiment event: as it was appended
+
+                new = redact_event_doc(self, doc, hits, stored=True)
+            else:
+                new = self._walk(doc, hits, 0)
             if new is not doc:
                 return orjson.dumps(new).decode()
             out = self.text(value, hits) if not isinstance(doc, (dict, list)) else value

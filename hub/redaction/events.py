@@ -21,9 +21,11 @@ from typing import Any, Final
 
 import msgspec
 
+from hub.masking import mask_url
+from hub.redaction.columns import STAFF_FIELDS
 from hub.redaction.policy import RedactionPolicy, RedactionStats, default_policy
 
-__all__ = ["redact_event", "KEPT_FIELDS"]
+__all__ = ["redact_event", "redact_event_doc", "KEPT_FIELDS"]
 
 #: Fields of an event that identify or order it: never redacted.
 KEPT_FIELDS: Final = frozenset({"kind", "experiment_id", "event_id", "time", "sequence", "fault_id", "note_id",
@@ -37,25 +39,79 @@ def redact_event(event, policy: RedactionPolicy | None = None, stats: RedactionS
     engine = (policy or default_policy()).engine()
     doc: dict[str, Any] = msgspec.to_builtins(event)
     hits: list[str] = []
+    out = redact_event_doc(engine, doc, hits)
+    if stats is not None and hits:
+        stats.add("experiments", hits)
+    if out is doc:
+        return event
+    return msgspec.convert(out, type(event))
+
+
+def redact_event_doc(engine, doc: dict[str, Any], hits: list, *, stored: bool = False) -> dict[str, Any]:
+    """An experiment event as JSON-like data, redacted as ``redact_event`` does; ``doc`` itself when
+    nothing changed. ``stored``: the copy in the store (``experiment_events.payload``), which
+    dashboards read, carries the halt targets' URLs masked (``hub.masking.mask_url``: credentials
+    and query values ``***``); the experiment log keeps them as written, since the judge calls them."""
     out = None
     for key, value in doc.items():
         if key in KEPT_FIELDS or value in (None, "", [], {}) or isinstance(value, (bool, int, float)):
             continue
         if key == "definition" and isinstance(value, dict):
-            # The experiment id stays as created; the halt targets are endpoints the judge calls
-            # (masked wherever they are shown, hub.masking), so they stay as written too.
-            kept = {k: value[k] for k in ("id", "halt") if k in value}
-            rest = {k: v for k, v in value.items() if k not in kept}
-            walked = engine._walk(rest, hits, 1)
-            new = value if walked is rest else {**kept, **walked}
+            new = _definition(engine, value, hits, stored)
         else:
             new = engine._walk({key: value}, hits, 0)[key]
         if new is not value:
             if out is None:
                 out = dict(doc)
             out[key] = new
-    if stats is not None and hits:
-        stats.add("experiments", hits)
-    if out is None:
-        return event
-    return msgspec.convert(out, type(event))
+    return doc if out is None else out
+
+
+def _definition(engine, value: dict[str, Any], hits: list, stored: bool) -> dict[str, Any]:
+    """The definition: its id as created, its halt targets as written (masked in the store), the
+    names of the team (``STAFF_FIELDS``) checked against the ``actor`` shape, the rest free text."""
+    out = {}
+    changed = False
+    rest = {k: v for k, v in value.items() if k not in ("id", "halt") and k not in STAFF_FIELDS}
+    walked = engine._walk(rest, hits, 1)
+    for k, v in value.items():
+        if k == "id":
+            new = v
+        elif k == "halt":
+            new = v
+            if stored and isinstance(v, list):
+                targets = [{**h, "url": mask_url(h["url"])} if isinstance(h, dict) and isinstance(h.get("url"), str)
+                           else h for h in v]
+                new = v if targets == v else targets
+        elif k in STAFF_FIELDS:
+            if isinstance(v, list):
+                items = [_staff(engine, item, STAFF_FIELDS[k], hits) for item in v]
+                new = v if all(a is b for a, b in zip(items, v)) else items
+            else:
+                new = _staff(engine, v, STAFF_FIELDS[k], hits)
+        else:
+            new = walked.get(k, v) if walked is not rest else v
+        changed = changed or new is not v
+        out[k] = new
+    if walked is not rest:  # a key replaced by the walk (not shaped like a key) is in walked only
+        for k, v in walked.items():
+            if k not in rest:
+                out[k], changed = v, True
+        for k in rest:
+            if k not in walked:
+                out.pop(k, None)
+    return out if changed else value
+
+
+def _staff(engine, item, key: str, hits: list):
+    """A participant, prerequisite or environment: its person field (``key``) checked against the
+    ``actor`` shape (a name or handle of the team is kept as written), the rest walked as free text."""
+    if not isinstance(item, dict):
+        return engine._walk(item, hits, 2)
+    person = item.get(key)
+    others = {k: v for k, v in item.items() if k != key}
+    walked = engine._walk(others, hits, 2)
+    masked = engine.struct("actor", person, hits) if isinstance(person, str) and person else person
+    if walked is others and masked is person:
+        return item
+    return {k: masked if k == key else walked[k] for k in item} if key in item else walked
