@@ -304,9 +304,13 @@ def phase_at(phases: list[dict], epoch: float) -> str:
 
 
 def _notes(query: Query, db: str, eid: str, phases: list[dict]) -> list[dict]:
+    # notes stamped with the same time keep the order of the experiment's log (its sequence), as `hub history`
     rows = _rows(query(
-        f"SELECT note_id, note_kind, text, expected, actual, tags, actor, {_epoch('time')} AS time "
-        f"FROM {db}.experiment_notes WHERE experiment_id = {lit(eid)} ORDER BY time"))
+        "SELECT JSONExtractString(payload, 'note_id') AS note_id, JSONExtractString(payload, 'note_kind') AS note_kind, "
+        "JSONExtractString(payload, 'text') AS text, JSONExtractString(payload, 'expected') AS expected, "
+        "JSONExtractString(payload, 'actual') AS actual, JSONExtract(payload, 'tags', 'Array(String)') AS tags, "
+        f"actor, {_epoch('time')} AS time FROM {db}.experiment_events "
+        f"WHERE experiment_id = {lit(eid)} AND kind = 'note_added' ORDER BY time, sequence"))
     for r in rows:
         r["phase"] = phase_at(phases, float(r["time"]))
         if isinstance(r["tags"], str):

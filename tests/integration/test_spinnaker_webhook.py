@@ -126,3 +126,85 @@ def test_a_kayenta_verdict_lands_beside_the_hub_canary_verdicts_and_its_waits_st
     [note] = notes(worker, experiment)
     assert note.note_kind == "surprise"
     assert note.actual == "Final canary score 61.5 is below the pass score threshold."
+
+
+def test_other_sources_bad_parameters_unreadable_scores_and_runs_after_the_end(worker):
+    from hub.report.build import build_report
+
+    application = f"patients{uuid.uuid4().hex[:6]}"
+    experiment, started = start_experiment(worker, application)
+    time.sleep(1.0)
+    at = lambda s: started + dt.timedelta(seconds=s)  # noqa: E731
+    run = execution(application, [], "SUCCEEDED", at(0.1), at(0.2), parameters={"experiment_id": experiment})
+    event = execution_event(run, "complete", at(0.3))
+    # an event from Igor (a build trigger), not Orca: ignored, as documented
+    status, body = post(worker, dict(event, details=dict(event["details"], source="igor")))
+    assert status == 200 and "'igor'" in body["ignored"]
+    # an experiment id that is no string is a bad request; one the hub does not know, 404
+    for value in (12, ["x"]):
+        bad = execution(application, [], "SUCCEEDED", at(0.1), at(0.2), parameters={"experiment_id": value})
+        status, body = post(worker, execution_event(bad, "complete", at(0.3)))
+        assert status == 400 and "must be a string" in body["error"]
+    unknown = execution(application, [], "SUCCEEDED", at(0.1), at(0.2), parameters={"experiment_id": "exp-nobody"})
+    assert post(worker, execution_event(unknown, "complete", at(0.3)))[0] == 404
+    # a Kayenta stage whose scores cannot be read: a note that says so, no verdict row
+    canary = stage("Canary Analysis", "kayentaCanary", "TERMINAL", at(0.1), at(0.4), {
+        "canaryConfig": {"scoreThresholds": {"pass": "high", "marginal": None}}, "intervalStageId": "I",
+        "canaryScores": "abc"})
+    garbled = execution(application, [canary], "TERMINAL", at(0.05), at(0.5), parameters={"experiment_id": experiment})
+    status, body = post(worker, stage_event(garbled, canary, "failed", at(0.4)))
+    assert status == 202 and "score unreadable" in body["text"]
+    assert worker.sql(f"SELECT count() FROM hub.canary_verdicts WHERE experiment_id = '{experiment}'") == [[0]]
+    # five stage starts that arrive after the canary's end: all placed at its time, in the order they came
+    smokes = [stage(f"Smoke {i}", "wait", "SUCCEEDED", at(0.1 + i / 100), at(0.3)) for i in (3, 1, 4, 2, 5)]
+    late_run = execution(application, smokes, "SUCCEEDED", at(0.05), at(0.3), parameters={"experiment_id": experiment})
+    for smoke in smokes:
+        assert post(worker, stage_event(late_run, smoke, "starting", at(0.2)))[1]["late"]
+    # a pipeline run entirely after the experiment completed, naming it: recorded, marked after the run
+    svc = ExperimentService(worker.settings)
+    try:
+        svc.command(experiment, lambda s: lifecycle.complete(s, "ana", dt.datetime.now(dt.timezone.utc)))
+        ended = svc.get(experiment).ended_at
+    finally:
+        svc.close()
+    time.sleep(0.5)
+    after = execution(application, [], "SUCCEEDED", ended + dt.timedelta(seconds=0.2), ended + dt.timedelta(seconds=0.4),
+                      parameters={"experiment_id": experiment})
+    status, body = post(worker, execution_event(after, "complete", ended + dt.timedelta(seconds=0.5)))
+    assert status == 202 and "after-run" in body["tags"] and body["after_run"]["seconds"] == pytest.approx(0.4, abs=0.002)
+    assert "[after the run: 0.400s after the experiment ended at" in body["text"]
+
+    recorded = [n.text for n in notes(worker, experiment)]
+    assert [t.split(" (execution")[0].split("'")[-2] for t in recorded[1:6]] == [s["name"] for s in smokes]
+    worker.wait_for(f"SELECT count() FROM hub.experiment_notes WHERE experiment_id = '{experiment}'", len(recorded))
+    report = build_report(experiment, lambda sql: worker.stack.api("/v1/sql", {"query": sql}, timeout=60), "hub")
+    assert [n["text"] for n in report.notes] == recorded
+
+
+def test_the_report_keeps_the_log_order_of_notes_stamped_with_the_same_time(store):
+    """Late events all land at the time of the event they follow; the report lists them as the log has
+    them (``hub history``'s order), whatever order the store reads its rows in."""
+    from hub.experiments.events import EVENT_COLUMNS, event_row
+    from hub.report.build import build_report
+    from hub.sql import run_readonly
+
+    experiment = f"exp-{uuid.uuid4().hex[:6]}"
+    t0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+    state = lifecycle.apply(None, event := lifecycle.create(
+        parse_definition(DEFINITION.format(id=experiment, service="patients")), "ana", t0))
+    events = [event]
+    for new in [lifecycle.start(state, "ana", t0, force=True)] + [None] * 6:
+        for e in new if new is not None else [lifecycle.add_note(state, f"late stage start {len(events)}", "spinnaker",
+                                                                    t0 + dt.timedelta(seconds=30), tags=["late"])]:
+            state = lifecycle.apply(state, e)
+            events.append(e)
+    table = f"{store.database}.experiment_events"
+    store.command(f"SYSTEM STOP MERGES {table}")
+    try:
+        for e in reversed(events):  # one insert each, newest first: the store's parts are not in the log's order
+            store.insert(table, [event_row(e)], EVENT_COLUMNS)
+        report = build_report(experiment, lambda sql: run_readonly(store, sql), store.database)
+    finally:
+        store.command(f"SYSTEM START MERGES {table}")
+    assert [n["text"] for n in report.notes] == [n.text for n in state.notes]
+    assert len({n["time"] for n in report.notes}) == 1
