@@ -6,6 +6,7 @@ Every action runs off the judge's path (a queue and a thread) and its outcome is
 
 from __future__ import annotations
 
+import base64
 import collections
 import datetime as dt
 import json
@@ -14,6 +15,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +62,21 @@ def chat_message(alert: dict) -> dict:
     return {"text": "\n".join(lines)}
 
 
+def _credentials(url: str) -> tuple[str, dict]:
+    """``url`` without its user info, and the request headers: user info (``http://user:pw@host/...``)
+    is sent as HTTP basic authentication, as curl and browsers do (urllib would read it as the host);
+    the query (``?token=...``) stays on the URL."""
+    headers = {"Content-Type": "application/json"}
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, headers
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+    headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), headers
+
+
 def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dict:
     """POST with retries; returns the outcome with its URL masked and the time it took (never raises)."""
     body = json.dumps(payload).encode()
@@ -71,8 +88,9 @@ def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dic
         return {"url": mask_url(url), "ok": ok, "status_code": status, "attempts": attempt,
                 "error": mask_secrets(error), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
+    target, headers = _credentials(url)
     for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(target, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status = response.status
