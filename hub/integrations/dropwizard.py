@@ -6,10 +6,12 @@ port serves at ``/metrics``): ``version``, then ``gauges`` (``value``), ``counte
 (``count``, ``m1_rate``, ``m5_rate``, ``m15_rate``, ``mean_rate``, ``units``) and ``timers``
 (a histogram of durations in ``duration_units`` plus a meter in ``rate_units``).
 
-Mapping (one OTLP ``ExportMetricsServiceRequest`` per poll, resource ``service.name`` = the
-service, ``experiment.id`` when given, scope ``gameday-hub.dropwizard``):
+Mapping (OTLP ``ExportMetricsServiceRequest``s, cut to the record limit by ``split_request``,
+resource ``service.name`` = the service, ``experiment.id`` when given, scope ``gameday-hub.dropwizard``):
 
-- gauge -> gauge ``<name>``; values that are not finite numbers (``"NaN"``, strings, lists) are skipped.
+- gauge -> gauge ``<name>``; NaN and infinities are kept (Jackson writes them ``"NaN"``,
+  ``"Infinity"``, ``"-Infinity"``); values that are no number (text, lists) are left out, and
+  unreadable metrics skipped, each named with its reason (``skipped``).
 - counter -> cumulative sum ``<name>``, **not** monotonic: a Dropwizard counter can be decremented
   (``activeRequests`` is the classic example), so it is an up-down counter in OTLP terms.
 - meter -> cumulative monotonic sum ``<name>`` (the count) and gauges ``<name>.m1_rate``,
@@ -21,7 +23,8 @@ service, ``experiment.id`` when given, scope ``gameday-hub.dropwizard``):
   the meter's rate gauges.
 
 Cumulative series start when the process began counting (``jvm.attribute.uptime``, else its
-first scrape; ``ProcessStarts`` keeps it across imports); integers go out exactly (``as_int``);
+first scrape, which then carries no cumulative point; a count going down is a new process;
+``ProcessStarts`` keeps it across imports); integers go out exactly (``as_int``);
 tag-like names (``name{k=v,...}``, ``name[k=v,...]``, ``name[k:v,...]``, ``name.k=v.more``) become
 data point attributes (``split_name``).
 

@@ -8,7 +8,8 @@ accepted. Orca's events have ``details.type`` ``orca:pipeline|orchestration:star
 (``EchoNotifyingExecutionListener``: ``content`` = ``execution`` and ``executionId``) and
 ``orca:stage:starting|complete|failed|skipped`` (``EchoNotifyingStageListener``: ``content`` =
 ``name``, ``stageId``, ``startTime``, ``endTime``, ``isSynthetic``, ``context``, ``executionId``,
-``execution``). ``orca:task:*`` events and other sources are ignored (too fine-grained).
+``execution``). ``orca:task:*`` events (too fine-grained) and events whose ``details.source`` is
+not ``orca`` are ignored.
 
 - **Time**: a stage event is placed at the stage's ``startTime`` (starting) or ``endTime``, a
   pipeline event at the execution's ``startTime`` or ``endTime``; ``details.created`` when they are
@@ -18,7 +19,8 @@ accepted. Orca's events have ``details.type`` ``orca:pipeline|orchestration:star
 - **Experiment**: the pipeline parameter ``experiment_id`` (or ``experiment``) of
   ``execution.trigger.parameters``, else the experiment whose definition lists the event's
   application in ``targets.services`` and that was running at the event's own time (else a ready
-  one created by then; the latest started if several).
+  one created by then; the latest started if several). A parameter that is not a string is a bad
+  request; an event that happened after its experiment ended is recorded, marked ``after-run``.
 - **Status**: Orca sends ``stage:failed`` for every status but SUCCEEDED and SKIPPED; the stage's
   own ``status`` and ``type`` come from ``execution.stages[id == stageId]``. Failures
   (``TERMINAL``, ``FAILED_CONTINUE``, ``STOPPED``) are ``surprise`` notes whose ``actual`` holds
