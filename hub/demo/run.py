@@ -103,6 +103,11 @@ def _port_free(port: int) -> bool:
             return False
 
 
+def _at(epoch: float) -> dt.datetime:
+    """An event time for the timeline from an epoch second (the moment something happened)."""
+    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc)
+
+
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
@@ -165,12 +170,22 @@ class Demo:
         self.env = env
         return load_settings(env)
 
-    def _check_ports(self) -> None:
-        wanted = {"gateway": self.o.port_base, "control": self.o.port_base + CONTROL_OFFSET,
-                  **{name: self.o.port_base + off for name, off in BACKEND_OFFSETS.items()}}
-        busy = [f"{name} {port}" for name, port in wanted.items() if not _port_free(port)]
+    def _check_ports(self, stack) -> None:
+        """Before anything starts: every port the demo will listen on is free (the broker's and the
+        hub's only when this home's hub is not running yet); each taken one is named with the option
+        that moves it."""
+        wanted = [("gateway", self.o.port_base, "--port-base"),
+                  *((f"backend {name}", self.o.port_base + off, "--port-base") for name, off in BACKEND_OFFSETS.items()),
+                  ("fault switch", self.o.port_base + CONTROL_OFFSET, "--port-base")]
+        if not stack.kafka.is_running():
+            wanted += [("broker", self.o.kafka_port, "--kafka-port"),
+                       ("broker controller", self.o.kafka_port + 1, "--kafka-port")]
+        if stack.worker_pid() is None:
+            wanted.append(("hub HTTP endpoint", self.o.http_port, "--http-port"))
+        busy = [(what, port, option) for what, port, option in wanted if not _port_free(port)]
         if busy:
-            raise UserError(f"ports in use: {', '.join(busy)}; choose others with --port-base")
+            taken = "; ".join(f"{what} port {port} (change it with {option})" for what, port, option in busy)
+            raise UserError(f"port(s) already in use, nothing was started: {taken}")
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         logs = self.out / "logs"
@@ -235,12 +250,13 @@ class Demo:
                                      self.halt_url)
         settings = self._environment()
         self.settings = settings
-        self._check_ports()
+        stack = Stack(settings)
+        self._check_ports(stack)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "experiment.yaml").write_text(yaml.safe_dump(msgspec.to_builtins(definition), sort_keys=False))
         interrupted = False
+        failed = True
         try:
-            stack = Stack(settings)
             self.started_stack = stack.worker_pid() is None
             self.log(f"starting the embedded stack in {settings.home_dir} (Kafka {settings.bootstrap}, "
                      f"HTTP {settings.http_url})")
@@ -270,6 +286,7 @@ class Demo:
             self._wait_stored(outcome["answered"])
             self._write_outputs()
             self._print_where_to_look()
+            failed = False
             return 0 if self.truth.get("aborted_by_rule") and self.truth["fault"].get("removed_by") == "halt target" else 1
         except KeyboardInterrupt:
             interrupted = True
@@ -282,9 +299,13 @@ class Demo:
             if getattr(self, "service", None) is not None:
                 self.service.close()
             if (self.o.stop or interrupted) and self.started_stack:
-                from hub.runtime.stack import Stack
-
-                Stack(settings).down(progress=lambda line: self.log(line))
+                stack.down(progress=lambda line: self.log(line))
+            elif failed and not interrupted and stack.worker_pid() is not None:
+                # the error itself follows (raised on); the hub stays up for its logs and SQL
+                self.say(f"hub demo failed; its backends and gateway are stopped, its hub is still running "
+                         f"(home {settings.home_dir}, Kafka {settings.bootstrap}, HTTP {settings.http_url}; "
+                         f"logs in {settings.logs_dir} and {self.out / 'logs'}). "
+                         f"Stop it with: HUB_HOME={settings.home_dir} hub down")
 
     def _close_the_experiment(self) -> None:
         """After Ctrl-C: abort the experiment if it is still open and record its fault removed (the
@@ -365,10 +386,12 @@ class Demo:
             self.log("phase injection")
             await asyncio.sleep(2.0)
             spec = {"route": FAULT_ROUTE, "rate": self.o.fault_rate, "status": 503}
+            # the fault is on when the switch answers: that moment is the event's time (read before
+            # the command, which first reads the timeline back)
             await run(_http, self.control_url + "/fault", spec)
             injected = time.time()
             await run(self._command, lambda s, lc: lc.inject_fault(
-                s, "http-error", f"patient-api {FAULT_ROUTE}", INJECTOR, self._now(), fault_id=FAULT_ID,
+                s, "http-error", f"patient-api {FAULT_ROUTE}", INJECTOR, _at(injected), fault_id=FAULT_ID,
                 injector="examples/gameday/backends.py", parameters={"route": FAULT_ROUTE, "rate": self.o.fault_rate,
                                                                        "status": 503}))
             truth["fault"] = {"fault_id": FAULT_ID, "route": FAULT_ROUTE, "rate": self.o.fault_rate, "status": 503,
@@ -381,18 +404,21 @@ class Demo:
                 self.log(f"HALT: the judge called the halt target (rule {halted.get('rule') or '?'}); "
                          "the fault is off")
                 # the judge writes the abort alongside the halt: the injector records the removal after
-                # it, as a person would, instead of racing it for the timeline's next event
+                # it, instead of racing it for the timeline's next event, stamped with the moment the
+                # switch took the halt call (the lifecycle moves it up to the abort's time at the
+                # earliest, since a timeline's events are in time order)
                 await self._wait_status({"aborted", "completed"}, 15.0)
-                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, self._now()))
+                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, _at(halted["time"])))
                 self.log(f"experiment {await run(self._ended)}")
             else:
                 await run(_http, self.control_url + "/fault", None, "DELETE")
+                removed = time.time()
                 status, _ = await run(self._status)
                 why = "the experiment was aborted but its halt target was not called" if status == "aborted" else \
                     f"no abort within {self.o.abort_wait_s:.0f}s"
-                truth["fault"].update(removed_at=time.time(), removed_by=f"demo ({why})")
+                truth["fault"].update(removed_at=removed, removed_by=f"demo ({why})")
                 self.log(f"{why}: the demo removes the fault")
-                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, self._now()))
+                await run(self._command, lambda s, lc: lc.remove_fault(s, FAULT_ID, INJECTOR, _at(removed)))
                 if status == "running":
                     await run(self._command, lambda s, lc: lc.change_phase(s, "observation", LEAD, self._now()))
                     await asyncio.sleep(self.o.tail_s)
@@ -473,10 +499,13 @@ class Demo:
         """What the hub reports about the run, read back with SQL and from the report."""
         db, x = self.settings.database, self.experiment_id
         view: dict[str, Any] = {}
-        rows = self.sql(f"SELECT rule, severity, toUnixTimestamp64Milli(min(time)) / 1000 FROM {db}.alerts "
-                        f"WHERE experiment_id = '{x}' AND kind = 'alert' AND status = 'firing' "
-                        "GROUP BY rule, severity ORDER BY 3")
-        view["alerts"] = [{"rule": r, "severity": s, "first_firing": float(t)} for r, s, t in rows]
+        # the alerts the judge acted on: inside the run; those recorded outside it (before the start,
+        # after the end plus abort_grace) set nothing off and are listed apart
+        for key, inside in (("alerts", "NOT outside_run"), ("alerts_outside_run", "outside_run")):
+            rows = self.sql(f"SELECT rule, severity, toUnixTimestamp64Milli(min(time)) / 1000 FROM {db}.alerts "
+                            f"WHERE experiment_id = '{x}' AND kind = 'alert' AND status = 'firing' AND {inside} "
+                            "GROUP BY rule, severity ORDER BY 3")
+            view[key] = [{"rule": r, "severity": s, "first_firing": float(t)} for r, s, t in rows]
         view["halt_actions"] = int(self.sql(
             f"SELECT count() FROM {db}.alerts WHERE experiment_id = '{x}' AND kind = 'action' "
             "AND action IN ('webhook', 'halt')")[0][0])

@@ -135,3 +135,27 @@ def test_the_shadow_comparison_reports_the_differing_route_only(demo):
     assert pairs[DIFFERING_ROUTE][1] == pairs[DIFFERING_ROUTE][0] > 0  # every allergies answer differs
     reported = report_shadow_routes((demo["out"] / "report" / "report.md").read_text())
     assert {r for r, n in reported.items() if n} == {DIFFERING_ROUTE}
+
+
+def test_the_fault_is_on_the_timeline_when_it_happened(demo):
+    """The injection carries the moment the fault switch answered; the removal the moment the switch
+    took the halt call, or the abort's time when that came later (a timeline's events are in time
+    order)."""
+    truth, x, db = demo["truth"], demo["truth"]["experiment_id"], demo["db"]
+    rows = sql(demo, f"SELECT kind, toUnixTimestamp64Milli(time) FROM {db}.experiment_events "
+                     f"WHERE experiment_id = '{x}' AND accepted AND kind IN ('fault_injected', 'fault_removed', "
+                     "'experiment_aborted') ORDER BY sequence")
+    times = {kind: int(ms) / 1000 for kind, ms in rows}
+    assert abs(times["fault_injected"] - truth["fault"]["injected_at"]) < 0.002
+    halted = truth["halt_calls"][0]["time"]
+    assert abs(times["fault_removed"] - max(halted, times["experiment_aborted"])) < 0.002
+
+
+def test_the_ground_truth_lists_only_alerts_the_hub_acted_on(demo):
+    truth, x, db = demo["truth"], demo["truth"]["experiment_id"], demo["db"]
+    inside = sql(demo, f"SELECT DISTINCT rule FROM {db}.alerts WHERE experiment_id = '{x}' AND kind = 'alert' "
+                       "AND status = 'firing' AND NOT outside_run")
+    outside = sql(demo, f"SELECT DISTINCT rule FROM {db}.alerts WHERE experiment_id = '{x}' AND kind = 'alert' "
+                        "AND status = 'firing' AND outside_run")
+    assert {a["rule"] for a in truth["hub"]["alerts"]} == {r for [r] in inside}
+    assert {a["rule"] for a in truth["hub"]["alerts_outside_run"]} == {r for [r] in outside}

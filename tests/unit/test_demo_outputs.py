@@ -25,3 +25,40 @@ def test_the_demo_runs_the_example_experiment_under_its_own_id_with_its_own_halt
     assert demo.id == "patient-api-gameday-abcdef"
     assert [h.url for h in demo.halt] == ["http://127.0.0.1:9999/halt"]
     assert demo.abort_conditions == example.abort_conditions and demo.targets == example.targets
+
+
+def test_the_demo_names_each_taken_port_and_the_option_that_moves_it_before_starting_anything(tmp_path):
+    import socket
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hub.demo.run import CONTROL_OFFSET, Demo, DemoOptions
+    from hub.errors import UserError
+
+    taken = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken.append(s)
+    http_port, switch_port = (s.getsockname()[1] for s in taken)
+    try:
+        options = DemoOptions(home=tmp_path, http_port=http_port, port_base=switch_port - CONTROL_OFFSET,
+                              kafka_port=44731)
+        demo = Demo(options, say=lambda line: None)
+        not_running = SimpleNamespace(kafka=SimpleNamespace(is_running=lambda: False), worker_pid=lambda: None)
+        with pytest.raises(UserError) as error:
+            demo._check_ports(not_running)
+        message = str(error.value)
+        assert f"fault switch port {switch_port} (change it with --port-base)" in message
+        assert f"hub HTTP endpoint port {http_port} (change it with --http-port)" in message
+        assert "nothing was started" in message and "44731" not in message
+        # this home's hub is up: its own broker and HTTP ports are no conflict
+        running = SimpleNamespace(kafka=SimpleNamespace(is_running=lambda: True), worker_pid=lambda: 4242)
+        with pytest.raises(UserError) as error:
+            demo._check_ports(running)
+        assert "HTTP" not in str(error.value)
+    finally:
+        for s in taken:
+            s.close()
