@@ -12,7 +12,11 @@ What is left as it is: the fields that identify and order the event (``kind``, `
 change's ``phase``, the definition's ``id``): they are checked by the lifecycle, and an experiment id the hub validated is
 stored as it was created. Everything else is walked as the ``experiment_events.payload`` column
 is (``hub.redaction.columns``): every string masked as free text, every value under a PHI-named
-key replaced whole, ``actor`` checked against the ``actor`` shape.
+key replaced whole, ``actor`` checked against the ``actor`` shape, and so are the names of the team
+in the definition (``hub.redaction.columns.STAFF_FIELDS``: participants, prerequisite owners, the
+approver): people of the team, not patients, kept as written when they are a name or a handle. The
+experiments sink redacts the stored copy with the same function (``redact_event_doc``), the halt
+targets' URLs masked there.
 """
 
 from __future__ import annotations
