@@ -212,6 +212,19 @@ DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
         "Links.TraceState": _S("structs", "tracestate"), "Links.Attributes": _S("attributes_list"),
     },
     "otel_traces_trace_id_ts": {"TraceId": HEX},
+    # Per-second aggregates (migration 0017): copies of the redacted columns of their raw tables.
+    "requests_per_second": {
+        "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "route": _S("struct", "route"),
+        "leg": _S("struct", "leg"), "gateway": ID, "backend": BACKEND, "source": URL,
+    },
+    "shadow_pairs_per_second": {
+        "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "route": _S("struct", "route"), "gateway": ID,
+        "shadow_backend": BACKEND, "outcome": WORD, "source": URL,
+    },
+    "spans_per_second": {
+        "ExperimentId": EXPERIMENT, "ExperimentPhase": _S("struct", "phase"), "ServiceName": ID,
+        "StatusCode": _S("struct", "status_code"),
+    },
     "otel_logs": {
         **_OTEL_RESOURCE,
         "TraceId": HEX, "SpanId": HEX, "SeverityText": _S("struct", "severity"), "Body": TEXT,
@@ -233,6 +246,9 @@ WHERE: Final[Mapping[str, str]] = {
     "dead_letters": "dead-letter publisher (table and dead-letter topic)",
     "otel_traces": "spans sink",
     "otel_traces_trace_id_ts": "materialized view of `otel_traces` (redacted rows)",
+    "requests_per_second": "materialized view of `requests` (redacted rows)",
+    "shadow_pairs_per_second": "materialized view of `shadow_pairs` (redacted rows)",
+    "spans_per_second": "materialized view of `otel_traces` (redacted rows)",
     "otel_logs": "logs sink",
     "sink_ledger": "written by the sink from its own values",
     "schema_migrations": "written by the migrator from the schema files",

@@ -44,6 +44,16 @@ TABLES = {
     "otel_metrics_exponential_histogram": "OpenTelemetry exponential histogram data points, one row each.",
     "otel_metrics_summary": "OpenTelemetry summary data points (quantiles), one row each.",
     "schema_migrations": "The migrations applied to this database, by version.",
+    "requests_per_second": "Per-second aggregate of requests (filled by requests_per_second_mv on every insert): legs, "
+                           "failed legs and latency sketch buckets (bucket, count) per experiment, phase, route, leg, "
+                           "gateway, backend, status class and source; merge with sum()/sumMap() (hub.sql.aggregates).",
+    "requests_per_second_mv": "Materialized view that fills requests_per_second on every insert into requests.",
+    "shadow_pairs_per_second": "Per-second aggregate of shadow_pairs (filled by shadow_pairs_per_second_mv): pairs per "
+                               "experiment, phase, route, gateway, shadow backend, outcome, noise and source.",
+    "shadow_pairs_per_second_mv": "Materialized view that fills shadow_pairs_per_second on every pair insert.",
+    "spans_per_second": "Per-second aggregate of otel_traces (filled by spans_per_second_mv): spans and duration "
+                        "sketch buckets (ms) per experiment, phase, service and status code.",
+    "spans_per_second_mv": "Materialized view that fills spans_per_second on every span insert.",
 }
 
 

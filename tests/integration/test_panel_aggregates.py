@@ -1,0 +1,220 @@
+"""The per-second aggregates (migration 0017, filled by its materialized views on insert) answer
+every panel they serve with the same rows as the panel's definition over the raw tables
+(``hub.sql.aggregates``): counts and rates exactly, the sketch quantiles exactly (and within the
+sketch's 1 % of the raw latency at the same rank, equal to the abort judge's sketch).
+
+The data: random legs of three experiments (random phases, routes, legs, gateways, backends,
+statuses, error texts, sources of three kinds, lognormal latencies plus zeros and sub-microsecond
+ones, times at random milliseconds and at whole seconds), written in several inserts (several
+parts, one insert repeated with its deduplication token as the sink retries), random shadow pairs
+and spans. Each panel runs with random time ranges (edges on seconds that hold rows, a row at the
+range's last instant), intervals, variable selections and source selections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from dashboards.macros import ALL, Variable, expand
+from hub.abort.sketch import ALPHA, QuantileSketch
+from hub.experiments import lifecycle as L
+from hub.experiments.definition import load_definition
+from hub.experiments.events import EVENT_COLUMNS, event_row
+from hub.sql import aggregates as A
+
+pytestmark = [pytest.mark.clickhouse]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "experiments" / "patient-api-db-failover.yaml"
+UTC = dt.timezone.utc
+T0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=20)
+EXPERIMENTS = ("exp-a", "exp-b", "exp-c")
+ROUTES = ["/patients/{id}", "/patients", "/search", "/health", "/appointments/{id}"]
+LEGS = ["primary", "shadow", "canary"]
+SOURCES = ["/hub-gateway/edge-gw", "/vegeta", "/emit/orders"]
+REQUEST_COLUMNS = ("event_id", "event_time", "experiment_id", "phase", "correlation_id", "leg", "gateway", "route",
+                   "method", "backend", "status", "latency_ms", "request_bytes", "response_bytes", "response_hash",
+                   "error", "source")
+PAIR_COLUMNS = ("pair_id", "event_time", "experiment_id", "phase", "gateway", "correlation_id", "route",
+                "shadow_backend", "outcome", "noise", "source")
+TRACE_COLUMNS = ("Timestamp", "TraceId", "SpanId", "ServiceName", "Duration", "StatusCode", "ExperimentId",
+                 "ExperimentPhase")
+
+
+def timeline(experiment_id: str) -> list:
+    defn = msgspec.structs.replace(load_definition(EXAMPLE), id=experiment_id)
+    events = [L.create(defn, "ana@gameday-room", T0 - dt.timedelta(minutes=2))]
+    state = L.apply(None, events[0])
+    for new in (L.check_prerequisites(state, [{"item": p.item, "done": True} for p in defn.prerequisites],
+                                      "ana@gameday-room", T0 - dt.timedelta(minutes=1)),):
+        for e in new if isinstance(new, list) else [new]:
+            state = L.apply(state, e)
+            events.append(e)
+    start = L.start(state, "ana@gameday-room", T0, force=not defn.prerequisites)
+    return events + (start if isinstance(start, list) else [start])
+
+
+def random_time(rng: random.Random) -> dt.datetime:
+    seconds = rng.randrange(0, 600)
+    millis = 0 if rng.random() < 0.2 else rng.randrange(1000)  # some rows at whole seconds
+    return T0 + dt.timedelta(seconds=seconds, milliseconds=millis)
+
+
+def random_latency(rng: random.Random) -> float:
+    u = rng.random()
+    if u < 0.02:
+        return 0.0
+    if u < 0.04:
+        return 0.0005
+    return rng.lognormvariate(rng.choice([1.0, 3.0, 4.5]), 0.8)
+
+
+def request_rows(rng: random.Random, n: int) -> list[tuple]:
+    rows = []
+    for _ in range(n):
+        status = rng.choice([200, 200, 200, 201, 302, 404, 429, 500, 503, 0])
+        error = rng.choice(["", "", "", "upstream reset"]) if status != 0 else "timeout"
+        rows.append((uuid.uuid4(), random_time(rng), rng.choice(EXPERIMENTS),
+                     rng.choice(["baseline", "injection", "recovery"]), uuid.uuid4().hex, rng.choice(LEGS),
+                     rng.choice(["edge-gw", "patient-api"]), rng.choice(ROUTES), "GET",
+                     rng.choice(["patients-db", "patients-db-replica-b", "search"]), status, random_latency(rng),
+                     100, 1000, "h", error, rng.choice(SOURCES)))
+    return rows
+
+
+def pair_rows(rng: random.Random, n: int) -> list[tuple]:
+    return [(uuid.uuid4(), random_time(rng), rng.choice(EXPERIMENTS), rng.choice(["baseline", "injection"]),
+             rng.choice(["edge-gw", "patient-api"]), uuid.uuid4().hex, rng.choice(ROUTES),
+             rng.choice(["patients-db-replica-b", "search-b"]),
+             rng.choice(["match", "match", "status_mismatch", "body_mismatch", "shadow_error", "latency_regression"]),
+             rng.random() < 0.3, "/hub/pairing") for _ in range(n)]
+
+
+def span_rows(rng: random.Random, n: int) -> list[tuple]:
+    rows = []
+    for _ in range(n):
+        t = random_time(rng) + dt.timedelta(microseconds=rng.randrange(1000))
+        rows.append((t, uuid.uuid4().hex, uuid.uuid4().hex[:16], rng.choice(["patient-api", "patients-db", "search"]),
+                     int(rng.lognormvariate(15, 1.2)) if rng.random() > 0.03 else 0, rng.choice(["Ok", "Ok", "Error", "Unset"]),
+                     rng.choice(EXPERIMENTS), rng.choice(["baseline", "injection"])))
+    return rows
+
+
+@pytest.fixture
+def filled(store):
+    rng = random.Random(20)
+    db = store.database
+    store.insert(f"{db}.experiment_events", [event_row(e) for x in EXPERIMENTS for e in timeline(x)], EVENT_COLUMNS)
+    legs = []
+    for batch in range(4):  # several inserts: several parts of raw rows and of aggregates
+        rows = request_rows(rng, 1500)
+        store.insert(f"{db}.requests", rows, REQUEST_COLUMNS, token=f"requests:{batch}")
+        legs += rows
+    store.insert(f"{db}.requests", legs[:1500], REQUEST_COLUMNS, token="requests:0")  # a retried insert: dropped
+    for batch in range(2):
+        store.insert(f"{db}.shadow_pairs", pair_rows(rng, 1500), PAIR_COLUMNS, token=f"pairs:{batch}")
+        store.insert(f"{db}.otel_traces", span_rows(rng, 1500), TRACE_COLUMNS, token=f"spans:{batch}")
+    # Legs at the last instant of a range the test uses, and one right after it
+    edge = T0 + dt.timedelta(seconds=300)
+    extra = [(uuid.uuid4(), edge, "exp-a", "injection", "c", "primary", "edge-gw", "/search", "GET", "search", 200,
+              12.5, 1, 1, "h", "", SOURCES[0]),
+             (uuid.uuid4(), edge + dt.timedelta(milliseconds=400), "exp-a", "injection", "c", "primary", "edge-gw",
+              "/search", "GET", "search", 503, 40.0, 1, 1, "h", "", SOURCES[0])]
+    store.insert(f"{db}.requests", extra, REQUEST_COLUMNS)
+    return store, legs + extra
+
+
+def run(store, sql: str, time_from, time_to, interval_s, variables) -> list[tuple]:
+    return store.query(expand(sql, time_from=time_from, time_to=time_to, interval_s=interval_s,
+                              variables=variables)).result_rows
+
+
+def test_the_views_count_every_stored_row_once(filled):
+    store, legs = filled
+    db = store.database
+    assert int(store.scalar(f"SELECT count() FROM {db}.requests")) == len(legs)
+    assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second")) == len(legs)
+    assert int(store.scalar(f"SELECT sum(pair_count) FROM {db}.shadow_pairs_per_second")) == 3000
+    assert int(store.scalar(f"SELECT sum(span_count) FROM {db}.spans_per_second")) == 3000
+    # fewer rows than the raw table: one per second and key
+    assert int(store.scalar(f"SELECT count() FROM {db}.requests_per_second FINAL")) < len(legs)
+
+
+def test_every_aggregate_backed_panel_equals_its_raw_form(filled):
+    store, _ = filled
+    db = store.database
+    rng = random.Random(7)
+    options = {"route": ROUTES, "leg": LEGS, "service": ["patient-api", "patients-db", "search"]}
+    selections = [
+        {name: Variable(ALL, opts) for name, opts in options.items()},
+        {"route": Variable(["/search"]), "leg": Variable(["primary"]), "service": Variable("patients-db")},
+        {"route": Variable(["/patients/{id}", "/patients"]), "leg": Variable(["primary", "canary"]),
+         "service": Variable(ALL, options["service"])},
+    ]
+    ranges = [(T0 - dt.timedelta(minutes=1), T0 + dt.timedelta(minutes=11)),
+              (T0 + dt.timedelta(seconds=37), T0 + dt.timedelta(seconds=300))]  # ends on the edge rows' second
+    ranges += [(T0 + dt.timedelta(seconds=a), T0 + dt.timedelta(seconds=a + rng.randrange(1, 400)))
+               for a in (rng.randrange(0, 500) for _ in range(2))]
+    compared = defaultdict(int)
+    for experiment_id, sources in zip(EXPERIMENTS, ("auto", "all", "vegeta,emit")):
+        for p in A.panels(db, experiment_id, sources, planned_routes=["/planned"]):
+            for variables in selections:
+                for time_from, time_to in ranges:
+                    interval = rng.choice([1, 5, 7, 60])
+                    raw = run(store, p.raw, time_from, time_to, interval, variables)
+                    agg = run(store, p.aggregate, time_from, time_to, interval, variables)
+                    assert agg == raw, (p.name, experiment_id, sources, time_from, time_to, interval)
+                    compared[p.name] += len(raw)
+    assert all(n > 0 for n in compared.values()), compared  # every panel compared rows, not only empty results
+
+
+def test_the_last_second_of_the_range_counts_whole(filled):
+    store, _ = filled
+    db = store.database
+    variables = {"route": Variable(["/search"]), "leg": Variable(["primary"])}
+    time_from, time_to = T0 + dt.timedelta(seconds=300), T0 + dt.timedelta(seconds=300)
+    sql = A.request_rate(db, "exp-a", "leg", "all", form="aggregate")
+    raw_count = int(store.scalar(f"SELECT count() FROM {db}.requests WHERE experiment_id = 'exp-a' AND route = '/search' "
+                                 f"AND leg = 'primary' AND toDateTime(event_time) = toDateTime('{time_from:%Y-%m-%d %H:%M:%S}', 'UTC')"))
+    assert raw_count >= 2  # the row at the second's first instant and the one 400 ms later
+    rows = run(store, sql, time_from, time_to, 1, variables)
+    assert [(r[1], r[2]) for r in rows] == [("primary", float(raw_count))]
+    assert run(store, A.request_rate(db, "exp-a", "leg", "all", form="raw"), time_from, time_to, 1, variables) == rows
+
+
+def test_the_quantiles_are_the_judges_sketch_within_its_error_of_the_raw_latency(filled):
+    store, legs = filled
+    db = store.database
+    time_from, time_to = T0 - dt.timedelta(minutes=1), T0 + dt.timedelta(minutes=11)
+    variables = {"route": Variable(ALL, ROUTES), "leg": Variable(ALL, LEGS)}
+    rows = run(store, A.route_summary(db, "exp-b", "all"), time_from, time_to, 5, variables)
+    assert rows
+    by_group = defaultdict(list)
+    for leg in legs:
+        if leg[2] == "exp-b":
+            by_group[(leg[7], leg[5])].append(float(leg[11]))
+    for route, leg, requests, error_rate, p50, p99 in rows:
+        latencies = by_group[(route, leg)]
+        assert requests == len(latencies)
+        sketch = QuantileSketch()
+        # the stored value is a Float32
+        stored = [float(store_float) for store_float in _as_float32(latencies)]
+        sketch.add_all(stored)
+        for q, got in ((0.5, p50), (0.99, p99)):
+            assert got == pytest.approx(sketch.quantile(q), rel=1e-9)
+            exact = sorted(stored)[math.floor(q * (len(stored) - 1))]
+            assert got == pytest.approx(exact, rel=ALPHA * 1.0001, abs=1e-3)
+
+
+def _as_float32(values):
+    import struct
+
+    return [struct.unpack("f", struct.pack("f", v))[0] for v in values]
