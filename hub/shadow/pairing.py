@@ -88,6 +88,12 @@ class PairPolicy:
     latency_slack_ms: float = 50.0
 
 
+def primary_failed(status: int, error: str) -> bool:
+    """Whether the primary failed (no answer, 5xx or an error): its pair says nothing about the
+    shadow version. The same as a failed request leg (``hub.abort.measure.request_failed``)."""
+    return status >= 500 or status == 0 or bool(error)
+
+
 def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | None = None,
               differing: Sequence[str] | None = None, noise: NoiseModel | None = None,
               policy: PairPolicy = PairPolicy()) -> ShadowPair:
@@ -106,7 +112,8 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
         common.update(secondary_backend=secondary.backend, secondary_status=secondary.status)
     if shadow.error.startswith(DROPPED_BY_BULKHEAD):
         return ShadowPair(outcome="dropped_by_bulkhead", **common)
-    if shadow.status == 0 or shadow.error:
+    failed = primary_failed(primary.status, primary.error)
+    if not failed and (shadow.status == 0 or shadow.error):
         return ShadowPair(outcome="shadow_error", **common)
     if differing is None:
         differing = [WHOLE_BODY] if shadow.response_hash != primary.response_hash else []
@@ -115,13 +122,20 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
                                     [WHOLE_BODY] if secondary.response_hash != primary.response_hash else [],
                                     primary_status=primary.status, secondary_status=secondary.status)
     status_match = shadow.status == primary.status
-    if noise is not None and differing and status_match:
+    if noise is not None and differing and status_match and not failed:
         classified = noise.classify(primary.route, differing)
         real, noisy = classified.real, classified.noise
-    else:  # a status difference is never noise, nor are the body differences that come with it
+    elif noise is not None and differing:
+        # a status difference (or a failed primary) is never noise, nor are the body differences
+        # that come with it, except the fields the configuration declares nondeterministic
+        real = sorted(f for f in differing if not noise.is_declared(primary.route, f))
+        noisy = sorted(f for f in differing if noise.is_declared(primary.route, f))
+    else:
         real, noisy = sorted(differing), []
     diff = float(shadow.latency_ms) - float(primary.latency_ms)
-    if not status_match:
+    if failed:
+        outcome = "primary_failed"
+    elif not status_match:
         outcome = "status_mismatch"
     elif real:
         outcome = "body_mismatch"
@@ -129,8 +143,8 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
         outcome = "latency_regression"
     else:
         outcome = "match"
-    return ShadowPair(outcome=outcome, status_match=status_match, body_match=not differing,
-                      latency_diff_ms=diff, noise=bool(differing) and not real, differing_fields=list(real),
+    return ShadowPair(outcome=outcome, status_match=status_match, body_match=not differing, latency_diff_ms=diff,
+                      noise=status_match and not failed and bool(differing) and not real, differing_fields=list(real),
                       noise_fields=list(noisy), **common)
 
 

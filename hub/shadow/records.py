@@ -27,9 +27,9 @@ UTC: Final = timezone.utc
 RECORD_SHADOW_PAIR: Final = "dev.gamedayhub.shadow.pair.v1"
 
 Outcome = Literal["match", "status_mismatch", "body_mismatch", "latency_regression", "shadow_missing",
-                  "shadow_error", "dropped_by_bulkhead"]
+                  "shadow_error", "dropped_by_bulkhead", "primary_failed"]
 OUTCOMES: Final = ("match", "status_mismatch", "body_mismatch", "latency_regression", "shadow_missing",
-                   "shadow_error", "dropped_by_bulkhead")
+                   "shadow_error", "dropped_by_bulkhead", "primary_failed")
 
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]

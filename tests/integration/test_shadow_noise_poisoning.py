@@ -3,7 +3,7 @@
 A phase where the primary answers 503 (error bodies that differ from the secondary's answer in
 every field), then the primary recovers and the shadow differs from it in one field on every
 fifth request (a real replica difference). The failing phase teaches the noise model nothing, its
-status mismatches are never noise, and afterwards every real difference is reported as a
+pairs are ``primary_failed`` and never noise, and afterwards every real difference is reported as a
 ``body_mismatch`` in the field that differs; the other pairs are plain matches.
 """
 
@@ -60,8 +60,8 @@ def test_primary_failures_teach_no_noise_and_real_differences_stay_mismatches():
     failing = [p for p in pairs if p["primary_status"] == 503]
     healthy = [p for p in pairs if p["primary_status"] == 200]
     assert len(failing) == FAILING and len(healthy) == HEALTHY
-    # a status difference is never noise
-    assert {(p["outcome"], p["noise"], tuple(p["noise_fields"])) for p in failing} == {("status_mismatch", False, ())}
+    # a failed primary says nothing about the shadow, and is never noise
+    assert {(p["outcome"], p["noise"], tuple(p["noise_fields"])) for p in failing} == {("primary_failed", False, ())}
     # the failing phase taught nothing: only the healthy phase's clean comparisons count
     assert noise["/accounts/{id}"] == {"compared": HEALTHY, "skipped": FAILING, "rates": {}}
     mismatches = [p for p in healthy if p["outcome"] == "body_mismatch"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hub.records.decode import DecodedBatch
 from hub.shadow.noise import NoiseModel
 from hub.shadow.pairing import DROPPED_BY_BULKHEAD, LegView, PairingAgent, PairingWindow, make_pair
-from hub.shadow.records import decode_pairs
+from hub.shadow.records import PAIR_COLUMNS, decode_pairs, encode_pair
 
 T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
 WINDOW = 5.0
@@ -263,7 +263,7 @@ def test_held_legs_are_never_tracked_by_the_garbage_collector():
 
 def test_stream_pairing_learns_no_noise_from_a_failing_primary():
     """Hash-level pairing with a secondary: while the primary answers 503 its hash differs from the
-    secondary's, which teaches nothing; afterwards a shadow that differs is a body mismatch."""
+    secondary's, which teaches nothing (the pairs are ``primary_failed``); afterwards a shadow that differs is a body mismatch."""
     noise = NoiseModel()
     w = PairingWindow(WINDOW, noise=noise, secondary_backends={"v1b"})
     out = []
@@ -271,7 +271,7 @@ def test_stream_pairing_learns_no_noise_from_a_failing_primary():
         out += w.add(leg(f"f{i}", "primary", i * 0.01, status=503, h=f"err{i}"))
         out += w.add(leg(f"f{i}", "shadow", i * 0.01, backend="v1b", h="ok"))
         out += w.add(leg(f"f{i}", "shadow", i * 0.01, h="ok"))
-    assert [(p.outcome, p.noise, p.noise_fields) for p in out] == [("status_mismatch", False, [])] * 30
+    assert [(p.outcome, p.noise, p.noise_fields) for p in out] == [("primary_failed", False, [])] * 30
     later = []
     for i in range(30):
         later += w.add(leg(f"h{i}", "primary", 1 + i * 0.01, h="ok"))
@@ -279,3 +279,52 @@ def test_stream_pairing_learns_no_noise_from_a_failing_primary():
         later += w.add(leg(f"h{i}", "shadow", 1 + i * 0.01, h="lagging" if i % 3 == 0 else "ok"))
     assert [p.outcome for p in later] == ["body_mismatch" if i % 3 == 0 else "match" for i in range(30)]
     assert noise.snapshot()["/r"] == {"compared": 30, "skipped": 30, "rates": {}}
+
+
+def test_a_failed_primary_says_nothing_about_the_shadow():
+    """A pair whose primary answered 5xx or not at all is ``primary_failed``: never noise, whatever
+    the shadow answered; a primary that succeeded against a failing shadow stays a real mismatch."""
+    for primary in (leg("x", "primary", 0, status=503, h="err"), leg("x", "primary", 0, status=0, error="timeout"),
+                    leg("x", "primary", 0, status=500, h="ok")):
+        for shadow in (leg("x", "shadow", 0, h="ok"), leg("x", "shadow", 0, status=503, h="err"),
+                       leg("x", "shadow", 0, status=0, error="ConnectError")):
+            pair = make_pair(primary, shadow, noise=NoiseModel())
+            assert (pair.outcome, pair.noise) == ("primary_failed", False)
+    shadow_failed = make_pair(leg("x", "primary", 0), leg("x", "shadow", 0, status=503, h="err"), noise=NoiseModel())
+    assert (shadow_failed.outcome, shadow_failed.noise) == ("status_mismatch", False)
+    client_error = make_pair(leg("x", "primary", 0, status=404, h="nf"), leg("x", "shadow", 0, h="ok"))
+    assert client_error.outcome == "status_mismatch"  # the primary answered: a real difference
+    # the bulkhead's drop is still told as such
+    dropped = leg("x", "shadow", 0, status=0, error=DROPPED_BY_BULKHEAD)
+    assert make_pair(leg("x", "primary", 0, status=503), dropped).outcome == "dropped_by_bulkhead"
+
+
+def test_stream_pairing_of_a_failing_primary_gives_primary_failed_pairs():
+    w = PairingWindow(WINDOW, noise=NoiseModel(), secondary_backends={"v1b"})
+    out = []
+    for i in range(10):
+        out += w.add(leg(f"f{i}", "primary", i * 0.01, status=503, h=f"err{i}"))
+        out += w.add(leg(f"f{i}", "shadow", i * 0.01, backend="v1b", h="ok"))
+        out += w.add(leg(f"f{i}", "shadow", i * 0.01, h="ok"))
+    assert [(p.outcome, p.noise) for p in out] == [("primary_failed", False)] * 10
+    rows = decode_pairs([("hub.pairs", 0, 0, None, encode_pair(out[0], "/hub/pairing"), 0)], 1 << 20).rows
+    assert rows[0][PAIR_COLUMNS.index("outcome")] == "primary_failed"
+
+
+def test_declared_nondeterministic_fields_are_never_listed_as_differing():
+    """Fields the configuration declares nondeterministic are noise fields in every pair, also
+    when the statuses differ (which stays a real mismatch, never noise) or the primary failed."""
+    model = NoiseModel({"*": ["generated_at"], "/r": ["trace.*"]})
+    p = leg("x", "primary", 0)
+    same_status = make_pair(p, leg("x", "shadow", 0, h="bb"), differing=["generated_at", "trace.id"], noise=model)
+    assert (same_status.outcome, same_status.noise, same_status.differing_fields, same_status.noise_fields) == \
+        ("match", True, [], ["generated_at", "trace.id"])
+    status = make_pair(p, leg("x", "shadow", 0, status=201, h="bb"), differing=["generated_at", "id"], noise=model)
+    assert (status.outcome, status.noise, status.differing_fields, status.noise_fields) == \
+        ("status_mismatch", False, ["id"], ["generated_at"])
+    only_declared = make_pair(p, leg("x", "shadow", 0, status=201, h="bb"), differing=["generated_at"], noise=model)
+    assert (only_declared.outcome, only_declared.noise, only_declared.differing_fields) == ("status_mismatch", False, [])
+    failed = make_pair(leg("x", "primary", 0, status=503), leg("x", "shadow", 0, h="bb"),
+                       differing=["error", "generated_at", "patient.id"], noise=model)
+    assert (failed.outcome, failed.noise, failed.differing_fields, failed.noise_fields) == \
+        ("primary_failed", False, ["error", "patient.id"], ["generated_at"])
