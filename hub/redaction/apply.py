@@ -597,13 +597,13 @@ class _Engine:
                 suffix = _EXPERIMENT_SUFFIX.match(probe)
                 if suffix is not None and (shape == "alert" or suffix.end() == len(probe)):
                     probe = probe[:suffix.start(1)] + "x" + probe[suffix.end(1):]
-            # a person of the team (``actor``, the definition's staff fields): a name of capitalised
-            # words or a handle without spaces is no patient's name; other detectors still apply
-            allowed = self._no_names if infra or (shape == "actor" and _PERSON.fullmatch(out)) else self._all
+            # a person of the team named in a definition (``staff``): a name of capitalised words or a
+            # handle without spaces is no patient's name; other detectors still apply
+            allowed = self._no_names if infra or (shape == "staff" and _PERSON.fullmatch(out)) else self._all
             joined = None if infra else _PHI_JOINED.search(out)
             if (joined is not None and joined.group(1).lower() not in COLLECTION_ROUTE_WORDS) or (
                     shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
-                    shape in ("id", "endpoint", "actor", "word", "experiment", "alert") and _BARE_NUMBER.search(probe)) or (
+                    shape in ("id", "endpoint", "actor", "staff", "word", "experiment", "alert") and _BARE_NUMBER.search(probe)) or (
                     self._hit(probe, allowed)) or (
                     _SPACED.search(probe) is not None and self._hit(_SPACED.sub(" ", probe), allowed)):
                 hits.append("shape:" + shape)

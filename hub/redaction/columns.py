@@ -98,11 +98,12 @@ SHAPES: Final[Mapping[str, Shape]] = {
     "tracestate": Shape(r"|[a-z0-9][a-z0-9_*/@-]{0,255}=[A-Za-z0-9_.:;+/{}-]{0,256}"
                         r"(?:\s*,\s*[a-z0-9][a-z0-9_*/@-]{0,255}=[A-Za-z0-9_.:;+/{}-]{0,256}){0,31}",
                         "a W3C tracestate (`vendor=value,...`, values without spaces)"),
-    "actor": Shape(r"|[A-Za-z0-9@][A-Za-z0-9 ._@:/+()\[\]#,'-]{0,127}", "who did it: a person of the team or a "
-                   "component, up to 128 characters; a name of one to four capitalised words or a handle without "
-                   "spaces is kept as written (people of the team, not patients: name detectors are off), any "
-                   "other detector hit (an e-mail address, a phone or record number, a name in a sentence) "
-                   "replaces it"),
+    "actor": Shape(r"|[A-Za-z0-9@][A-Za-z0-9 ._@:/+()\[\]#,'-]{0,127}", "who did it: a user or component name, up to "
+                   "128 characters, no detector hit (a staff e-mail address or a listed given name is replaced too)"),
+    "staff": Shape(r"|[A-Za-z0-9@][A-Za-z0-9 ._@:/+()\[\]#,'-]{0,127}", "a person of the team named in an "
+                   "experiment definition (`STAFF_FIELDS`): a name of one to four capitalised words or a handle "
+                   "without spaces is kept as written (name detectors off), any other detector hit (an e-mail "
+                   "address, a phone or record number, a name in a sentence) replaces it"),
     "topic": Shape(r"|[A-Za-z0-9._-]{1,249}", "a Kafka topic name"),
     "hub": Shape(r"|[A-Za-z0-9._:/@+=-]{1,512}", "written by the hub from its own values (tokens, checksums, "
                  "migration names): no spaces", detect=False),
@@ -166,9 +167,11 @@ _METRIC: Final = {
 }
 
 #: Fields of an experiment definition that name people of the team, not patients: definition key ->
-#: the person field of each of its entries. Each is checked against the ``actor`` shape, as the
-#: events' ``actor`` is (``hub.redaction.events``): a name or handle is kept as written, anything else
-#: (a phone number, an e-mail address, a sentence) replaced; the rest of the entry is free text.
+#: the person field of each of its entries. Each is checked against the ``staff`` shape
+#: (``hub.redaction.events``): a name or handle is kept as written, anything else (a phone number, an
+#: e-mail address, a sentence) replaced by ``[REDACTED:staff]``; the rest of the entry is free text.
+#: The events' ``actor`` stays checked as its column is: it is typed per command by any client
+#: (``--actor``, ``X-Hub-Actor``), not declared in a reviewed roster.
 STAFF_FIELDS: Final[Mapping[str, str]] = {"participants": "name", "prerequisites": "owner", "environment": "approver"}
 
 #: table -> column -> declaration. Tables only; views read these tables.

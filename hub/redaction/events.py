@@ -12,9 +12,10 @@ What is left as it is: the fields that identify and order the event (``kind``, `
 change's ``phase``, the definition's ``id``): they are checked by the lifecycle, and an experiment id the hub validated is
 stored as it was created. Everything else is walked as the ``experiment_events.payload`` column
 is (``hub.redaction.columns``): every string masked as free text, every value under a PHI-named
-key replaced whole, ``actor`` checked against the ``actor`` shape, and so are the names of the team
-in the definition (``hub.redaction.columns.STAFF_FIELDS``: participants, prerequisite owners, the
-approver): people of the team, not patients, kept as written when they are a name or a handle. The
+key replaced whole, ``actor`` checked against the ``actor`` shape; the names of the team in the
+definition (``hub.redaction.columns.STAFF_FIELDS``: participants, prerequisite owners, the
+approver) against the ``staff`` shape: people of the team, not patients, kept as written when they
+are a name or a handle. The
 experiments sink redacts the stored copy with the same function (``redact_event_doc``), the halt
 targets' URLs masked there.
 """
@@ -73,7 +74,7 @@ def redact_event_doc(engine, doc: dict[str, Any], hits: list, *, stored: bool = 
 
 def _definition(engine, value: dict[str, Any], hits: list, stored: bool) -> dict[str, Any]:
     """The definition: its id as created, its halt targets as written (masked in the store), the
-    names of the team (``STAFF_FIELDS``) checked against the ``actor`` shape, the rest free text."""
+    names of the team (``STAFF_FIELDS``) checked against the ``staff`` shape, the rest free text."""
     out = {}
     changed = False
     rest = {k: v for k, v in value.items() if k not in ("id", "halt") and k not in STAFF_FIELDS}
@@ -109,13 +110,13 @@ def _definition(engine, value: dict[str, Any], hits: list, stored: bool) -> dict
 
 def _staff(engine, item, key: str, hits: list):
     """A participant, prerequisite or environment: its person field (``key``) checked against the
-    ``actor`` shape (a name or handle of the team is kept as written), the rest walked as free text."""
+    ``staff`` shape (a name or handle of the team is kept as written), the rest walked as free text."""
     if not isinstance(item, dict):
         return engine._walk(item, hits, 2)
     person = item.get(key)
     others = {k: v for k, v in item.items() if k != key}
     walked = engine._walk(others, hits, 2)
-    masked = engine.struct("actor", person, hits) if isinstance(person, str) and person else person
+    masked = engine.struct("staff", person, hits) if isinstance(person, str) and person else person
     if walked is others and masked is person:
         return item
     return {k: masked if k == key else walked[k] for k in item} if key in item else walked

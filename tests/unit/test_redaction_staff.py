@@ -48,7 +48,7 @@ def created():
 
 def check_staff(d):
     assert [p["name"] for p in d["participants"]][:3] == ["Amara Okafor", "Jonas Weber", "Priya Raman"]
-    assert [p["name"] for p in d["participants"]][3:] == ["[REDACTED:actor]", "[REDACTED:actor]"]
+    assert [p["name"] for p in d["participants"]][3:] == ["[REDACTED:staff]", "[REDACTED:staff]"]
     assert [p["owner"] for p in d["prerequisites"]] == ["Jonas Weber", "Priya Raman", "ops-oncall"]
     assert d["environment"]["approver"] == "Priya Raman"
     assert "Brambleworth" not in d["prerequisites"][1]["item"]  # free text stays redacted
