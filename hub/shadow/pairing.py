@@ -16,9 +16,12 @@ leg cannot start a second pair. Legs older than the watermark minus the window a
 ``late`` and dropped.
 
 ``make_pair`` holds the outcome rules, shared with the gateway (which compares bodies itself and
-passes the differing JSON fields): ``dropped_by_bulkhead`` > ``shadow_error`` > ``status_mismatch``
-> ``body_mismatch`` (differences left after the noise model) > ``latency_regression`` > ``match``.
-A status mismatch is never noise: its body differences are all reported as real. The noise model
+passes the differing JSON fields): ``dropped_by_bulkhead`` > ``primary_failed`` (the primary gave
+no answer, 5xx or an error: the pair says nothing about the shadow version) > ``shadow_error`` >
+``status_mismatch`` > ``body_mismatch`` (differences left after the noise model) >
+``latency_regression`` > ``match``. A status mismatch (or a failed primary) is never noise: its body
+differences are all reported as real, except fields the configuration declares nondeterministic,
+which are always noise fields. The noise model
 learns from a secondary leg only when primary and secondary both succeeded with the same status
 (``hub.shadow.noise.clean_comparison``).
 

@@ -16,7 +16,10 @@ START, END = "<!-- dictionary:start -->", "<!-- dictionary:end -->"
 TABLES = {
     "requests": "One row per gateway request leg (primary, shadow, canary), placed on its experiment and phase.",
     "dead_letters": "Records that could not be decoded or validated, with the reason and where they came from.",
-    "shadow_pairs": "One comparison per shadowed request: status and body match, latency difference, outcome, noise.",
+    "shadow_pairs": ("One comparison per shadowed request: status and body match, latency difference, outcome, "
+                     "noise. Outcome primary_failed: the primary failed (no answer, 5xx), so the pair says nothing "
+                     "about the shadow and is no shadow mismatch; declared nondeterministic fields are never in "
+                     "differing_fields."),
     "canary_verdicts": "Canary against baseline per route and metric: test, effect size, verdict and confidence.",
     "sink_ledger": "The sink's write-ahead ledger: one row per stored batch of one partition's offsets.",
     "experiment_events": "The experiment log: every lifecycle event with its actor and time (the audit trail), "
