@@ -1,6 +1,7 @@
-"""Dashboard query latency over one experiment of many request records, against a plain table.
+"""Dashboard query latency over one experiment of many request records: the raw tables, the
+per-second aggregates, and a plain table.
 
-    python -m bench.dashboard_queries --rows N --data-dir DIR [--repeats R]
+    python -m bench.dashboard_queries --rows N --data-dir DIR [--repeats R] [--no-plain]
 
 Run by ``bench.run`` in a process of its own (chDB opens one data directory per process);
 prints one JSON object on stdout, progress on stderr.
@@ -45,6 +46,16 @@ in a ``MergeTree ORDER BY tuple()`` (no partitions, no sort key, no skipping ind
 projections), filled by the same ``INSERT ... SELECT`` (the same rows: a checksum over every
 column but ``ingest_time`` must match). The other tables are shared: queries that do not read
 ``requests`` run the same on both sides.
+
+aggregates: the same dashboards with every panel that a per-second aggregate serves
+(``hub.sql.aggregates``: request rate, error rate and latency quantiles per leg and per route, the
+route table, the room's error and request rates, shadow outcomes and top differing routes, span
+error rate and latency; the route and leg variables) reading its aggregate form, filled by the
+materialized views of migration 0017 while ``hub.requests`` (and the pairs and spans) were written;
+the other queries as on the hub side. Before timing, each aggregate form's rows are compared with
+its raw form's (the same definition over the raw rows: whole seconds, exact counts, the abort
+judge's sketch quantiles) for both selections; any difference stops the run. ``--no-plain`` leaves
+the plain table out (its second copy of the rows doubles the generation at 100,000,000 rows).
 
 Measurement: after both tables are written, background merges are awaited (up to 300 s), one
 untimed pass runs every query once on both sides (and checks that both return the same number of
@@ -322,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="request legs of the experiment")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed passes over every query")
     parser.add_argument("--data-dir", required=True, help="HUB_HOME of the store (created; chDB data under it)")
+    parser.add_argument("--no-plain", action="store_true", help="leave out the plain MergeTree copy of the rows")
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.repeats < 1:
         parser.error("--rows must be at least 1000 and --repeats at least 1")
@@ -335,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     from hub.experiments.events import EVENT_COLUMNS
     from hub.settings import load_settings
     from hub.storage.client import open_store
+    from hub.sql import aggregates as A
     from hub.storage.migrations import migrate
 
     settings = load_settings({"HUB_HOME": str(Path(args.data_dir).resolve())})  # embedded chDB, nothing else
@@ -353,17 +366,24 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         store.command(f"INSERT INTO {db}.requests ({columns}) {select}")
         hub_generation = time.perf_counter() - started
-        log(f"{db}.requests: {hub_generation:.1f}s; the same rows in {db}.requests_plain (MergeTree ORDER BY tuple())")
-        store.command(f"CREATE TABLE {db}.requests_plain AS {db}.requests ENGINE = MergeTree ORDER BY tuple()")
-        started = time.perf_counter()
-        store.command(f"INSERT INTO {db}.requests_plain ({columns}) {select}")
-        plain_generation = time.perf_counter() - started
-        log(f"{db}.requests_plain: {plain_generation:.1f}s")
-        hub_sum = store.query(CHECKSUM.format(table=f"{db}.requests")).result_rows[0]
-        plain_sum = store.query(CHECKSUM.format(table=f"{db}.requests_plain")).result_rows[0]
-        if hub_sum != plain_sum or int(hub_sum[0]) != args.rows:
-            raise SystemExit(f"the two tables differ: {hub_sum} and {plain_sum} (count, checksum), "
-                             f"{args.rows:,} rows expected")
+        log(f"{db}.requests (and its per-second aggregate): {hub_generation:.1f}s")
+        with_plain = not args.no_plain
+        plain_generation = None
+        if with_plain:
+            log(f"the same rows in {db}.requests_plain (MergeTree ORDER BY tuple())")
+            store.command(f"CREATE TABLE {db}.requests_plain AS {db}.requests ENGINE = MergeTree ORDER BY tuple()")
+            started = time.perf_counter()
+            store.command(f"INSERT INTO {db}.requests_plain ({columns}) {select}")
+            plain_generation = time.perf_counter() - started
+            log(f"{db}.requests_plain: {plain_generation:.1f}s")
+            hub_sum = store.query(CHECKSUM.format(table=f"{db}.requests")).result_rows[0]
+            plain_sum = store.query(CHECKSUM.format(table=f"{db}.requests_plain")).result_rows[0]
+            if hub_sum != plain_sum or int(hub_sum[0]) != args.rows:
+                raise SystemExit(f"the two tables differ: {hub_sum} and {plain_sum} (count, checksum), "
+                                 f"{args.rows:,} rows expected")
+        aggregated = int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second"))
+        if aggregated != args.rows:
+            raise SystemExit(f"{db}.requests_per_second counts {aggregated:,} legs, {args.rows:,} expected")
         started = time.perf_counter()
         store.command(f"INSERT INTO {db}.shadow_pairs (pair_id, event_time, experiment_id, phase, gateway, "
                       "correlation_id, route, method, primary_backend, shadow_backend, primary_status, shadow_status, "
@@ -376,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {t: {"rows": int(store.scalar(f"SELECT count() FROM {db}.{t}")), "parts": parts(store, db, t),
                      "bytes_on_disk": int(store.scalar(
                          f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{db}' AND table = '{t}' AND active"))}
-                 for t in ("requests", "requests_plain", "shadow_pairs", "otel_traces")}
+                 for t in ("requests", "requests_per_second", "shadow_pairs", "shadow_pairs_per_second",
+                           "otel_traces", "spans_per_second") + (("requests_plain",) if with_plain else ())}
         log(f"shadow pairs and spans in {other_generation:.1f}s; merges settled after {merge_wait:.0f}s; "
             + "; ".join(f"{t}: {v['rows']:,} rows in {v['parts']} parts" for t, v in sizes.items()))
 
@@ -385,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         queries = (queries_of("experiment", experiment_dashboard(
                        defn, cfg, experiment_id=EXPERIMENT, shadow_pairs=shadow_pairs_available(store, db)))
                    + queries_of("gameday room", overview_dashboard(cfg)))
+
+        served = A.panels(db, EXPERIMENT, "auto", cfg.room_recent_hours, list(defn.targets.routes))
+        for q in queries:
+            q["panel"] = A.aggregate_of(q["sql"], served)
 
         def expanded(sql: str, variables: dict) -> str:
             return expand(sql, time_from=time_from, time_to=time_to, interval_s=INTERVAL_S, variables=variables)
@@ -396,33 +421,48 @@ def main(argv: list[str] | None = None) -> int:
             "one route": {"route": Variable(["/patients/{id}"]), "leg": Variable(["primary"]),
                           "service": Variable("patient-api")},
         }
-        plan = []  # (selection, query index, hub sql, plain sql)
+        sides = ("hub", "aggregates") + (("baseline",) if with_plain else ())
+        plan = []  # (selection, query index, {side: sql}, raw form of the aggregate's definition or None)
         for sel, variables in selections.items():
             for i, q in enumerate(queries):
                 sql = expanded(q["sql"], variables)
-                plan.append((sel, i, sql, plain_sql(sql, db)))
+                p = q["panel"]
+                sqls = {"hub": sql, "baseline": plain_sql(sql, db),
+                        "aggregates": expanded(p.aggregate, variables) if p else sql}
+                plan.append((sel, i, sqls, expanded(p.raw, variables) if p else None))
         for q in queries:
             q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])", q["sql"]))
 
-        log(f"{len(queries)} queries ({sum(q['reads_requests'] for q in queries)} read requests); "
-            f"one untimed pass, then {args.repeats} timed passes")
-        returned = {}
-        for sel, i, hub_sql, base_sql in plan:
-            hub_rows = len(store.query(hub_sql).result_rows)
-            base_rows = len(store.query(base_sql).result_rows)
-            if hub_rows != base_rows:
-                raise SystemExit(f"{queries[i]['title']!r} ({sel}): {hub_rows} rows from {db}.requests, "
-                                 f"{base_rows} from {db}.requests_plain")
+        log(f"{len(queries)} queries ({sum(q['reads_requests'] for q in queries)} read requests, "
+            f"{sum(q['panel'] is not None for q in queries)} served by aggregates); "
+            f"one untimed pass (each aggregate form against its raw form), then {args.repeats} timed passes")
+        returned, equal = {}, {}
+        for sel, i, sqls, raw_form in plan:
+            hub_rows = len(store.query(sqls["hub"]).result_rows)
+            if with_plain:
+                base_rows = len(store.query(sqls["baseline"]).result_rows)
+                if hub_rows != base_rows:
+                    raise SystemExit(f"{queries[i]['title']!r} ({sel}): {hub_rows} rows from {db}.requests, "
+                                     f"{base_rows} from {db}.requests_plain")
             returned[(sel, i)] = hub_rows
-        timings = {(sel, i, side): [] for sel, i, _, _ in plan for side in ("hub", "baseline")}
+            if raw_form is not None:
+                agg_rows = store.query(sqls["aggregates"]).result_rows
+                raw_rows = store.query(raw_form).result_rows
+                if agg_rows != raw_rows:
+                    raise SystemExit(f"{queries[i]['title']!r} ({sel}): the aggregate form returned {len(agg_rows)} "
+                                     f"rows, the raw form {len(raw_rows)}, not the same")
+                equal[(sel, i)] = len(agg_rows)
+        log(f"{len(equal)} aggregate forms equal to their raw forms "
+            f"({sum(equal.values()):,} rows compared)")
+        timings = {(sel, i, side): [] for sel, i, _, _ in plan for side in sides}
         for rep in range(args.repeats):
-            # Hub and plain alternate query by query (which goes first alternates by pass), so that
-            # a burst of load from elsewhere on the machine hits both sides alike.
-            sides = ("hub", "baseline") if rep % 2 == 0 else ("baseline", "hub")
-            for sel, i, hub_sql, base_sql in plan:
-                for side in sides:
+            # The sides alternate query by query (the order rotates by pass), so that a burst of
+            # load from elsewhere on the machine hits every side alike.
+            order = sides[rep % len(sides):] + sides[:rep % len(sides)]
+            for sel, i, sqls, _ in plan:
+                for side in order:
                     started = time.perf_counter()
-                    store.query(hub_sql if side == "hub" else base_sql).result_rows
+                    store.query(sqls[side]).result_rows
                     timings[(sel, i, side)].append(time.perf_counter() - started)
             log(f"pass {rep + 1}/{args.repeats} done")
 
@@ -432,18 +472,21 @@ def main(argv: list[str] | None = None) -> int:
             for i, q in enumerate(queries):
                 per_query.append({"selection": sel, "dashboard": q["dashboard"], "kind": q["kind"], "title": q["title"],
                                   "reads_requests": q["reads_requests"], "rows_returned": returned[(sel, i)],
-                                  "hub_seconds": summary(timings[(sel, i, "hub")]),
-                                  "baseline_seconds": summary(timings[(sel, i, "baseline")])})
+                                  "aggregate": q["panel"].name if q["panel"] else None,
+                                  "aggregate_rows_equal_to_raw_form": equal.get((sel, i)),
+                                  **{f"{side}_seconds": summary(timings[(sel, i, side)]) for side in sides}})
             counted = [i for i, q in enumerate(queries) if q["kind"] != "variable"]
             refresh[sel] = {side: summary([sum(timings[(sel, i, side)][rep] for i in counted)
-                                           for rep in range(args.repeats)]) for side in ("hub", "baseline")}
+                                           for rep in range(args.repeats)]) for side in sides}
             refresh[sel]["queries"] = len(counted)
         print(json.dumps({
             "rows": args.rows, "repeats": args.repeats, "interval_s": INTERVAL_S,
             "time_from": time_from.isoformat(), "time_to": time_to.isoformat(),
-            "generation_seconds": {"hub": round(hub_generation, 3), "baseline": round(plain_generation, 3),
+            "generation_seconds": {"hub": round(hub_generation, 3),
+                                   "baseline": None if plain_generation is None else round(plain_generation, 3),
                                    "shadow_pairs_and_spans": round(other_generation, 3)},
             "merge_wait_seconds": round(merge_wait, 1), "tables": sizes, "refresh": refresh,
+            "sides": list(sides), "aggregate_forms_equal_to_raw": {"queries": len(equal), "rows": sum(equal.values())},
             "queries": per_query, "peak_rss_mib": peak_rss_mib(),
         }), flush=True)
         return 0
@@ -451,22 +494,87 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
 
 
+INGEST_BATCHES = (20_000, 1_000)  # HUB_SINK_BATCH_MAX, and a small batch (a quiet stream)
+INGEST_VIEWS = ("requests_per_second_mv", "shadow_pairs_per_second_mv", "spans_per_second_mv")
+
+
+def ingest_main(argv: list[str] | None = None) -> int:
+    """The insert cost of migration 0017's materialized views: the sink's insert path
+    (``hub.storage.client.Store.insert``, a deduplication token per batch) into ``requests`` of a
+    migrated store, and of a second database migrated the same way whose views are dropped; batch by
+    batch alternating (which side goes first alternates), so load from elsewhere hits both alike."""
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard_queries --ingest")
+    parser.add_argument("--ingest", action="store_true")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="request legs inserted per side and batch size")
+    parser.add_argument("--data-dir", required=True)
+    args = parser.parse_args(argv)
+
+    from hub.settings import load_settings
+    from hub.storage.client import Store, open_store
+    from hub.storage.migrations import migrate
+
+    settings = load_settings({"HUB_HOME": str(Path(args.data_dir).resolve())})
+    store = open_store(settings)
+    try:
+        migrate(store, settings)
+        bare_db = f"{settings.database}_noviews"
+        store.command(f"CREATE DATABASE IF NOT EXISTS {bare_db}")
+        bare = Store(store._client, bare_db, store.dsn)
+        bare._lock = store._lock
+        migrate(bare, settings.with_overrides(database=bare_db))
+        for view in INGEST_VIEWS:
+            bare.command(f"DROP VIEW IF EXISTS {bare_db}.{view}")
+        t0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(seconds=SPAN_S)
+        rows = store.query(requests_select(args.rows, t0)).result_rows
+        log(f"{len(rows):,} rows generated; inserting them in batches of {', '.join(map(str, INGEST_BATCHES))}")
+        sides = {"with_views": store, "without_views": bare}
+        out = {}
+        for batch in INGEST_BATCHES:
+            chunks = [rows[i:i + batch] for i in range(0, len(rows), batch)]
+            seconds = {side: 0.0 for side in sides}
+            for n, chunk in enumerate(chunks):
+                order = list(sides) if n % 2 == 0 else list(reversed(sides))
+                for side in order:
+                    target = sides[side]
+                    started = time.perf_counter()
+                    target.insert(f"{target.database}.requests", chunk, REQUEST_INSERT_COLUMNS,
+                                  token=f"bench:{batch}:{n}")
+                    seconds[side] += time.perf_counter() - started
+            for side, target in sides.items():
+                stored = int(target.scalar(f"SELECT count() FROM {target.database}.requests"))
+                log(f"batch {batch}: {side} {len(rows) / seconds[side]:,.0f} rows/s ({stored:,} rows stored)")
+            out[str(batch)] = {side: {"seconds": round(seconds[side], 3),
+                                      "rows_per_s": round(len(rows) / seconds[side], 1)} for side in sides}
+            out[str(batch)]["with_over_without"] = round(out[str(batch)]["with_views"]["rows_per_s"]
+                                                         / out[str(batch)]["without_views"]["rows_per_s"], 4)
+            for target in sides.values():
+                target.command(f"TRUNCATE TABLE {target.database}.requests")
+                if target is store:
+                    store.command(f"TRUNCATE TABLE {store.database}.requests_per_second")
+        print(json.dumps({"rows": len(rows), "batches": out, "peak_rss_mib": peak_rss_mib()}), flush=True)
+        return 0
+    finally:
+        store.close()
+
+
 def _per_query_table(result: dict) -> str:
-    header = ("selection", "query", "reads requests", "hub median ms", "hub p95 ms", "plain median ms",
-              "plain p95 ms", "hub/plain")
+    sides = result.get("sides", ["hub", "baseline"])
+    names = {"hub": "raw", "aggregates": "aggregates", "baseline": "plain"}
+    header = ("selection", "query", "reads requests", "aggregate") + tuple(
+        f"{names[side]} {stat} ms" for side in sides for stat in ("median", "p95")) + ("aggregates/raw",)
     lines = [header]
     for q in result["queries"]:
         if q["selection"] != "all" and not q["reads_requests"]:
             continue  # the same query as with "all": the selection only changes queries of requests
-        h, b = q["hub_seconds"], q["baseline_seconds"]
+        h, a = q["hub_seconds"], q["aggregates_seconds"]
         lines.append((q["selection"], f"{q['dashboard']}: {q['kind']} {q['title']}"[:70],
-                      "yes" if q["reads_requests"] else "no", f"{h['median'] * 1000:,.1f}", f"{h['p95'] * 1000:,.1f}",
-                      f"{b['median'] * 1000:,.1f}", f"{b['p95'] * 1000:,.1f}",
-                      f"{h['median'] / b['median']:.2f}x" if b["median"] else "-"))
+                      "yes" if q["reads_requests"] else "no", "equal" if q["aggregate"] else "-")
+                     + tuple(f"{q[side + '_seconds'][stat] * 1000:,.1f}" for side in sides for stat in ("median", "p95"))
+                     + (f"{a['median'] / h['median']:.2f}x" if h["median"] else "-",))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
-        out.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))).rstrip())
+        out.append("  ".join(c.ljust(w) if j < 4 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -480,11 +588,13 @@ def run(ctx: BenchContext) -> list[Result]:
         "--data-dir", str(ctx.scratch / "dashboards-home")], timeout=max(1800.0, rows / 2000))
     label = f"{rows:,} rows"
     ctx.sections.append(f"dashboard queries over {label}, per query ({repeats} passes; ms; with the one-route "
-                        "selection only the queries that read requests):\n" + _per_query_table(result))
+                        "selection only the queries that read requests; aggregate: served by a per-second "
+                        "aggregate, its rows equal to its raw form's):\n" + _per_query_table(result))
     gen = result["generation_seconds"]
     details = {k: v for k, v in result.items() if k != "queries"}
     out = [Result(f"dashboard data generation ({label})", gen["hub"], "s", gen["baseline"], higher_is_better=False,
-                  details={"hub": "INSERT ... SELECT FROM numbers() into hub.requests (the migration's table)",
+                  details={"hub": "INSERT ... SELECT FROM numbers() into hub.requests (the migration's table, "
+                                  "its materialized view filling requests_per_second)",
                            "baseline": "the same INSERT into requests_plain (MergeTree ORDER BY tuple())",
                            **details})]
     names = {"all": "all routes and legs", "one route": "one route, primary leg"}
@@ -495,14 +605,33 @@ def run(ctx: BenchContext) -> list[Result]:
                               details={"queries": r["queries"], "repeats": repeats, "hub": r["hub"],
                                        "baseline": r["baseline"],
                                        "per_query": [q for q in result["queries"] if q["selection"] == sel]}))
+            out.append(Result(f"dashboard refresh from the per-second aggregates, {names[sel]} ({label}), {stat}",
+                              r["aggregates"][stat], "s", r["hub"][stat], higher_is_better=False,
+                              details={"queries": r["queries"], "repeats": repeats, "aggregates": r["aggregates"],
+                                       "baseline": "the same dashboards on the raw tables (hub)",
+                                       "equal_to_raw_form": result["aggregate_forms_equal_to_raw"]}))
     return out
 
 
 def benchmarks():
     """(key, description, callable) of each benchmark of this module."""
     return [("dashboards", f"dashboard query latency over one experiment ({DEFAULT_ROWS:,} request legs by default), "
-                           "hub schema vs a plain MergeTree", run)]
+                           "hub schema vs a plain MergeTree, and the per-second aggregates vs the raw tables", run),
+            ("aggregates-ingest", "insert rows/s into requests with migration 0017's materialized views vs without "
+                                  "(1,000,000 rows by default, the sink's batch sizes)", run_ingest)]
+
+
+def run_ingest(ctx: BenchContext) -> list[Result]:
+    rows = max(ctx.size("dashboard_rows", 1_000_000), 1000)
+    result = run_json_child(ctx, "the aggregate ingest benchmark", [
+        "-m", "bench.dashboard_queries", "--ingest", "--rows", str(rows),
+        "--data-dir", str(ctx.scratch / "aggregates-ingest-home")], timeout=1800.0)
+    return [Result(f"requests insert with the per-second views, batches of {batch} ({rows:,} rows)",
+                   r["with_views"]["rows_per_s"], "rows/s", r["without_views"]["rows_per_s"], higher_is_better=True,
+                   details={"hub": "Store.insert into requests with migration 0017's views",
+                            "baseline": "the same inserts into a store migrated alike, its views dropped", **r})
+            for batch, r in result["batches"].items()]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ingest_main() if "--ingest" in sys.argv[1:] else main())
