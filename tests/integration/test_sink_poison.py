@@ -39,9 +39,12 @@ def alert_record(i: int, kind=None) -> bytes:
 
 def alert_row(record: dict) -> tuple:
     """An ``alerts`` row in ALERT_COLUMNS order, the values taken as they come."""
-    time = dt.datetime.fromisoformat(record["time"])
-    return (time, record["kind"], record["alert_id"], "firing", record["experiment_id"], record["rule"], "", "",
-            "", 0.0, None, 0, None, None, "[]", [], "", "", "", None, None, 0, "")
+    values = {"time": dt.datetime.fromisoformat(record["time"]), "kind": record["kind"],
+              "alert_id": record["alert_id"], "status": "firing", "experiment_id": record["experiment_id"],
+              "rule": record["rule"], "threshold": 0.0, "samples": 0, "top_contributors": "[]",
+              "example_request_ids": [], "attempts": 0, "outside_run": False}
+    nullable = {"observed", "window_start", "window_end", "ok", "status_code", "latency_ms"}
+    return tuple(values[c] if c in values else (None if c in nullable else "") for c in ALERT_COLUMNS)
 
 
 def decode_alert_rows(messages) -> Batch:
