@@ -218,3 +218,26 @@ def _as_float32(values):
     import struct
 
     return [struct.unpack("f", struct.pack("f", v))[0] for v in values]
+
+
+def test_the_migration_copies_rows_stored_before_it_once_and_runs_again_harmlessly(store, hub_settings):
+    from hub.storage.migrations import discover, render
+
+    db = store.database
+    migration = next(m for m in discover() if m.number == 17)
+    for table in ("requests", "shadow_pairs", "otel_traces"):
+        view = {"requests": "requests_per_second", "shadow_pairs": "shadow_pairs_per_second",
+                "otel_traces": "spans_per_second"}[table]
+        store.command(f"DROP VIEW {db}.{view}_mv")
+        store.command(f"DROP TABLE {db}.{view}")
+    rng = random.Random(3)
+    legs = request_rows(rng, 800)
+    store.insert(f"{db}.requests", legs, REQUEST_COLUMNS)  # a store that held rows before the migration
+    store.insert(f"{db}.shadow_pairs", pair_rows(rng, 300), PAIR_COLUMNS)
+    for _ in range(2):  # applied twice (two workers starting together): the rows are copied once
+        for statement in render(migration.sql, hub_settings):
+            store.command(statement)
+    store.insert(f"{db}.requests", request_rows(rng, 200), REQUEST_COLUMNS)  # after it: through the view
+    assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second")) == 1000
+    assert int(store.scalar(f"SELECT sum(pair_count) FROM {db}.shadow_pairs_per_second")) == 300
+    assert int(store.scalar(f"SELECT sum(span_count) FROM {db}.spans_per_second")) == 0
