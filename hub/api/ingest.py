@@ -111,6 +111,11 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
                                                  linger_ms=5, retries=5)
         return producer_holder["p"]
 
+    def redactor():
+        from hub.pipeline import redactor_for  # the worker's redactor: the same policy and key
+
+        return redactor_for(settings)
+
     def publish(accepted: list[tuple[bytes, bytes]]) -> None:
         p = producer()
         futures = [p.send(settings.topic_requests, key=k, value=v) for k, v in accepted]
@@ -133,7 +138,8 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         try:
             raw_events = split_events(request.content_type, request.headers, body, limits.max_depth)
         except ValueError as exc:
-            return json_response({"accepted": 0, "refused": [{"index": -1, "reason": str(exc)}]}, status=400)
+            return json_response({"accepted": 0, "refused": [{"index": -1, "reason": redactor().text(str(exc), "api")}]},
+                                 status=400)
         not_objects = {i for i, value in enumerate(raw_events) if value.lstrip()[:1] != b"{"}
         messages = [RawMessage("http", 0, i, None, value, 0) for i, value in enumerate(raw_events)
                     if i not in not_objects]
@@ -145,8 +151,12 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         bad_indexes = {item["index"] for item in refused}
         good = [raw_events[i] for i in range(len(raw_events)) if i not in bad_indexes]
         accepted = [(row[4].encode(), value) for row, value in zip(decoded.rows, good)]
+        # a refusal echoes the offending value: its reason and id are redacted as a dead letter's are
+        clean = redactor()
         for item in refused:
-            item["id"] = _event_id(raw_events[item["index"]])
+            item["reason"] = clean.text(item["reason"], "api")
+            found = _event_id(raw_events[item["index"]])
+            item["id"] = clean.key(found.encode(), "api").decode() if isinstance(found, str) and found else found
         if accepted:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, publish, accepted)
