@@ -135,6 +135,27 @@ _ROUTE_PARAM: Final = re.compile(r"\{[^/{}]*\}|:[A-Za-z_][A-Za-z0-9_]*|<[^/<>]*>
 #: this century's later years (the hub's own: ``exp-2026-12-07``) are not.
 _STRUCT_DATE: Final = re.compile(
     r"(?<!\d)(?:19\d\d|20[01]\d)([-_./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?!\d)")
+#: A month-day-year or day-month-year date with a 19xx/20xx year in a structural value, ``._-`` read
+#: as separators (``edge-gw-03-14-1962``, ``DOB_14.03.1962``); read before harmless digit runs are
+#: taken out, since a number after an infrastructure word (``gw-03``) is one of those.
+_STRUCT_DMY: Final = re.compile(
+    r"(?<![0-9])(?:0?[1-9]|[12]\d|3[01])[-_.](?:0?[1-9]|[12]\d|3[01])[-_.](?:19|20)\d\d(?!\d)")
+#: A street address in a structural value: a number, capitalised words and a street type joined by
+#: ``._-`` (``edge-gw-1600-Larkspur-Lane-Apt-3``).
+_STRUCT_ADDRESS: Final = re.compile(
+    r"(?<![0-9A-Za-z])\d{1,6}[A-Za-z]?[-_.](?:[A-Z][A-Za-z'.]*[-_.]){1,4}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|"
+    r"Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Row|Close|Crescent|Alley|Plaza)(?![a-z])")
+#: A metric name's segment as an instrument name has them, and one with a tag list after its name.
+_METRIC_SEGMENT: Final = re.compile(r"[A-Za-z][A-Za-z0-9_/-]{0,254}")
+_TAGGED_SEGMENT: Final = re.compile(r"([A-Za-z][A-Za-z0-9_/-]*)(\{[^{}]*\}|\[[^\[\]]*\])")
+_EMAIL_IN_NAME: Final = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)?@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*?\.[A-Za-z]{2,}(?=\.|$)")
+#: Words a metric name measures with (``patients.<name>.count``): never part of a person's name.
+_METRIC_WORDS: Final = frozenset("""
+count counts total sum max min mean avg median rate rates active idle sent received calls requests used free size
+errors failures latency duration bytes time seconds ms value gauge histogram timer meter counter p50 p75 p90 p95 p99
+m1_rate m5_rate m15_rate mean_rate stddev hits misses open closed pending waiting ok fail failed success
+""".split())
 _DATE_SHAPES: Final = frozenset({"id", "endpoint", "actor", "word", "field", "phase", "metric_name", "topic",
                                  "experiment", "alert"})
 #: A server address with a port: an IPv4 address or a bracketed IPv6 address, then ``:port``.
@@ -291,6 +312,7 @@ class _Engine:
         self._clean_url_shape: set[str] = set()
         self._plans: dict[tuple, list] = {}
         self._fast: dict[tuple, Any] = {}
+        self._metric_parts = False  # a metric name's parts are being checked (``_metric_name_misfit``)
         self._shapes = {name: (re.compile(sh.pattern, re.I if sh.ignore_case else 0), sh.detect)
                         for name, sh in SHAPES.items()}
 
@@ -602,7 +624,8 @@ class _Engine:
             allowed = self._no_names if infra or (shape == "staff" and _PERSON.fullmatch(out)) else self._all
             joined = None if infra else _PHI_JOINED.search(out)
             if (joined is not None and joined.group(1).lower() not in COLLECTION_ROUTE_WORDS) or (
-                    shape in _DATE_SHAPES and _STRUCT_DATE.search(out) is not None) or (
+                    shape in _DATE_SHAPES and (_STRUCT_DATE.search(out) is not None or _STRUCT_DMY.search(out)
+                                               is not None or _STRUCT_ADDRESS.search(out) is not None)) or (
                     shape in ("id", "endpoint", "actor", "staff", "word", "experiment", "alert") and _BARE_NUMBER.search(probe)) or (
                     self._hit(probe, allowed)) or (
                     _SPACED.search(probe) is not None and self._hit(_SPACED.sub(" ", probe), allowed)):
@@ -619,10 +642,72 @@ class _Engine:
         redaction key (``hub.redaction.key``: the same for every worker and across restarts), so that
         distinct ids stay distinct and equal ids equal (GROUP BY, joins, pairing) while the value
         cannot be recovered by hashing guesses (an MRN has few enough values to try them all)."""
+        if shape == "metric_name" and not self._metric_parts:
+            self._metric_parts = True
+            try:
+                return self._metric_name_misfit(value)
+            finally:
+                self._metric_parts = False
         if shape not in _DIGEST_SHAPES:
             return STRUCT_MARKER.format(shape=shape)
+        return self._digest(value)
+
+    def _digest(self, value: str) -> str:
         digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
         return f"[REDACTED:id:{digest}]"
+
+    def _metric_name_misfit(self, value: str) -> str:
+        """A metric name that does not fit: its structure kept, each offending part replaced by a keyed
+        digest (``calls.[REDACTED:id:<digest>]``, ``db.pool[REDACTED:id:<digest>].active``), so that
+        distinct names stay distinct series; an e-mail address is one part whatever its dots."""
+        out = value
+        for rx in (_EMAIL_IN_NAME, _STRUCT_DATE, _STRUCT_DMY, _STRUCT_ADDRESS):  # parts that span dots
+            out = rx.sub(lambda m: self._digest(m.group(0)), out)
+        segments = out.split(".")
+        if len(segments) == 1 and _TAGGED_SEGMENT.fullmatch(out) is None:
+            return self._digest(value)
+        changed = False
+        for i, seg in enumerate(segments):
+            if not seg or seg.startswith("[REDACTED:id:"):
+                continue
+            tagged = _TAGGED_SEGMENT.fullmatch(seg)
+            if tagged is not None:  # name{k=v,...} / name[k=v,...]: the name kept, the tags a digest
+                base = tagged.group(1)
+                if self.struct("metric_name", base, []) != base:
+                    base = self._digest(base)
+                segments[i] = base + self._digest(tagged.group(2))
+                changed = True
+            elif _METRIC_SEGMENT.fullmatch(seg) is None or self.struct("metric_name", seg, []) != seg:
+                segments[i] = self._digest(seg)
+                changed = True
+        if not changed and out == value:
+            # only parts together read as patient data (``patients.Zebulon-Quillfeather``): the first
+            # pair of segments that does not fit is the offending part
+            # pair of segments that does not fit is offending, but for a first segment that is a word of
+            # collections or infrastructure (``patients``); consecutive offending segments are one part
+            bad = [False] * len(segments)
+            for i in range(len(segments) - 1):
+                pair = segments[i] + "." + segments[i + 1]
+                if self.struct("metric_name", pair, []) != pair:
+                    bad[i + 1] = True
+                    word = segments[i].lower()
+                    bad[i] = bad[i] or not (word in INFRA_WORDS or _PHI_JOINED.match(word + ".xyz"))
+            for i in range(1, len(segments)):  # a name goes on over words that name nothing measured
+                if bad[i - 1] and not bad[i] and segments[i].isalpha() and not (
+                        segments[i].lower() in INFRA_WORDS or segments[i].lower() in _METRIC_WORDS):
+                    bad[i] = True
+            if not any(bad):
+                return self._digest(value)
+            parts: list[str] = []
+            i = 0
+            while i < len(segments):
+                j = i
+                while bad[i] and j + 1 < len(segments) and bad[j + 1]:
+                    j += 1
+                parts.append(self._digest(".".join(segments[i:j + 1])) if bad[i] else segments[i])
+                i = j + 1
+            return ".".join(parts)
+        return ".".join(segments)
 
     def json_text(self, value: str, hits: list) -> str:
         """A JSON document with every string masked and values under PHI-named keys replaced whole;

@@ -121,7 +121,10 @@ class Column:
     def describe(self) -> str:
         if self.kind in ("struct", "structs"):
             each = "each element: " if self.kind == "structs" else ""
-            misfit = "" if self.shape in ("id", "endpoint", "experiment", "alert") else f"; a misfit becomes `[REDACTED:{self.shape}]`"
+            misfit = "" if self.shape in ("id", "endpoint", "experiment", "alert") else (
+                "; a misfit keeps its structure, each offending part (segment, tag list, e-mail address, date, "
+                "street address) replaced by `[REDACTED:id:<digest>]`, so distinct names stay distinct series"
+                if self.shape == "metric_name" else f"; a misfit becomes `[REDACTED:{self.shape}]`")
             return f"structural `{self.shape}`: {each}{SHAPES[self.shape].about}{misfit}"
         return KINDS[self.kind]
 

@@ -77,7 +77,7 @@ CLINICAL_AFTER: Final = (
 _CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
     "admit", "discharg", "transferr", "diagnos", "triag", "seen", "treat", "examined", "intubat", "sedat",
     "prescri", "referr", "regist", "schedul", "allergic", "present", "complain", "reports",
-    "deceased", "expired", "readmit",
+    "deceased", "expired", "readmit", " by",
     # the nouns before "for"/"of": "chart for", "labs of" ...
     "chart", "record", "lab", "result", "meds", "medication", "allerg", "order", "vital", "note", "encounter",
     "visit", "admission", "discharge", "referral", "appointment", "bed", "room", "mar"))
@@ -123,7 +123,9 @@ monday tuesday wednesday thursday friday saturday sunday january february march 
 september october november december team on call oncall ops sre dev prod production staging test qa
 """.split())))
 _NOT_OPS: Final = rf"(?!(?i:{trie_regex(OPS_WORDS)})\b)"
-CLINICAL_BEFORE: Final = trie_regex(_VERBS_BEFORE) + "|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
+CLINICAL_BEFORE: Final = (trie_regex(_VERBS_BEFORE) + r"(?:\s+by)?|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
+                          # who saw or paged a patient, read as a name: free text cannot tell staff from patient
+                          + r"|(?:paged|called|visited|checked|assessed|consulted|reviewed)\s+by")
 _CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
 _CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
 
@@ -168,8 +170,11 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?<![\d/.-])\d{1,2}[ -](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ ,-]\s?(?:19|20)\d{2}(?!\d)"
      r"|\b(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ .-]\d{1,2}(?:st|nd|rd|th)?,?[ .-]\s?(?:19|20)\d{2}(?!\d)"
      r"|(?<![\d/.-])\d{1,2}(?i:st|nd|rd|th)\s+(?i:of\s+)?(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+(?:19|20)\d{2}(?!\d)"
-     r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)",
+     r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)"
+     # joined to a word by a separator (``DOB-03-14-1962``, ``edge-gw-14_03_1962``): a 19xx/20xx year
+     r"|(?<=[A-Za-z][-_.])(?:0?[1-9]|[12]\d|3[01])[-_.](?:0?[1-9]|[12]\d|3[01])[-_.](?:19|20)\d{2}(?!\d)",
      False, (r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-]\d", r"(?<![\d/.-])(?:19|20)\d{2}[/.]\d",
+             r"[A-Za-z][-_.]\d{1,2}[-_.]\d{1,2}[-_.](?:19|20)\d\d",
              r"(?:19\d\d|20[01]\d)-\d")
      + tuple("(?i)" + w for w in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                   "dec", "dob", "birth", "born"))),
@@ -188,6 +193,8 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|"
      r"circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|row|close|crescent|alley|plaza)\b\.?"
      r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|#)\.?\s*#?[A-Za-z0-9-]+)?"
+     # the city, state and zip after it: "1600 Larkspur Lane, Sydney NSW 2000"
+     r"(?:,[ \t]*[A-Z][a-z'’]+(?:[ \t-][A-Z][a-z'’]+){0,2}(?:,?[ \t]+[A-Z]{2,3}\b)?(?:,?[ \t]+\d{4,5}(?:-\d{4})?\b)?)?"
      r"|(?i:\bp\.?[\s_-]?o\.?[\s_-]*box)[\s_-]*\d+"
      r"|\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b",
      False, (r"\d",)),
@@ -236,7 +243,9 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     ("name_context",
      rf"(?i:\b(?:bed|ward|room|bay|cubicle)\s+[A-Za-z0-9-]{{1,5}}[:,]?)\s+(?P<value>{_NOT_OPS}{_CAP}\s+{_NOT_OPS}{_CAP})\b"
      rf"|\b(?=[A-Z])(?!(?i:{_CUES})\b){_NOT_OPS}{_CAP}\s+{_NOT_OPS}{_CAP}(?=\s*[,;:(-]?\s*(?i:dob|d\.o\.b|mrn|mr#|bed|ward|room|"
-     rf"aged?|y/o|yo|born|date\s+of\s+birth)\b)",
+     rf"aged?|y/o|yo|born|date\s+of\s+birth)\b"
+     # "Ottoline Marsh in bed 4", "... to ward 7B", "... at room 12"
+     rf"|\s+(?i:in|at|to|into|from|on)\s+(?i:bed|ward|room|bay|cubicle)\s+[A-Za-z0-9-]{{1,5}}\b)",
      False, tuple("(?i)" + w for w in ("dob", "d.o.b", "mrn", "mr#", "bed", "ward", "room", "bay", "cubicle", "age",
                                        "y/o", "yo", "born", "birth"))),
     # a given name of the census list, capitalised, then a capitalised word that is not an operations
