@@ -160,7 +160,9 @@ def topics_to_create(settings: Settings) -> dict[str, int]:
     topics[settings.topic_dlq] = settings.partitions
     topics[settings.topic_rollups] = settings.partitions
     topics[settings.topic_pairs] = settings.partitions
-    # the raw telemetry topics hold data not yet redacted: a short retention (docs/redaction.md)
+    # the raw telemetry topics hold data not yet redacted: a short retention (docs/redaction.md); the
+    # rollups too, which carry values derived before redaction (example ids, gateway and backend names)
+    # and are read back only over the judge's horizon
     raw = (settings.topic_requests, settings.topic_pairs, settings.topic_spans, settings.topic_logs,
-           settings.topic_metrics)
+           settings.topic_metrics, settings.topic_rollups)
     return TopicPlan(topics, retention_configs(raw, settings.raw_topic_retention_hours))
