@@ -132,6 +132,11 @@ def split_name(name: str) -> tuple[str, dict[str, str]]:
         tags = {}
         kept = []
         for part in parts:
+            inner = split_name(part) if _BRACKETED.match(part) else (part, {})
+            if inner[1]:  # a segment with its own tag list (``db.pool{k=v}.active``): its name kept
+                tags.update(inner[1])
+                kept.append(inner[0])
+                continue
             key, sep, value = part.partition("=")
             if sep and key:
                 tags[key] = value

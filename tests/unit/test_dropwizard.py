@@ -38,6 +38,8 @@ def test_tag_like_names_become_attributes():
     assert dropwizard.split_name("kafka.consumer[topic:orders,partition:3]") == (
         "kafka.consumer", {"topic": "orders", "partition": "3"})
     assert dropwizard.split_name("kafka.topic=orders.partition=3.lag") == ("kafka.lag", {"topic": "orders", "partition": "3"})
+    assert dropwizard.split_name("db.pool{patient=Ada,mrn=004417829}.active") == (
+        "db.pool.active", {"patient": "Ada", "mrn": "004417829"})
     for plain in ("jvm.memory.heap.used", "pool[main]", "a=b", "x[k=v]y"):
         assert dropwizard.split_name(plain) == (plain, {})
     doc = {"timers": {"http.server.requests{method=GET}": {
