@@ -481,6 +481,14 @@ FOUND_LEAKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("backend", "db-1995-02-15", ("1995-02-15",)),
     ("experiment_id", "zebulon-quillfeather-1962-03-14", ("1962-03-14", "quillfeather")),
     ("experiment_id", "patient-dundunworth", ("dundunworth",)),
+    ("error", "seen by Ottoline Marsh in bed 4", ("Ottoline", "Marsh")),
+    ("error", "Ottoline Marsh in bed 4", ("Ottoline", "Marsh")),
+    ("error", "lookup failed: DOB-03-14-1962", ("03-14-1962",)),
+    ("error", "lives at 42 Wallaby Way, Sydney", ("Wallaby", "Sydney")),
+    ("backend", "DOB-03-14-1962", ("03-14-1962",)),
+    ("gateway", "edge-gw-DOB-03-14-1962", ("03-14-1962",)),
+    ("correlation_id", "edge-gw-DOB-03-14-1962", ("03-14-1962",)),
+    ("gateway", "edge-gw-1600-Larkspur-Lane-Apt-3", ("Larkspur",)),
 )
 #: (column, value): infrastructure names, ids and addresses the redaction once replaced.
 FOUND_KEPT: tuple[tuple[str, str], ...] = (
@@ -489,6 +497,8 @@ FOUND_KEPT: tuple[tuple[str, str], ...] = (
     ("backend", "db-shard-12345678"), ("backend", "payments-v2.3.1.0"), ("backend", "127.82.156.156:32923"),
     ("correlation_id", "corr-123456789abc"), ("correlation_id", "1733590000123"),
     ("correlation_id", "order-20241207-0001234"),
+    ("gateway", "edge-gw-2"), ("gateway", "db-shard-12345678"), ("backend", "patients-db-replica-b"),
+    ("gateway", "release-2024-03-14"),
 )
 
 
