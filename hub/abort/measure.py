@@ -12,7 +12,9 @@ What an abort rule or a steady-state measurement measures is defined here once, 
 - **failed**: a request leg with no response (status 0), status >= 500 or an error text; a span
   with status ``Error``; a shadow pair whose statuses differ, or whose bodies differ in fields
   that are not noise (``status_mismatch`` always, ``body_mismatch`` unless ``noise``). Latency
-  regressions, missing or failed shadow calls are not mismatches;
+  regressions, missing or failed shadow calls are not mismatches; a pair whose primary failed
+  (``primary_failed``) says nothing about the shadow version and is not counted at all
+  (``PAIR_COUNTED_SQL``: neither a mismatch nor one of the pairs);
 - **values**: rates are failed over all in scope; ``request_rate`` is legs per second of the window;
   quantiles are the element at rank ``floor(q * (n - 1))`` of the sorted latencies (the judge's
   sketch returns that element to within ``hub.abort.sketch.ALPHA`` relative error); ``count`` and
@@ -46,6 +48,8 @@ SCOPE_KEYS = ("leg", "route", "gateway", "backend", "service", "target")
 REQUEST_FAILED_SQL = "(status >= 500 OR status = 0 OR error != '')"
 SPAN_FAILED_SQL = "(StatusCode = 'Error')"
 PAIR_MISMATCH_SQL = "(outcome = 'status_mismatch' OR (outcome = 'body_mismatch' AND NOT noise))"
+#: The shadow pairs a measurement counts: those whose primary answered.
+PAIR_COUNTED_SQL = "(outcome != 'primary_failed')"
 
 
 def request_failed(status: int, error: str) -> bool:
@@ -57,6 +61,11 @@ def pair_mismatch(outcome: str, noise: bool) -> bool:
     return outcome == "status_mismatch" or (outcome == "body_mismatch" and not noise)
 
 
+def pair_counted(outcome: str) -> bool:
+    """Whether a measurement counts a shadow pair: not when its primary failed (``primary_failed``)."""
+    return outcome != "primary_failed"
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -66,6 +75,8 @@ class Table:
     failed: str
     # SQL of each field of a rollup cell (leg, route, gateway, backend, service) on this table
     columns: dict = field(default_factory=dict)
+    # the rows of the table a measurement counts at all (the rollups hold only those)
+    counted: str = "1"
 
 
 TABLES = {
@@ -73,7 +84,7 @@ TABLES = {
                       {"leg": "leg", "route": "route", "gateway": "gateway", "backend": "backend", "service": "''"}),
     "pairs": Table("shadow_pairs", "event_time", "experiment_id", "latency_shadow_ms", PAIR_MISMATCH_SQL,
                    {"leg": "'shadow'", "route": "route", "gateway": "gateway", "backend": "shadow_backend",
-                    "service": "''"}),
+                    "service": "''"}, PAIR_COUNTED_SQL),
     "spans": Table("otel_traces", "Timestamp", "ExperimentId", "(Duration / 1e6)", SPAN_FAILED_SQL,
                    {"leg": "''", "route": "SpanName", "gateway": "''", "backend": "''", "service": "ServiceName"}),
 }
@@ -130,9 +141,10 @@ def _any_of(value: str, columns: list[str]) -> str:
 
 
 def scope_sql(source: str, scope) -> str:
-    """The same scope as a ClickHouse condition on the source's table (``1`` for none)."""
+    """The same scope as a ClickHouse condition on the source's table (``1`` for none), on the
+    rows a measurement counts (``Table.counted``)."""
     cols = TABLES[source].columns
-    parts = []
+    parts = [TABLES[source].counted]
     for key, value in scope_items(scope).items():
         if key == "service":
             parts.append(_any_of(value, [cols["service"], cols["gateway"], cols["backend"]]))

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import orjson
 
-from hub.abort.measure import pair_mismatch, request_failed
+from hub.abort.measure import pair_counted, pair_mismatch, request_failed
 from hub.abort.sources import kind_of
 from hub.abort.sketch import QuantileSketch
 
@@ -116,11 +116,12 @@ def span_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
 
 def pair_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     """Cells per experiment from ``shadow_pairs`` rows (PAIR_COLUMNS order): a real (not noise)
-    mismatch (``hub.abort.measure.pair_mismatch``) counts as an error of the pair's route."""
+    mismatch (``hub.abort.measure.pair_mismatch``) counts as an error of the pair's route; a pair
+    whose primary failed is not counted (``hub.abort.measure.pair_counted``)."""
     cells: dict[str, dict] = {}
     for r in rows:
         experiment = r[2]
-        if not experiment:
+        if not experiment or not pair_counted(r[19]):
             continue
         mismatch = pair_mismatch(r[19], r[20])
         key = (int(r[1].timestamp()), "pairs", "shadow", r[6], r[4], r[9], "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from hub.abort.measure import PAIR_MISMATCH_SQL, REQUEST_FAILED_SQL
+from hub.abort.measure import PAIR_COUNTED_SQL, PAIR_MISMATCH_SQL, REQUEST_FAILED_SQL
 from hub.abort.sources import COUNTED_SQL, SELECTIONS, selection_sql
 from hub.errors import UserError
 
@@ -85,7 +85,7 @@ class Question:
         if "source" in values:
             served = f"{SERVED} AND {selection_sql(database, '', values['source'], experiment_sql=values['experiment'])}"
         return self.template.format(db=database, failed=FAILED, served=served, counted=COUNTED_SQL,
-                                    mismatch=PAIR_MISMATCH_SQL, **values).strip()
+                                    mismatch=PAIR_MISMATCH_SQL, compared=PAIR_COUNTED_SQL, **values).strip()
 
 
 ERROR_RATE_BY_PHASE = Question(
@@ -233,10 +233,12 @@ ORDER BY fault_id, indexOf(['regression', 'unchanged', 'too few requests', 'impr
 SHADOW_DIFFERENCES = Question(
     "shadow-differences",
     "Where shadow responses differed from primary ones, by route: a different status, or body fields that are "
-    "not noise, as the judge counts a mismatch (needs the shadow_pairs table).",
+    "not noise, as the judge counts a mismatch, over the pairs whose primary answered; primary_failed: pairs whose "
+    "primary failed (no answer, 5xx), which say nothing about the shadow (needs the shadow_pairs table).",
     """
-SELECT route, count() AS pairs, countIf({mismatch}) AS differing,
-       round(differing / pairs, 4) AS mismatch_rate,
+SELECT route, countIf({compared}) AS pairs, countIf({mismatch}) AS differing,
+       if(pairs = 0, NULL, round(differing / pairs, 4)) AS mismatch_rate,
+       countIf(outcome = 'primary_failed') AS primary_failed,
        countIf(outcome = 'body_mismatch' AND noise) AS noise_only,
        countIf(outcome = 'latency_regression') AS latency_regressions,
        arraySort(groupUniqArray(10)(toString(outcome))) AS outcomes

@@ -367,9 +367,10 @@ def layout(report: Report, plots: dict[str, str]) -> Doc:
     else:
         first = shadow["routes"][0]
         doc.p(f"Route `{first['route']}` differed most: {first['differing']} of {first['pairs']} shadow responses "
-              f"differed from the primary's ({pct(first['mismatch_rate'])}).")
-        doc.table(["route", "pairs", "differing", "mismatch rate", "outcomes"],
-                  [[f"`{r['route']}`", r["pairs"], r["differing"], pct(r["mismatch_rate"]),
+              f"differed from the primary's ({pct(first['mismatch_rate'])}); pairs whose primary failed (no answer, "
+              f"5xx) say nothing about the shadow and are counted apart.")
+        doc.table(["route", "pairs", "differing", "mismatch rate", "primary failed", "outcomes"],
+                  [[f"`{r['route']}`", r["pairs"], r["differing"], pct(r["mismatch_rate"]), r.get("primary_failed", 0),
                     ", ".join(r["outcomes"]) if isinstance(r["outcomes"], list) else r["outcomes"]]
                    for r in shadow["routes"]])
 
