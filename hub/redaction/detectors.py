@@ -77,7 +77,7 @@ CLINICAL_AFTER: Final = (
 _CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
     "admit", "discharg", "transferr", "diagnos", "triag", "seen", "treat", "examined", "intubat", "sedat",
     "prescri", "referr", "regist", "schedul", "allergic", "present", "complain", "reports",
-    "deceased", "expired", "readmit", " by",
+    "deceased", "expired", "readmit", "paged by", "visited by", "assessed by", "consulted by",
     # the nouns before "for"/"of": "chart for", "labs of" ...
     "chart", "record", "lab", "result", "meds", "medication", "allerg", "order", "vital", "note", "encounter",
     "visit", "admission", "discharge", "referral", "appointment", "bed", "room", "mar"))
@@ -125,7 +125,7 @@ september october november december team on call oncall ops sre dev prod product
 _NOT_OPS: Final = rf"(?!(?i:{trie_regex(OPS_WORDS)})\b)"
 CLINICAL_BEFORE: Final = (trie_regex(_VERBS_BEFORE) + r"(?:\s+by)?|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
                           # who saw or paged a patient, read as a name: free text cannot tell staff from patient
-                          + r"|(?:paged|called|visited|checked|assessed|consulted|reviewed)\s+by")
+                          + r"|(?:paged|visited|assessed|consulted)\s+by")
 _CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
 _CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
 
@@ -235,7 +235,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      False, ("(?i)dr.", "(?i)mr")),
     # capitalised words next to clinical words
     ("name_clinical",
-     rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_CAP}(?:\s+{_CAP}){{0,2}})"
+     rf"(?i:\b(?:{CLINICAL_BEFORE}))\s+(?:(?i:patient|pt\.?|mr\.?|mrs\.?|ms\.?)\s+)?(?P<value>{_NOT_OPS}{_CAP}(?:\s+{_CAP}){{0,2}})\b"
      rf"|(?P<clinical_name>\b(?=[A-Z])(?!(?i:{_CUES})\b){_NOT_OPS}{_CAP}(?:\s+{_CAP}){{0,2}})(?=,?\s+(?i:{CLINICAL_AFTER})\b)",
      False, _CLINICAL_REQUIRES),
     # a capitalised pair of words next to a clinical record word: "Zebulon Ottoline, DOB ...",
