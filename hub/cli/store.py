@@ -59,7 +59,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               f"password: http://default:<token>@{url.split('://', 1)[1]}) (Ctrl-C stops)", flush=True)
 
     try:
-        serve(path, host, port, token=token, on_ready=ready, readers=endpoint_readers(settings))
+        from hub.sql.guard import sql_limits
+
+        serve(path, host, port, token=token, on_ready=ready, readers=endpoint_readers(settings),
+              limits=sql_limits(settings))
     except StoreError as exc:
         message = exc.message
         if "lock" in message.lower() or "already running" in message.lower() or "EmbeddedServer" in message:

@@ -9,8 +9,10 @@ a cluster on the same host points ``HUB_CLICKHOUSE_URL`` at it, exactly as it wo
 ClickHouse server. What runs the statements is the real engine, so deduplication tokens,
 ``readonly``, limits, error codes and formats behave as ClickHouse's do.
 
-What it is not (see docs/store-server.md): a ClickHouse server. One statement runs at a time (the
-engine is used from one thread), results are built whole before they are sent, there is no
+What it is not (see docs/store-server.md): a ClickHouse server. One statement of the token's
+holder runs at a time (the engine is used from one thread; read-only users' statements run beside
+it on connections of their own, within the hub's SQL limits, cancelled when their client goes
+away), results are built whole before they are sent, there is no
 replication, no access control beyond one shared secret and read-only users, no native TCP
 protocol, and no external data.
 
@@ -95,6 +97,8 @@ TRANSPORT_PARAMETERS = frozenset({
 # Statements whose answer is a result set (reported with X-ClickHouse-Format even when empty).
 RESULT_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "EXISTS", "CHECK"})
 
+READER_THREADS = 4  # read-only users' statements running at once, next to the token holder's
+DISCONNECT_POLL_SECONDS = 0.2  # how often a running read-only statement's client is checked for being gone
 MAX_SESSIONS = 128  # sessions holding SET/USE state; the least recently used one is dropped beyond
 HEAD_LIMIT = 1 << 20  # bytes of a body searched for the end of an INSERT statement
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -573,18 +577,42 @@ class Engine:
                             if handle.base.get(name) != value:
                                 self._set(handle, name, value)
                         handle.base = dict(session.base)
-                    return self._run(handle, statement)
-                finally:
+                    if keyword in ("SET", "USE"):
+                        try:
+                            return self._run(handle, statement)
+                        finally:
+                            handle.close()
+                except BaseException:
                     handle.close()
-            handle = session or self._shared
-            try:
-                return self._run(handle, statement)
-            except StoreError:
-                raise
-            except Exception as exc:  # the connection is in an unknown state: replace it
-                log.warning("store: replacing a connection after %r", exc)
-                self._replace(handle, statement.session_id)
-                raise StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}") from None
+                    raise
+            else:
+                handle = session or self._shared
+                try:
+                    return self._run(handle, statement)
+                except StoreError:
+                    raise
+                except Exception as exc:  # the connection is in an unknown state: replace it
+                    log.warning("store: replacing a connection after %r", exc)
+                    self._replace(handle, statement.session_id)
+                    raise StoreError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}") from None
+        # A read-only request runs on its own connection outside the engine's lock: the engine runs
+        # it next to other statements (chDB runs connections' queries concurrently).
+        try:
+            return self._run(handle, statement)
+        finally:
+            handle.close()
+
+    def cancel(self, tag: str) -> None:
+        """Stop the running statement whose request carried ``tag`` (KILL QUERY on another connection)."""
+        if self.closed:
+            return
+        handle = self._open()
+        try:
+            handle.run(f"KILL QUERY WHERE Settings['log_comment'] = {_quote_string(tag)} ASYNC")
+        except StoreError as exc:
+            log.warning("store: cannot cancel a statement: %s", exc.message)
+        finally:
+            handle.close()
 
     def _replace(self, handle: _Handle, session_id: str | None) -> None:
         fresh = self._open()
@@ -835,6 +863,25 @@ class Reader:
     password: str = ""
 
 
+# Settings a read-only user's statement gets as ceilings: a value the client sends may only lower them.
+def reader_settings(requested: dict[str, str], limits: Any) -> dict[str, str]:
+    """The request's settings with the hub's SQL limits (``hub.sql.guard.SqlLimits``) as ceilings:
+    time, memory and answer size, failing with the engine's own error codes when exceeded."""
+    ceilings = {"max_execution_time": limits.max_seconds, "max_memory_usage": limits.max_memory,
+                "max_result_bytes": limits.max_result_bytes}
+    out = {k: v for k, v in requested.items()
+           if k not in ("result_overflow_mode", "timeout_overflow_mode", "log_comment")}
+    for name, ceiling in ceilings.items():
+        try:
+            wanted = float(out.get(name, "0"))
+        except ValueError:
+            wanted = 0.0
+        value = ceiling if wanted <= 0 or wanted > ceiling else wanted
+        out[name] = str(int(value)) if float(value).is_integer() else str(value)
+    out["result_overflow_mode"] = out["timeout_overflow_mode"] = "throw"
+    return out
+
+
 # HTTP status of an engine error code, as a ClickHouse server answers (exceptionCodeToHTTPStatus).
 _HTTP_STATUS = {
     194: 401,                                                   # REQUIRED_PASSWORD
@@ -855,7 +902,7 @@ class StoreServer:
     """
 
     def __init__(self, engine: Engine, token: str, display_name: str | None = None,
-                 readers: tuple[Reader, ...] = ()):
+                 readers: tuple[Reader, ...] = (), limits: Any = None):
         if not token:
             raise ValueError("the store server needs a token (hub.storage.token.ensure_token)")
         self.engine = engine
@@ -863,6 +910,14 @@ class StoreServer:
         self.readers = tuple(readers)
         self.display_name = display_name or socket.gethostname()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-engine")
+        # Read-only users' statements run on threads (and connections) of their own, next to the
+        # token holder's, within the hub's SQL limits (HUB_SQL_MAX_SECONDS, HUB_SQL_MAX_MEMORY).
+        self._reader_executor = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="store-reader")
+        if limits is None:
+            from hub.sql.guard import SqlLimits
+
+            limits = SqlLimits()
+        self.limits = limits
         # INSERT data waits here for the engine: next to the store (same disk, not a RAM-backed
         # /tmp), emptied at start in case a killed server left files behind.
         self._tmp_dir = engine.path.parent / f"{engine.path.name}.incoming"
@@ -932,10 +987,16 @@ class StoreServer:
             statement = await self._read(request, text)
             if isinstance(client, Reader):
                 statement.readonly = "1"
+                statement.settings = reader_settings(statement.settings, self.limits)
+                statement.settings["log_comment"] = tag = f"hub-reader-{uuid.uuid4()}"
             why = statement_refusal(statement)
             if why is not None:
                 raise StoreError(ACCESS_DENIED, f"refused by the store server: {why}", status=403)
-            outcome = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.execute, statement)
+            if isinstance(client, Reader):
+                outcome = await self._run_cancellable(request, statement, tag)
+            else:
+                outcome = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.execute,
+                                                                           statement)
         except StoreError as error:
             log.debug("store: query %s failed: %s", query_id, error.message)
             return self._error_response(error, query_id, request)
@@ -972,6 +1033,21 @@ class StoreServer:
             body = _encode(body, encoding, request.query.get("http_zlib_compression_level"))
             headers["Content-Encoding"] = encoding
         return web.Response(body=body, headers=headers)
+
+    async def _run_cancellable(self, request: web.Request, statement: Statement, tag: str) -> Outcome:
+        """Run a read-only statement on a reader thread; when its client goes away first, the
+        statement is cancelled in the engine (KILL QUERY) instead of running on for nobody."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._reader_executor, self.engine.execute, statement)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                return future.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                log.info("store: client of query %s went away; cancelling it", tag)
+                await loop.run_in_executor(None, self.engine.cancel, tag)
+                return await future
 
     async def _read(self, request: web.Request, text: RequestText) -> Statement:
         """Parse parameters and stream the body; only a request read to its end becomes a statement."""
@@ -1037,15 +1113,16 @@ class StoreServer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._reader_executor.shutdown(wait=True)
         self.engine.close()
         shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
 
 def serve(path: Path, host: str, port: int, token: str,
-          on_ready: Callable[[str], None] | None = None, readers: tuple[Reader, ...] = ()) -> None:
+          on_ready: Callable[[str], None] | None = None, readers: tuple[Reader, ...] = (), limits: Any = None) -> None:
     """Run the store server in this process until SIGINT or SIGTERM; the engine closes cleanly."""
     engine = Engine(path)
-    server = StoreServer(engine, token=token, readers=readers)
+    server = StoreServer(engine, token=token, readers=readers, limits=limits)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -1110,8 +1187,10 @@ async def serve_endpoint(settings) -> StoreServer | None:
     if problem:
         log.error("store endpoint not served: %s", problem)
         return None
+    from hub.sql.guard import sql_limits
+
     server = StoreServer(Engine(settings.clickhouse_path), token=ensure_token(settings),
-                         readers=endpoint_readers(settings))
+                         readers=endpoint_readers(settings), limits=sql_limits(settings))
     try:
         server.runner = await server.start(settings.store_host, settings.store_port)
     except OSError as exc:
