@@ -124,7 +124,7 @@ class Settings:
         "Encoding on the OTLP topics: otlp_proto, otlp_json, or auto (JSON when a record starts with '{').")
     raw_topic_retention_hours: float = _setting(
         "HUB_RAW_TOPIC_RETENTION_HOURS", 24.0,
-        "Retention set on the raw telemetry topics (requests, pairs, OTLP spans/logs/metrics) when they are created or the worker starts; they hold data not yet redacted, and replay reaches back only this far; 0 leaves the broker's default.")
+        "Retention set on the raw telemetry topics (requests, pairs, OTLP spans/logs/metrics) and the rollup topic when they are created or the worker starts; they hold data not yet redacted, and replay reaches back only this far; 0 leaves the broker's default.")
     redaction_policy: str = _setting(
         "HUB_REDACTION_POLICY", "",
         "YAML redaction policy applied at ingest before anything is stored (docs/redaction.md); empty applies the built-in default policy.")
