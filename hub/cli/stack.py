@@ -94,6 +94,8 @@ def cmd_status(args, settings: Settings) -> int:
     else:
         print("worker: stopped")
     print(f"store:  {info['store']}")
+    if info.get("store_endpoint"):
+        print(f"        served on {info['store_endpoint']}")
     print(f"http:   {info['http']}")
     print(f"home:   {info['home']}")
     return 0
@@ -115,7 +117,7 @@ def sink_lines(sinks: dict, health: dict | None) -> list[str]:
         for table, n in (s.get("stored_by_table") or {}).items():
             by_table[table.rsplit(".", 1)[-1]] = by_table.get(table.rsplit(".", 1)[-1], 0) + int(n or 0)
     if by_table:  # what the rows are: requests, metrics, spans, experiment events (notes) ...
-        lines.append("  stored per table: " + " ".join(f"{t}={n}" for t, n in sorted(by_table.items()) if n))
+        lines.append("  since the worker started, stored per table: " + " ".join(f"{t}={n}" for t, n in sorted(by_table.items()) if n))
     for name, s in sinks.items():
         state = states.get(name, {})
         extra = f" lag={state['lag']}" if state.get("lag") else ""

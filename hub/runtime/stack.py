@@ -177,5 +177,11 @@ class Stack:
                 worker["error"] = str(exc)
         info["worker"] = worker
         info["store"] = self.settings.clickhouse_url and "server" or str(self.settings.clickhouse_path)
+        if self.settings.embedded_clickhouse and self.settings.store_endpoint:
+            from hub.storage.server import endpoint_readers
+
+            users = ", ".join(r.user for r in endpoint_readers(self.settings))
+            info["store_endpoint"] = (f"http://{self.settings.store_host}:{self.settings.store_port} "
+                                      f"(ClickHouse HTTP interface, read-only user {users})")
         info["http"] = self.settings.http_url
         return mask_data(info)  # the store's password, webhook URLs and tokens are never shown
