@@ -9,7 +9,7 @@ from hub.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hub.demo.run import DEFAULT_HTTP_PORT, DEFAULT_KAFKA_PORT, DEFAULT_PORT_BASE
+    from hub.demo.run import DEFAULT_HTTP_PORT, DEFAULT_KAFKA_PORT, DEFAULT_PORT_BASE, DEFAULT_STORE_PORT
 
     p = sub.add_parser(
         "demo", help="run a whole scripted gameday: stack, backends, gateway, load, a fault, the abort, the report",
@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"port of the demo's embedded broker (default {DEFAULT_KAFKA_PORT}; the controller uses the next)")
     p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
                    help=f"port of the demo's hub HTTP endpoint (default {DEFAULT_HTTP_PORT})")
+    p.add_argument("--store-port", type=int, default=DEFAULT_STORE_PORT,
+                   help=f"port of the demo store's ClickHouse endpoint for Grafana (default {DEFAULT_STORE_PORT})")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE,
                    help=f"port of the gateway; the backends and the fault switch take the next five "
                         f"(default {DEFAULT_PORT_BASE})")
@@ -52,5 +54,6 @@ def cmd_demo(args, settings: Settings) -> int:
         raise UserError("--duration and --rate take positive numbers")
     options = DemoOptions(home=(args.home or settings.home_dir / "demo").expanduser().resolve(), out=args.out,
                           duration=duration, rate=rate, fault_rate=args.fault_rate, kafka_port=args.kafka_port,
-                          http_port=args.http_port, port_base=args.port_base, stop=args.stop)
+                          http_port=args.http_port, port_base=args.port_base, store_port=args.store_port,
+                          stop=args.stop)
     return Demo(options, say=lambda line: print(line, flush=True)).run()

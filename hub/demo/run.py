@@ -50,9 +50,10 @@ LEAD, INJECTOR = "hub-demo (lead)", "hub-demo (injector)"
 BACKEND_OFFSETS = {"patient-api": 1, "patient-api-b": 2, "patient-api-v2": 3, "patient-api-canary": 4}
 CONTROL_OFFSET = 5
 
-# defaults: next to, never on, the ports of `hub up` (broker 19092/19093, HTTP 8765)
+# defaults: next to, never on, the ports of `hub up` (broker 19092/19093, HTTP 8765, store 18123)
 DEFAULT_KAFKA_PORT = 19192
 DEFAULT_HTTP_PORT = 8766
+DEFAULT_STORE_PORT = 18223
 DEFAULT_PORT_BASE = 8180
 
 
@@ -74,6 +75,7 @@ class DemoOptions:
     kafka_port: int = DEFAULT_KAFKA_PORT
     http_port: int = DEFAULT_HTTP_PORT
     port_base: int = DEFAULT_PORT_BASE
+    store_port: int = DEFAULT_STORE_PORT
     stop: bool = False
 
     @property
@@ -160,7 +162,8 @@ class Demo:
     def _environment(self) -> Settings:
         home = self.o.home
         home.mkdir(parents=True, exist_ok=True)
-        values = {"HUB_KAFKA_PORT": str(self.o.kafka_port), "HUB_HTTP_PORT": str(self.o.http_port)}
+        values = {"HUB_KAFKA_PORT": str(self.o.kafka_port), "HUB_HTTP_PORT": str(self.o.http_port),
+                  "HUB_STORE_PORT": str(self.o.store_port)}
         _write_env_file(home, values)
         env = {k: v for k, v in os.environ.items() if k != "HUB_CONFIG_FILE"}
         env.update(values, HUB_HOME=str(home))
@@ -182,6 +185,7 @@ class Demo:
                        ("broker controller", self.o.kafka_port + 1, "--kafka-port")]
         if stack.worker_pid() is None:
             wanted.append(("hub HTTP endpoint", self.o.http_port, "--http-port"))
+            wanted.append(("store ClickHouse endpoint", self.o.store_port, "--store-port"))
         busy = [(what, port, option) for what, port, option in wanted if not _port_free(port)]
         if busy:
             taken = "; ".join(f"{what} port {port} (change it with {option})" for what, port, option in busy)

@@ -62,3 +62,22 @@ def test_the_demo_names_each_taken_port_and_the_option_that_moves_it_before_star
     finally:
         for s in taken:
             s.close()
+
+
+def test_the_demo_home_keeps_its_own_store_endpoint_port_apart_from_hub_up(tmp_path):
+    import os
+
+    from hub.demo.run import Demo, DemoOptions
+    from hub.settings import load_settings
+
+    saved = dict(os.environ)
+    try:
+        Demo(DemoOptions(home=tmp_path, store_port=48223), say=lambda line: None)._environment()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert "HUB_STORE_PORT=48223" in (tmp_path / "hub.env").read_text().splitlines()
+    # `HUB_HOME=<demo home> hub dashboards export` reads it: the datasource points at the demo's endpoint
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    assert load_settings({**env, "HUB_HOME": str(tmp_path)}).store_port == 48223
+    assert DemoOptions(home=tmp_path).store_port != load_settings({**env, "HUB_HOME": str(tmp_path / "x")}).store_port
