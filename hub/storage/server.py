@@ -976,6 +976,7 @@ class StoreServer:
         if request.method in ("GET", "HEAD") and "query" not in request.query:
             return web.Response(text="Ok.\n")
         text = RequestText(self._tmp_dir)
+        client: Reader | None | bool = None
         try:
             client = self._client(request)
             if client is None:
@@ -999,6 +1000,8 @@ class StoreServer:
                                                                            statement)
         except StoreError as error:
             log.debug("store: query %s failed: %s", query_id, error.message)
+            if isinstance(client, Reader):  # the engine runs as its default user: name the client's
+                error.text = error.text.replace("DB::Exception: default: ", f"DB::Exception: {client.user}: ", 1)
             return self._error_response(error, query_id, request)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             # The client went away before its request was whole: nothing of it runs.

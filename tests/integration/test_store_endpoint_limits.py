@@ -115,3 +115,10 @@ def test_a_running_statement_blocks_no_one_and_stops_when_its_client_goes_away(r
     connection.close()
     assert wait_until(lambda: running(roomy, marker) == 0), "the abandoned statement still runs"
     assert ask(roomy, "SELECT 3")[::2] == (200, "3\n")
+
+
+def test_a_refusal_names_the_read_only_user_with_the_status_a_server_gives_it(tight):
+    status, code, body = ask(tight, "CREATE TABLE t (x UInt8) ENGINE = Memory")
+    # READONLY (164) is not among the codes ClickHouse's HTTP handler maps to a status: 500.
+    assert (status, code) == (500, "164"), body
+    assert "hub_grafana: Cannot execute query in readonly mode" in body and "default:" not in body
