@@ -78,10 +78,9 @@ import re
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from bench.common import BenchContext, BenchError, Result, peak_rss_mib, run_json_child
+from bench.common import BenchContext, Result, peak_rss_mib, run_json_child
 
 UTC = dt.timezone.utc
 DEFAULT_ROWS = 10_000_000

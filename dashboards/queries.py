@@ -15,7 +15,6 @@ judge's definition, compiled to SQL by ``hub.abort.measure``.
 
 from __future__ import annotations
 
-from typing import Any
 
 from hub.abort import measure
 from hub.experiments.definition import parse_duration

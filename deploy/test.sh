@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
+echo "==> lint (ruff: pyproject.toml [tool.ruff])"
+.venv/bin/ruff check hub streams dashboards bench tests
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?

@@ -905,7 +905,7 @@ class _Engine:
         allowlists = self.policy.allowlists
         signal_allow = source if source in allowlists else None
         svc = columns.index("ServiceName") if ("ServiceName" in columns and allowlists) else -1
-        text, url, attributes, struct = self.text, self.url, self.attributes, self.struct
+        text, attributes, struct = self.text, self.attributes, self.struct
         opaque = _OPAQUE.fullmatch
         hits: list[str] = []
         shared: dict[tuple[int, Any], dict] = {}

@@ -18,7 +18,6 @@ import uuid
 
 import aiohttp
 import pytest
-import yaml
 
 from hub.gateway.config import parse_config
 from hub.gateway.proxy import Gateway
@@ -196,7 +195,7 @@ def test_a_chain_of_two_gateways_stores_both_hops_under_one_correlation_id_and_n
         chains = worker.sql(
             "SELECT hops, count() FROM (SELECT correlation_id, "
             "  arraySort(groupArray((gateway, backend, source, status, experiment_id))) AS hops "
-            f"  FROM hub.requests WHERE route = '/patients/{{id}}' GROUP BY correlation_id) GROUP BY hops ORDER BY hops")
+            "  FROM hub.requests WHERE route = '/patients/{id}' GROUP BY correlation_id) GROUP BY hops ORDER BY hops")
         through_a = [[a_name, "b", f"/hub-gateway/{a_name}", 200, experiment],
                      [b_name, "svc", f"/hub-gateway/{a_name}/{b_name}", 200, experiment]]
         direct_b = [[b_name, "svc", f"/hub-gateway/{b_name}", 200, ""]]

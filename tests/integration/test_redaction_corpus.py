@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import json
 import re
 import time
 import urllib.request

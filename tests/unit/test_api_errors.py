@@ -9,7 +9,6 @@ import json
 import logging
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.api.server import ApiContext, build_app
