@@ -45,6 +45,7 @@ from typing import Callable, Iterable, Sequence
 import msgspec
 from kafka.partitioner.default import murmur2
 
+from hub.abort.measure import request_failed
 from hub.shadow.noise import WHOLE_BODY, NoiseModel
 from hub.shadow.records import ShadowPair, encode_pair
 
@@ -94,7 +95,7 @@ class PairPolicy:
 def primary_failed(status: int, error: str) -> bool:
     """Whether the primary failed (no answer, 5xx or an error): its pair says nothing about the
     shadow version. The same as a failed request leg (``hub.abort.measure.request_failed``)."""
-    return status >= 500 or status == 0 or bool(error)
+    return request_failed(status, error)
 
 
 def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | None = None,
