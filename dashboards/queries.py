@@ -197,8 +197,9 @@ def shadow_outcomes(db: str, experiment_id: str) -> str:
 
 
 def shadow_top_routes(db: str, experiment_id: str) -> str:
-    return (f"SELECT route, countIf({SHADOW_MISMATCH}) AS differing, count() AS pairs, "
-            f"differing / pairs AS mismatch_rate FROM {db}.shadow_pairs "
+    # pairs whose primary failed say nothing about the shadow: neither differing nor counted (hub.abort.measure)
+    return (f"SELECT route, countIf({SHADOW_MISMATCH}) AS differing, countIf({measure.PAIR_COUNTED_SQL}) AS pairs, "
+            f"if(pairs = 0, NULL, differing / pairs) AS mismatch_rate FROM {db}.shadow_pairs "
             f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
             f"GROUP BY route ORDER BY differing DESC, pairs DESC LIMIT 10")
 

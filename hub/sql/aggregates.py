@@ -244,8 +244,9 @@ def shadow_outcomes(db: str, experiment_id: str, *, form: str = "aggregate") -> 
 
 def shadow_top_routes(db: str, experiment_id: str, *, form: str = "aggregate") -> str:
     f = _Form(db, PAIRS, form)
-    return (f"SELECT route, {f.count_if(measure.PAIR_MISMATCH_SQL)} AS differing, {f.count()} AS pairs, "
-            f"differing / pairs AS mismatch_rate FROM {f.table} "
+    return (f"SELECT route, {f.count_if(measure.PAIR_MISMATCH_SQL)} AS differing, "
+            f"{f.count_if(measure.PAIR_COUNTED_SQL)} AS pairs, "
+            f"if(pairs = 0, NULL, differing / pairs) AS mismatch_rate FROM {f.table} "
             f"WHERE experiment_id = {lit(experiment_id)} AND {f.in_range} AND {ROUTE_FILTER} "
             f"GROUP BY route ORDER BY differing DESC, pairs DESC, route LIMIT 10")
 
