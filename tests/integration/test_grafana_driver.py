@@ -11,7 +11,8 @@ The store holds an experiment run (the lifecycle of the example failover experim
 legs, spans, alerts, shadow pairs; a second experiment still running), written into the hub's
 store before the worker starts. Every panel, annotation and variable query of the generated
 dashboards, with the plugin's macros expanded as the plugin expands them (all values and one
-value selected), runs through each client, Go without compression and with LZ4 and ZSTD, as the
+value selected), runs through each client, Go with gzip (the plugin's compression over HTTP),
+without compression and with LZ4 and ZSTD, as the
 read-only datasource user; each must succeed and return exactly the rows the same SQL returns
 run directly on the store (the engine opened in-process, before the worker runs). The queries'
 clock (``now()``, ``now64(3)``) is replaced by one fixed instant on both sides, so that an open
@@ -291,7 +292,8 @@ def _check(results: dict[str, dict], answers: dict[str, dict], client: str) -> N
         assert r["rows"] == answers[qid]["go"], f"{client} {qid}: rows differ from the store's"
 
 
-@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+# gzip is the plugin's own over HTTP (CompressionGZIP); LZ4 and ZSTD are clickhouse-go's block compression.
+@pytest.mark.parametrize("compression", ["gzip", "none", "lz4", "zstd"])
 def test_clickhouse_go_runs_every_dashboard_query_with_the_stores_answers(endpoint, go_driver, compression):
     _, port, queries, answers = endpoint
     assert len(queries) >= 40 and any(a["go"] for a in answers.values())
