@@ -63,7 +63,7 @@ def health_report(sinks, judge: JudgeRuntime, current: dict[str, dict[int, int]]
 def build(settings: Settings):
     """Everything the worker runs, wired together; returns the Faust app."""
     annotator = None
-    if os.environ.get("HUB_GRAFANA_URL", "").strip():
+    if settings.grafana_url.strip():
         # live annotations; without HUB_GRAFANA_URL the dashboards package (and its Grafana
         # client, a fifth of the worker's imports) is not loaded at all
         from dashboards.publish import GrafanaAnnotator
@@ -195,9 +195,17 @@ def build(settings: Settings):
     if settings.embedded_clickhouse and settings.store_endpoint:
         @app.task
         async def store_endpoint() -> None:  # the store over ClickHouse's HTTP interface, for Grafana
+            import asyncio
+
             from hub.storage.server import serve_endpoint
 
-            await serve_endpoint(settings)
+            server = await serve_endpoint(settings)
+            if server is None:
+                return
+            try:
+                await asyncio.Event().wait()
+            finally:  # the worker stops: Grafana's statements still running are cancelled, not waited for
+                server.cancel_readers()
 
     return app
 

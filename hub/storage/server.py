@@ -97,6 +97,7 @@ TRANSPORT_PARAMETERS = frozenset({
 # Statements whose answer is a result set (reported with X-ClickHouse-Format even when empty).
 RESULT_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "EXISTS", "CHECK"})
 
+READER_TAG = "hub-reader-"  # log_comment of a read-only user's statement: its tag for cancelling it
 READER_THREADS = 4  # read-only users' statements running at once, next to the token holder's
 DISCONNECT_POLL_SECONDS = 0.2  # how often a running read-only statement's client is checked for being gone
 MAX_SESSIONS = 128  # sessions holding SET/USE state; the least recently used one is dropped beyond
@@ -602,13 +603,15 @@ class Engine:
         finally:
             handle.close()
 
-    def cancel(self, tag: str) -> None:
-        """Stop the running statement whose request carried ``tag`` (KILL QUERY on another connection)."""
+    def cancel(self, tag: str, prefix: bool = False) -> None:
+        """Stop the running statement whose request carried ``tag`` (every one whose tag starts with
+        it, with ``prefix``): KILL QUERY on another connection."""
         if self.closed:
             return
         handle = self._open()
+        test = "startsWith(Settings['log_comment'], {})" if prefix else "Settings['log_comment'] = {}"
         try:
-            handle.run(f"KILL QUERY WHERE Settings['log_comment'] = {_quote_string(tag)} ASYNC")
+            handle.run(f"KILL QUERY WHERE {test.format(_quote_string(tag))} ASYNC")
         except StoreError as exc:
             log.warning("store: cannot cancel a statement: %s", exc.message)
         finally:
@@ -989,7 +992,7 @@ class StoreServer:
             if isinstance(client, Reader):
                 statement.readonly = "1"
                 statement.settings = reader_settings(statement.settings, self.limits)
-                statement.settings["log_comment"] = tag = f"hub-reader-{uuid.uuid4()}"
+                statement.settings["log_comment"] = tag = f"{READER_TAG}{uuid.uuid4()}"
             why = statement_refusal(statement)
             if why is not None:
                 raise StoreError(ACCESS_DENIED, f"refused by the store server: {why}", status=403)
@@ -1114,7 +1117,12 @@ class StoreServer:
         await site.start()
         return runner
 
+    def cancel_readers(self) -> None:
+        """Cancel every read-only user's statement still running (the server stops)."""
+        self.engine.cancel(READER_TAG, prefix=True)
+
     def close(self) -> None:
+        self.cancel_readers()
         self._executor.shutdown(wait=True)
         self._reader_executor.shutdown(wait=True)
         self.engine.close()
@@ -1144,6 +1152,8 @@ def serve(path: Path, host: str, port: int, token: str,
             await stop.wait()
         finally:
             log.info("store server: stopping after %d requests", server.requests)
+            # Read-only statements still running are cancelled: their requests end, the server stops.
+            await loop.run_in_executor(None, server.cancel_readers)
             await runner.cleanup()
 
     try:

@@ -122,3 +122,25 @@ def test_a_refusal_names_the_read_only_user_with_the_status_a_server_gives_it(ti
     # READONLY (164) is not among the codes ClickHouse's HTTP handler maps to a status: 500.
     assert (status, code) == (500, "164"), body
     assert "hub_grafana: Cannot execute query in readonly mode" in body and "default:" not in body
+
+
+def test_the_server_stops_without_waiting_for_a_read_only_statement(tmp_path):
+    import subprocess
+
+    server = StoreServerProcess.start(tmp_path / "stopping", HUB_SQL_MAX_SECONDS="3600")
+    try:
+        marker = uuid.uuid4().hex
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+        connection.request("POST", f"/?{urllib.parse.urlencode(SLOW_SETTINGS)}",
+                           body=SLOW.format(marker=marker).encode(),
+                           headers={"Authorization": "Basic " + base64.b64encode(b"hub_grafana:").decode()})
+        assert wait_until(lambda: running(server, marker) == 1), "the slow statement never started"
+        server.process.terminate()
+        try:
+            returncode = server.process.wait(120)  # the statement alone has ~10 minutes to go
+        except subprocess.TimeoutExpired:
+            returncode = None
+        assert returncode == 0, "the server waited for the read-only statement instead of cancelling it"
+        connection.close()
+    finally:
+        server.stop()
