@@ -199,6 +199,43 @@ class Settings:
         "Seconds `hub up` waits for the whole stack to be ready.")
     log_level: str = _setting(
         "HUB_LOG_LEVEL", "info", "Log level of the worker and broker supervisor (debug, info, warning, error).")
+    actor: str = _setting(
+        "HUB_ACTOR", "",
+        "Who is acting, recorded on the experiment events the CLI writes (--actor wins); empty: user@host.")
+
+    grafana_url: str = _setting(
+        "HUB_GRAFANA_URL", "",
+        "Base URL of Grafana (http://grafana:3000); `hub dashboards push` and the worker's live annotations need it.")
+    grafana_token: str = _setting(
+        "HUB_GRAFANA_TOKEN", "", "Service-account token for the Grafana HTTP API (Bearer).")
+    grafana_folder: str = _setting(
+        "HUB_GRAFANA_FOLDER", "Gamedays", "Title of the Grafana folder that holds the generated dashboards.")
+    grafana_folder_uid: str = _setting(
+        "HUB_GRAFANA_FOLDER_UID", "gameday-hub", "Uid of that folder.")
+    grafana_datasource: str = _setting(
+        "HUB_GRAFANA_DATASOURCE", "gameday-hub ClickHouse", "Name of the ClickHouse datasource the dashboards query.")
+    grafana_datasource_uid: str = _setting(
+        "HUB_GRAFANA_DATASOURCE_UID", "gameday-hub-clickhouse",
+        "Uid of that datasource (the dashboards refer to it by uid).")
+    grafana_refresh: str = _setting(
+        "HUB_GRAFANA_REFRESH", "5s", "Auto-refresh of the generated dashboards (5s or 10s suit a live gameday room).")
+    grafana_clickhouse_host: str = _setting(
+        "HUB_GRAFANA_CLICKHOUSE_HOST", "",
+        "ClickHouse host as Grafana reaches it (empty: the host of HUB_CLICKHOUSE_URL, else HUB_STORE_HOST, where the embedded store is served).")
+    grafana_clickhouse_port: str = _setting(
+        "HUB_GRAFANA_CLICKHOUSE_PORT", "",
+        "ClickHouse port as Grafana reaches it (empty: the port of HUB_CLICKHOUSE_URL, else HUB_STORE_PORT).")
+    grafana_clickhouse_protocol: str = _setting(
+        "HUB_GRAFANA_CLICKHOUSE_PROTOCOL", "http", "Protocol of the datasource: http or native.")
+    grafana_clickhouse_user: str = _setting(
+        "HUB_GRAFANA_CLICKHOUSE_USER", "hub_grafana",
+        "ClickHouse user of the datasource: a read-only user (`hub dashboards datasource-user`).")
+    grafana_clickhouse_password: str = _setting(
+        "HUB_GRAFANA_CLICKHOUSE_PASSWORD", "",
+        "Its password (sent to Grafana as secureJsonData, never written to exported files).")
+    grafana_annotation_max_age: float = _setting(
+        "HUB_GRAFANA_ANNOTATION_MAX_AGE", 600.0,
+        "Seconds: older lifecycle events (a worker replaying the log at start) get no live annotation.")
 
     # ---- derived paths -------------------------------------------------------------
     @property

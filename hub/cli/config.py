@@ -24,7 +24,7 @@ def cmd_config(args, settings: Settings) -> int:
         return 0
     for f in dataclasses.fields(Settings):
         value = getattr(settings, f.name)
-        if ("token" in f.name or f.name.endswith("_key")) and value:
+        if ("token" in f.name or "password" in f.name or f.name.endswith("_key")) and value:
             value = "***"
         elif f.name == "clickhouse_url" and value:
             value = redact_dsn(value)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import os
 import socket
 from typing import Callable, Iterable
 
@@ -22,12 +21,12 @@ from hub.experiments.log import LogWriter, read_log
 from hub.redaction.events import redact_event
 from hub.redaction.policy import RedactionPolicy, load_policy
 from hub.runtime.topics import ensure_topics
-from hub.settings import Settings
+from hub.settings import Settings, load_settings
 
 
-def default_actor() -> str:
-    """Who is acting: ``HUB_ACTOR``, else user@host."""
-    actor = os.environ.get("HUB_ACTOR")
+def default_actor(settings: Settings | None = None) -> str:
+    """Who is acting: ``HUB_ACTOR`` (of ``settings``, else of the environment and hub.env), else user@host."""
+    actor = (settings if settings is not None else load_settings()).actor
     if actor:
         return actor
     try:
@@ -103,7 +102,7 @@ class ExperimentService:
         return self._policy
 
     def create(self, definition: ExperimentDefinition, actor: str | None = None) -> Event:
-        event = lifecycle.create(definition, actor or default_actor(), now())
+        event = lifecycle.create(definition, actor or default_actor(self.settings), now())
         if event.experiment_id in self.states():
             raise UserError(f"experiment {event.experiment_id!r} exists already; choose another id")
         [event] = self._append(event.experiment_id, [event])
