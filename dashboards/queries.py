@@ -11,12 +11,20 @@ the first closing parenthesis.
 
 What counts as a failed request, a shadow mismatch, a scope and each measurement is the abort
 judge's definition, compiled to SQL by ``hub.abort.measure``.
+
+Every panel a per-second aggregate of migration 0017 serves reads it: request rate, error rate and
+latency quantiles per leg and per route, the route table, the room's error and request rates,
+shadow outcomes and top differing routes, span error rate and latency, and the route, leg and
+service variables. ``hub.sql.aggregates`` writes those statements (its ``form="aggregate"``) and
+the same definition over the raw rows (``form="raw"``); the two return the same rows. The rule
+and steady-state panels, annotations and tables read the raw tables.
 """
 
 from __future__ import annotations
 
 
 from hub.abort import measure
+from hub.sql import aggregates as A
 from hub.experiments.definition import parse_duration
 
 #: A failed request leg, a failed span, a real shadow mismatch: as the abort judge counts them.
@@ -36,28 +44,19 @@ def lit(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _array(values) -> str:
-    return "[" + ", ".join(lit(v) for v in values) + "]"
-
-
 # ---- template variables ----------------------------------------------------------------------
 def variable_routes(db: str, experiment_id: str, planned: list[str]) -> str:
-    """Routes of the experiment: the definition's targets, and every route its traffic used."""
-    return (f"SELECT route FROM (SELECT arrayJoin(CAST({_array(planned)}, 'Array(String)')) AS route "
-            f"UNION DISTINCT SELECT DISTINCT toString(route) FROM {db}.requests WHERE experiment_id = {lit(experiment_id)}) "
-            f"WHERE route != '' ORDER BY route")
+    """Routes of the experiment: the definition's targets, and every route its traffic used (read
+    from the per-second aggregate, ``hub.sql.aggregates``)."""
+    return A.variable_routes(db, experiment_id, planned)
 
 
 def variable_legs(db: str, experiment_id: str) -> str:
-    return (f"SELECT leg FROM (SELECT arrayJoin(['primary', 'shadow', 'canary']) AS leg "
-            f"UNION DISTINCT SELECT DISTINCT toString(leg) FROM {db}.requests WHERE experiment_id = {lit(experiment_id)}) "
-            f"WHERE leg != '' ORDER BY leg")
+    return A.variable_legs(db, experiment_id)
 
 
 def variable_services(db: str, experiment_id: str, planned: list[str]) -> str:
-    return (f"SELECT service FROM (SELECT arrayJoin(CAST({_array(planned)}, 'Array(String)')) AS service "
-            f"UNION DISTINCT SELECT DISTINCT toString(ServiceName) FROM {db}.otel_traces "
-            f"WHERE ExperimentId = {lit(experiment_id)}) WHERE service != '' ORDER BY service")
+    return A.variable_services(db, experiment_id, planned)
 
 
 # ---- header ------------------------------------------------------------------------------------
@@ -115,34 +114,20 @@ def annotation_running_phases(db: str) -> str:
 
 
 # ---- traffic per leg and per route -------------------------------------------------------------
-def _requests_where(experiment_id: str, db: str = "", sources: str = "auto") -> str:
-    """An experiment's legs in the time range and the selected routes and legs, of one source
-    (``hub.abort.sources``): traffic recorded twice is not drawn twice."""
-    where = f"experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} AND {LEG_FILTER}"
-    selected = measure.request_source_sql(db, experiment_id, sources) if db else "1"
-    return where if selected == "1" else f"{where} AND {selected}"
-
-
 def request_rate(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, {by}, count() / $__interval_s AS requests_per_s "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
+    return A.request_rate(db, experiment_id, by, sources)
 
 
 def error_rate(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, {by}, avg({REQUEST_FAILED}) AS error_rate "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
+    return A.error_rate(db, experiment_id, by, sources)
 
 
 def latency_quantiles(db: str, experiment_id: str, by: str, sources: str = "auto") -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, {by}, quantile(0.5)(latency_ms) AS p50, "
-            f"quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms) AS p99 "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY time, {by} ORDER BY time")
+    return A.latency_quantiles(db, experiment_id, by, sources)
 
 
 def route_summary(db: str, experiment_id: str, sources: str = "auto") -> str:
-    return (f"SELECT route, leg, count() AS requests, avg({REQUEST_FAILED}) AS error_rate, "
-            f"quantile(0.5)(latency_ms) AS p50_ms, quantile(0.99)(latency_ms) AS p99_ms "
-            f"FROM {db}.requests WHERE {_requests_where(experiment_id, db, sources)} GROUP BY route, leg ORDER BY requests DESC")
+    return A.route_summary(db, experiment_id, sources)
 
 
 # ---- rule and steady-state measurements --------------------------------------------------------
@@ -191,17 +176,12 @@ def alert_actions(db: str, experiment_id: str) -> str:
 
 # ---- shadow comparison (needs the pairing agent's table) ----------------------------------------
 def shadow_outcomes(db: str, experiment_id: str) -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, outcome, count() AS pairs FROM {db}.shadow_pairs "
-            f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
-            f"GROUP BY time, outcome ORDER BY time")
+    return A.shadow_outcomes(db, experiment_id)
 
 
 def shadow_top_routes(db: str, experiment_id: str) -> str:
     # pairs whose primary failed say nothing about the shadow: neither differing nor counted (hub.abort.measure)
-    return (f"SELECT route, countIf({SHADOW_MISMATCH}) AS differing, countIf({measure.PAIR_COUNTED_SQL}) AS pairs, "
-            f"if(pairs = 0, NULL, differing / pairs) AS mismatch_rate FROM {db}.shadow_pairs "
-            f"WHERE experiment_id = {lit(experiment_id)} AND $__timeFilter(event_time) AND {ROUTE_FILTER} "
-            f"GROUP BY route ORDER BY differing DESC, pairs DESC LIMIT 10")
+    return A.shadow_top_routes(db, experiment_id)
 
 
 def shadow_pairs_columns(db: str) -> str:
@@ -211,16 +191,11 @@ def shadow_pairs_columns(db: str) -> str:
 
 # ---- spans (OpenTelemetry) ---------------------------------------------------------------------
 def span_error_rate(db: str, experiment_id: str) -> str:
-    return (f"SELECT $__timeInterval(Timestamp) AS time, ServiceName AS service, avg({SPAN_FAILED}) AS span_error_rate "
-            f"FROM {db}.otel_traces WHERE ExperimentId = {lit(experiment_id)} AND $__timeFilter(Timestamp) "
-            f"AND {SERVICE_FILTER} GROUP BY time, service ORDER BY time")
+    return A.span_error_rate(db, experiment_id)
 
 
 def span_latency(db: str, experiment_id: str) -> str:
-    return (f"SELECT $__timeInterval(Timestamp) AS time, ServiceName AS service, "
-            f"quantile(0.5)(Duration / 1e6) AS p50_ms, quantile(0.99)(Duration / 1e6) AS p99_ms "
-            f"FROM {db}.otel_traces WHERE ExperimentId = {lit(experiment_id)} AND $__timeFilter(Timestamp) "
-            f"AND {SERVICE_FILTER} GROUP BY time, service ORDER BY time")
+    return A.span_latency(db, experiment_id)
 
 
 # ---- notes ------------------------------------------------------------------------------------
@@ -275,15 +250,11 @@ def latest_alerts(db: str, recent_hours: float = 6.0) -> str:
 
 
 def overview_error_rate(db: str, recent_hours: float = 6.0) -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, avg({REQUEST_FAILED}) AS error_rate "
-            f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
-            f"{_room(db, recent_hours)} GROUP BY time, experiment_id ORDER BY time")
+    return A.overview_error_rate(db, recent_hours)
 
 
 def overview_request_rate(db: str, recent_hours: float = 6.0) -> str:
-    return (f"SELECT $__timeInterval(event_time) AS time, experiment_id, count() / $__interval_s AS requests_per_s "
-            f"FROM {db}.requests WHERE $__timeFilter(event_time) AND experiment_id IN "
-            f"{_room(db, recent_hours)} GROUP BY time, experiment_id ORDER BY time")
+    return A.overview_request_rate(db, recent_hours)
 
 
 def window_seconds(window: str) -> float:

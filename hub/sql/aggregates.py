@@ -32,9 +32,10 @@ test_panel_aggregates.py`` checks it over random legs). The definition:
   the judge computes.)
 - **ties**: a table cut by ``LIMIT`` orders by its key last, so the same rows make the cut.
 
+The generated dashboards (``dashboards.queries``) emit the aggregate form of each of these panels.
 ``panels(db, experiment_id, sources, recent_hours)`` lists every panel with its dashboard SQL
-(``dashboards.queries``) and both forms; ``aggregate_of(sql)`` finds the aggregate form of a
-dashboard statement.
+and both forms; ``aggregate_of(sql)`` finds the panel (and so the raw form) of a dashboard
+statement.
 """
 
 from __future__ import annotations
@@ -234,6 +235,14 @@ def variable_legs(db: str, experiment_id: str, *, form: str = "aggregate") -> st
             f"WHERE leg != '' ORDER BY leg")
 
 
+def variable_services(db: str, experiment_id: str, planned: list[str], *, form: str = "aggregate") -> str:
+    f = _Form(db, SPANS, form)
+    planned_sql = "[" + ", ".join(lit(p) for p in planned) + "]"
+    return (f"SELECT service FROM (SELECT arrayJoin(CAST({planned_sql}, 'Array(String)')) AS service "
+            f"UNION DISTINCT SELECT DISTINCT toString(ServiceName) FROM {f.table} "
+            f"WHERE ExperimentId = {lit(experiment_id)}) WHERE service != '' ORDER BY service")
+
+
 # ---- shadow comparison --------------------------------------------------------------------------
 def shadow_outcomes(db: str, experiment_id: str, *, form: str = "aggregate") -> str:
     f = _Form(db, PAIRS, form)
@@ -272,15 +281,15 @@ def span_latency(db: str, experiment_id: str, *, form: str = "aggregate") -> str
 @dataclass(frozen=True)
 class Panel:
     name: str
-    dashboard_sql: str  # the statement dashboards.queries generates today
+    dashboard_sql: str  # the statement dashboards.queries generates (the aggregate form)
     raw: str            # this module's definition over the raw table
     aggregate: str      # the same over the aggregate
 
 
 def panels(db: str, experiment_id: str, sources: str = "auto", recent_hours: float = 6.0,
-           planned_routes: list[str] | None = None) -> list[Panel]:
-    """Every panel (and request variable) of the experiment and room dashboards that an aggregate
-    serves, with the dashboard's statement and both forms."""
+           planned_routes: list[str] | None = None, planned_services: list[str] | None = None) -> list[Panel]:
+    """Every panel (and variable) of the experiment and room dashboards that an aggregate serves,
+    with the dashboard's statement (``dashboards.queries``: the aggregate form) and both forms."""
     from dashboards import queries as Q
 
     def both(fn, *args, **kw):
@@ -306,6 +315,9 @@ def panels(db: str, experiment_id: str, sources: str = "auto", recent_hours: flo
     if planned_routes is not None:
         out.append(Panel("variable_routes", Q.variable_routes(db, experiment_id, planned_routes),
                          *both(variable_routes, db, experiment_id, planned_routes)))
+    if planned_services is not None:
+        out.append(Panel("variable_services", Q.variable_services(db, experiment_id, planned_services),
+                         *both(variable_services, db, experiment_id, planned_services)))
     out.append(Panel("variable_legs", Q.variable_legs(db, experiment_id), *both(variable_legs, db, experiment_id)))
     return out
 

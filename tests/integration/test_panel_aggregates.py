@@ -176,6 +176,67 @@ def test_every_aggregate_backed_panel_equals_its_raw_form(filled):
     assert all(n > 0 for n in compared.values()), compared  # every panel compared rows, not only empty results
 
 
+def emitted_queries(db_settings, experiment_id: str, sources: str) -> list[tuple[str, str, str]]:
+    """(kind, title, rawSql) of every query the generated experiment (with its shadow panels) and
+    room dashboards emit."""
+    from dashboards.config import grafana_config
+    from dashboards.experiment import experiment_dashboard
+    from dashboards.overview import overview_dashboard
+    from tests.integration.test_dashboards_queries import queries_of
+
+    cfg = grafana_config(db_settings, env={})
+    defn = load_definition(EXAMPLE)
+    return (queries_of(experiment_dashboard(defn, cfg, experiment_id=experiment_id, shadow_pairs=True, sources=sources))
+            + queries_of(overview_dashboard(cfg)))
+
+
+RAW_TABLES = ("requests", "shadow_pairs", "otel_traces")
+
+
+def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serves(filled, hub_settings):
+    """The statements in the generated dashboards, not the module's functions: each one that reads a
+    raw table of an aggregate is a rule or steady-state panel (measured per window as the judge
+    does); every other one reads the aggregate, is a panel of ``hub.sql.aggregates``, and returns
+    the same rows as that panel's raw form over random ranges, intervals and selections."""
+    import re
+
+    store, _ = filled
+    db = store.database
+    rng = random.Random(11)
+    options = {"route": ROUTES, "leg": LEGS, "service": ["patient-api", "patients-db", "search"]}
+    selections = [{name: Variable(ALL, opts) for name, opts in options.items()},
+                  {"route": Variable(["/search", "/patients"]), "leg": Variable(["primary"]),
+                   "service": Variable("patients-db")}]
+    defn = load_definition(EXAMPLE)
+    served_names, compared = set(), defaultdict(int)
+    for experiment_id, sources in zip(EXPERIMENTS, ("auto", "all", "vegeta,emit")):
+        served = A.panels(db, experiment_id, sources, hub_settings.room_recent_hours, list(defn.targets.routes),
+                          list(defn.targets.services))
+        for kind, title, sql in emitted_queries(hub_settings, experiment_id, sources):
+            raw_tables = [t for t in RAW_TABLES if re.search(rf"\b{re.escape(db)}\.{t}\b(?!_)", sql)]
+            panel = A.aggregate_of(sql, served)
+            if raw_tables:
+                assert title.startswith(("Rule ", "Steady state ")), (title, raw_tables, sql)
+                assert panel is None, title
+                continue
+            if "_per_second" not in sql:
+                continue  # annotations and tables of the experiment's own records
+            assert panel is not None, (title, sql)
+            assert panel.aggregate == sql, title
+            served_names.add(panel.name)
+            for variables in selections:
+                a = rng.randrange(-60, 500)
+                time_from, time_to = T0 + dt.timedelta(seconds=a), T0 + dt.timedelta(seconds=a + rng.randrange(1, 500))
+                interval = rng.choice([1, 5, 60])
+                agg = run(store, sql, time_from, time_to, interval, variables)
+                raw = run(store, panel.raw, time_from, time_to, interval, variables)
+                assert agg == raw, (title, experiment_id, sources, time_from, time_to, interval)
+                compared[panel.name] += len(raw)
+    # every panel an aggregate serves is on a dashboard, and compared rows
+    assert served_names == {p.name for p in served}, {p.name for p in served} - served_names
+    assert all(n > 0 for n in compared.values()), compared
+
+
 def test_the_last_second_of_the_range_counts_whole(filled):
     store, _ = filled
     db = store.database
