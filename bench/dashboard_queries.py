@@ -40,17 +40,18 @@ hour over about a thousand pixels) and two selections of the template variables:
 - ``one route``: route ``/patients/{id}``, leg ``primary``, service ``patient-api``.
 
 hub: the queries on ``hub.requests`` as the migration makes it (partitioned by day, ordered by
-``experiment_id, route, leg, event_time``). baseline: the same queries with ``hub.requests``
+``experiment_id, route, leg, event_time``); a panel the dashboards draw from an aggregate runs
+here in its raw form (the same definition over the raw rows). baseline: the same queries with ``hub.requests``
 replaced by ``hub.requests_plain``: the same columns (``CREATE TABLE ... AS hub.requests``)
 in a ``MergeTree ORDER BY tuple()`` (no partitions, no sort key, no skipping indexes or
 projections), filled by the same ``INSERT ... SELECT`` (the same rows: a checksum over every
 column but ``ingest_time`` must match). The other tables are shared: queries that do not read
 ``requests`` run the same on both sides.
 
-aggregates: the same dashboards with every panel that a per-second aggregate serves
+aggregates: the dashboards as generated, every panel that a per-second aggregate serves
 (``hub.sql.aggregates``: request rate, error rate and latency quantiles per leg and per route, the
 route table, the room's error and request rates, shadow outcomes and top differing routes, span
-error rate and latency; the route and leg variables) reading its aggregate form, filled by the
+error rate and latency; the route, leg and service variables) reading its aggregate form, filled by the
 materialized views of migration 0017 while ``hub.requests`` (and the pairs and spans) were written;
 the other queries as on the hub side. Before timing, each aggregate form's rows are compared with
 its raw form's (the same definition over the raw rows: whole seconds, exact counts, the abort
@@ -406,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                        defn, cfg, experiment_id=EXPERIMENT, shadow_pairs=shadow_pairs_available(store, db)))
                    + queries_of("gameday room", overview_dashboard(cfg)))
 
-        served = A.panels(db, EXPERIMENT, "auto", cfg.room_recent_hours, list(defn.targets.routes))
+        served = A.panels(db, EXPERIMENT, "auto", cfg.room_recent_hours, list(defn.targets.routes),
+                          list(defn.targets.services))
         for q in queries:
             q["panel"] = A.aggregate_of(q["sql"], served)
 
@@ -424,13 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         plan = []  # (selection, query index, {side: sql}, raw form of the aggregate's definition or None)
         for sel, variables in selections.items():
             for i, q in enumerate(queries):
-                sql = expanded(q["sql"], variables)
-                p = q["panel"]
+                p = q["panel"]  # the dashboards emit its aggregate form; the raw side runs its raw form
+                sql = expanded(p.raw if p else q["sql"], variables)
                 sqls = {"hub": sql, "baseline": plain_sql(sql, db),
                         "aggregates": expanded(p.aggregate, variables) if p else sql}
-                plan.append((sel, i, sqls, expanded(p.raw, variables) if p else None))
+                plan.append((sel, i, sqls, sql if p else None))
         for q in queries:
-            q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])", q["sql"]))
+            q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])",
+                                                 q["panel"].raw if q["panel"] else q["sql"]))
 
         log(f"{len(queries)} queries ({sum(q['reads_requests'] for q in queries)} read requests, "
             f"{sum(q['panel'] is not None for q in queries)} served by aggregates); "
