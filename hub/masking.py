@@ -95,7 +95,7 @@ class MaskingFilter(logging.Filter):
             return True
         masked = mask_secrets(message)
         if masked != message or record.args:
-            record.msg, record.args = masked, None
+            record.msg, record.args = masked, ()  # () not None: formatters such as mode's wrap a non-tuple in a tuple
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_secrets(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:

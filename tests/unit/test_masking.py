@@ -21,3 +21,20 @@ def test_keyed_secrets_headers_and_url_credentials_are_still_masked():
     assert mask_secrets("client_secret=s3 api-key: k1") == "client_secret=*** api-key: ***"
     assert mask_secrets("X-Auth-Token: abc123") == "X-Auth-Token: ***"
     assert mask_secrets("halt http://ops:pw@10.0.0.1:8080/halt?token=T1") == "halt http://***@10.0.0.1:8080/halt?token=***"
+
+
+def test_a_masked_record_with_arguments_formats_under_fausts_formatter():
+    """The worker's log records go through mode's ExtensionFormatter, which wraps record.args that
+    are no tuple in one: a masked record must keep a tuple (a None became (None,) and every record
+    with arguments was a "Logging error")."""
+    import logging
+
+    from mode.utils.logging import ExtensionFormatter
+
+    from hub.masking import MaskingFilter
+
+    record = logging.LogRecord("hub", logging.WARNING, __file__, 1, "halt %s answered %d",
+                               ("http://u:pw@127.0.0.1:9/halt?token=abc", 200), None)
+    MaskingFilter().filter(record)
+    text = ExtensionFormatter(stream=None).format(record)
+    assert "answered 200" in text and "pw" not in text and "abc" not in text
