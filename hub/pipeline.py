@@ -11,9 +11,10 @@ from hub.experiments.projection import PROJECTION_COLUMNS, ExperimentProjection,
 from hub.experiments.registry import ExperimentRegistry
 from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metrics, decode_spans
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs, limits_from
+from hub.records.request_leg import REQ_EVENT_TIME
 from hub.shadow.dedupe import PairDeduplicator
 from hub.shadow.pairing import PairingAgent, batch_by_partition
-from hub.shadow.records import PAIR_COLUMNS, decode_pairs
+from hub.shadow.records import PAIR_COLUMNS, PAIR_TIME, decode_pairs
 from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.runtime.topics import TopicPlan, retention_configs
@@ -22,6 +23,8 @@ from hub.storage.client import Store
 from hub.redaction.dead_letters import RedactingDeadLetterPublisher
 from hub.redaction.key import ensure_key
 from hub.storage.sink import ExactlyOnceSink, SinkSpec
+
+_SPAN_TIME = TRACE_COLUMNS.index("Timestamp")  # a span row's start, in ns
 
 
 class Correlator:
@@ -53,13 +56,14 @@ class Correlator:
         return batches
 
     def requests(self, batches: list) -> list:
-        return self._place(batches, lambda rows: max(row[1] for row in rows).timestamp(), correlate_request_rows)
+        return self._place(batches, lambda rows: max(row[REQ_EVENT_TIME] for row in rows).timestamp(),
+                           correlate_request_rows)
 
     def pairs(self, batches: list) -> list:
-        return self._place(batches, lambda rows: max(row[1] for row in rows).timestamp(), correlate_pair_rows)
+        return self._place(batches, lambda rows: max(row[PAIR_TIME] for row in rows).timestamp(), correlate_pair_rows)
 
     def spans(self, batches: list) -> list:
-        return self._place(batches, lambda rows: max(row[0] for row in rows) / 1e9, correlate_span_rows)
+        return self._place(batches, lambda rows: max(row[_SPAN_TIME] for row in rows) / 1e9, correlate_span_rows)
 
 
 def custom_counters(registry: ExperimentRegistry | None):

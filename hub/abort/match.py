@@ -16,11 +16,16 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from hub.abort.measure import REQUEST_FAILED_SQL, request_failed
+from hub.records.request_leg import REQ_BACKEND as _BACKEND
+from hub.records.request_leg import REQ_ERROR as _ERROR
+from hub.records.request_leg import REQ_GATEWAY as _GATEWAY
+from hub.records.request_leg import REQ_LATENCY_MS as _LATENCY
+from hub.records.request_leg import REQ_LEG as _LEG
+from hub.records.request_leg import REQ_METHOD as _METHOD
+from hub.records.request_leg import REQ_ROUTE as _ROUTE
+from hub.records.request_leg import REQ_STATUS as _STATUS
 
 Predicate = Callable[[Sequence[Any]], bool]
-
-# REQUEST_COLUMNS positions (hub/records/request_leg.py)
-_LEG, _GATEWAY, _ROUTE, _METHOD, _BACKEND, _STATUS, _LATENCY, _ERROR = 5, 6, 7, 8, 9, 10, 11, 15
 
 
 def _status_ranges(values) -> list[tuple[int, int]]:

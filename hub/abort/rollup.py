@@ -16,6 +16,8 @@ import orjson
 from hub.abort.measure import pair_counted, pair_mismatch, request_failed
 from hub.abort.sources import kind_of
 from hub.abort.sketch import QuantileSketch
+from hub.records.request_leg import (REQ_BACKEND, REQ_CORRELATION_ID, REQ_ERROR, REQ_EVENT_TIME, REQ_EXPERIMENT_ID,
+                                     REQ_GATEWAY, REQ_LATENCY_MS, REQ_LEG, REQ_ROUTE, REQ_SOURCE, REQ_STATUS)
 
 _EXAMPLES = 3
 
@@ -79,12 +81,13 @@ def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | No
     cells: dict[str, dict] = {}
     counters: dict[str, list] = {}
     for r in rows:
-        experiment = r[2]
+        experiment = r[REQ_EXPERIMENT_ID]
         if not experiment:
             continue
-        error = request_failed(r[10], r[15])
-        key = (int(r[1].timestamp()), "requests", r[5], r[7], r[6], r[9], "", kind_of(r[16]))
-        cell = _add(cells, experiment, key, r[11], error, r[4])
+        error = request_failed(r[REQ_STATUS], r[REQ_ERROR])
+        key = (int(r[REQ_EVENT_TIME].timestamp()), "requests", r[REQ_LEG], r[REQ_ROUTE], r[REQ_GATEWAY],
+               r[REQ_BACKEND], "", kind_of(r[REQ_SOURCE]))
+        cell = _add(cells, experiment, key, r[REQ_LATENCY_MS], error, r[REQ_CORRELATION_ID])
         if counters_of is not None:
             rules = counters.get(experiment)
             if rules is None:
@@ -96,7 +99,7 @@ def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | No
                 if numerator(r):
                     counts[0] += 1
                     if len(counts[2]) < _EXAMPLES:
-                        counts[2].append(r[4])
+                        counts[2].append(r[REQ_CORRELATION_ID])
                 if denominator(r):
                     counts[1] += 1
     return {e: list(per.values()) for e, per in cells.items()}

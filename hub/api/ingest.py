@@ -28,6 +28,7 @@ import msgspec
 from aiohttp import web
 
 from hub.records.decode import RawMessage, decode_request_legs, depth_reason, limits_from, too_deep
+from hub.records.request_leg import REQ_CORRELATION_ID
 from hub.settings import Settings
 
 STRUCTURED = "application/cloudevents+json"
@@ -150,7 +151,7 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         refused.sort(key=lambda item: item["index"])
         bad_indexes = {item["index"] for item in refused}
         good = [raw_events[i] for i in range(len(raw_events)) if i not in bad_indexes]
-        accepted = [(row[4].encode(), value) for row, value in zip(decoded.rows, good)]
+        accepted = [(row[REQ_CORRELATION_ID].encode(), value) for row, value in zip(decoded.rows, good)]
         # a refusal echoes the offending value: its reason and id are redacted as a dead letter's are
         clean = redactor()
         for item in refused:

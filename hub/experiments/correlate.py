@@ -16,6 +16,10 @@ from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
 from hub.experiments.lifecycle import ExperimentState, phase_at
+from hub.otel.decode import TRACE_COLUMNS
+from hub.records.request_leg import (REQ_BACKEND, REQ_EVENT_TIME, REQ_EXPERIMENT_ID, REQ_GATEWAY, REQ_PHASE,
+                                     REQ_ROUTE)
+from hub.shadow.records import PAIR_COLUMNS
 
 UTC = timezone.utc
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -72,7 +76,8 @@ class TargetIndex:
 
 
 # Positions of the fields correlation reads and writes in a ``requests`` row.
-_REQ_TIME, _REQ_EXPERIMENT, _REQ_PHASE, _REQ_GATEWAY, _REQ_ROUTE, _REQ_BACKEND = 1, 2, 3, 6, 7, 9
+_REQ_TIME, _REQ_EXPERIMENT, _REQ_PHASE = REQ_EVENT_TIME, REQ_EXPERIMENT_ID, REQ_PHASE
+_REQ_GATEWAY, _REQ_ROUTE, _REQ_BACKEND = REQ_GATEWAY, REQ_ROUTE, REQ_BACKEND
 
 
 def correlate_request_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
@@ -109,7 +114,7 @@ def correlate_request_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]
 
 # Positions in an ``otel_traces`` row (TRACE_COLUMNS order): Timestamp (ns), ServiceName, and the
 # two experiment columns at the end.
-_SPAN_TIME, _SPAN_SERVICE = 0, 7
+_SPAN_TIME, _SPAN_SERVICE = TRACE_COLUMNS.index("Timestamp"), TRACE_COLUMNS.index("ServiceName")
 
 
 def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
@@ -127,7 +132,8 @@ def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
 
 
 # Positions in a ``shadow_pairs`` row (PAIR_COLUMNS order).
-_PAIR_TIME, _PAIR_EXPERIMENT, _PAIR_PHASE, _PAIR_GATEWAY, _PAIR_ROUTE, _PAIR_BACKEND = 1, 2, 3, 4, 6, 8
+_PAIR_TIME, _PAIR_EXPERIMENT, _PAIR_PHASE, _PAIR_GATEWAY, _PAIR_ROUTE, _PAIR_BACKEND = (
+    PAIR_COLUMNS.index(name) for name in ("event_time", "experiment_id", "phase", "gateway", "route", "primary_backend"))
 
 
 def correlate_pair_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:

@@ -37,7 +37,8 @@ import msgspec
 
 from hub.errors import InvalidRecord
 from hub.names import RECORD_REQUEST_LEG
-from hub.records.request_leg import EVENT_ID_NAMESPACE, REQUEST_COLUMNS, RequestLegEvent
+from hub.records.request_leg import (EVENT_ID_NAMESPACE, REQ_EVENT_TIME, REQ_LATENCY_MS, REQUEST_COLUMNS,
+                                     RequestLegEvent, row_of)
 
 __all__ = [
     "RawMessage",
@@ -317,7 +318,7 @@ def _check_rows(rows: list, sources: list, start: int, m, window: TimeWindow,
 
 
 _DECODER: Final = msgspec.json.Decoder(RequestLegEvent)
-_LATENCY: Final = REQUEST_COLUMNS.index("latency_ms")  # a Float32 column
+_LATENCY: Final = REQ_LATENCY_MS  # a Float32 column
 
 
 class _Head(msgspec.Struct, gc=False):
@@ -358,7 +359,7 @@ def decode_request_legs(messages: Sequence[RawMessage], max_bytes: int, limits: 
     bound is taken from (default: the time of the call).
     """
     return decode_cloudevents(messages, max_bytes, _decode_one, _decode_whole, limits=limits, now=now,
-                              float32={_LATENCY: "latency_ms"})
+                              time_at=REQ_EVENT_TIME, float32={_LATENCY: "latency_ms"})
 
 
 class _UuidIdEvent(RequestLegEvent):
@@ -390,14 +391,7 @@ def _row(e, eid: uuid.UUID) -> tuple:
     t = d.event_time
     if t.tzinfo is not UTC:
         t = t.astimezone(UTC)
-    return (
-        eid, t,
-        d.experiment_id or e.experimentid or "",
-        d.phase or e.experimentphase or "",
-        d.correlation_id, d.leg, d.gateway, d.route, d.method, d.backend,
-        d.status, d.latency_ms, d.request_bytes, d.response_bytes,
-        d.response_hash, d.error, e.source,
-    )
+    return row_of(e, d, t, eid)
 
 
 def decode_cloudevents(messages: Sequence[RawMessage], max_bytes: int, decode_one,

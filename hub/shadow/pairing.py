@@ -46,6 +46,10 @@ import msgspec
 from kafka.partitioner.default import murmur2
 
 from hub.abort.measure import request_failed
+from hub.records.request_leg import (REQ_BACKEND, REQ_CORRELATION_ID, REQ_ERROR, REQ_EVENT_ID, REQ_EVENT_TIME,
+                                     REQ_EXPERIMENT_ID,
+                                     REQ_GATEWAY, REQ_LATENCY_MS, REQ_LEG, REQ_METHOD, REQ_PHASE, REQ_RESPONSE_HASH,
+                                     REQ_ROUTE, REQ_SOURCE, REQ_STATUS)
 from hub.shadow.noise import WHOLE_BODY, NoiseModel
 from hub.shadow.records import ShadowPair, encode_pair
 
@@ -81,7 +85,9 @@ class LegView:
     @classmethod
     def from_row(cls, r: Sequence) -> "LegView":
         """From a ``requests`` row in ``REQUEST_COLUMNS`` order."""
-        return cls(r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[1], r[14], r[15], r[2], r[3], r[16])
+        return cls(r[REQ_CORRELATION_ID], r[REQ_LEG], r[REQ_GATEWAY], r[REQ_ROUTE], r[REQ_METHOD], r[REQ_BACKEND],
+                   r[REQ_STATUS], r[REQ_LATENCY_MS], r[REQ_EVENT_TIME], r[REQ_RESPONSE_HASH], r[REQ_ERROR],
+                   r[REQ_EXPERIMENT_ID], r[REQ_PHASE], r[REQ_SOURCE])
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,9 @@ def _view(leg) -> LegView | None:
     if not isinstance(leg, bytes):  # a row that completed its pair as it came
         return LegView.from_row(leg)
     fields = _HELD_DECODER.decode(leg)
-    return LegView.from_row((None, datetime.fromisoformat(fields[0]), *fields[1:]))
+    fields.insert(REQ_EVENT_ID, None)
+    fields[REQ_EVENT_TIME] = datetime.fromisoformat(fields[REQ_EVENT_TIME])
+    return LegView.from_row(fields)
 
 
 # msgspec returns its output in a buffer of the encoded size; orjson's keeps the 4 KiB it
@@ -174,8 +182,8 @@ _HELD_DECODER = msgspec.json.Decoder()
 
 
 def _hold(row: Sequence) -> bytes:
-    """A ``requests`` row as the window holds it: its fields after the event id, as JSON bytes."""
-    return _HELD_ENCODER.encode(row[1:])
+    """A ``requests`` row as the window holds it: its fields but the event id, as JSON bytes."""
+    return _HELD_ENCODER.encode(row[:REQ_EVENT_ID] + row[REQ_EVENT_ID + 1:])
 
 
 #: Joins gateway and correlation id into a request's key (it sorts as the pair of them would).
@@ -271,11 +279,12 @@ class PairingWindow:
         becomes a ``LegView`` only when its pair is made: most primary legs are never shadowed,
         and this keeps their cost to a few dictionary entries."""
         self.stats["legs"] += 1
-        kind = row[5]
+        kind = row[REQ_LEG]
         if kind != "primary" and kind != "shadow":
             self.stats["ignored"] += 1
             return []
-        return self._add(row, kind, row[1].timestamp(), row[6] + _SEP + row[4], row[9], None)
+        return self._add(row, kind, row[REQ_EVENT_TIME].timestamp(), row[REQ_GATEWAY] + _SEP + row[REQ_CORRELATION_ID],
+                         row[REQ_BACKEND], None)
 
     def _add(self, leg, kind: str, t: float, key: str, backend: str,
              expect_shadow: bool | None) -> list[ShadowPair]:
@@ -400,7 +409,7 @@ class PairingAgent:
         skip = self.skip
         add = w.add_row
         for r in rows:
-            if skip and r[16].startswith(skip):
+            if skip and r[REQ_SOURCE].startswith(skip):
                 continue
             made = add(r)
             if made:
