@@ -26,7 +26,8 @@ What an abort rule or a steady-state measurement measures is defined here once, 
 ``evaluate(condition, cells, window)`` is the judge's evaluation over rollup cells;
 ``aggregate_sql`` gives the same value as SQL over the rows of a window, which
 ``window_sql`` (Grafana alert rules, the window ending at the evaluation's second) and
-``series_sql`` (dashboard panels, one window per point) wrap. ``tests/property/`` checks that
+``series_sql`` (dashboard panels, one window per point; from the per-second aggregates of
+migration 0017 when they hold what the measurement counts, ``served``) wrap. ``tests/property/`` checks that
 they agree on random legs and random rules.
 """
 
@@ -87,6 +88,25 @@ TABLES = {
                     "service": "''"}, PAIR_COUNTED_SQL),
     "spans": Table("otel_traces", "Timestamp", "ExperimentId", "(Duration / 1e6)", SPAN_FAILED_SQL,
                    {"leg": "''", "route": "SpanName", "gateway": "''", "backend": "''", "service": "ServiceName"}),
+}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A source's per-second aggregate (migration 0017): its count column, its failed-rows column
+    when it keeps one, its latency sketch buckets (``hub.sql.aggregates``)."""
+    name: str
+    count: str
+    failed: str = ""
+    buckets: str = ""
+
+
+#: The aggregates a panel's measurement can be read from instead of the raw rows (the same
+#: experiment and scope columns; spans keep no ``SpanName``, so a span scope on a route cannot).
+AGGREGATES = {
+    "requests": Aggregate("requests_per_second", "legs", "failed_legs", "latency_buckets"),
+    "pairs": Aggregate("shadow_pairs_per_second", "pair_count"),
+    "spans": Aggregate("spans_per_second", "span_count", "", "duration_buckets"),
 }
 
 
@@ -193,14 +213,16 @@ def _window_seconds(window: float) -> int:
 
 
 def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds: str | None = None,
-                  source: str | None = None) -> tuple[str, str, str]:
+                  source: str | None = None, form: str = "raw") -> tuple[str, str, str]:
     """``(value, samples, rows)``: the condition's value and sample count as ClickHouse aggregates
     over the rows of one window that satisfy ``rows`` (its scope, or scope or control group).
 
     ``condition``: an abort condition, or anything with ``measurement`` (a steady-state
     measurement passes ``scope`` explicitly and ``window``). ``seconds``: the SQL of the window's
     length for ``request_rate`` (the window by default). ``source``: the table's source when not
-    the measurement's own (``steady_source``).
+    the measurement's own (``steady_source``). ``form="aggregate"``: the same value over the rows
+    of the source's per-second aggregate (``AGGREGATES``; ``served`` says whether it can), a
+    quantile as the judge's sketch computes it.
     """
     from hub.abort.match import sql as match_sql
 
@@ -217,10 +239,22 @@ def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds
         hit, base = f"({match_sql(where)} AND {match_sql(of)})", match_sql(of)
     else:
         hit, base = table.failed, "1"
-    n_a, e_a = f"countIf({_and(in_scope, base)})", f"countIf({_and(in_scope, hit)})"
+    agg = AGGREGATES[source] if form == "aggregate" else None
+
+    def count(rows: str) -> str:
+        if agg is None:
+            return f"countIf({rows})"
+        return f"sum({agg.count})" if rows == "1" else f"sumIf({agg.count}, {rows})"
+
+    def failed(rows: str) -> str:
+        if agg is not None and agg.failed and hit == table.failed:
+            return f"sum({agg.failed})" if rows == "1" else f"sumIf({agg.failed}, {rows})"
+        return count(_and(rows, hit))
+
+    n_a, e_a = count(_and(in_scope, base)), failed(in_scope)
     if control is not None and (kind in RATES or kind == "ratio"):
         in_control = scope_sql(source, control)
-        n_b, e_b = f"countIf({_and(in_control, base)})", f"countIf({_and(in_control, hit)})"
+        n_b, e_b = count(_and(in_control, base)), failed(in_control)
         alpha = 1 - (getattr(condition, "confidence", 0.99) or 0.99)
         value = (f"multiIf({n_a} = 0 OR {n_b} = 0, NULL, {_p_value_sql(e_a, n_a, e_b, n_b)} < {alpha!r}, "
                  f"{e_a} / {n_a} - {e_b} / {n_b}, 0.)")
@@ -231,6 +265,11 @@ def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds
         return f"if({n_a} = 0, NULL, {e_a} / {n_a})", n_a, in_scope
     if kind == "request_rate":
         return f"{n_a} / {seconds or repr(w)}", n_a, in_scope
+    if kind in QUANTILES and agg is not None:
+        from hub.sql.aggregates import merged_quantile_sql
+
+        merged = f"sumMap({agg.buckets})" if in_scope == "1" else f"sumMapIf({agg.buckets}, {in_scope})"
+        return f"if({n_a} = 0, NULL, {merged_quantile_sql(QUANTILES[kind], merged)})", n_a, in_scope
     if kind in QUANTILES:
         q = QUANTILES[kind]
         sorted_ = f"arraySort(groupArrayIf(toFloat64({table.latency}), {in_scope}))" if in_scope != "1" else \
@@ -323,20 +362,45 @@ def absence_sql(db: str, experiment_id: str, condition, *, end: str, sources: st
             f"FROM {db}.{table.name} WHERE {where} AND toUnixTimestamp({table.time}) <= {end}")
 
 
+def served(condition, *, scope=None, source: str | None = None) -> bool:
+    """Whether a per-second aggregate (``AGGREGATES``) holds what the measurement counts: not a
+    custom ``count``/``ratio`` (its ``where``/``of`` read any column) nor ``absence``, and no span
+    scope on a route (spans_per_second keeps no span name)."""
+    kind = getattr(condition, "measurement", None) or getattr(condition, "sli")
+    if kind in CUSTOM or kind == "absence":
+        return False
+    source = source or source_of(kind)
+    if source != "spans":
+        return True
+    scopes = [scope if scope is not None else getattr(condition, "scope", None), getattr(condition, "control", None)]
+    return not any("SpanName" in scope_sql(source, s) for s in scopes)
+
+
 def series_sql(db: str, experiment_id: str, condition, *, window: float | None = None, scope=None,
-               name: str = "value", sources: str = "auto", extra: str = "1", source: str | None = None) -> str:
+               name: str = "value", sources: str = "auto", extra: str = "1", source: str | None = None,
+               form: str = "raw") -> str:
     """The measurement per window for a dashboard panel: one point per ``greatest(window,
     $__interval_s)`` seconds, at the window's first second; a point is the judge's value at the
-    window's last second (``time + window - 1``) when the interval is the window."""
+    window's last second (``time + window - 1``) when the interval is the window.
+
+    ``form="aggregate"``: read from the source's per-second aggregate when it holds what the
+    measurement counts (``served``; else the raw rows): whole seconds of the time range (its last
+    one whole), the same counts, quantiles as the judge's sketch."""
     kind = getattr(condition, "measurement", None) or getattr(condition, "sli")
     source = source or source_of(kind)
     table = TABLES[source]
     window = float(window if window is not None else _window_seconds_of(condition))
-    value, _samples, rows = aggregate_sql(condition, window=window, scope=scope, seconds="b", source=source)
+    if form == "aggregate" and (extra != "1" or not served(condition, scope=scope, source=source)):
+        form = "raw"
+    value, _samples, rows = aggregate_sql(condition, window=window, scope=scope, seconds="b", source=source, form=form)
     where = _base_where(db, experiment_id, source, rows, sources)
+    name_, time = table.name, table.time
+    if form == "aggregate":
+        name_, time = AGGREGATES[source].name, "second"
+        where = where.replace(f"FROM {db}.requests WHERE", f"FROM {db}.{name_} WHERE")
     return (f"WITH greatest({_window_seconds(window)}, $__interval_s) AS b "
-            f"SELECT toStartOfInterval(toDateTime({table.time}), toIntervalSecond(b)) AS time, {value} AS {name} "
-            f"FROM {db}.{table.name} WHERE {_and(where, f'$__timeFilter({table.time})', extra)} "
+            f"SELECT toStartOfInterval(toDateTime({time}), toIntervalSecond(b)) AS time, {value} AS {name} "
+            f"FROM {db}.{name_} WHERE {_and(where, f'$__timeFilter({time})', extra)} "
             f"GROUP BY time ORDER BY time")
 
 

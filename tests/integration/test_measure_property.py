@@ -253,6 +253,8 @@ def test_judge_panel_and_alert_rule_compute_the_same_value(store, hub_settings, 
     # the window's first second on).
     dashboard = experiment_dashboard(defn, cfg, experiment_id=eid, shadow_pairs=True)
     window = max(1, math.ceil(measure._window_seconds_of(condition)))
+    # read from the per-second aggregate whenever it holds what the rule counts
+    assert ("_per_second" in panel_sql(dashboard, "Rule r:")) == measure.served(condition), condition
     points = panel_values(store, dashboard, "Rule r:", window)
     for at, (value, samples, inside) in expected.items():
         if (at + 1) % window or not inside or at - window + 1 < span.start:

@@ -194,10 +194,11 @@ RAW_TABLES = ("requests", "shadow_pairs", "otel_traces")
 
 
 def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serves(filled, hub_settings):
-    """The statements in the generated dashboards, not the module's functions: each one that reads a
-    raw table of an aggregate is a rule or steady-state panel (measured per window as the judge
-    does); every other one reads the aggregate, is a panel of ``hub.sql.aggregates``, and returns
-    the same rows as that panel's raw form over random ranges, intervals and selections."""
+    """The statements in the generated dashboards, not the module's functions: apart from the rule
+    and steady-state panels (the judge's measurement per window, ``hub.abort.measure``), none reads
+    a raw table of an aggregate; each one that reads an aggregate is a panel of
+    ``hub.sql.aggregates`` and returns the same rows as that panel's raw form over random ranges,
+    intervals and selections."""
     import re
 
     store, _ = filled
@@ -215,10 +216,9 @@ def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serv
         for kind, title, sql in emitted_queries(hub_settings, experiment_id, sources):
             raw_tables = [t for t in RAW_TABLES if re.search(rf"\b{re.escape(db)}\.{t}\b(?!_)", sql)]
             panel = A.aggregate_of(sql, served)
-            if raw_tables:
-                assert title.startswith(("Rule ", "Steady state ")), (title, raw_tables, sql)
-                assert panel is None, title
-                continue
+            if title.startswith(("Rule ", "Steady state ")):
+                continue  # the judge's measurement per window: test_measure_property.py compares it with the judge
+            assert not raw_tables, (title, raw_tables, sql)
             if "_per_second" not in sql:
                 continue  # annotations and tables of the experiment's own records
             assert panel is not None, (title, sql)
