@@ -53,7 +53,8 @@ aggregates: the dashboards as generated, every panel that a per-second aggregate
 route table, the room's error and request rates, shadow outcomes and top differing routes, span
 error rate and latency; the route, leg and service variables) reading its aggregate form, filled by the
 materialized views of migration 0017 while ``hub.requests`` (and the pairs and spans) were written;
-the other queries as on the hub side. Before timing, each aggregate form's rows are compared with
+the rule and steady-state panels from the aggregates where they hold the measurement (on the hub
+side from the raw rows, ``form="raw"``); the other queries as on the hub side. Before timing, each aggregate form's rows are compared with
 its raw form's (the same definition over the raw rows: whole seconds, exact counts, the abort
 judge's sketch quantiles) for both selections; any difference stops the run. ``--no-plain`` leaves
 the plain table out (its second copy of the rows doubles the generation at 100,000,000 rows).
@@ -338,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < 1000 or args.repeats < 1:
         parser.error("--rows must be at least 1000 and --repeats at least 1")
 
+    from dashboards import queries as Q
     from dashboards.config import grafana_config
     from dashboards.experiment import experiment_dashboard, shadow_pairs_available
     from dashboards.macros import ALL, Variable, expand
@@ -411,6 +413,15 @@ def main(argv: list[str] | None = None) -> int:
                           list(defn.targets.services))
         for q in queries:
             q["panel"] = A.aggregate_of(q["sql"], served)
+        # rule and steady-state panels: the judge's measurement per window, from the aggregates where
+        # they hold it; the raw side runs it over the raw rows (its quantiles the exact element at
+        # the judge's rank, the aggregate's the judge's sketch: compared with the judge in the tests)
+        raw_measurements = {Q.rule_measurement(db, EXPERIMENT, c): Q.rule_measurement(db, EXPERIMENT, c, form="raw")
+                            for c in defn.abort_conditions}
+        raw_measurements.update({Q.steady_state_measurement(db, EXPERIMENT, m): Q.steady_state_measurement(
+            db, EXPERIMENT, m, form="raw") for m in defn.steady_state})
+        for q in queries:
+            q["raw"] = q["panel"].raw if q["panel"] else raw_measurements.get(q["sql"], q["sql"])
 
         def expanded(sql: str, variables: dict) -> str:
             return expand(sql, time_from=time_from, time_to=time_to, interval_s=INTERVAL_S, variables=variables)
@@ -427,13 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         for sel, variables in selections.items():
             for i, q in enumerate(queries):
                 p = q["panel"]  # the dashboards emit its aggregate form; the raw side runs its raw form
-                sql = expanded(p.raw if p else q["sql"], variables)
-                sqls = {"hub": sql, "baseline": plain_sql(sql, db),
-                        "aggregates": expanded(p.aggregate, variables) if p else sql}
+                sql = expanded(q["raw"], variables)
+                sqls = {"hub": sql, "baseline": plain_sql(sql, db), "aggregates": expanded(q["sql"], variables)}
                 plan.append((sel, i, sqls, sql if p else None))
         for q in queries:
-            q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])",
-                                                 q["panel"].raw if q["panel"] else q["sql"]))
+            q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])", q["raw"]))
 
         log(f"{len(queries)} queries ({sum(q['reads_requests'] for q in queries)} read requests, "
             f"{sum(q['panel'] is not None for q in queries)} served by aggregates); "

@@ -133,19 +133,19 @@ def route_summary(db: str, experiment_id: str, sources: str = "auto") -> str:
 # ---- rule and steady-state measurements --------------------------------------------------------
 # What a rule or steady-state measurement measures is hub.abort.measure's, the same definition the
 # abort judge evaluates: ``rule_measurement`` and ``steady_state_measurement`` only place it on a panel.
-def rule_measurement(db: str, experiment_id: str, condition, *, sources: str = "auto") -> str:
+def rule_measurement(db: str, experiment_id: str, condition, *, sources: str = "auto", form: str = "aggregate") -> str:
     """The rule's measurement per window (``hub.abort.measure.series_sql``), from the per-second
-    aggregate when it holds what the rule counts."""
+    aggregate when it holds what the rule counts (``form="raw"``: from the raw rows)."""
     if condition.measurement == "absence":
         return _absence_series(db, experiment_id, condition, sources)
-    return measure.series_sql(db, experiment_id, condition, name=condition.measurement, sources=sources,
-                              form="aggregate")
+    return measure.series_sql(db, experiment_id, condition, name=condition.measurement, sources=sources, form=form)
 
 
-def steady_state_measurement(db: str, experiment_id: str, m, window_s: float = 30.0, *, sources: str = "auto") -> str:
+def steady_state_measurement(db: str, experiment_id: str, m, window_s: float = 30.0, *, sources: str = "auto",
+                             form: str = "aggregate") -> str:
     """A steady-state measurement per ``window_s`` seconds, its filter matched as a rule's scope."""
     return measure.series_sql(db, experiment_id, m, window=window_s, scope=m.filter, name=m.sli, sources=sources,
-                              source=measure.steady_source(m), form="aggregate")
+                              source=measure.steady_source(m), form=form)
 
 
 def _absence_series(db: str, experiment_id: str, condition, sources: str) -> str:
