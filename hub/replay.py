@@ -39,13 +39,13 @@ import re
 import signal
 import threading
 import time
-from collections import defaultdict
 from typing import Callable
 
 from hub.errors import HubError, UserError
 from hub.experiments.registry import ExperimentRegistry
 from hub.pipeline import redactor_for, sink_specs
 from hub.records.decode import RawMessage
+from hub.runtime.consume import read_to_end
 from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
 from hub.storage.client import Store, open_store
@@ -226,32 +226,21 @@ def _replay_topic(bootstrap: str, topic: str, bounds: dict[int, tuple[int, int]]
     total = sum(end - bounds[tp.partition][0] for tp, end in pending.items())
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest", max_poll_records=batch)
+
+    def incomplete(unread: dict) -> ReplayIncomplete:
+        where = ", ".join(f"[{tp.partition}] at {position} of {end}"
+                          for tp, (position, end) in sorted(unread.items(), key=lambda i: i[0].partition))
+        return ReplayIncomplete(f"{topic} not read to its end within HUB_REPLAY_MAX_SECONDS="
+                                f"{max_seconds:g}: partitions {where}")
+
     try:
-        tps = sorted(pending, key=lambda tp: tp.partition)
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
         count = 0
         said = time.monotonic()
-        while pending:
-            if time.monotonic() >= deadline:
-                unread = ", ".join(f"[{tp.partition}] at {consumer.position(tp)} of {end}"
-                                   for tp, end in sorted(pending.items(), key=lambda i: i[0].partition))
-                raise ReplayIncomplete(f"{topic} not read to its end within HUB_REPLAY_MAX_SECONDS="
-                                       f"{max_seconds:g}: partitions {unread}")
-            by_partition: dict[int, list[RawMessage]] = defaultdict(list)
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                end = pending.get(tp)
-                for r in records:
-                    if end is not None and r.offset < end:
-                        by_partition[r.partition].append(
-                            RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
-            messages = [m for p in sorted(by_partition) for m in sorted(by_partition[p], key=lambda m: m.offset)]
+        for records in read_to_end(consumer, pending, deadline=deadline, timed_out=incomplete, poll_ms=1000):
+            messages = [RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
             if messages:
                 sink.write(messages)
                 count += len(messages)
-            for tp in list(pending):
-                if consumer.position(tp) >= pending[tp]:
-                    del pending[tp]
             if time.monotonic() - said >= PROGRESS_SECONDS:
                 said = time.monotonic()
                 progress(f"  {topic}: {count:,} of {total:,} records read")

@@ -11,6 +11,7 @@ from hub.abort.actions import AlertActions
 from hub.abort.rollup import BadRollup
 from hub.abort.run import RunJudges, RunSpan
 from hub.records.decode import too_deep
+from hub.runtime.consume import read_to_end
 from hub.experiments.registry import ExperimentRegistry
 from hub.settings import Settings
 from hub.storage.client import first_line
@@ -194,18 +195,15 @@ class JudgeRuntime:
             found = consumer.offsets_for_times({tp: since}).get(tp)
             end = consumer.end_offsets([tp])[tp]
             start = found.offset if found is not None else end
-            consumer.seek(tp, start)
-            while consumer.position(tp) < end:
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for r in records:
-                        if r.offset < end:
-                            try:
-                                self._add_rollup(r.value, partition, r.offset)
-                            except Exception as exc:  # noqa: BLE001 - one rollup never stops the rebuild
-                                self.health.failed(exc)
-                                log.error("judge: replaying %s[%d]@%d raised %s; skipped",
-                                          self.settings.topic_rollups, partition, r.offset, first_line(exc))
-                            replayed += 1
+            for records in read_to_end(consumer, {tp: end}, {tp: start}, poll_ms=1000):
+                for r in records:
+                    try:
+                        self._add_rollup(r.value, partition, r.offset)
+                    except Exception as exc:  # noqa: BLE001 - one rollup never stops the rebuild
+                        self.health.failed(exc)
+                        log.error("judge: replaying %s[%d]@%d raised %s; skipped",
+                                  self.settings.topic_rollups, partition, r.offset, first_line(exc))
+                    replayed += 1
         finally:
             consumer.close()
         self._rebuilt.add(partition)

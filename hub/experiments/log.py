@@ -10,6 +10,7 @@ import time
 from typing import Iterator
 
 from hub.errors import HubError, RecoverableError
+from hub.runtime.consume import read_to_end
 
 
 def read_log(bootstrap: str, topic: str, timeout: float = 30.0) -> Iterator[tuple[int, int, bytes]]:
@@ -26,23 +27,11 @@ def read_log(bootstrap: str, topic: str, timeout: float = 30.0) -> Iterator[tupl
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             return
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if end[tp] > 0}
-        positions = {tp: -1 for tp in tps}
-        deadline = time.monotonic() + timeout
-        while remaining:
-            if time.monotonic() > deadline:
-                raise RecoverableError(f"reading {topic} timed out")
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for record in records:
-                    if record.offset < end[tp]:
-                        positions[tp] = record.offset
-                        yield tp.partition, record.offset, record.value
-                if positions[tp] >= end[tp] - 1 or consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+        for batch in read_to_end(consumer, ends, deadline=time.monotonic() + timeout,
+                                 timed_out=lambda unread: RecoverableError(f"reading {topic} timed out")):
+            for record in batch:
+                yield record.partition, record.offset, record.value
     finally:
         consumer.close()
 

@@ -6,6 +6,7 @@ import time
 
 from hub.errors import RecoverableError
 from hub.records.decode import RawMessage
+from hub.runtime.consume import read_to_end
 
 
 class KafkaRangeFetcher:
@@ -35,18 +36,15 @@ class KafkaRangeFetcher:
         beginning = consumer.beginning_offsets([tp])[tp]
         if beginning > first:
             return []
-        consumer.seek(tp, first)
         out: list[RawMessage] = []
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    if r.offset > last:
-                        return out
-                    out.append(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
-                    if r.offset == last:
-                        return out
-        raise RecoverableError(f"fetching {topic}[{partition}] offsets {first}-{last} timed out")
+
+        def timed_out(unread: dict) -> RecoverableError:
+            return RecoverableError(f"fetching {topic}[{partition}] offsets {first}-{last} timed out")
+
+        for records in read_to_end(consumer, {tp: last + 1}, {tp: first}, deadline=time.monotonic() + self.timeout,
+                                   timed_out=timed_out):
+            out.extend(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records)
+        return out
 
     def close(self) -> None:
         if self._consumer is not None:
