@@ -162,9 +162,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def test_push_creates_folder_datasource_and_dashboards_then_updates_them(grafana, settings, monkeypatch):
-    for k, v in env_for(grafana).items():
-        monkeypatch.setenv(k, v)
+def test_push_creates_folder_datasource_and_dashboards_then_updates_them(grafana, settings):
+    settings = load_settings({"HUB_HOME": str(settings.home), **env_for(grafana)})
     args = parser().parse_args(["dashboards", "push", "--definition", str(EXAMPLE), "--shadow-pairs", "no",
                                 "--alert-rules"])
     assert args.func(args, settings) == 0
@@ -289,8 +288,8 @@ def test_annotator_skips_replayed_history_and_survives_grafana_down(settings):
     assert quiet._thread is None
 
 
-def test_export_writes_dashboards_and_provisioning_grafana_can_load(tmp_path, settings, monkeypatch):
-    monkeypatch.setenv("HUB_GRAFANA_CLICKHOUSE_PASSWORD", "never-written")
+def test_export_writes_dashboards_and_provisioning_grafana_can_load(tmp_path, settings):
+    settings = settings.with_overrides(grafana_clickhouse_password="never-written")
     out = tmp_path / "grafana"
     args = parser().parse_args(["dashboards", "export", str(out), "--definition", str(EXAMPLE),
                                 "--shadow-pairs", "no", "--alert-rules", "--grafana-path", "/var/lib/grafana/gameday"])
