@@ -1163,13 +1163,10 @@ def serve(path: Path, host: str, port: int, token: str,
 
 
 # ---- the endpoint for Grafana ----------------------------------------------------------------------
-def endpoint_readers(settings, env: dict[str, str] | None = None) -> tuple[Reader, ...]:
-    """The read-only user of the endpoint: the Grafana datasource's user and password, from the
-    variables ``dashboards.config`` reads them from (read here without loading the dashboards
-    package into the worker)."""
-    env = os.environ if env is None else env
-    user = env.get("HUB_GRAFANA_CLICKHOUSE_USER") or "hub_grafana"
-    return (Reader(user, env.get("HUB_GRAFANA_CLICKHOUSE_PASSWORD") or ""),)
+def endpoint_readers(settings) -> tuple[Reader, ...]:
+    """The read-only user of the endpoint: the Grafana datasource's user and password
+    (HUB_GRAFANA_CLICKHOUSE_USER, HUB_GRAFANA_CLICKHOUSE_PASSWORD)."""
+    return (Reader(settings.grafana_clickhouse_user or "hub_grafana", settings.grafana_clickhouse_password or ""),)
 
 
 def endpoint_problem(settings, host: str | None = None) -> str | None:

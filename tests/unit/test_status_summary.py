@@ -23,8 +23,8 @@ def test_status_names_the_stores_clickhouse_endpoint_and_its_read_only_user(tmp_
     from hub.cli.stack import cmd_status
     from hub.settings import load_settings
 
-    monkeypatch.setenv("HUB_GRAFANA_CLICKHOUSE_USER", "grafana_reader")
-    settings = load_settings({"HUB_HOME": str(tmp_path), "HUB_STORE_HOST": "127.0.0.1", "HUB_STORE_PORT": "48123"})
+    settings = load_settings({"HUB_HOME": str(tmp_path), "HUB_STORE_HOST": "127.0.0.1", "HUB_STORE_PORT": "48123",
+                              "HUB_GRAFANA_CLICKHOUSE_USER": "grafana_reader"})
     cmd_status(argparse.Namespace(json=False), settings)
     assert "served on http://127.0.0.1:48123 (ClickHouse HTTP interface, read-only user grafana_reader)" \
         in capsys.readouterr().out

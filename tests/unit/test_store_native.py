@@ -129,5 +129,6 @@ def test_off_loopback_the_endpoint_needs_the_token_and_the_readers_password(tmp_
     assert "HUB_STORE_TOKEN" in endpoint_problem(open_)
     with_token = load_settings({"HUB_HOME": str(tmp_path), "HUB_STORE_HOST": "0.0.0.0", "HUB_STORE_TOKEN": "s3cret"})
     assert "HUB_GRAFANA_CLICKHOUSE_PASSWORD" in endpoint_problem(with_token)
-    monkeypatch.setenv("HUB_GRAFANA_CLICKHOUSE_PASSWORD", "reader-secret")
-    assert endpoint_problem(with_token) is None
+    with_password = load_settings({"HUB_HOME": str(tmp_path), "HUB_STORE_HOST": "0.0.0.0", "HUB_STORE_TOKEN": "s3cret",
+                                   "HUB_GRAFANA_CLICKHOUSE_PASSWORD": "reader-secret"})
+    assert endpoint_problem(with_password) is None
