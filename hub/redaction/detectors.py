@@ -146,11 +146,16 @@ _NOT_SERVICE_KEY: Final = (r"(?![A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*-(?:api|apis|s
                            r"database|store|cache|queue|canary|shadow|primary|secondary|replica|gameday|experiment|"
                            r"exp|edge|v\d+)(?:-[A-Za-z0-9_.]+)*[ \t]*(?::|=>|=))")
 
+#: A word of key characters followed by a separator (``:``, ``=``, ``=>``), looked for before the key's
+#: alternation is tried: a speed-up only (every PHI key is such a word, so what ``phi_key`` matches is the
+#: same), since the alternation is tried at every backtracking point of every word otherwise.
+_BEFORE_SEPARATOR: Final = r"(?=[A-Za-z0-9_.-]*(?:[ \t]*\\*[\"'])?\s*(?::|=>|=))"
+
 # (name, pattern, ignore_case, requires)
 DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
     ("phi_key",
-     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])" + _NOT_SERVICE_KEY + r"(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
+     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])" + _BEFORE_SEPARATOR + _NOT_SERVICE_KEY + r"(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
      r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}"
      r"(?:(?<=[A-Za-z]{3})[ \t]+(?-i:[a-z][a-z'-]{2,})(?![\w=:.-]))?))",
      True, tuple("(?i)" + w for w in (
@@ -173,7 +178,8 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?i:\b(?:dob|birth(?:day|date)?|born)\W{0,4})(?P<value>(?:19|20)\d{6}|\d{8})(?!\d)"
      # joined to a word by a separator (``DOB-03-14-1962``, ``edge-gw-14_03_1962``): a 19xx/20xx year
      r"|(?<=[A-Za-z][-_.])(?:0?[1-9]|[12]\d|3[01])[-_.](?:0?[1-9]|[12]\d|3[01])[-_.](?:19|20)\d{2}(?!\d)",
-     False, (r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-]\d", r"(?<![\d/.-])(?:19|20)\d{2}[/.]\d",
+     # (each "requires" starts with a character class: the regex engine then skips to where one fits)
+     False, (r"\d\d?[/.-]\d\d?[/.-]\d", r"(?:19|20)\d\d[/.]\d",
              r"[A-Za-z][-_.]\d{1,2}[-_.]\d{1,2}[-_.](?:19|20)\d\d",
              r"(?:19\d\d|20[01]\d)-\d")
      + tuple("(?i)" + w for w in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
@@ -217,7 +223,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|(?<![\w])(?<![0-9A-Fa-f]:)(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?!\w|:[0-9A-Fa-f])"
      r"|(?<![\w])(?<![0-9A-Fa-f]:)(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
      r"(?!\w|:[0-9A-Fa-f])",
-     False, (r"\d\.\d", "::", r"(?:[0-9A-Fa-f]{1,4}:){7}")),
+     False, (r"\d\.\d", "::", r"[0-9A-Fa-f]:(?:[0-9A-Fa-f]{1,4}:){6}")),
     # names from the list of given names, "Last, First", and name tokens (jane.doe, jane-doe)
     ("name_known",
      rf"\b(?i:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_NOT_OPS}{_CAP}|[._+-]+{_NOT_OPS}[A-Za-z][A-Za-z'-]+)",
@@ -259,7 +265,7 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     ("long_id",
      r"(?<![\w./-])(?:(?!(?i:mrn|ssn|dob|tel|id|no|nr|mr)[-#]?\d)[A-Za-z]{1,5}[-#]?"
      r"(?:\d{8,}(?:-\d{1,4})?|\d{6,7}-\d{1,4})|\d{9,}(?:-\d{1,4})?)(?![\w./-])",
-     False, (r"\d{6}",)),
+     False, (r"\d\d{5}",)),
     # phone numbers after a cue in any grouping, and E.164
     ("phone_cue",
      r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|contact|callback|pager)(?:[ _-]?(?:no|num|number|#))?\.?)"
@@ -267,6 +273,6 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      r"|\+\d{10,15}(?!\d)"
      # a local number without area code (555-0615), not a range of sizes or times (200-1000 ms)
      r"|(?<![\w.+/:-])[2-9]\d{2}-\d{4}(?![\w.-]|\s?(?i:ms|s|sec|secs|min|b|kb|mb|gb|bytes|%|x|rps|req))",
-     False, (r"\d{3}-\d{4}", "(?i)phone", "(?i)tel", "(?i)mobile", "(?i)cell", "(?i)fax", "(?i)contact", "(?i)callback",
+     False, (r"\d\d\d-\d{4}", "(?i)phone", "(?i)tel", "(?i)mobile", "(?i)cell", "(?i)fax", "(?i)contact", "(?i)callback",
              "(?i)pager", r"\+")),
 )
