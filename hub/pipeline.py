@@ -13,7 +13,7 @@ from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS, decode_logs, decode_metr
 from hub.records.decode import REQUEST_COLUMNS, decode_request_legs, limits_from
 from hub.records.request_leg import REQ_EVENT_TIME
 from hub.shadow.dedupe import PairDeduplicator
-from hub.shadow.pairing import PairingAgent, batch_by_partition
+from hub.shadow.pairing import BATCH_BYTES, PairingAgent, batch_by_partition
 from hub.shadow.records import PAIR_COLUMNS, PAIR_TIME, decode_pairs
 from hub.redaction import Redactor, load_policy
 from hub.runtime.fetch import KafkaRangeFetcher
@@ -105,7 +105,8 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         # record per pairs partition (each pair on the partition its key picks).
         records = pairing.after_store(token, decoded)
         if records:
-            pairs.publish(batch_by_partition(records, pairs.partitions()))
+            # no batch larger than the pairs sink's own record limit takes: it would be dead-lettered
+            pairs.publish(batch_by_partition(records, pairs.partitions(), max_bytes=min(BATCH_BYTES, max_bytes)))
 
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
