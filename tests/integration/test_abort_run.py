@@ -151,9 +151,10 @@ def test_rules_act_only_inside_the_run_and_halt_only_the_experiments_own_targets
         assert wait_until(lambda: targets.count()["/halt/running"] == 1), (worker.sql(alerts), worker.sql(
             f"SELECT action, ok, error, message FROM hub.alerts WHERE kind = 'action' AND experiment_id = '{running}'"))
         assert json.loads(hub(env, "experiment", "show", running, "--json"))["status"] == "aborted"
-        # the silence rule breaches 15 s after the last record, long after the abort (grace 1 s)
+        # the silence rule breaches 15 s after the last record, long after the abort (grace 1 s); the
+        # bound is generous for a loaded machine (the full suite on 2 cores), it asserts no speed
         assert worker.wait_for(f"SELECT count() FROM hub.alerts WHERE kind = 'alert' AND experiment_id = '{running}' "
-                               "AND rule = 'silence' AND outside_run", 1, timeout=60) == 1
+                               "AND rule = 'silence' AND outside_run", 1, timeout=240) == 1
         time.sleep(3)  # anything it would still set off has time to show
 
         rows = worker.sql(alerts)
