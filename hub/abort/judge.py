@@ -177,6 +177,10 @@ def rollup_origin(token: str) -> str:
     return token.rsplit(":", 1)[0]
 
 
+#: Rollups of not-yet-known experiments a worker keeps for a later tick.
+PENDING_MAX = 10_000
+
+
 class Judge:
     """All experiments' judges of this worker, fed by rollups in log order."""
 
@@ -190,6 +194,10 @@ class Judge:
         self.seen_tokens: dict[str, int] = {}
         self.known_alerts: set[tuple[str, str]] = set()  # (alert id, status) already on hub.alerts
         self.duplicates = 0
+        # Rollups of an experiment this worker's registry does not know yet (created a moment
+        # before its traffic, the experiment log read a little later): kept, bounded, and judged
+        # at a later tick once the experiment is known, instead of being dropped.
+        self.pending: dict[str, tuple[str, bytes, int]] = {}  # token -> (experiment id, rollup, newest second)
 
     def judge_for(self, experiment_id: str) -> ExperimentJudge | None:
         judge = self.experiments.get(experiment_id)
@@ -207,7 +215,10 @@ class Judge:
             return []
         judge = self.judge_for(experiment_id)
         if judge is None:
+            if experiment_id and len(self.pending) < PENDING_MAX:
+                self.pending[token] = (experiment_id, value, max((c.second for c in cells), default=0))
             return []
+        self.pending.pop(token, None)
         self.seen_tokens[token] = max((c.second for c in cells), default=0)
         before = judge.watermark
         judge.add(cells, origin=rollup_origin(token))
@@ -222,6 +233,12 @@ class Judge:
     def tick(self, now_second: int) -> list[dict]:
         """Absence rules move with the clock, not with data."""
         out = []
+        cutoff = now_second - int(self.horizon)
+        for token, (experiment_id, value, newest) in list(self.pending.items()):
+            if newest < cutoff:
+                del self.pending[token]  # beyond the horizon: no rule window reaches it any more
+            elif self.conditions_of(experiment_id) is not None:
+                out += self.add_rollup(value)
         for judge in self.experiments.values():
             out += self._publish(judge.evaluate(now_second, absence_only=True))
             judge.forget_before(now_second - int(self.horizon))

@@ -307,3 +307,31 @@ def test_an_idle_partition_does_not_hold_the_resolution():
     assert [a["status"] for a in alerts] == ["firing"]  # partition 1 is 2 s behind: waited for
     judge.add_rollup(_rollup(0, 20, [cell(T + 6, 100, 0)]))
     assert [a["status"] for a in alerts] == ["firing", "resolved"]  # 6 s behind: idle
+
+
+def test_rollups_of_an_experiment_not_known_yet_are_judged_once_it_is_known():
+    """The experiment is created a moment before its traffic; the worker's registry reads the
+    experiment log a little later than the first rollups: they are kept and judged at the next
+    tick once the experiment is known, instead of being dropped."""
+    emitted = []
+    known: dict = {}
+    judge = Judge(known.get, emitted.append)
+    rollups = [encode_rollups(f"tok-{i}", {"e": [cell(T + i, 10, 9 if i >= 3 else 0)]})[0][1] for i in range(6)]
+    for value in rollups:
+        assert judge.add_rollup(value) == []
+    assert emitted == [] and len(judge.pending) == 6
+    judge.tick(T + 6)
+    assert emitted == []  # still unknown: kept
+    known["e"] = [rule()]
+    judge.tick(T + 7)
+    assert [a["alert_id"] for a in emitted] == [f"e/errors/{T + 3}"] and judge.pending == {}
+    judge.tick(T + 8)
+    assert len(emitted) == 1  # judged once
+
+
+def test_rollups_of_an_unknown_experiment_are_kept_only_within_the_horizon():
+    judge = Judge({}.get, lambda alert: None, horizon=60)
+    judge.add_rollup(encode_rollups("tok", {"gone": [cell(T, 10, 9)]})[0][1])
+    assert len(judge.pending) == 1
+    judge.tick(T + 61)
+    assert judge.pending == {}
