@@ -241,8 +241,7 @@ class Judge:
                 out += self.add_rollup(value)
         for judge in self.experiments.values():
             out += self._publish(judge.evaluate(now_second, absence_only=True))
-            judge.forget_before(now_second - int(self.horizon))
-        cutoff = now_second - int(self.horizon)
+            judge.forget_before(cutoff)
         for token in [t for t, s in self.seen_tokens.items() if s < cutoff]:
             del self.seen_tokens[token]
         return out
