@@ -35,6 +35,25 @@ def pid_file(settings: Settings):
     return settings.run_dir / "worker.pid"
 
 
+def sink_lags(sinks, assignment, highwater, committed: dict) -> dict[str, dict[int, int]]:
+    """Per sink and partition held: records on the topic not yet stored, the consumer's high
+    watermark minus the next offset to store. That is the committed offset, or just past the last
+    offset whose rows the sink has stored when the commit that follows has not happened yet (a
+    store that goes away right after an insert must not make those rows count as waiting)."""
+    out: dict[str, dict[int, int]] = {sink.spec.name: {} for sink in sinks}
+    by_topic = {sink.spec.topic: sink for sink in sinks}
+    for tp in assignment:
+        sink = by_topic.get(tp.topic)
+        if sink is None:
+            continue
+        high = highwater(tp)
+        if high is None:
+            continue
+        next_offset = max(committed.get(tp) or 0, sink.landed.get(tp.partition, -1) + 1)
+        out[sink.spec.name][tp.partition] = max(0, int(high) - int(next_offset))
+    return out
+
+
 def health_report(sinks, judge: JudgeRuntime, current: dict[str, dict[int, int]],
                   lagging_since: dict[tuple[str, int], float], max_lag: int, now: float) -> dict:
     """``/health``'s body: every sink's problems (stalled, crashed, lagging by more than ``max_lag``
@@ -105,28 +124,18 @@ def build(settings: Settings):
     lagging_since: dict[tuple[str, int], float] = {}
 
     def lags() -> dict[str, dict[int, int]]:
-        """Per sink and partition held: records on the topic not yet stored and committed
-        (the consumer's high watermark minus its committed offset)."""
-        out: dict[str, dict[int, int]] = {sink.spec.name: {} for sink in sinks}
-        by_topic = {sink.spec.topic: sink.spec.name for sink in sinks}
         try:
             consumer = app.consumer
             assignment = list(consumer.assignment())
         except Exception:
-            return out
-        for tp in assignment:
-            name = by_topic.get(tp.topic)
-            if name is None:
-                continue
+            return {sink.spec.name: {} for sink in sinks}
+
+        def highwater(tp):  # noqa: ANN001, ANN202
             try:
-                highwater = consumer.highwater(tp)
+                return consumer.highwater(tp)
             except Exception:
-                highwater = None
-            if highwater is None:
-                continue
-            committed = consumer._committed_offset.get(tp) or 0
-            out[name][tp.partition] = max(0, int(highwater) - int(committed))
-        return out
+                return None
+        return sink_lags(sinks, assignment, highwater, consumer._committed_offset)
 
     def health() -> dict:
         return health_report(sinks, judge, lags(), lagging_since, settings.health_max_lag, time.time())

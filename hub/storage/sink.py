@@ -367,6 +367,9 @@ class ExactlyOnceSink:
         # partition -> highest offset in the ledger (stored, or being inserted); absent until
         # recovered after assignment
         self._stored_up_to: dict[int, int] = {}
+        # partition -> highest offset whose rows are in the store (the pipelined insert has
+        # returned): what health counts as no longer waiting, whatever Kafka's commit says
+        self.landed: dict[int, int] = {}
         self.pipelined = pipelined
         self._closing = threading.Event()
         self._inserts = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{spec.name}-insert") \
@@ -385,6 +388,7 @@ class ExactlyOnceSink:
         """Partitions were revoked or reassigned: recover from the ledger before the next write."""
         for partition in partitions:
             self._stored_up_to.pop(partition, None)
+            self.landed.pop(partition, None)
 
     def last_ledger_entries(self, partition: int, n: int = 2) -> list[tuple[int, int]]:
         """The partition's ``n`` last ledger entries, oldest first (a retried batch may have
@@ -413,6 +417,7 @@ class ExactlyOnceSink:
                             self.spec.name, first, last, self.spec.topic, partition)
         last = entries[-1][1]
         self._stored_up_to[partition] = last
+        self.landed[partition] = last
         return last
 
     def recover_assigned(self, partitions: Iterable[int]) -> None:
@@ -513,6 +518,7 @@ class ExactlyOnceSink:
         stored = 0
         for partition, fresh, token, decoded in work:
             stored += self._store_chunk(partition, fresh, token, decoded)
+            self.landed[partition] = fresh[-1].offset
             if track:
                 self._stored_up_to[partition] = fresh[-1].offset
         return stored

@@ -87,3 +87,23 @@ def test_the_agent_writes_a_batch_again_after_an_unexpected_error_instead_of_dyi
     assert sink.states == ["ok", "stalled", "stalled"]
     assert sink.health.state == "ok" and sink.health.errors == 1
     assert sink.health.last_error == "maximum recursion depth exceeded"
+
+
+def test_lag_counts_rows_stored_but_not_yet_committed_as_stored():
+    """The sink stored offsets 0-199 of partition 0 and its store went away before the commit
+    that follows: those rows are not waiting; only the 200 sent since are."""
+    from types import SimpleNamespace
+
+    from kafka import TopicPartition
+
+    from streams.worker import sink_lags
+
+    sink = SimpleNamespace(spec=SimpleNamespace(name="requests", topic="legs"), landed={0: 199})
+    other = SimpleNamespace(spec=SimpleNamespace(name="spans", topic="spans"), landed={})
+    legs0, legs1, spans0 = TopicPartition("legs", 0), TopicPartition("legs", 1), TopicPartition("spans", 0)
+    highwater = {legs0: 400, legs1: 50, spans0: 7}
+    lags = sink_lags([sink, other], [legs0, legs1, spans0, TopicPartition("unknown", 0)], highwater.get,
+                     {legs1: 20})
+    assert lags == {"requests": {0: 200, 1: 30}, "spans": {0: 7}}
+    # a commit ahead of what this sink saw stored (another worker stored it) counts as well
+    assert sink_lags([sink], [legs0], highwater.get, {legs0: 390}) == {"requests": {0: 10}}
