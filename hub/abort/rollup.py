@@ -16,8 +16,10 @@ import orjson
 from hub.abort.measure import pair_counted, pair_mismatch, request_failed
 from hub.abort.sources import kind_of
 from hub.abort.sketch import QuantileSketch
+from hub.otel.decode import TRACE_COLUMNS
 from hub.records.request_leg import (REQ_BACKEND, REQ_CORRELATION_ID, REQ_ERROR, REQ_EVENT_TIME, REQ_EXPERIMENT_ID,
                                      REQ_GATEWAY, REQ_LATENCY_MS, REQ_LEG, REQ_ROUTE, REQ_SOURCE, REQ_STATUS)
+from hub.shadow.records import PAIR_COLUMNS
 
 _EXAMPLES = 3
 
@@ -105,16 +107,31 @@ def request_cells(rows: Iterable[tuple], counters_of: Callable[[str], list] | No
     return {e: list(per.values()) for e, per in cells.items()}
 
 
+# Positions in an ``otel_traces`` row, computed once from TRACE_COLUMNS (never a number, so a change
+# of the column order moves this reader with it).
+_SPAN_TIME, _SPAN_TRACE_ID, _SPAN_NAME, _SPAN_SERVICE, _SPAN_DURATION, _SPAN_STATUS, _SPAN_EXPERIMENT = (
+    TRACE_COLUMNS.index(name) for name in (
+        "Timestamp", "TraceId", "SpanName", "ServiceName", "Duration", "StatusCode", "ExperimentId"))
+
+
 def span_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     """Cells per experiment from ``otel_traces`` rows (TRACE_COLUMNS order)."""
     cells: dict[str, dict] = {}
     for r in rows:
-        experiment = r[-2]
+        experiment = r[_SPAN_EXPERIMENT]
         if not experiment:
             continue
-        key = (r[0] // 1_000_000_000, "spans", "", r[5], "", "", r[7])
-        _add(cells, experiment, key, r[12] / 1e6, r[13] == "Error", r[1])
+        key = (r[_SPAN_TIME] // 1_000_000_000, "spans", "", r[_SPAN_NAME], "", "", r[_SPAN_SERVICE])
+        _add(cells, experiment, key, r[_SPAN_DURATION] / 1e6, r[_SPAN_STATUS] == "Error", r[_SPAN_TRACE_ID])
     return {e: list(per.values()) for e, per in cells.items()}
+
+
+# Positions in a ``shadow_pairs`` row, computed once from PAIR_COLUMNS.
+(_PAIR_TIME, _PAIR_EXPERIMENT, _PAIR_GATEWAY, _PAIR_CORRELATION_ID, _PAIR_ROUTE, _PAIR_SHADOW_BACKEND,
+ _PAIR_SHADOW_LATENCY, _PAIR_OUTCOME, _PAIR_NOISE) = (
+    PAIR_COLUMNS.index(name) for name in (
+        "event_time", "experiment_id", "gateway", "correlation_id", "route", "shadow_backend",
+        "latency_shadow_ms", "outcome", "noise"))
 
 
 def pair_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
@@ -123,12 +140,13 @@ def pair_cells(rows: Iterable[tuple]) -> dict[str, list[Cell]]:
     whose primary failed is not counted (``hub.abort.measure.pair_counted``)."""
     cells: dict[str, dict] = {}
     for r in rows:
-        experiment = r[2]
-        if not experiment or not pair_counted(r[19]):
+        experiment = r[_PAIR_EXPERIMENT]
+        if not experiment or not pair_counted(r[_PAIR_OUTCOME]):
             continue
-        mismatch = pair_mismatch(r[19], r[20])
-        key = (int(r[1].timestamp()), "pairs", "shadow", r[6], r[4], r[9], "")
-        _add(cells, experiment, key, float(r[17] or 0.0), mismatch, r[5])
+        mismatch = pair_mismatch(r[_PAIR_OUTCOME], r[_PAIR_NOISE])
+        key = (int(r[_PAIR_TIME].timestamp()), "pairs", "shadow", r[_PAIR_ROUTE], r[_PAIR_GATEWAY],
+               r[_PAIR_SHADOW_BACKEND], "")
+        _add(cells, experiment, key, float(r[_PAIR_SHADOW_LATENCY] or 0.0), mismatch, r[_PAIR_CORRELATION_ID])
     return {e: list(per.values()) for e, per in cells.items()}
 
 
