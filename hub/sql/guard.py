@@ -3,9 +3,9 @@ that runs it on a connection the engine itself holds read-only, with row, time a
 
 Two layers, each sufficient for writes on its own (see docs/sql.md):
 
-1. ``check_query`` tokenizes the text the way ClickHouse does (strings with escapes, quoted
-   names, ``--``/``#``/nested ``/* */`` comments; a comment separates tokens, so ``DR/**/OP`` is
-   ``DR OP``) and refuses, with a one-line reason, everything that is not exactly one SELECT,
+1. ``check_query`` tokenizes the text the way ClickHouse does (``hub.sql.lexer``: strings with
+   escapes, quoted names, ``--``/``#``/nested ``/* */`` comments; a comment separates tokens, so
+   ``DR/**/OP`` is ``DR OP``) and refuses, with a one-line reason, everything that is not exactly one SELECT,
    WITH, SHOW, DESCRIBE or EXPLAIN statement: write and admin keywords anywhere, SETTINGS and
    FORMAT clauses, INTO OUTFILE, calls of functions and table functions that are not on the
    allow-list (hub/sql/functions.py), system tables other than a short list of harmless ones,
@@ -20,26 +20,17 @@ Two layers, each sufficient for writes on its own (see docs/sql.md):
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hub.errors import ConfigError, HubError, UserError
 from hub.sql.functions import call_refusal
+from hub.sql.lexer import QueryRefused, Token, tokenize
 
 MAX_QUERY_CHARS = 100_000
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_SECONDS = 30.0
-
-
-class QueryRefused(UserError):
-    """The SQL interface refuses this statement; ``rule`` names the rule, the message says why."""
-
-    def __init__(self, rule: str, reason: str):
-        super().__init__(f"query refused: {reason}")
-        self.rule = rule
-        self.reason = reason
 
 
 class QueryFailed(UserError):
@@ -102,114 +93,6 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-# ---- tokenizer ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Token:
-    kind: str      # word, name (quoted identifier), string, number, punct
-    text: str      # exactly as written
-    value: str     # word: upper-case; name: unquoted; others: text
-    spaced: bool   # whitespace or a comment came before it
-    pos: int
-
-
-_WHITESPACE = " \t\n\r\f\v"
-_PUNCT = set("()[]{},;.:+-*/%=<>!?|^&~")
-_WORD_START = re.compile(r"[A-Za-z_]")
-_WORD = re.compile(r"[A-Za-z0-9_]*")
-_NUMBER = re.compile(r"(?:0[xX][0-9A-Fa-f_]+|0[bB][01_]+|[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)"
-                     r"(?:[eE][+-]?[0-9_]+)?[A-Za-z0-9_]*")
-
-
-def _refuse(rule: str, reason: str) -> QueryRefused:
-    return QueryRefused(rule, reason)
-
-
-def _char_name(ch: str) -> str:
-    return f"U+{ord(ch):04X}"
-
-
-def tokenize(sql: str) -> list[Token]:
-    """ClickHouse's tokens, comments dropped; refuses what it cannot read unambiguously."""
-    tokens: list[Token] = []
-    i, n, spaced = 0, len(sql), False
-    if "\x00" in sql:
-        raise _refuse("character", "the query contains a NUL character")
-    while i < n:
-        ch = sql[i]
-        if ch in _WHITESPACE:
-            i += 1
-            spaced = True
-            continue
-        if sql.startswith("--", i) or ch == "#":
-            end = min([p for p in (sql.find("\n", i), sql.find("\r", i)) if p != -1] or [n])
-            i, spaced = end, True
-            continue
-        if sql.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if sql.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif sql.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            if depth:
-                raise _refuse("unterminated", f"a /* comment opened at character {i + 1} is never closed")
-            i, spaced = j, True
-            continue
-        if ch in "'\"`":
-            j = i + 1
-            while True:
-                if j >= n:
-                    what = "string" if ch == "'" else "quoted name"
-                    raise _refuse("unterminated", f"a {what} opened at character {i + 1} is never closed")
-                c = sql[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == ch:
-                    if j + 1 < n and sql[j + 1] == ch:  # doubled quote: an escaped quote
-                        j += 2
-                        continue
-                    break
-                j += 1
-            text = sql[i:j + 1]
-            if ch == "'":
-                tokens.append(Token("string", text, text, spaced, i))
-            else:
-                inner = text[1:-1].replace(ch * 2, ch)
-                inner = re.sub(r"\\(.)", r"\1", inner, flags=re.S)
-                tokens.append(Token("name", text, inner, spaced, i))
-            i, spaced = j + 1, False
-            continue
-        if _WORD_START.match(ch):
-            m = _WORD.match(sql, i + 1)
-            text = sql[i:m.end()]
-            tokens.append(Token("word", text, text.upper(), spaced, i))
-            i, spaced = m.end(), False
-            continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit()
-                            and not (tokens and not spaced and tokens[-1].kind in ("word", "name"))):
-            m = _NUMBER.match(sql, i)
-            if m and m.end() > i:
-                tokens.append(Token("number", m.group(), m.group(), spaced, i))
-                i, spaced = m.end(), False
-                continue
-        if ch in _PUNCT:
-            tokens.append(Token("punct", ch, ch, spaced, i))
-            i, spaced = i + 1, False
-            continue
-        if ch == "$":
-            raise _refuse("character", f"'$' at character {i + 1}: heredoc strings ($$...$$) are not "
-                                       "accepted, write '...' instead")
-        if ord(ch) > 127:
-            raise _refuse("character", f"non-ASCII character {_char_name(ch)} at character {i + 1} outside a "
-                                       "string or quoted name (look-alike letters and invisible spaces are not "
-                                       "accepted there)")
-        raise _refuse("character", f"unexpected character {ch!r} ({_char_name(ch)}) at character {i + 1}")
-    return tokens
-
-
 # ---- rules --------------------------------------------------------------------------------
 STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN")
 
@@ -262,7 +145,7 @@ def _split_statement(tokens: list[Token]) -> list[Token]:
         return tokens
     if len(semis) == 1 and semis[0] == len(tokens) - 1:
         return tokens[:-1]
-    raise _refuse("multiple-statements", "exactly one statement is allowed (a ';' may only end it)")
+    raise QueryRefused("multiple-statements", "exactly one statement is allowed (a ';' may only end it)")
 
 
 def _check_start(tokens: list[Token]) -> None:
@@ -273,7 +156,7 @@ def _check_start(tokens: list[Token]) -> None:
     word = first.value if first is not None and first.kind == "word" else None
     if word not in STATEMENTS or (k and word not in ("SELECT", "WITH")):
         shown = first.text if first is not None else tokens[0].text
-        raise _refuse("statement", f"only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN statements are allowed, "
+        raise QueryRefused("statement", f"only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN statements are allowed, "
                                    f"not {shown.upper()[:40]}")
     if word == "SHOW":
         rest = [t.value for t in tokens[1:4] if t.kind == "word"]
@@ -282,14 +165,14 @@ def _check_start(tokens: list[Token]) -> None:
         what = rest[0] if rest else (tokens[1].text if len(tokens) > 1 else "")
         if what not in SHOW_ALLOWED or (what == "CREATE" and len(rest) > 1 and rest[1] in ACCESS_WORDS):
             shown = " ".join(rest[:2]) or what
-            raise _refuse("show", f"SHOW {shown} is not available: SHOW TABLES, DATABASES, COLUMNS, INDEX, "
+            raise QueryRefused("show", f"SHOW {shown} is not available: SHOW TABLES, DATABASES, COLUMNS, INDEX, "
                                   "DICTIONARIES, ENGINES, FUNCTIONS and CREATE TABLE|VIEW|DATABASE are")
     if word == "EXPLAIN":
         j = 1
         if j < len(tokens) and tokens[j].kind == "word" and tokens[j].value in EXPLAIN_KINDS:
             j += 2 if tokens[j].value == "QUERY" else 1
         elif j < len(tokens) and tokens[j].kind == "word" and tokens[j].value in ("TABLE", "CURRENT"):
-            raise _refuse("explain", f"EXPLAIN {tokens[j].value} is not available; EXPLAIN a SELECT query")
+            raise QueryRefused("explain", f"EXPLAIN {tokens[j].value} is not available; EXPLAIN a SELECT query")
         # EXPLAIN's own options: name = value [, ...]
         while (j + 2 < len(tokens) and tokens[j].kind == "word" and tokens[j + 1].text == "="
                and tokens[j + 2].kind in ("number", "string", "word")):
@@ -301,7 +184,7 @@ def _check_start(tokens: list[Token]) -> None:
         inner = tokens[j] if j < len(tokens) else None
         if inner is None or inner.kind != "word" or inner.value not in ("SELECT", "WITH"):
             shown = inner.text.upper()[:40] if inner is not None else "nothing"
-            raise _refuse("explain", f"EXPLAIN must be followed by a SELECT query, not {shown}")
+            raise QueryRefused("explain", f"EXPLAIN must be followed by a SELECT query, not {shown}")
 
 
 def _check_tokens(tokens: list[Token]) -> None:
@@ -312,26 +195,26 @@ def _check_tokens(tokens: list[Token]) -> None:
         qualified = k >= 2 and tokens[k - 1].text == "." and _name_of(tokens[k - 2]) is not None
         if t.kind == "word" and t.value in FORBIDDEN_WORDS and not (show_create and k == 1) and not qualified:
             if t.value == "INTO" and nxt is not None and nxt.kind == "word" and nxt.value == "OUTFILE":
-                raise _refuse("outfile", "INTO OUTFILE is not allowed: results come back to you, not to a file")
+                raise QueryRefused("outfile", "INTO OUTFILE is not allowed: results come back to you, not to a file")
             if t.value == "SETTINGS":
-                raise _refuse("settings", "a SETTINGS clause is not allowed: the hub sets the limits "
+                raise QueryRefused("settings", "a SETTINGS clause is not allowed: the hub sets the limits "
                                           "(HUB_SQL_MAX_ROWS, HUB_SQL_MAX_SECONDS)")
             quoted = '"' + t.text.lower() + '"'
-            raise _refuse("keyword", f"{t.value} {FORBIDDEN_WORDS[t.value]}: only reading is allowed "
+            raise QueryRefused("keyword", f"{t.value} {FORBIDDEN_WORDS[t.value]}: only reading is allowed "
                                      f"(a column of that name can be written {quoted})")
         if t.kind == "word" and t.value == "FORMAT" and not (nxt is not None and nxt.text == "("):
-            raise _refuse("format", "a FORMAT clause is not allowed: the hub chooses the output format "
+            raise QueryRefused("format", "a FORMAT clause is not allowed: the hub chooses the output format "
                                     "(--format table|csv|json)")
         name = _name_of(t)
         if name is not None and nxt is not None and nxt.text == "(":
             why = call_refusal(name)
             if why is not None:
-                raise _refuse("function", f"{name}() is not allowed: it {why}")
+                raise QueryRefused("function", f"{name}() is not allowed: it {why}")
         if (name is not None and name.lower() == "system" and nxt is not None and nxt.text == "."
                 and k + 2 < len(tokens)):
             table = _name_of(tokens[k + 2])
             if table is not None and table.lower() not in ALLOWED_SYSTEM_TABLES:
-                raise _refuse("system-table", f"system.{table} is not readable through the SQL interface "
+                raise QueryRefused("system-table", f"system.{table} is not readable through the SQL interface "
                                               "(access control, secrets, server internals or other queries); "
                                               "system tables that are: " + ", ".join(sorted(ALLOWED_SYSTEM_TABLES)))
 
@@ -349,15 +232,15 @@ def check_query(sql: str) -> str:
     """The statement rebuilt from its tokens (comments removed, trailing ';' dropped), or
     ``QueryRefused`` with a one-line reason."""
     if not isinstance(sql, str):
-        raise _refuse("empty", "the query must be text")
+        raise QueryRefused("empty", "the query must be text")
     if len(sql) > MAX_QUERY_CHARS:
-        raise _refuse("too-long", f"the query is longer than {MAX_QUERY_CHARS:,} characters")
+        raise QueryRefused("too-long", f"the query is longer than {MAX_QUERY_CHARS:,} characters")
     tokens = tokenize(sql)
     if not tokens:
-        raise _refuse("empty", "the query is empty")
+        raise QueryRefused("empty", "the query is empty")
     tokens = _split_statement(tokens)
     if not tokens:
-        raise _refuse("empty", "the query is empty")
+        raise QueryRefused("empty", "the query is empty")
     _check_start(tokens)
     _check_tokens(tokens)
     return _rebuild(tokens)

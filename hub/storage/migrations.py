@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hub.errors import HubError
 from hub.settings import REPO_ROOT, Settings
+from hub.sql.lexer import QueryRefused, split_statements
 from hub.storage.client import Store
 
 MIGRATIONS_DIR = REPO_ROOT / "schemas" / "clickhouse"
@@ -78,14 +79,13 @@ def plan(store: Store) -> Plan:
 
 
 def render(sql: str, settings: Settings) -> list[str]:
-    """Substitute placeholders and split a file into statements."""
+    """Substitute placeholders and split a file into statements at its ``;`` tokens (``hub.sql.lexer``:
+    a ``;`` in a string, a quoted name or a comment is part of its statement)."""
     ttl = ""
     if settings.ttl_days > 0:
         ttl = f"TTL toDateTime(event_time) + INTERVAL {int(settings.ttl_days)} DAY"
     text = sql.replace("{db}", settings.database).replace("{ttl_clause}", ttl)
-    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
-    statements = [s.strip() for s in "\n".join(lines).split(";")]
-    return [s for s in statements if s]
+    return split_statements(text)
 
 
 def applied(store: Store) -> dict[int, str]:
@@ -112,7 +112,11 @@ def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
     """
     newly: list[Migration] = []
     for migration in plan(store).pending:
-        for statement in render(migration.sql, settings):
+        try:
+            statements = render(migration.sql, settings)
+        except QueryRefused as exc:
+            raise HubError(f"migration {migration.path.name} cannot be split into statements: {exc.reason}") from exc
+        for statement in statements:
             try:
                 store.command(statement)
             except Exception as exc:
