@@ -5,7 +5,9 @@ state only when a rollup arrives (and, for absence rules, on a clock tick), and 
 experiment share a partition, so the sequence of evaluations is the sequence of the log. A
 restarted judge replays its partitions' recent rollups in log order and reaches the same
 decisions with the same alert ids; alerts already on ``hub.alerts`` are not raised again.
-A rollup seen twice (a chunk stored again after a crash) is counted once, by its token.
+A rollup seen twice (a chunk stored again after a crash) is counted once, by its token and its
+experiment: one chunk holding several experiments' rows yields one rollup per experiment, all with
+the chunk's token, and each of them counts.
 """
 
 from __future__ import annotations
@@ -191,13 +193,14 @@ class Judge:
         self.horizon = horizon
         self.idle = idle
         self.experiments: dict[str, ExperimentJudge] = {}
-        self.seen_tokens: dict[str, int] = {}
+        # (experiment id, token) -> newest second: a chunk's rollups share its token, one per experiment
+        self.seen_tokens: dict[tuple[str, str], int] = {}
         self.known_alerts: set[tuple[str, str]] = set()  # (alert id, status) already on hub.alerts
         self.duplicates = 0
         # Rollups of an experiment this worker's registry does not know yet (created a moment
         # before its traffic, the experiment log read a little later): kept, bounded, and judged
         # at a later tick once the experiment is known, instead of being dropped.
-        self.pending: dict[str, tuple[str, bytes, int]] = {}  # token -> (experiment id, rollup, newest second)
+        self.pending: dict[tuple[str, str], tuple[bytes, int]] = {}  # (experiment id, token) -> (rollup, newest second)
 
     def judge_for(self, experiment_id: str) -> ExperimentJudge | None:
         judge = self.experiments.get(experiment_id)
@@ -210,16 +213,17 @@ class Judge:
 
     def add_rollup(self, value: bytes) -> list[dict]:
         token, experiment_id, cells = decode_rollup(value)
-        if token in self.seen_tokens:
+        seen = (experiment_id, token)
+        if seen in self.seen_tokens:
             self.duplicates += 1
             return []
         judge = self.judge_for(experiment_id)
         if judge is None:
             if experiment_id and len(self.pending) < PENDING_MAX:
-                self.pending[token] = (experiment_id, value, max((c.second for c in cells), default=0))
+                self.pending[seen] = (value, max((c.second for c in cells), default=0))
             return []
-        self.pending.pop(token, None)
-        self.seen_tokens[token] = max((c.second for c in cells), default=0)
+        self.pending.pop(seen, None)
+        self.seen_tokens[seen] = max((c.second for c in cells), default=0)
         before = judge.watermark
         judge.add(cells, origin=rollup_origin(token))
         # Every second the watermark passes is evaluated in order, so a breach inside a rollup that
@@ -234,16 +238,16 @@ class Judge:
         """Absence rules move with the clock, not with data."""
         out = []
         cutoff = now_second - int(self.horizon)
-        for token, (experiment_id, value, newest) in list(self.pending.items()):
+        for (experiment_id, token), (value, newest) in list(self.pending.items()):
             if newest < cutoff:
-                del self.pending[token]  # beyond the horizon: no rule window reaches it any more
+                del self.pending[experiment_id, token]  # beyond the horizon: no rule window reaches it any more
             elif self.conditions_of(experiment_id) is not None:
                 out += self.add_rollup(value)
         for judge in self.experiments.values():
             out += self._publish(judge.evaluate(now_second, absence_only=True))
             judge.forget_before(cutoff)
-        for token in [t for t, s in self.seen_tokens.items() if s < cutoff]:
-            del self.seen_tokens[token]
+        for seen in [k for k, s in self.seen_tokens.items() if s < cutoff]:
+            del self.seen_tokens[seen]
         return out
 
     def _publish(self, alerts: list[dict]) -> list[dict]:
