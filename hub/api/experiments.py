@@ -17,6 +17,7 @@ Every command takes the acting person from the ``X-Hub-Actor`` header or the bod
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 
 from aiohttp import web
@@ -29,6 +30,18 @@ from hub.experiments import lifecycle
 from hub.experiments.definition import definition_from_dict, parse_definition
 from hub.experiments.events import encode_event
 from hub.experiments.service import ExperimentService, UnknownExperiment, now, summarize
+
+
+def body_time(data: dict) -> dt.datetime | None:
+    """A command body's ``at``: when it happened, if not now (ISO 8601, UTC without an offset)."""
+    raw = data.get("at")
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UserError(f"at: expected an ISO 8601 time such as 2026-12-07T14:03:05Z, not {str(raw)[:60]!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def add_experiment_routes(app: web.Application, settings, json_response, judge=None) -> None:
@@ -147,10 +160,10 @@ def add_experiment_routes(app: web.Application, settings, json_response, judge=N
         lambda s, d, a, _: lifecycle.change_phase(s, str(d.get("phase", "")), a, now())))
     r.add_post("/v1/experiments/{id}/faults", command(
         lambda s, d, a, _: lifecycle.inject_fault(
-            s, str(d.get("action", "")), str(d.get("target", "")), a, now(),
+            s, str(d.get("action", "")), str(d.get("target", "")), a, lifecycle.stated_time(s, body_time(d), now()),
             parameters=d.get("parameters") or {}, injector=d.get("injector"), fault_id=d.get("fault_id"))))
     r.add_post("/v1/experiments/{id}/faults/{fault}/remove", command(
-        lambda s, d, a, m: lifecycle.remove_fault(s, m["fault"], a, now())))
+        lambda s, d, a, m: lifecycle.remove_fault(s, m["fault"], a, lifecycle.stated_time(s, body_time(d), now()))))
     r.add_post("/v1/experiments/{id}/notes", command(
         lambda s, d, a, _: lifecycle.add_note(
             s, str(d.get("text", "")), a, now(), note_kind=d.get("kind", "observation"),

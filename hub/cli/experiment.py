@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
 import sys
 from datetime import timezone
 
@@ -26,7 +28,31 @@ def _fault_arguments(p: argparse.ArgumentParser) -> None:
                    help="a parameter of the fault (repeatable); numbers and true/false keep their type")
     p.add_argument("--injector", default=None, help="the tool that injected it (default: the actor)")
     p.add_argument("--fault-id", default=None, help="an id for the fault (default: generated)")
+    _at(p, "injected")
     _actor(p)
+
+
+def _at(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--at", default=None, metavar="TIME",
+                   help=f"when the fault was {what}, if not now: ISO 8601 (UTC when it has no offset, e.g. "
+                        "2026-12-07T14:03:05Z) or seconds/minutes ago, written --at=-30s or --at=-2m; not before the "
+                        "experiment's last event, not in the future")
+
+
+def stated_at(text: str | None, current: dt.datetime) -> dt.datetime | None:
+    """``--at``: an ISO 8601 time (UTC when it carries no offset) or a time ago (-30s, -2m, -1.5m)."""
+    if text is None:
+        return None
+    raw = text.strip()
+    m = re.fullmatch(r"-(\d+(?:\.\d+)?)([sm])", raw)
+    if m:
+        return current - dt.timedelta(seconds=float(m.group(1)) * (60 if m.group(2) == "m" else 1))
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--at expects an ISO 8601 time such as 2026-12-07T14:03:05Z or a time ago such as "
+                        f"-30s or -2m, not {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _note_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = cmds.add_parser("remove", help="record a fault removed")
     c.add_argument("id", help="experiment id")
     c.add_argument("fault_id", help="the fault's id (see `hub experiment show`)")
+    _at(c, "removed")
     _actor(c)
     c.set_defaults(func=cmd_remove)
 
@@ -215,13 +242,18 @@ def cmd_phase(args, settings: Settings) -> int:
 
 def cmd_inject(args, settings: Settings) -> int:
     params = _parameters(args.param)
+    current = now()
+    at = stated_at(args.at, current)
     return _run(settings, args.id, lambda s: lifecycle.inject_fault(
-        s, args.action, args.target, args.actor or default_actor(), now(), parameters=params,
-        injector=args.injector, fault_id=args.fault_id))
+        s, args.action, args.target, args.actor or default_actor(), lifecycle.stated_time(s, at, current),
+        parameters=params, injector=args.injector, fault_id=args.fault_id))
 
 
 def cmd_remove(args, settings: Settings) -> int:
-    return _run(settings, args.id, lambda s: lifecycle.remove_fault(s, args.fault_id, args.actor or default_actor(), now()))
+    current = now()
+    at = stated_at(args.at, current)
+    return _run(settings, args.id, lambda s: lifecycle.remove_fault(
+        s, args.fault_id, args.actor or default_actor(), lifecycle.stated_time(s, at, current)))
 
 
 def cmd_note(args, settings: Settings) -> int:

@@ -382,6 +382,29 @@ def _stamp(state: ExperimentState | None, now: datetime) -> datetime:
     return t
 
 
+STATED_TIME_SKEW_S: Final = 2.0
+
+
+def stated_time(state: ExperimentState, at: datetime | None, now: datetime) -> datetime:
+    """The time a command records: ``now``, or ``at`` when the caller states when it happened (a
+    fault put in place a moment before it could be recorded). A stated time is recorded as given,
+    never moved: it is refused when it lies ahead of ``now`` (beyond 2 s of clock skew) or before
+    the experiment's last event (its log stays in time order)."""
+    if at is None:
+        return now
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidCommand(f"the stated time must be a timezone-aware datetime, got {at!r}")
+    t = _utc(at)
+    if (t - _utc(now)).total_seconds() > STATED_TIME_SKEW_S:
+        raise InvalidCommand(f"the stated time {t.isoformat()} is in the future (now {_utc(now).isoformat()}); "
+                             "record it when it has happened")
+    if t < state.updated_at:
+        raise InvalidCommand(f"the stated time {t.isoformat()} is before experiment {state.id}'s last event at "
+                             f"{state.updated_at.isoformat()}; events are kept in time order, so state a time at or "
+                             "after it (see `hub experiment history`)")
+    return t
+
+
 def _new(cls: type, state: ExperimentState, actor: str, now: datetime, sequence: int | None = None, **fields):
     """An event of ``cls`` that follows ``state``, checked field by field, then against the state."""
     event = cls(experiment_id=state.id, event_id=str(uuid.uuid4()), actor=actor, time=_stamp(state, now),

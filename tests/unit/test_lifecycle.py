@@ -461,3 +461,36 @@ def test_the_stored_definition_is_the_plain_form(definition):
     event = lc.create(definition, "amara", at(0))
     assert event.definition == definition_to_dict(definition)
     assert isinstance(NoteAdded.__struct_config__.tag, str) and FaultInjected.__struct_config__.tag == "fault_injected"
+
+
+def test_a_stated_time_is_recorded_as_given_and_refused_in_the_future_or_before_the_last_event(running):
+    state = running.state  # last event: the first phase at 2 min
+    now = at(30)
+    # a fault put in place at 29 min, recorded at 30 min, keeps its time
+    event = running.do(lc.inject_fault(state, "add-latency", "db", "jonas", lc.stated_time(state, at(29), now),
+                                       fault_id="f9"))
+    assert event.time == at(29) and running.state.faults["f9"].start == at(29)
+    assert lc.stated_time(running.state, None, now) == now
+    # within two seconds of clock skew ahead: kept; further ahead: refused, never moved
+    assert lc.stated_time(running.state, now + timedelta(seconds=1), now) == now + timedelta(seconds=1)
+    with pytest.raises(InvalidCommand, match="in the future"):
+        lc.stated_time(running.state, now + timedelta(seconds=5), now)
+    # before the experiment's last event (29 min): refused, not moved to it
+    with pytest.raises(InvalidCommand, match="before experiment .* last event"):
+        lc.stated_time(running.state, at(28), now)
+    with pytest.raises(InvalidCommand, match="timezone-aware"):
+        lc.stated_time(running.state, datetime(2024, 5, 1, 9, 29), now)
+
+
+def test_the_cli_reads_at_as_iso_or_time_ago():
+    from hub.cli.experiment import stated_at
+
+    current = datetime(2026, 12, 7, 14, 5, tzinfo=UTC)
+    assert stated_at(None, current) is None
+    assert stated_at("-30s", current) == current - timedelta(seconds=30)
+    assert stated_at("-1.5m", current) == current - timedelta(seconds=90)
+    assert stated_at("2026-12-07T14:03:05Z", current) == datetime(2026, 12, 7, 14, 3, 5, tzinfo=UTC)
+    assert stated_at("2026-12-07T15:03:05+01:00", current) == datetime(2026, 12, 7, 14, 3, 5, tzinfo=UTC)
+    assert stated_at("2026-12-07 14:03:05", current) == datetime(2026, 12, 7, 14, 3, 5, tzinfo=UTC)
+    with pytest.raises(UserError, match="--at expects"):
+        stated_at("yesterday", current)
