@@ -238,10 +238,14 @@ class Judge:
         """Absence rules move with the clock, not with data."""
         out = []
         cutoff = now_second - int(self.horizon)
+        known: dict[str, bool] = {}  # asked once per experiment and tick (an unknown one asks the log)
         for (experiment_id, token), (value, newest) in list(self.pending.items()):
             if newest < cutoff:
                 del self.pending[experiment_id, token]  # beyond the horizon: no rule window reaches it any more
-            elif self.conditions_of(experiment_id) is not None:
+                continue
+            if experiment_id not in known:
+                known[experiment_id] = self.conditions_of(experiment_id) is not None
+            if known[experiment_id]:
                 out += self.add_rollup(value)
         for judge in self.experiments.values():
             out += self._publish(judge.evaluate(now_second, absence_only=True))

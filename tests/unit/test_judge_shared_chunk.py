@@ -93,3 +93,21 @@ def test_a_running_experiment_sharing_chunks_with_a_ready_one_aborts_on_its_erro
         ("ready", "checkout-errors", "firing", True), ("running", "checkout-errors", "firing", False),
         ("running", "silence", "firing", True)]
     assert emitted[-1]["observed"] > 15 and "after the experiment's end (aborted" in emitted[-1]["message"]
+
+
+def test_a_tick_asks_once_per_experiment_whether_pending_rollups_can_be_judged():
+    """Rollups of an experiment id no registry knows (legs tagged with a mistyped id) wait within the
+    horizon; each tick asks about that experiment once, not once per waiting rollup (asking about
+    an unknown experiment reads the experiment log's end offsets)."""
+    asked = []
+
+    def conditions_of(experiment_id):
+        asked.append(experiment_id)
+        return None
+
+    judge = Judge(conditions_of, lambda alert: None)
+    for i in range(50):
+        judge.add_rollup(chunk(f"requests:requests:0:{i}-{i}", {"typo": [cell(T + i, 10, 0)]})["typo"])
+    asked.clear()
+    judge.tick(T + 50)
+    assert asked == ["typo"] and len(judge.pending) == 50
