@@ -8,7 +8,8 @@ run and triggers nothing. Seconds are whole epoch seconds, as the judge's rollup
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from hub.abort.judge import ExperimentJudge, Judge, RuleState
@@ -25,17 +26,18 @@ class RunSpan:
     start: int | None  # the first second of the run; None before the start
     end: int | None  # the last second rules act in (end plus grace); None while running
     ended: str = ""  # "aborted" or "completed" once the run is over
+    grace: float = 0.0  # the definition's abort_grace, in seconds
 
     @classmethod
     def of(cls, state) -> "RunSpan":
         """The span of an ``ExperimentState``."""
         start = int(math.floor(state.started_at.timestamp())) if state.started_at is not None else None
         end = None
+        grace = parse_duration(getattr(state.definition, "abort_grace", "0s") or "0s")
         if state.ended_at is not None:
-            grace = parse_duration(getattr(state.definition, "abort_grace", "0s") or "0s")
             end = int(math.floor(state.ended_at.timestamp() + grace))
         ended = state.status if state.status in ("aborted", "completed") else ""
-        return cls(state.id, state.status, start, end, ended)
+        return cls(state.id, state.status, start, end, ended, grace)
 
     def segment(self, second: int) -> str:
         if self.start is None or second < self.start:
@@ -64,12 +66,20 @@ class RunJudge(ExperimentJudge):
     never receives a record in scope fires it too; a rule's state starts afresh when the run
     starts (a breach before the start is not carried into it); every alert raised at a second
     outside the run carries ``outside_run`` and the reason in its message.
+
+    An abort rule firing inside the run ends it at once for this judge: the abort it sets off is
+    recorded a moment later (or, on a loaded worker, seconds later), and until the experiment log
+    says when the run ended, the run is taken to end at the instant (``clock``) the judge decided,
+    plus ``abort_grace``. So a rule breaching after the judge's abort (an ``absence`` rule once the
+    traffic stopped) is outside the run whether or not the abort event was read yet.
     """
 
     def __init__(self, experiment_id: str, conditions: list, idle: float = 5.0,
-                 run: Callable[[], RunSpan | None] | None = None):
+                 run: Callable[[], RunSpan | None] | None = None, clock: Callable[[], float] = time.time):
         super().__init__(experiment_id, conditions, idle)
         self.run = run or (lambda: None)
+        self.clock = clock
+        self.aborted_at: float | None = None  # when this judge fired an abort rule inside the run
         self._segments: dict[str, str] = {}  # rule -> the segment it was last evaluated in
         self._span: RunSpan | None = None
         self._segment = INSIDE
@@ -81,7 +91,10 @@ class RunJudge(ExperimentJudge):
         return cells
 
     def evaluate(self, at: int, absence_only: bool = False) -> list[dict]:
-        span = self._span = self.run()
+        span = self.run()
+        if span is not None and span.start is not None and span.end is None and self.aborted_at is not None:
+            span = replace(span, end=int(math.floor(self.aborted_at + span.grace)), ended="aborted")
+        self._span = span
         self._segment = segment = span.segment(at) if span is not None else INSIDE
         for condition in self.conditions:
             if (condition.measurement == "absence") != absence_only:
@@ -100,6 +113,9 @@ class RunJudge(ExperimentJudge):
             alert["outside_run"] = bool(why)
             if why:
                 alert["message"] += f"; {why}: recorded, nothing done"
+            elif (alert["status"] == "firing" and alert["severity"] == "abort" and self.aborted_at is None
+                  and span is not None and span.start is not None and span.end is None):
+                self.aborted_at = self.clock()
         return alerts
 
     def _alert(self, condition, state, measured, at: int, window: float, status: str) -> dict:
@@ -124,10 +140,11 @@ class RunJudges(Judge):
 
     def __init__(self, conditions_of, emit, horizon: float = 900.0, idle: float = 5.0,
                  run_of: Callable[[str], RunSpan | None] | None = None,
-                 clock_experiments: Callable[[], Iterable[str]] | None = None):
+                 clock_experiments: Callable[[], Iterable[str]] | None = None, clock: Callable[[], float] = time.time):
         super().__init__(conditions_of, emit, horizon, idle)
         self.run_of = run_of or (lambda _id: None)
         self.clock_experiments = clock_experiments or (lambda: ())
+        self.clock = clock
 
     def judge_for(self, experiment_id: str):
         judge = self.experiments.get(experiment_id)
@@ -136,7 +153,7 @@ class RunJudges(Judge):
             if conditions is None:
                 return None
             judge = self.experiments[experiment_id] = RunJudge(
-                experiment_id, conditions, self.idle, run=lambda: self.run_of(experiment_id))
+                experiment_id, conditions, self.idle, run=lambda: self.run_of(experiment_id), clock=self.clock)
         return judge
 
     def tick(self, now_second: int) -> list[dict]:
