@@ -67,18 +67,17 @@ class RunJudge(ExperimentJudge):
     starts (a breach before the start is not carried into it); every alert raised at a second
     outside the run carries ``outside_run`` and the reason in its message.
 
-    An abort rule firing inside the run ends it at once for this judge: the abort it sets off is
-    recorded a moment later (or, on a loaded worker, seconds later), and until the experiment log
-    says when the run ended, the run is taken to end at the instant (``clock``) the judge decided,
-    plus ``abort_grace``. So a rule breaching after the judge's abort (an ``absence`` rule once the
-    traffic stopped) is outside the run whether or not the abort event was read yet.
+    An abort rule firing inside the run ends it at once for this judge (``aborted_at``, set when the
+    alert is published): the abort it sets off is recorded a moment later (on a loaded worker,
+    seconds later), and until the experiment log says when the run ended, the run is taken to end at
+    that instant plus ``abort_grace``. So a rule breaching after the judge's abort (an ``absence``
+    rule once the traffic stopped) is outside the run whether or not the abort event was read yet.
     """
 
     def __init__(self, experiment_id: str, conditions: list, idle: float = 5.0,
-                 run: Callable[[], RunSpan | None] | None = None, clock: Callable[[], float] = time.time):
+                 run: Callable[[], RunSpan | None] | None = None):
         super().__init__(experiment_id, conditions, idle)
         self.run = run or (lambda: None)
-        self.clock = clock
         self.aborted_at: float | None = None  # when this judge fired an abort rule inside the run
         self._segments: dict[str, str] = {}  # rule -> the segment it was last evaluated in
         self._span: RunSpan | None = None
@@ -113,9 +112,6 @@ class RunJudge(ExperimentJudge):
             alert["outside_run"] = bool(why)
             if why:
                 alert["message"] += f"; {why}: recorded, nothing done"
-            elif (alert["status"] == "firing" and alert["severity"] == "abort" and self.aborted_at is None
-                  and span is not None and span.start is not None and span.end is None):
-                self.aborted_at = self.clock()
         return alerts
 
     def _alert(self, condition, state, measured, at: int, window: float, status: str) -> dict:
@@ -153,8 +149,17 @@ class RunJudges(Judge):
             if conditions is None:
                 return None
             judge = self.experiments[experiment_id] = RunJudge(
-                experiment_id, conditions, self.idle, run=lambda: self.run_of(experiment_id), clock=self.clock)
+                experiment_id, conditions, self.idle, run=lambda: self.run_of(experiment_id))
         return judge
+
+    def _publish(self, alerts: list[dict]) -> list[dict]:
+        fresh = super()._publish(alerts)
+        for alert in fresh:  # an abort this worker sets off (a replayed one was acted on before)
+            judge = self.experiments.get(alert["experiment_id"])
+            if (alert["status"] == "firing" and alert["severity"] == "abort" and not alert.get("outside_run")
+                    and isinstance(judge, RunJudge) and judge.aborted_at is None):
+                judge.aborted_at = self.clock()
+        return fresh
 
     def tick(self, now_second: int) -> list[dict]:
         for experiment_id in self.clock_experiments():

@@ -76,3 +76,18 @@ def test_a_warn_rule_does_not_end_the_run():
     judges.add_rollup(rollup("requests:r:0:0-99", [cell(T + 2, 100, 80)]))
     run_until(judges, clock, T + 20)
     assert [(a["rule"], a["outside_run"]) for a in emitted] == [("checkout-errors", False), ("silence", False)]
+
+
+def test_an_abort_alert_replayed_by_a_restarted_judge_does_not_end_the_run():
+    """A worker restarted before its abort reached the log replays the rollups: the abort alert is
+    known already and not published again, so it sets nothing off and ends nothing; a rule firing
+    later inside the run still acts."""
+    clock = {"now": T}
+    span = {"e": RunSpan("e", "running", T, None, grace=1.0)}
+    emitted = []
+    judges = RunJudges({"e": CONDITIONS}.get, emitted.append, run_of=span.get, clock_experiments=lambda: ["e"],
+                       clock=lambda: clock["now"])
+    judges.known_alerts = {(f"e/checkout-errors/{T + 2}", "firing")}
+    judges.add_rollup(rollup("requests:r:0:0-99", [cell(T + 2, 100, 80)]))
+    run_until(judges, clock, T + 20)
+    assert [(a["rule"], a["outside_run"]) for a in emitted] == [("silence", False)]
