@@ -104,6 +104,10 @@ def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dic
     return outcome(False, attempts)
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 class AlertActions:
     """Publishes alerts and runs their actions in the background.
 
@@ -168,10 +172,12 @@ class AlertActions:
             except Exception:
                 log.exception("alert action failed")
 
-    def _outcome(self, alert: dict, action: str, outcome: dict) -> None:
+    def _outcome(self, alert: dict, action: str, outcome: dict, began: dt.datetime) -> None:
+        """Record an action's outcome, stamped with the moment it was begun (``latency_ms``: how long
+        it took), so that the timeline shows when the halt was called, not when it answered."""
         record = {"kind": "action", "action": action, "alert_id": alert["alert_id"], "status": alert["status"],
-                  "experiment_id": alert["experiment_id"], "rule": alert["rule"],
-                  "time": dt.datetime.now(dt.timezone.utc).isoformat(), **outcome}
+                  "experiment_id": alert["experiment_id"], "rule": alert["rule"], "time": began.isoformat(),
+                  **outcome}
         self.outcomes.append(record)
         try:
             self.record(record)
@@ -203,15 +209,18 @@ class AlertActions:
                 self._halt_and_abort(alert)
         if self.settings.alertmanager_url:
             url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-            self._outcome(alert, "alertmanager", post_json(url, alertmanager_payload(alert)))
+            began = utc_now()
+            self._outcome(alert, "alertmanager", post_json(url, alertmanager_payload(alert)), began)
         if self.settings.chat_webhook:
-            self._outcome(alert, "chat", post_json(self.settings.chat_webhook, chat_message(alert)))
+            began = utc_now()
+            self._outcome(alert, "chat", post_json(self.settings.chat_webhook, chat_message(alert)), began)
 
     def _halt_and_abort(self, alert: dict) -> None:
         """Every halt target at once, and the abort event on the timeline alongside; returns when
         all have answered (or given up), before chat and Alertmanager hear of the alert."""
         payload = {"action": "halt", "experiment_id": alert["experiment_id"], "reason": alert["message"],
                    "alert": alert}
+        began = utc_now()
         halts = [(name, self._pool.submit(post_json, url, payload)) for name, url in
                  self.halt_targets(alert["experiment_id"])]
         abort = self._pool.submit(self._abort, alert)
@@ -219,19 +228,23 @@ class AlertActions:
             outcome = future.result()
             if name:
                 outcome["message"] = f"halt target {name}"
-            self._outcome(alert, "halt", outcome)
-        self._outcome(alert, "abort", abort.result())
+            self._outcome(alert, "halt", outcome, began)
+        self._outcome(alert, "abort", abort.result(), began)
 
     def _abort(self, alert: dict) -> dict:
         from hub.experiments import lifecycle
         from hub.experiments.service import ExperimentService, now
 
+        started = time.monotonic()
+
+        def took() -> float:
+            return round((time.monotonic() - started) * 1000, 1)
         service = ExperimentService(self.settings)
         try:
             service.command(alert["experiment_id"], lambda s: lifecycle.abort(
                 s, mask_secrets(alert["message"]), f"rule:{alert['rule']}", now(), actor="gameday-hub judge"))
-            return {"ok": True, "error": ""}
+            return {"ok": True, "error": "", "latency_ms": took()}
         except UserError as exc:  # already aborted or completed: nothing to halt
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": str(exc), "latency_ms": took()}
         finally:
             service.close()
