@@ -34,6 +34,12 @@ requests/s of each. After the runs the gateways are stopped with SIGINT (they fl
 emitters) and the legs and pairs on their topics are counted against what was sent (details
 ``emitted``). The gateways' CPU time per request (``/proc/<pid>/stat``, all threads) is in the
 details. Nothing is asserted about time.
+
+Before and after a change: with ``GATEWAY_BENCH_BEFORE=DIR`` (another source tree of the hub,
+e.g. ``git archive`` of an earlier commit unpacked in DIR) two more gateways run that tree's code
+(``plain-before``, ``shadow-before``: same configuration, same venv, started at the same moment),
+and the client alternates all five sides, so the rows ``after/before`` compare the two versions
+under the same load.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ SETUPS = (
     Setup("gateway-cpu-hog", "CPU hog on one core", True),
 )
 SIDES = ("direct", "plain", "shadow")
+BEFORE_SIDES = ("plain-before", "shadow-before")
+BEFORE_ENV = "GATEWAY_BENCH_BEFORE"  # a source tree whose gateway runs beside this one
 
 
 # ---- statistics ---------------------------------------------------------------------------------
@@ -225,7 +233,7 @@ class Children:
         self.procs: list[tuple[str, subprocess.Popen, int]] = []
 
     def start(self, name: str, cmd: list[str], log: Path, env: dict | None = None,
-              stop_signal: int = signal.SIGTERM) -> subprocess.Popen:
+              stop_signal: int = signal.SIGTERM, cwd: str | None = None) -> subprocess.Popen:
         # A child inherits an ignored SIGINT (a run started in the background by a shell ignores it),
         # and then the gateway could not be stopped with it: let the child start with the default.
         ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
@@ -234,7 +242,7 @@ class Children:
         try:
             with open(log, "ab") as fh:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL,
-                                        cwd=REPO_ROOT, env=env, text=True)
+                                        cwd=cwd or REPO_ROOT, env=env, text=True)
         finally:
             if ignored:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -389,6 +397,8 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
     gateways: dict[str, subprocess.Popen] = {}
     topics: dict[str, tuple[str, str]] = {}
     configs: dict[str, str] = {}
+    before = os.environ.get(BEFORE_ENV, "")
+    sides = SIDES + (BEFORE_SIDES if before else ())
     try:
         backend_cmd = [sys.executable, "-m", "bench.gateway_latency", "backend", "--service-ms", str(SERVICE_MS)]
         urls = {}
@@ -401,7 +411,11 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
         bases = {"direct": urls["primary"]}
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update({"HUB_HOME": str(work / "home"), "HUB_KAFKA_BOOTSTRAP": ctx.bootstrap})
-        for side, percent in (("plain", 0), ("shadow", SHADOW_PERCENT)):
+        gateway_sides = [("plain", 0), ("shadow", SHADOW_PERCENT)]
+        if before:
+            gateway_sides += [("plain-before", 0), ("shadow-before", SHADOW_PERCENT)]
+        started = {}
+        for side, percent in gateway_sides:
             legs_topic, pairs_topic = f"bench-gw-{side}-legs-{suffix}", f"bench-gw-{side}-pairs-{suffix}"
             ensure_topics(ctx.bootstrap, {legs_topic: PARTITIONS, pairs_topic: PARTITIONS})
             topics[side] = (legs_topic, pairs_topic)
@@ -410,9 +424,15 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
             config_path = work / f"gateway-{side}.yaml"
             config_path.write_text(configs[side])
             gw_log = work / f"gateway-{side}.log"
+            side_env, cwd = env, None
+            if side.endswith("-before"):
+                side_env, cwd = {**env, "PYTHONPATH": before}, before
             gateways[side] = children.start(f"{side} gateway", [sys.executable, "-m", "hub.cli.main", "gateway",
                                                                 "--config", str(config_path)],
-                                            gw_log, env=env, stop_signal=signal.SIGINT)
+                                            gw_log, env=side_env, stop_signal=signal.SIGINT, cwd=cwd)
+            started[side] = gw_log
+        for side, gw_log in started.items():
+            legs_topic = topics[side][0]
             listening = first_line(gateways[side], f"the {side} gateway", gw_log)
             bases[side] = listening.rsplit(" ", 1)[-1]
             host, port = bases[side].removeprefix("http://").rsplit(":", 1)
@@ -424,7 +444,7 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
         gateway_requests = WARM_UP
         for concurrency in CONCURRENCIES:
             label = f"{setup.label}, concurrency {concurrency}"
-            ctx.progress(f"{setup.key}: {n:,} requests per side ({', '.join(SIDES)}) at concurrency {concurrency}, "
+            ctx.progress(f"{setup.key}: {n:,} requests per side ({', '.join(sides)}) at concurrency {concurrency}, "
                          f"runs of {round_size}")
             hog_proc = None
             if setup.hog:
@@ -437,7 +457,7 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
             try:
                 out = run_json_child(ctx, f"the load client ({label})", [
                     "-m", "bench.gateway_latency", "client", *itertools.chain.from_iterable(
-                        ("--side", f"{side}={bases[side]}") for side in SIDES),
+                        ("--side", f"{side}={bases[side]}") for side in sides),
                     "--requests", str(n), "--concurrency", str(concurrency), "--round", str(round_size),
                     "--warm-up", str(WARM_UP), "--label", f"{setup.key} c={concurrency}"],
                     timeout=300 + n * 0.3)
@@ -451,9 +471,9 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
                     raise BenchError(f"the {side} gateway exited with {proc.returncode}")
             through = n + WARM_UP
             gateway_requests += through
-            r = {side: summary(out[side]["latencies_ms"], out[side]["seconds"]) for side in SIDES}
+            r = {side: summary(out[side]["latencies_ms"], out[side]["seconds"]) for side in sides}
             r.update({
-                "run_p50_ms": {side: out[side]["run_p50_ms"] for side in SIDES},
+                "run_p50_ms": {side: out[side]["run_p50_ms"] for side in sides},
                 "round_size": out["round_size"], "blocks": out["blocks"], "warm_up_per_side": out["warm_up"],
                 "gateway_cpu_ms_per_request": {
                     side: (round((cpu1[side] - cpu0[side]) * 1000 / through, 3)
@@ -463,7 +483,8 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
             })
             d, pl, sh = r["direct"], r["plain"], r["shadow"]
             r["added_ms"] = {side: {k: round(r[side][k] - d[k], 3) for k in ("p50", "p90", "p99", "p99.9", "mean")}
-                             for side in ("plain", "shadow")}
+                             for side in sides if side != "direct"}
+            r["goals"] = goals(r, concurrency)
             runs[concurrency] = r
             ctx.progress(f"{setup.key}: concurrency {concurrency}: p50/p99 direct {d['p50']:.2f}/{d['p99']:.2f} ms, "
                          f"plain {pl['p50']:.2f}/{pl['p99']:.2f} ms, shadow {sh['p50']:.2f}/{sh['p99']:.2f} ms; "
@@ -475,7 +496,7 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
             status = children.stop(proc)
             legs_topic, pairs_topic = topics[side]
             legs = topic_events(ctx.bootstrap, legs_topic)
-            shadowed = gateway_requests * SHADOW_PERCENT // 100 if side == "shadow" else 0
+            shadowed = gateway_requests * SHADOW_PERCENT // 100 if side.startswith("shadow") else 0
             emitted[side] = {"legs_topic": legs_topic, "gateway_exit": status, "gateway_requests": gateway_requests,
                              "legs_expected": gateway_requests + shadowed, "legs": legs["events"]}
             if shadowed:
@@ -508,6 +529,32 @@ def run_setup(ctx: BenchContext, setup: Setup) -> list[Result]:
     return results
 
 
+GOALS = {"plain added p50 ms": {1: 0.3, 4: 0.5}, "plain added p99 ms": 1.0, "plain/direct req/s": 0.9,
+         "shadow/plain within": 0.05}
+
+
+def goals(r: dict, concurrency: int) -> dict:
+    """Each goal of the gateway's cost: the figure of this run and whether it is met."""
+    d, pl, sh = r["direct"], r["plain"], r["shadow"]
+    p50_goal = GOALS["plain added p50 ms"][concurrency if concurrency in (1, 4) else 4]
+    out = {"plain added p50 ms": (round(pl["p50"] - d["p50"], 3), p50_goal),
+           "plain added p99 ms": (round(pl["p99"] - d["p99"], 3), GOALS["plain added p99 ms"]),
+           "plain/direct req/s": (round(pl["requests_per_second"] / d["requests_per_second"], 3),
+                                  GOALS["plain/direct req/s"])}
+    for k in ("p50", "p99", "requests_per_second"):
+        out[f"shadow/plain {k}"] = (round(sh[k] / pl[k], 3), GOALS["shadow/plain within"])
+    met = {}
+    for name, (value, goal) in out.items():
+        if name.startswith("shadow/plain"):
+            worse = value - 1 if "requests" not in name else 1 - value
+            met[name] = {"value": value, "goal": f"within {goal:.0%}", "met": worse <= goal}
+        elif name.endswith("req/s"):
+            met[name] = {"value": value, "goal": f">= {goal}", "met": value >= goal}
+        else:
+            met[name] = {"value": value, "goal": f"< {goal}", "met": value < goal}
+    return met
+
+
 def section(setup: Setup, n: int, runs: dict, emitted: dict) -> str:
     rows = [("concurrency", "", "direct", "plain", "added", "shadow", "added", "shadow/plain")]
     for concurrency, r in runs.items():
@@ -523,6 +570,25 @@ def section(setup: Setup, n: int, runs: dict, emitted: dict) -> str:
         rows.append((str(concurrency), "gateway CPU ms/req", "", f"{cpu['plain']}", "", f"{cpu['shadow']}", "", ""))
         rows.append((str(concurrency), "load average", f"{r['load_average_before'][0]:.1f}", "", "",
                      f"{r['load_average_after'][0]:.1f}", "", ""))
+        if "plain-before" in r:  # the same rows for the other tree's gateways, and after/before
+            pb, sb = r["plain-before"], r["shadow-before"]
+            for name in ("p50", "p90", "p99", "mean"):
+                rows.append((str(concurrency), f"before {name} ms", f"{d[name]:.2f}", f"{pb[name]:.2f}",
+                             f"{pb[name] - d[name]:+.2f}", f"{sb[name]:.2f}", f"{sb[name] - d[name]:+.2f}",
+                             f"{sb[name] / pb[name]:.3f}x"))
+            rows.append((str(concurrency), "before req/s", "", f"{pb['requests_per_second']:,.0f}",
+                         f"{pb['requests_per_second'] / d['requests_per_second']:.2f}x",
+                         f"{sb['requests_per_second']:,.0f}",
+                         f"{sb['requests_per_second'] / d['requests_per_second']:.2f}x", ""))
+            rows.append((str(concurrency), "before CPU ms/req", "", f"{cpu['plain-before']}", "",
+                         f"{cpu['shadow-before']}", "", ""))
+            for name in ("p50", "p99", "requests_per_second"):
+                label = "req/s" if name == "requests_per_second" else f"{name}"
+                rows.append((str(concurrency), f"after/before {label}", "", f"{pl[name] / pb[name]:.3f}x", "",
+                             f"{sh[name] / sb[name]:.3f}x", "", ""))
+            if cpu["plain"] and cpu["plain-before"]:
+                rows.append((str(concurrency), "after/before CPU", "", f"{cpu['plain'] / cpu['plain-before']:.3f}x",
+                             "", f"{cpu['shadow'] / cpu['shadow-before']:.3f}x", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{setup.key} ({setup.label}): backend {SERVICE_MS:g} ms service time, {n:,} requests per side "
              f"per concurrency, runs of {next(iter(runs.values()))['round_size']} (direct plain shadow, then reversed)"]
@@ -531,6 +597,9 @@ def section(setup: Setup, n: int, runs: dict, emitted: dict) -> str:
                                + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    for concurrency, r in runs.items():
+        lines.append(f"goals at concurrency {concurrency}: " + "; ".join(
+            f"{name} {g['value']} ({g['goal']}: {'met' if g['met'] else 'NOT met'})" for name, g in r["goals"].items()))
     for side, e in emitted.items():
         line = f"emitted by {side}: {e['legs']:,} legs (expected {e['legs_expected']:,})"
         if "pairs" in e:
