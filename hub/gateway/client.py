@@ -3,8 +3,8 @@
 - A request is written as it is given: the request line, the headers (the caller filtered them),
   ``Host`` (the backend's), the framing (``Content-Length`` when the length is known, else
   ``Transfer-Encoding: chunked``; ``Content-Length: 0`` for a POST, PUT or PATCH without a
-  body) and, without a body, all in one write. A body streams from an async iterator, with the
-  socket's flow control.
+  body) and the body's first piece (a small body: all of it) in one write. The rest of a body
+  streams from its async iterator, with the socket's flow control.
 - The answer: the status line and headers parsed strictly (one header block of at most 64 KiB,
   CRLF line ends, token names, no control characters in values, no folded lines, one
   ``Content-Length`` value); 1xx interim answers are skipped; the body framed by ``Content-Length``,
@@ -416,26 +416,28 @@ class Pool:
             else:
                 chunked = length is None
                 head.append("Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {length}\r\n\r\n")
-                conn.transport.write("".join(head).encode("utf-8", "surrogateescape"))
-                await self._send_body(conn, body, chunked)
+                await self._send_body(conn, "".join(head).encode("utf-8", "surrogateescape"), body, chunked)
             return await self._read_head(conn, method)
         except BaseException:
             self.release(conn, False)
             raise
 
-    async def _send_body(self, conn: _Conn, body: AsyncIterator[bytes], chunked: bool) -> None:
+    async def _send_body(self, conn: _Conn, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
+        """The head with the body's first piece in one write (a small body: all of it), then the rest."""
         try:
             async for chunk in body:
                 if conn.closed:
                     raise ConnectionResetError("connection lost")
                 if chunked:
-                    if chunk:
-                        conn.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                else:
+                    chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunk else b""
+                if head:
+                    chunk, head = head + chunk, b""
+                if chunk:
                     conn.transport.write(chunk)
                 await conn.drain(self.timeout)
-            if chunked:
-                conn.transport.write(b"0\r\n\r\n")
+            last = b"0\r\n\r\n" if chunked else b""
+            if head or last:
+                conn.transport.write(head + last)
         except (ConnectionError, asyncio.TimeoutError):
             if conn.buf:  # the backend answered (and closed) before taking the whole body: its answer
                 return

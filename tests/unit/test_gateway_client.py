@@ -111,6 +111,48 @@ def test_bodies_are_framed_by_length_or_chunked_and_streamed():
     assert b"Content-Length: 0\r\n" in empty
 
 
+class FirstRead(Raw):
+    """A raw backend that also keeps the bytes of each connection's first read."""
+
+    def __init__(self, answer):
+        super().__init__(answer)
+        self.first_reads: list[bytes] = []
+
+    async def _conn(self, reader, writer):
+        first = await reader.read(65536)
+        self.first_reads.append(first)
+        reader._buffer[:0] = first  # back for the parser
+        await super()._conn(reader, writer)
+
+
+def test_the_head_goes_out_with_the_first_piece_of_the_body_in_one_write():
+    async def parts():
+        await asyncio.sleep(0.3)  # the client's body comes a moment after its head
+        yield b"abc"
+        await asyncio.sleep(0.3)
+        yield b"defg"
+
+    async def main():
+        backend = FirstRead(lambda req: OK)
+        url = await backend.start()
+        pools = [Pool(url, 1, 2.0, 0.2), Pool(url, 1, 2.0, 0.2)]  # a connection each
+        try:
+            await fetch(pools[0], "POST", "/known", body=parts(), length=7)
+            await fetch(pools[1], "POST", "/chunked", body=parts())
+        finally:
+            for pool in pools:
+                pool.close()
+            backend.server.close()
+        return backend
+
+    backend = asyncio.run(main())
+    known, chunked = backend.first_reads
+    assert known.startswith(b"POST /known HTTP/1.1\r\n") and known.endswith(b"Content-Length: 7\r\n\r\nabc")
+    assert chunked.startswith(b"POST /chunked HTTP/1.1\r\n")
+    assert chunked.endswith(b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    assert [r.split(b"\r\n\r\n", 1)[1] for r in backend.requests] == [b"abcdefg", b"abcdefg"]
+
+
 def test_answers_framed_by_length_chunks_or_the_end_of_the_connection():
     answers = {
         b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\n"
