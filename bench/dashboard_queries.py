@@ -308,6 +308,10 @@ def summary(values: list[float]) -> dict:
             "min": round(min(values), 4), "max": round(max(values), 4)}
 
 
+def rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
 def wait_for_merges(store, db: str, timeout: float = 300.0) -> float:
     started = time.monotonic()
     quiet = 0
@@ -356,21 +360,35 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(settings)
     db = settings.database
     try:
-        migrate(store, settings)
-        t0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(seconds=SPAN_S)
+        migrate(store, settings)  # a store made by an earlier run: the new migrations copy its rows in
+        stored = int(store.scalar(f"SELECT count() FROM {db}.requests WHERE experiment_id = '{EXPERIMENT}'"))
+        reused = stored > 0
+        if reused and stored != args.rows:
+            raise SystemExit(f"{args.data_dir} holds {stored:,} request legs of the experiment, not {args.rows:,}: "
+                             "give an empty --data-dir or the one made with these --rows")
+        if reused:  # the data of an earlier run with the same --rows: its hour, not the last one
+            t0 = store.scalar(f"SELECT started_at FROM {db}.experiments WHERE experiment_id = '{EXPERIMENT}'")
+            t0 = t0.replace(tzinfo=UTC) if t0.tzinfo is None else t0.astimezone(UTC)
+            log(f"reusing the {stored:,} request legs (and pairs, spans) stored in {args.data_dir} (hour from {t0})")
+        else:
+            t0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(seconds=SPAN_S)
+            store.insert(f"{db}.experiment_events", timeline_rows(t0), EVENT_COLUMNS)
+            store.insert(f"{db}.alerts", alert_rows(t0), ALERT_COLUMNS)
         time_from, time_to = t0, t0 + dt.timedelta(seconds=SPAN_S + 1)
-        store.insert(f"{db}.experiment_events", timeline_rows(t0), EVENT_COLUMNS)
-        store.insert(f"{db}.alerts", alert_rows(t0), ALERT_COLUMNS)
 
         columns = ", ".join(REQUEST_INSERT_COLUMNS)
         select = requests_select(args.rows, t0)
-        log(f"generating {args.rows:,} request legs in {db}.requests (the hub's table)")
-        started = time.perf_counter()
-        store.command(f"INSERT INTO {db}.requests ({columns}) {select}")
-        hub_generation = time.perf_counter() - started
-        log(f"{db}.requests (and its per-second aggregate): {hub_generation:.1f}s")
+        hub_generation = None
+        if not reused:
+            log(f"generating {args.rows:,} request legs in {db}.requests (the hub's table)")
+            started = time.perf_counter()
+            store.command(f"INSERT INTO {db}.requests ({columns}) {select}")
+            hub_generation = time.perf_counter() - started
+            log(f"{db}.requests (and its per-second aggregate): {hub_generation:.1f}s")
         with_plain = not args.no_plain
         plain_generation = None
+        if with_plain and reused:
+            store.command(f"DROP TABLE IF EXISTS {db}.requests_plain")
         if with_plain:
             log(f"the same rows in {db}.requests_plain (MergeTree ORDER BY tuple())")
             store.command(f"CREATE TABLE {db}.requests_plain AS {db}.requests ENGINE = MergeTree ORDER BY tuple()")
@@ -387,20 +405,24 @@ def main(argv: list[str] | None = None) -> int:
         if aggregated != args.rows:
             raise SystemExit(f"{db}.requests_per_second counts {aggregated:,} legs, {args.rows:,} expected")
         started = time.perf_counter()
-        store.command(f"INSERT INTO {db}.shadow_pairs (pair_id, event_time, experiment_id, phase, gateway, "
-                      "correlation_id, route, method, primary_backend, shadow_backend, primary_status, shadow_status, "
-                      "status_match, body_match, outcome, latency_shadow_ms, shadow_error, source) " + pairs_select(db))
-        spans = max(args.rows // 10, 1)
-        store.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, "
-                      "ServiceName, Duration, StatusCode, ExperimentId, ExperimentPhase) " + spans_select(spans, t0))
-        other_generation = time.perf_counter() - started
+        if not reused:
+            store.command(f"INSERT INTO {db}.shadow_pairs (pair_id, event_time, experiment_id, phase, gateway, "
+                          "correlation_id, route, method, primary_backend, shadow_backend, primary_status, shadow_status, "
+                          "status_match, body_match, outcome, latency_shadow_ms, shadow_error, source) "
+                          + pairs_select(db))
+            spans = max(args.rows // 10, 1)
+            store.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, "
+                          "SpanKind, ServiceName, Duration, StatusCode, ExperimentId, ExperimentPhase) "
+                          + spans_select(spans, t0))
+        other_generation = None if reused else time.perf_counter() - started
         merge_wait = wait_for_merges(store, db)
         sizes = {t: {"rows": int(store.scalar(f"SELECT count() FROM {db}.{t}")), "parts": parts(store, db, t),
                      "bytes_on_disk": int(store.scalar(
                          f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{db}' AND table = '{t}' AND active"))}
-                 for t in ("requests", "requests_per_second", "shadow_pairs", "shadow_pairs_per_second",
+                 for t in ("requests", "requests_per_second", "requests_per_5_seconds", "shadow_pairs", "shadow_pairs_per_second",
                            "otel_traces", "spans_per_second") + (("requests_plain",) if with_plain else ())}
-        log(f"shadow pairs and spans in {other_generation:.1f}s; merges settled after {merge_wait:.0f}s; "
+        log(("" if reused else f"shadow pairs and spans in {other_generation:.1f}s; ")
+            + f"merges settled after {merge_wait:.0f}s; "
             + "; ".join(f"{t}: {v['rows']:,} rows in {v['parts']} parts" for t, v in sizes.items()))
 
         cfg = grafana_config(settings, env={})
@@ -422,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             db, EXPERIMENT, m, form="raw") for m in defn.steady_state})
         for q in queries:
             q["raw"] = q["panel"].raw if q["panel"] else raw_measurements.get(q["sql"], q["sql"])
+            # the per-second side: the quantile panels from the per-second rows alone (no coarser grain)
+            q["per_second"] = (q["panel"].per_second or q["sql"]) if q["panel"] else q["sql"]
 
         def expanded(sql: str, variables: dict) -> str:
             return expand(sql, time_from=time_from, time_to=time_to, interval_s=INTERVAL_S, variables=variables)
@@ -433,13 +457,14 @@ def main(argv: list[str] | None = None) -> int:
             "one route": {"route": Variable(["/patients/{id}"]), "leg": Variable(["primary"]),
                           "service": Variable("patient-api")},
         }
-        sides = ("hub", "aggregates") + (("baseline",) if with_plain else ())
+        sides = ("hub", "per_second", "aggregates") + (("baseline",) if with_plain else ())
         plan = []  # (selection, query index, {side: sql}, raw form of the aggregate's definition or None)
         for sel, variables in selections.items():
             for i, q in enumerate(queries):
                 p = q["panel"]  # the dashboards emit its aggregate form; the raw side runs its raw form
                 sql = expanded(q["raw"], variables)
-                sqls = {"hub": sql, "baseline": plain_sql(sql, db), "aggregates": expanded(q["sql"], variables)}
+                sqls = {"hub": sql, "baseline": plain_sql(sql, db), "aggregates": expanded(q["sql"], variables),
+                        "per_second": expanded(q["per_second"], variables)}
                 plan.append((sel, i, sqls, sql if p else None))
         for q in queries:
             q["reads_requests"] = bool(re.search(rf"{re.escape(db)}\.requests(?![\w])", q["raw"]))
@@ -462,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                 if agg_rows != raw_rows:
                     raise SystemExit(f"{queries[i]['title']!r} ({sel}): the aggregate form returned {len(agg_rows)} "
                                      f"rows, the raw form {len(raw_rows)}, not the same")
+                if sqls["per_second"] != sqls["aggregates"] and store.query(sqls["per_second"]).result_rows != raw_rows:
+                    raise SystemExit(f"{queries[i]['title']!r} ({sel}): the per-second form differs from the raw form")
                 equal[(sel, i)] = len(agg_rows)
         log(f"{len(equal)} aggregate forms equal to their raw forms "
             f"({sum(equal.values()):,} rows compared)")
@@ -493,9 +520,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({
             "rows": args.rows, "repeats": args.repeats, "interval_s": INTERVAL_S,
             "time_from": time_from.isoformat(), "time_to": time_to.isoformat(),
-            "generation_seconds": {"hub": round(hub_generation, 3),
-                                   "baseline": None if plain_generation is None else round(plain_generation, 3),
-                                   "shadow_pairs_and_spans": round(other_generation, 3)},
+            "reused_data": reused,
+            "generation_seconds": {"hub": rounded(hub_generation), "baseline": rounded(plain_generation),
+                                   "shadow_pairs_and_spans": rounded(other_generation)},
             "merge_wait_seconds": round(merge_wait, 1), "tables": sizes, "refresh": refresh,
             "sides": list(sides), "aggregate_forms_equal_to_raw": {"queries": len(equal), "rows": sum(equal.values())},
             "queries": per_query, "peak_rss_mib": peak_rss_mib(),
@@ -570,7 +597,7 @@ def ingest_main(argv: list[str] | None = None) -> int:
 
 def _per_query_table(result: dict) -> str:
     sides = result.get("sides", ["hub", "baseline"])
-    names = {"hub": "raw", "aggregates": "aggregates", "baseline": "plain"}
+    names = {"hub": "raw", "per_second": "per-second", "aggregates": "aggregates", "baseline": "plain"}
     header = ("selection", "query", "reads requests", "aggregate") + tuple(
         f"{names[side]} {stat} ms" for side in sides for stat in ("median", "p95")) + ("aggregates/raw",)
     lines = [header]

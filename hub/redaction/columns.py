@@ -223,6 +223,11 @@ DECLARATIONS: Final[Mapping[str, Mapping[str, Column]]] = {
         "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "route": _S("struct", "route"),
         "leg": _S("struct", "leg"), "gateway": ID, "backend": BACKEND, "source": URL,
     },
+    # Its 5-second grain (migration 0018): the same columns.
+    "requests_per_5_seconds": {
+        "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "route": _S("struct", "route"),
+        "leg": _S("struct", "leg"), "gateway": ID, "backend": BACKEND, "source": URL,
+    },
     "shadow_pairs_per_second": {
         "experiment_id": EXPERIMENT, "phase": _S("struct", "phase"), "route": _S("struct", "route"), "gateway": ID,
         "shadow_backend": BACKEND, "outcome": WORD, "source": URL,
@@ -253,6 +258,7 @@ WHERE: Final[Mapping[str, str]] = {
     "otel_traces": "spans sink",
     "otel_traces_trace_id_ts": "materialized view of `otel_traces` (redacted rows)",
     "requests_per_second": "materialized view of `requests` (redacted rows)",
+    "requests_per_5_seconds": "materialized view of `requests` (redacted rows)",
     "shadow_pairs_per_second": "materialized view of `shadow_pairs` (redacted rows)",
     "spans_per_second": "materialized view of `otel_traces` (redacted rows)",
     "otel_logs": "logs sink",

@@ -96,8 +96,18 @@ class Source:
     buckets: str = ""   # the aggregate's bucket column
 
 
+@dataclass(frozen=True)
+class Grain:
+    """A coarser copy of a per-second aggregate: the same columns and keys, one row per cell of
+    ``seconds`` (``second``: the cell's first second, a multiple of ``seconds`` since the epoch)."""
+    table: str
+    seconds: int
+
+
 REQUESTS = Source("requests", "requests_per_second", "event_time", "experiment_id", "legs",
                   "toFloat64(latency_ms)", "latency_buckets")
+#: Coarser grains of each aggregate, coarsest first (migration 0018).
+GRAINS = {"requests_per_second": (Grain("requests_per_5_seconds", 5),)}
 PAIRS = Source("shadow_pairs", "shadow_pairs_per_second", "event_time", "experiment_id", "pair_count")
 SPANS = Source("otel_traces", "spans_per_second", "Timestamp", "ExperimentId", "span_count",
                "(Duration / 1e6)", "duration_buckets")
@@ -106,10 +116,10 @@ SPANS = Source("otel_traces", "spans_per_second", "Timestamp", "ExperimentId", "
 class _Form:
     """The pieces of a panel's SQL in one form."""
 
-    def __init__(self, db: str, source: Source, form: str):
+    def __init__(self, db: str, source: Source, form: str, grains: bool = True):
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, not {form!r}")
-        self.db, self.s, self.form = db, source, form
+        self.db, self.s, self.form, self.grains = db, source, form, grains
         self.agg = form == "aggregate"
 
     @property
@@ -124,6 +134,14 @@ class _Form:
     def in_range(self) -> str:
         t = self.s.time
         return "$__timeFilter(second)" if self.agg else f"{t} >= $__fromTime AND {t} < $__toTime + 1"
+
+    def rows(self, where: str, filters: str, time_buckets: bool) -> tuple[str, str]:
+        """``(FROM, WHERE)`` of the rows a quantile panel merges: on the aggregate, each grain's
+        cells wholly inside the time range from the coarsest grain that fits (``grain_rows``), the
+        rest from the per-second rows; else ``where`` over the table."""
+        if not self.agg or not self.grains or not GRAINS.get(self.s.aggregate):
+            return self.table, where
+        return grain_rows(self.db, self.s.aggregate, filters, time_buckets), ""
 
     def count(self) -> str:
         return f"sum({self.s.count})" if self.agg else "count()"
@@ -153,23 +171,56 @@ def _and(*parts: str) -> str:
     return " AND ".join(p for p in parts if p and p != "1")
 
 
-def _requests_where(f: _Form, experiment_id: str, sources: str) -> str:
-    return _and(f"experiment_id = {lit(experiment_id)}", f.in_range, ROUTE_FILTER, LEG_FILTER,
+def _cells(grain: Grain, time_buckets: bool) -> tuple[str, str, str]:
+    """``(fits, first, end)``: whether the grain serves the panel (its cells fit in the panel's
+    ``$__interval_s`` buckets, or the panel has none), the first second of its first cell inside
+    the time range and the second after its last one (the range's seconds: ``$__fromTime`` to
+    ``$__toTime`` inclusive)."""
+    n = grain.seconds
+    fits = f"$__interval_s % {n} = 0" if time_buckets else "1"
+    first = f"toDateTime(intDiv(toUnixTimestamp($__fromTime) + {n - 1}, {n}) * {n}, 'UTC')"
+    end = f"toDateTime(intDiv(toUnixTimestamp($__toTime) + 1, {n}) * {n}, 'UTC')"
+    return fits, first, end
+
+
+def grain_rows(db: str, aggregate: str, filters: str, time_buckets: bool) -> str:
+    """The rows of a per-second aggregate over the panel's time range, as a subquery, each second
+    read once from the coarsest grain (``GRAINS``) that fits the panel and whose cell holding it lies
+    wholly inside the range; the seconds at the range's edges (and every second when no grain fits)
+    from the per-second rows. A grain's cells hold exactly the sums of their seconds' rows, so any
+    merge of these rows equals the merge of the per-second rows of the range. ``fits`` is a
+    constant once the plugin has expanded ``$__interval_s``: the engine drops a grain that does not
+    fit before it reads anything."""
+    grains = GRAINS.get(aggregate, ())
+    parts, coarser = [], ""  # the cells of the next coarser grain
+    for grain in list(grains) + [Grain(aggregate, 1)]:
+        fits, first, end = _cells(grain, time_buckets)
+        cells = _and(fits, f"second >= {first}", f"second < {end}")
+        mine = "$__timeFilter(second)" if grain.seconds == 1 else cells
+        parts.append(f"SELECT * FROM {db}.{grain.table} WHERE {_and(filters, mine, coarser and f'NOT ({coarser})')}")
+        coarser = cells
+    return "(" + " UNION ALL ".join(parts) + ")"
+
+
+def _requests_where(f: _Form, experiment_id: str, sources: str, in_range: bool = True) -> str:
+    return _and(f"experiment_id = {lit(experiment_id)}", f.in_range if in_range else "1", ROUTE_FILTER, LEG_FILTER,
                 f.sources(experiment_id, sources))
 
 
 def _quantile_select(f: _Form, keys: list[str], aggregates: list[str], quantiles: list[tuple[str, float]],
-                     where: str, order: str) -> str:
+                     where: str, order: str, filters: str = "", time_buckets: bool = True) -> str:
     """SELECT keys, aggregates, quantiles ... GROUP BY keys: on the aggregate the buckets are merged
-    in a subquery and the quantiles read from them outside."""
+    in a subquery and the quantiles read from them outside. ``filters``: ``where`` without the time
+    range, for an aggregate with coarser grains (``_Form.rows``)."""
     inner, outer = f.inner_quantiles(quantiles)
     key_names = [k.split(" AS ")[-1] for k in keys]
     if not inner:
         return (f"SELECT {', '.join(keys + aggregates + outer)} FROM {f.table} WHERE {where} "
                 f"GROUP BY {', '.join(key_names)} ORDER BY {order}")
+    table, where = f.rows(where, filters, time_buckets)
     agg_names = [a.split(" AS ")[-1] for a in aggregates]
     return (f"SELECT {', '.join(key_names + agg_names + outer)} FROM (SELECT {', '.join(keys + aggregates + [inner])} "
-            f"FROM {f.table} WHERE {where} GROUP BY {', '.join(key_names)}) ORDER BY {order}")
+            f"FROM {table}{f' WHERE {where}' if where else ''} GROUP BY {', '.join(key_names)}) ORDER BY {order}")
 
 
 # ---- traffic per leg and per route -------------------------------------------------------------
@@ -185,17 +236,23 @@ def error_rate(db: str, experiment_id: str, by: str, sources: str = "auto", *, f
             f"WHERE {_requests_where(f, experiment_id, sources)} GROUP BY time, {by} ORDER BY time, {by}")
 
 
-def latency_quantiles(db: str, experiment_id: str, by: str, sources: str = "auto", *, form: str = "aggregate") -> str:
-    f = _Form(db, REQUESTS, form)
+def latency_quantiles(db: str, experiment_id: str, by: str, sources: str = "auto", *, form: str = "aggregate",
+                      grains: bool = True) -> str:
+    """p50, p95 and p99 per ``$__timeInterval`` and ``by``; ``grains=False``: the aggregate form
+    from the per-second rows alone (what a coarser grain must equal)."""
+    f = _Form(db, REQUESTS, form, grains)
     return _quantile_select(f, [f"{f.bucket} AS time", by], [], [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)],
-                            _requests_where(f, experiment_id, sources), f"time, {by}")
+                            _requests_where(f, experiment_id, sources), f"time, {by}",
+                            _requests_where(f, experiment_id, sources, in_range=False))
 
 
-def route_summary(db: str, experiment_id: str, sources: str = "auto", *, form: str = "aggregate") -> str:
-    f = _Form(db, REQUESTS, form)
+def route_summary(db: str, experiment_id: str, sources: str = "auto", *, form: str = "aggregate",
+                  grains: bool = True) -> str:
+    f = _Form(db, REQUESTS, form, grains)
     return _quantile_select(f, ["route", "leg"], [f"{f.count()} AS requests", f"{f.failed()} / requests AS error_rate"],
                             [("p50_ms", 0.5), ("p99_ms", 0.99)], _requests_where(f, experiment_id, sources),
-                            "requests DESC, route, leg")
+                            "requests DESC, route, leg", _requests_where(f, experiment_id, sources, in_range=False),
+                            time_buckets=False)
 
 
 # ---- overview -----------------------------------------------------------------------------------
@@ -284,6 +341,7 @@ class Panel:
     dashboard_sql: str  # the statement dashboards.queries generates (the aggregate form)
     raw: str            # this module's definition over the raw table
     aggregate: str      # the same over the aggregate
+    per_second: str = ""  # the aggregate form from the per-second rows alone, when it reads coarser grains
 
 
 def panels(db: str, experiment_id: str, sources: str = "auto", recent_hours: float = 6.0,
@@ -297,12 +355,15 @@ def panels(db: str, experiment_id: str, sources: str = "auto", recent_hours: flo
 
     out = []
     for by in ("leg", "route"):
-        for name, fn in (("request_rate", request_rate), ("error_rate", error_rate),
-                         ("latency_quantiles", latency_quantiles)):
+        for name, fn in (("request_rate", request_rate), ("error_rate", error_rate)):
             out.append(Panel(f"{name} by {by}", getattr(Q, name)(db, experiment_id, by, sources),
                              *both(fn, db, experiment_id, by, sources)))
+        out.append(Panel(f"latency_quantiles by {by}", Q.latency_quantiles(db, experiment_id, by, sources),
+                         *both(latency_quantiles, db, experiment_id, by, sources),
+                         latency_quantiles(db, experiment_id, by, sources, grains=False)))
     out.append(Panel("route_summary", Q.route_summary(db, experiment_id, sources),
-                     *both(route_summary, db, experiment_id, sources)))
+                     *both(route_summary, db, experiment_id, sources),
+                     route_summary(db, experiment_id, sources, grains=False)))
     out.append(Panel("overview_error_rate", Q.overview_error_rate(db, recent_hours),
                      *both(overview_error_rate, db, recent_hours)))
     out.append(Panel("overview_request_rate", Q.overview_request_rate(db, recent_hours),

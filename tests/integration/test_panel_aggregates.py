@@ -142,10 +142,73 @@ def test_the_views_count_every_stored_row_once(filled):
     db = store.database
     assert int(store.scalar(f"SELECT count() FROM {db}.requests")) == len(legs)
     assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second")) == len(legs)
+    assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_5_seconds")) == len(legs)
     assert int(store.scalar(f"SELECT sum(pair_count) FROM {db}.shadow_pairs_per_second")) == 3000
     assert int(store.scalar(f"SELECT sum(span_count) FROM {db}.spans_per_second")) == 3000
     # fewer rows than the raw table: one per second and key
     assert int(store.scalar(f"SELECT count() FROM {db}.requests_per_second FINAL")) < len(legs)
+    assert (int(store.scalar(f"SELECT count() FROM {db}.requests_per_5_seconds FINAL"))
+            < int(store.scalar(f"SELECT count() FROM {db}.requests_per_second FINAL")))
+
+
+KEYS = "experiment_id, phase, route, leg, gateway, backend, status_class, source"
+
+
+def test_the_5_second_grain_holds_the_per_second_rows_summed_by_5_second_cell(filled):
+    store, _ = filled
+    db = store.database
+    per_second = store.query(
+        f"SELECT toStartOfInterval(second, INTERVAL 5 SECOND) AS cell, {KEYS}, sum(legs), sum(failed_legs), "
+        f"sumMap(latency_buckets) FROM {db}.requests_per_second GROUP BY cell, {KEYS} ORDER BY cell, {KEYS}").result_rows
+    cells = store.query(
+        f"SELECT second AS cell, {KEYS}, sum(legs), sum(failed_legs), sumMap(latency_buckets) "
+        f"FROM {db}.requests_per_5_seconds GROUP BY cell, {KEYS} ORDER BY cell, {KEYS}").result_rows
+    assert cells == per_second and len(cells) > 100
+    assert all(int(c[0].replace(tzinfo=UTC).timestamp()) % 5 == 0 for c in cells)
+
+
+def test_the_quantile_panels_read_the_5_second_cells_inside_the_range_when_the_interval_fits(store):
+    """A row put in the 5-second grain alone (not a sum of per-second rows) shows which rows a panel
+    read: the cells wholly inside the range when the panel's interval is a multiple of 5 s (or it
+    has no time buckets), never a cell cut by the range's edge or with another interval; the
+    per-second rows for the rest."""
+    db = store.database
+    base = int(T0.timestamp()) // 5 * 5 + 600  # a cell's first second
+    legs = [(uuid.uuid4(), dt.datetime.fromtimestamp(base + s + 0.25, UTC), "exp-g", "injection", "c", "primary",
+             "edge-gw", "/search", "GET", "search", 200, 10.0, 1, 1, "h", "", SOURCES[0]) for s in range(0, 20)]
+    store.insert(f"{db}.requests", legs, REQUEST_COLUMNS)
+    # the marker: 1000 legs of 5000 ms in the cell [base + 10, base + 15), in the grain alone
+    store.command(f"INSERT INTO {db}.requests_per_5_seconds VALUES (toDateTime({base + 10}, 'UTC'), 'exp-g', "
+                  f"'injection', '/search', 'primary', 'edge-gw', 'search', 2, '{SOURCES[0]}', 1000, 0, "
+                  f"([toInt32(ceil(log(5000) / 0.020000666706669435))], [toUInt64(1000)]))")
+    variables = {"route": Variable(ALL, ROUTES), "leg": Variable(ALL, LEGS)}
+
+    def legs_counted(sql, first, last, interval):
+        rows = run(store, sql, dt.datetime.fromtimestamp(base + first, UTC), dt.datetime.fromtimestamp(base + last, UTC),
+                   interval, variables)
+        return rows
+
+    def route_requests(first, last):
+        rows = legs_counted(A.route_summary(db, "exp-g", "all"), first, last, 5)
+        return rows[0][2], rows[0][5]  # requests, p99
+
+    assert route_requests(0, 19) == (1020, pytest.approx(5000, rel=ALPHA))  # cells 0-19 whole: the marker's too
+    assert route_requests(11, 19)[0] == 9  # the marker's cell is cut by the range: its seconds instead
+    assert route_requests(10, 14)[0] == 1005  # exactly the marker's cell
+    assert route_requests(10, 13)[0] == 4
+    for interval, fits in ((5, True), (10, True), (60, True), (1, False), (7, False), (3, False)):
+        rows = legs_counted(A.latency_quantiles(db, "exp-g", "leg", "all"), 0, 19, interval)
+        p99 = max(r[4] for r in rows)
+        assert (p99 > 1000) == fits, (interval, rows)
+    # without the marker the grain's answer is the per-second rows' (and the raw rows')
+    store.command(f"DELETE FROM {db}.requests_per_5_seconds WHERE experiment_id = 'exp-g' AND legs = 1000")
+    for interval in (1, 5, 7, 60):
+        for first, last in ((0, 19), (3, 17), (11, 12), (10, 14)):
+            got = legs_counted(A.latency_quantiles(db, "exp-g", "leg", "all"), first, last, interval)
+            assert got == legs_counted(A.latency_quantiles(db, "exp-g", "leg", "all", grains=False), first, last,
+                                       interval)
+            assert got == legs_counted(A.latency_quantiles(db, "exp-g", "leg", "all", form="raw"), first, last,
+                                       interval)
 
 
 def test_every_aggregate_backed_panel_equals_its_raw_form(filled):
@@ -285,10 +348,8 @@ def test_the_migration_copies_rows_stored_before_it_once_and_runs_again_harmless
     from hub.storage.migrations import discover, render
 
     db = store.database
-    migration = next(m for m in discover() if m.number == 17)
-    for table in ("requests", "shadow_pairs", "otel_traces"):
-        view = {"requests": "requests_per_second", "shadow_pairs": "shadow_pairs_per_second",
-                "otel_traces": "spans_per_second"}[table]
+    migrations = [m for m in discover() if m.number in (17, 18)]
+    for view in ("requests_per_second", "shadow_pairs_per_second", "spans_per_second", "requests_per_5_seconds"):
         store.command(f"DROP VIEW {db}.{view}_mv")
         store.command(f"DROP TABLE {db}.{view}")
     rng = random.Random(3)
@@ -296,9 +357,11 @@ def test_the_migration_copies_rows_stored_before_it_once_and_runs_again_harmless
     store.insert(f"{db}.requests", legs, REQUEST_COLUMNS)  # a store that held rows before the migration
     store.insert(f"{db}.shadow_pairs", pair_rows(rng, 300), PAIR_COLUMNS)
     for _ in range(2):  # applied twice (two workers starting together): the rows are copied once
-        for statement in render(migration.sql, hub_settings):
-            store.command(statement)
+        for migration in migrations:
+            for statement in render(migration.sql, hub_settings):
+                store.command(statement)
     store.insert(f"{db}.requests", request_rows(rng, 200), REQUEST_COLUMNS)  # after it: through the view
     assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second")) == 1000
+    assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_5_seconds")) == 1000
     assert int(store.scalar(f"SELECT sum(pair_count) FROM {db}.shadow_pairs_per_second")) == 300
     assert int(store.scalar(f"SELECT sum(span_count) FROM {db}.spans_per_second")) == 0
