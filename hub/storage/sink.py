@@ -3,7 +3,8 @@
 How it holds (the proof the kill tests check):
 
 1. Records of one topic partition are written in batches ("chunks") whose offset range
-   ``[first, last]`` is recorded in ``sink_ledger`` *before* the rows are inserted.
+   ``[first, last]`` is recorded in ``sink_ledger`` *before* the rows are inserted, one entry per
+   first offset (point 9).
 2. The rows are inserted with ``insert_deduplication_token = <sink>:<topic>:<partition>:<first>-<last>``;
    the table keeps a deduplication window, so a repeat of the same insert (or of the parts of
    it that had landed before a crash) is dropped by the store.
@@ -39,6 +40,16 @@ chunk's token and of the chunk's rows, which a replay of the same offsets decode
    that still raises becomes a dead letter with the error as its reason, its neighbours go on.
    The same messages raise again on a replay, so the result (rows and dead letters) is the same.
 
+9. Two writers of one partition at once (a worker expelled from the consumer group, its session
+   timed out on a busy machine, goes on with the batch it holds while the new owner, which read
+   the ledger before that batch was entered, writes the same offsets in other chunks): each chunk
+   is entered under a token of its partition and first offset alone (``<sink>:<topic>:<partition>:
+   <first>:entry``), which the store keeps once, and the entry that holds the first offset is read
+   back. A writer whose entry was dropped takes the standing entry's range: a longer chunk than
+   its own is completed from the broker, a shorter one is written under the standing token and
+   the rest entered anew from the next offset. Every writer then follows one chain of entries from
+   the ledger's last entry, and inserts each range under its one token.
+
 A crash at any instant therefore loses nothing (offsets are only skipped once stored) and
 duplicates nothing (the only re-insert carries the same token).
 """
@@ -46,7 +57,6 @@ duplicates nothing (the only re-insert carries the same token).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import threading
@@ -485,15 +495,14 @@ class ExactlyOnceSink:
             self.stats.skipped += len(chunk) - len(fresh)
             if fresh:
                 chunks.append((partition, fresh))
-        work = [(partition, fresh, token, decoded)
-                for (partition, fresh), (token, decoded) in zip(chunks, self._enter_chunks(chunks))]
+        work = self._enter_chunks(chunks)
         if not self.pipelined:
             return self._store_all(self._announce(work))
         # The batch before this one must be stored before this one is placed and inserted (point 3
         # above); it was placed and inserted while this batch was gathered, decoded and entered.
         self.flush()
-        for partition, fresh, _, _ in work:
-            self._stored_up_to[partition] = fresh[-1].offset
+        for partition, chunk, _, _ in work:
+            self._stored_up_to[partition] = chunk[-1].offset
         if work:
             self._inflight_partitions = [partition for partition, _, _, _ in work]
             self._inflight = self._inserts.submit(self._finish, work)
@@ -524,37 +533,87 @@ class ExactlyOnceSink:
         return stored
 
     def _write_chunk(self, partition: int, chunk: Sequence[RawMessage], recovering: bool = False) -> int:
-        [(token, decoded)] = self._enter_chunks([(partition, chunk)], recovering=recovering)
-        [(_, _, token, decoded)] = self._announce([(partition, chunk, token, decoded)])
+        [(_, _, token, decoded)] = self._announce(self._enter_chunks([(partition, chunk)], recovering=recovering))
         return self._store_chunk(partition, chunk, token, decoded, recovering=recovering)
 
-    def _enter_chunks(self, chunks: Sequence[tuple[int, Sequence[RawMessage]]],
-                      recovering: bool = False) -> list[tuple[str, Decoded]]:
-        """Decode chunks (each one partition's records, in offset order) and write their ledger
-        entries: the first half of a write, after which the batch may be acknowledged. Every chunk
-        of the batch is entered in one ledger insert; a chunk being recovered already has its entry."""
-        if not chunks:
-            return []
-        phases = self.stats.phase_seconds
+    def _token(self, partition: int, chunk: Sequence[RawMessage]) -> str:
+        return f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{chunk[-1].offset}"
+
+    def _decode_chunks(self, chunks: Sequence[tuple[int, Sequence[RawMessage]]]) -> list[tuple[int, Sequence[RawMessage], str, Decoded]]:
         t0 = time.perf_counter()
-        tokens = [f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{chunk[-1].offset}"
-                  for partition, chunk in chunks]
-        decoded = [self._decode(chunk) for _, chunk in chunks]
-        for token, d in zip(tokens, decoded):
-            self._decoded_counts[token] = _row_counts(self.spec.table, d)
+        out = []
+        for partition, chunk in chunks:
+            token, decoded = self._token(partition, chunk), self._decode(chunk)
+            self._decoded_counts[token] = _row_counts(self.spec.table, decoded)
+            out.append((partition, chunk, token, decoded))
+        self.stats.phase_seconds["decode"] += time.perf_counter() - t0
+        return out
+
+    def _enter_chunks(self, chunks: Sequence[tuple[int, Sequence[RawMessage]]],
+                      recovering: bool = False) -> list[tuple[int, Sequence[RawMessage], str, Decoded]]:
+        """Decode chunks (each one partition's records, in offset order) and enter them in the
+        ledger: the first half of a write, after which the batch may be acknowledged. Returns
+        ``(partition, chunk, token, decoded)`` of the chunks as entered (point 9: a chunk another
+        writer had entered first from the same offset is cut or completed to that entry's range).
+        A chunk being recovered already has its entry."""
+        work = self._decode_chunks(chunks)
+        if recovering or not work:
+            return work
         started = time.perf_counter()
-        phases["decode"] += started - t0
-        if not recovering:
-            entries = [[self.spec.name, self.spec.topic, partition, chunk[0].offset, chunk[-1].offset, token,
-                        len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())), len(d.invalid)]
-                       for (partition, chunk), token, d in zip(chunks, tokens, decoded)]
-            # A retried batch has the same chunks, so the same token: the store keeps one entry each.
-            ledger_token = tokens[0] + ":ledger" if len(tokens) == 1 else \
-                "ledger:" + hashlib.sha256(",".join(tokens).encode()).hexdigest()
-            self.store.insert(f"{self.store.database}.sink_ledger", entries, LEDGER_COLUMNS, token=ledger_token)
-        entered = time.perf_counter()
-        phases["ledger"] += entered - started
-        return list(zip(tokens, decoded))
+        entered: list = []
+        while work:
+            winners = self._claim(work)
+            retry: list[tuple[int, Sequence[RawMessage]]] = []
+            for partition, chunk, token, decoded in work:
+                last = winners[(partition, chunk[0].offset)]
+                if last == chunk[-1].offset:
+                    entered.append((partition, chunk, token, decoded))
+                    continue
+                log.warning("sink %s: %s[%d] from offset %d is entered up to %d by another writer (this one had "
+                            "up to %d); its range is taken", self.spec.name, self.spec.topic, partition,
+                            chunk[0].offset, last, chunk[-1].offset)
+                self._decoded_counts.pop(token, None)
+                if last < chunk[-1].offset:
+                    head = [m for m in chunk if m.offset <= last]
+                    entered.extend(self._decode_chunks([(partition, head)]))
+                    retry.append((partition, [m for m in chunk if m.offset > last]))
+                else:
+                    more = self.fetcher.fetch(self.spec.topic, partition, chunk[-1].offset + 1, last)
+                    whole = list(chunk) + [m for m in more if chunk[-1].offset < m.offset <= last]
+                    if whole[-1].offset != last:  # gone from the broker: the entry's token, what is left
+                        log.warning("sink %s: offsets up to %d of %s[%d] are gone from the broker",
+                                    self.spec.name, last, self.spec.topic, partition)
+                    [(p, c, whole_token, d)] = self._decode_chunks([(partition, whole)])
+                    token = f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}-{last}"
+                    self._decoded_counts[token] = self._decoded_counts.pop(whole_token)
+                    entered.append((p, c, token, d))
+            work = self._decode_chunks(retry)
+        self.stats.phase_seconds["ledger"] += time.perf_counter() - started
+        order = {p: i for i, (p, _) in enumerate(chunks)}
+        return sorted(entered, key=lambda w: (order[w[0]], w[1][0].offset))
+
+    def _claim(self, work: list) -> dict[tuple[int, int], int]:
+        """Enter each chunk in the ledger under a token of its first offset alone, and read back which
+        entry holds each first offset: ``(partition, first) -> last``. The store keeps the first insert
+        of a token and drops the later ones, so of two writers of one partition (one of them expelled
+        from the consumer group and not aware of it yet) starting a chunk at the same offset, exactly
+        one entry stands and both take its range (point 9)."""
+        for partition, chunk, token, d in work:
+            entry = [self.spec.name, self.spec.topic, partition, chunk[0].offset, chunk[-1].offset, token,
+                     len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())), len(d.invalid)]
+            claim = f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}:entry"
+            self.store.insert(f"{self.store.database}.sink_ledger", [entry], LEDGER_COLUMNS, token=claim)
+        keys = ", ".join(f"({int(partition)}, {int(chunk[0].offset)})" for partition, chunk, _, _ in work)
+        # One entry per first offset; should two stand (the first fell out of the deduplication window,
+        # or both were made before entries were claimed), the one written first holds it.
+        rows = self.store.query(
+            f"SELECT partition, first_offset, argMin(last_offset, (written_at, last_offset)) "
+            f"FROM {self.store.database}.sink_ledger WHERE sink = {{sink:String}} AND topic = {{topic:String}} "
+            f"AND (partition, first_offset) IN ({keys}) GROUP BY partition, first_offset",
+            parameters={"sink": self.spec.name, "topic": self.spec.topic}).result_rows
+        found = {(int(p), int(first)): int(last) for p, first, last in rows}
+        return {(partition, chunk[0].offset): found.get((partition, chunk[0].offset), chunk[-1].offset)
+                for partition, chunk, _, _ in work}
 
     def _announce(self, work: list) -> list:
         """Place a batch's entered chunks (``(partition, chunk, token, decoded)``) on experiment
