@@ -44,7 +44,7 @@ def test_shadowed_gets_become_one_stored_pair_each_with_only_the_real_difference
     v2 = backends.add("v2", total_extra=7)     # the shadow: a different total on /orders only
     v1b = backends.add("v1b")                  # the secondary: differs from v1 only in generated_at
     with WorkerProcess.start(tmp_path / "home", kafka_bootstrap) as worker:
-        name = f"gw-{uuid.uuid4().hex[:6]}"
+        name = "gw-pairs"  # the worker has a store of its own; a random suffix could read as an id
         config = parse_config({
             "gateway": {"name": name, "listen": "127.0.0.1:0"},
             "backends": {"v1": {"url": v1}, "v2": {"url": v2}, "v1b": {"url": v1b}},
