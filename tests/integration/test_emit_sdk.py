@@ -72,6 +72,7 @@ def read_topic(bootstrap: str, topic: str) -> list:
 # ---- (a) 5,000 legs: stored, and both legs of each request in one partition ------------------
 
 
+@pytest.mark.slow
 def test_emitter_sends_5000_legs_stored_once_and_request_legs_share_a_partition(worker, kafka_bootstrap):
     topic = worker.settings.topic_requests
     gateway = "edge-sdk-a"
@@ -155,6 +156,7 @@ def test_emitter_with_unreachable_broker_returns_at_once_and_counts_overflow(cap
 # ---- (c) spans through KafkaSpanExporter, both encodings ------------------------------------
 
 
+@pytest.mark.slow
 def test_span_exporter_spans_stored_in_otel_traces_in_both_encodings(worker, kafka_bootstrap):
     topic = worker.settings.topic_spans
     for encoding in ("otlp_proto", "otlp_json"):
@@ -235,6 +237,7 @@ def serve(app, path: str, query: bytes, headers=()) -> list:
     return sent
 
 
+@pytest.mark.slow
 def test_asgi_middleware_rows_have_route_templates_and_no_query_strings(worker, kafka_bootstrap):
     emitter = EventEmitter(kafka_bootstrap, worker.settings.topic_requests)
     app = RequestLegMiddleware(patients_app, emitter, gateway="edge-sdk-d", backend="patients",

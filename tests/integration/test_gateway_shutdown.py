@@ -19,7 +19,7 @@ from hub.experiments.log import read_log
 from hub.runtime.topics import ensure_topics
 from hub.testing import free_port
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 class Backend(BaseHTTPRequestHandler):

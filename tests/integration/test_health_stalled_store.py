@@ -15,7 +15,7 @@ from hub.producer import send_records
 from hub.records.generate import generate_request_legs
 from hub.testing import StoreServerProcess, WorkerProcess, isolated_env
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 
 def get(worker: WorkerProcess, path: str) -> tuple[int, dict]:

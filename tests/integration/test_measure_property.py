@@ -227,6 +227,7 @@ def panel_values(store, dashboard: dict, title: str, window: int) -> dict[int, f
     return {int(r[0].replace(tzinfo=UTC).timestamp()) + window - 1: r[1] for r in store.query(expanded).result_rows}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(requests=legs(), pair_list=pairs(), span_list=spans(), condition=rules(),

@@ -238,6 +238,7 @@ def test_a_body_cut_off_before_its_end_stores_nothing(server, db):
     client.close()
 
 
+@pytest.mark.slow
 def test_migrations_apply_through_it_once_even_from_two_workers_at_once(server, tmp_path):
     database = f"m_{uuid.uuid4().hex[:10]}"
     settings = load_settings({"HUB_HOME": str(tmp_path / "home")}).with_overrides(
@@ -280,6 +281,7 @@ def test_a_token_is_required_when_set(tmp_path):
         assert "516" in str(refused.value) or "Authentication failed" in str(refused.value)
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_store_already_open_and_an_open_address_without_token(server):
     env = dict(server.env, HUB_STORE_PORT=str(free_port()))
     second = subprocess.run([sys.executable, "-m", "hub.cli.main", "store", "serve"], env=env,
@@ -304,6 +306,7 @@ def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -
     raise TimeoutError("store server not answering")
 
 
+@pytest.mark.slow
 def test_with_no_token_set_one_is_generated_into_the_home_and_required(tmp_path):
     home, port = tmp_path / "fresh", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}

@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.test_integrations_store import BOOT
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 

@@ -442,6 +442,7 @@ texts = st.lists(st.one_of(filler, seeds.map(lambda s: s[0])), max_size=8).map("
 NO_REQUIRES = RedactionPolicy(mask_patterns=tuple(replace(p, requires=()) for p in DEFAULT_MASK_PATTERNS))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(texts)
 def test_masking_is_idempotent(text):
@@ -451,6 +452,7 @@ def test_masking_is_idempotent(text):
     assert redact_url(P, url_once) == url_once
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(filler, seeds), min_size=1, max_size=4), filler)
 def test_seeded_values_never_survive(parts, tail):
@@ -461,6 +463,7 @@ def test_seeded_values_never_survive(parts, tail):
         assert not [s for s in secrets if s in out], (text, out)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(texts)
 def test_requires_never_change_a_result(text):

@@ -273,6 +273,7 @@ def _msgspec_accepts(doc: dict, model: type) -> bool:
 _SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(mutated(envelopes, ENVELOPE_FIELDS, nested=True))
 def test_envelope_schema_and_decoder_agree(doc):
@@ -284,6 +285,7 @@ def test_envelope_schema_and_decoder_agree(doc):
     )
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(mutated(legs, LEG_FIELDS, nested=False))
 def test_record_schema_and_decoder_agree(doc):
