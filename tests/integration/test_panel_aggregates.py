@@ -211,6 +211,7 @@ def test_the_quantile_panels_read_the_5_second_cells_inside_the_range_when_the_i
                                        interval)
 
 
+@pytest.mark.slow
 def test_every_aggregate_backed_panel_equals_its_raw_form(filled):
     store, _ = filled
     db = store.database
@@ -256,6 +257,7 @@ def emitted_queries(db_settings, experiment_id: str, sources: str) -> list[tuple
 RAW_TABLES = ("requests", "shadow_pairs", "otel_traces")
 
 
+@pytest.mark.slow
 def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serves(filled, hub_settings):
     """The statements in the generated dashboards, not the module's functions: apart from the rule
     and steady-state panels (the judge's measurement per window, ``hub.abort.measure``), none reads
