@@ -67,9 +67,12 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
         partitions = [tp.partition for tp in assigned if tp.topic == sink.spec.topic]
         sink.forget(partitions)
-        # the last ledger chunks of each partition are stored now, not only at its next record
+        # the last ledger chunks of each partition are stored now, not only at its next record: in
+        # the sink's thread, before its next write, but not awaited here. The consumer sends no
+        # heartbeat until this callback returns, and a recovery longer than the session timeout (a
+        # busy store, a loaded machine) had the worker expelled from the group after every rebalance.
         if partitions:
-            await asyncio.get_running_loop().run_in_executor(executor, sink.recover_assigned, partitions)
+            executor.submit(sink.recover_assigned, partitions)
 
     async def sink_requests(stream) -> None:
         loop = asyncio.get_running_loop()
