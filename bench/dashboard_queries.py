@@ -3,6 +3,10 @@ per-second aggregates, and a plain table.
 
     python -m bench.dashboard_queries --rows N --data-dir DIR [--repeats R] [--no-plain]
 
+A ``--data-dir`` that already holds the experiment (made by an earlier run with the same ``--rows``)
+is reused: its rows are not generated again (the store is migrated first, so a new aggregate gets
+the stored rows copied in), and the time range is that run's hour.
+
 Run by ``bench.run`` in a process of its own (chDB opens one data directory per process);
 prints one JSON object on stdout, progress on stderr.
 
@@ -56,7 +60,12 @@ materialized views of migration 0017 while ``hub.requests`` (and the pairs and s
 the rule and steady-state panels from the aggregates where they hold the measurement (on the hub
 side from the raw rows, ``form="raw"``); the other queries as on the hub side. Before timing, each aggregate form's rows are compared with
 its raw form's (the same definition over the raw rows: whole seconds, exact counts, the abort
-judge's sketch quantiles) for both selections; any difference stops the run. ``--no-plain`` leaves
+judge's sketch quantiles) for both selections; any difference stops the run.
+
+per_second: the dashboards as generated before the 5-second grain (migration 0018) and the absence
+aggregate: the latency quantile panels and the routes table from ``requests_per_second`` alone
+(``Panel.per_second``, also compared with the raw form), the absence rule panel from the raw rows,
+every other query as on the aggregates side. ``--no-plain`` leaves
 the plain table out (its second copy of the rows doubles the generation at 100,000,000 rows).
 
 Measurement: after both tables are written, background merges are awaited (up to 300 s), one
@@ -442,10 +451,13 @@ def main(argv: list[str] | None = None) -> int:
                             for c in defn.abort_conditions}
         raw_measurements.update({Q.steady_state_measurement(db, EXPERIMENT, m): Q.steady_state_measurement(
             db, EXPERIMENT, m, form="raw") for m in defn.steady_state})
+        # the per-second side: the dashboards as generated before the coarser grain and the absence
+        # aggregate: the quantile panels from the per-second rows alone, absence from the raw rows
+        before = {Q.rule_measurement(db, EXPERIMENT, c): Q.rule_measurement(db, EXPERIMENT, c, form="raw")
+                  for c in defn.abort_conditions if c.measurement == "absence"}
         for q in queries:
             q["raw"] = q["panel"].raw if q["panel"] else raw_measurements.get(q["sql"], q["sql"])
-            # the per-second side: the quantile panels from the per-second rows alone (no coarser grain)
-            q["per_second"] = (q["panel"].per_second or q["sql"]) if q["panel"] else q["sql"]
+            q["per_second"] = (q["panel"].per_second or q["sql"]) if q["panel"] else before.get(q["sql"], q["sql"])
 
         def expanded(sql: str, variables: dict) -> str:
             return expand(sql, time_from=time_from, time_to=time_to, interval_s=INTERVAL_S, variables=variables)
@@ -533,11 +545,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 INGEST_BATCHES = (20_000, 1_000)  # HUB_SINK_BATCH_MAX, and a small batch (a quiet stream)
-INGEST_VIEWS = ("requests_per_second_mv", "shadow_pairs_per_second_mv", "spans_per_second_mv")
+INGEST_VIEWS = ("requests_per_second_mv", "requests_per_5_seconds_mv", "shadow_pairs_per_second_mv",
+                "spans_per_second_mv")
 
 
 def ingest_main(argv: list[str] | None = None) -> int:
-    """The insert cost of migration 0017's materialized views: the sink's insert path
+    """The insert cost of the materialized views of migrations 0017 and 0018: the sink's insert path
     (``hub.storage.client.Store.insert``, a deduplication token per batch) into ``requests`` of a
     migrated store, and of a second database migrated the same way whose views are dropped; batch by
     batch alternating (which side goes first alternates), so load from elsewhere hits both alike."""
@@ -555,17 +568,23 @@ def ingest_main(argv: list[str] | None = None) -> int:
     store = open_store(settings)
     try:
         migrate(store, settings)
-        bare_db = f"{settings.database}_noviews"
-        store.command(f"CREATE DATABASE IF NOT EXISTS {bare_db}")
-        bare = Store(store._client, bare_db, store.dsn)
-        bare._lock = store._lock
-        migrate(bare, settings.with_overrides(database=bare_db))
-        for view in INGEST_VIEWS:
-            bare.command(f"DROP VIEW IF EXISTS {bare_db}.{view}")
+
+        def migrated_without(suffix: str, views: tuple[str, ...]) -> Store:
+            other = f"{settings.database}_{suffix}"
+            store.command(f"CREATE DATABASE IF NOT EXISTS {other}")
+            target = Store(store._client, other, store.dsn)
+            target._lock = store._lock
+            migrate(target, settings.with_overrides(database=other))
+            for view in views:
+                target.command(f"DROP VIEW IF EXISTS {other}.{view}")
+            return target
+
+        bare = migrated_without("noviews", INGEST_VIEWS)
+        per_second = migrated_without("no5s", ("requests_per_5_seconds_mv",))  # 0017's views alone
         t0 = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(seconds=SPAN_S)
         rows = store.query(requests_select(args.rows, t0)).result_rows
         log(f"{len(rows):,} rows generated; inserting them in batches of {', '.join(map(str, INGEST_BATCHES))}")
-        sides = {"with_views": store, "without_views": bare}
+        sides = {"with_views": store, "per_second_views": per_second, "without_views": bare}
         out = {}
         for batch in INGEST_BATCHES:
             chunks = [rows[i:i + batch] for i in range(0, len(rows), batch)]
@@ -583,12 +602,12 @@ def ingest_main(argv: list[str] | None = None) -> int:
                 log(f"batch {batch}: {side} {len(rows) / seconds[side]:,.0f} rows/s ({stored:,} rows stored)")
             out[str(batch)] = {side: {"seconds": round(seconds[side], 3),
                                       "rows_per_s": round(len(rows) / seconds[side], 1)} for side in sides}
-            out[str(batch)]["with_over_without"] = round(out[str(batch)]["with_views"]["rows_per_s"]
-                                                         / out[str(batch)]["without_views"]["rows_per_s"], 4)
+            rate = {side: out[str(batch)][side]["rows_per_s"] for side in sides}
+            out[str(batch)]["with_over_without"] = round(rate["with_views"] / rate["without_views"], 4)
+            out[str(batch)]["with_over_per_second_views"] = round(rate["with_views"] / rate["per_second_views"], 4)
             for target in sides.values():
-                target.command(f"TRUNCATE TABLE {target.database}.requests")
-                if target is store:
-                    store.command(f"TRUNCATE TABLE {store.database}.requests_per_second")
+                for table in ("requests", "requests_per_second", "requests_per_5_seconds"):
+                    target.command(f"TRUNCATE TABLE {target.database}.{table}")
         print(json.dumps({"rows": len(rows), "batches": out, "peak_rss_mib": peak_rss_mib()}), flush=True)
         return 0
     finally:
@@ -655,7 +674,7 @@ def benchmarks():
     """(key, description, callable) of each benchmark of this module."""
     return [("dashboards", f"dashboard query latency over one experiment ({DEFAULT_ROWS:,} request legs by default), "
                            "hub schema vs a plain MergeTree, and the per-second aggregates vs the raw tables", run),
-            ("aggregates-ingest", "insert rows/s into requests with migration 0017's materialized views vs without "
+            ("aggregates-ingest", "insert rows/s into requests with the materialized views of migrations 0017 and 0018 vs without "
                                   "(1,000,000 rows by default, the sink's batch sizes)", run_ingest)]
 
 

@@ -30,8 +30,9 @@ def rule_uid(experiment_id: str, rule: str) -> str:
 def _value_sql(db: str, eid: str, c: AbortCondition, sources: str = "auto", grace: float = 0.0) -> str:
     """The rule's value over the window ending at the evaluation's second, as the judge computes it
     (``hub.abort.measure.window_sql``); NULL below ``min_samples`` and outside the run (before the
-    start, after the end plus ``abort_grace``), where the judge's rules act on nothing either."""
-    return f"SELECT value FROM ({measure.window_sql(db, eid, c, sources=sources, grace=grace)})"
+    start, after the end plus ``abort_grace``), where the judge's rules act on nothing either. Read
+    from the per-second aggregate of the rule's source when it holds what the rule counts."""
+    return f"SELECT value FROM ({measure.window_sql(db, eid, c, sources=sources, grace=grace, form='aggregate')})"
 
 
 def alert_rule(defn: ExperimentDefinition, c: AbortCondition, cfg: GrafanaConfig, experiment_id: str,

@@ -17,7 +17,8 @@ latency quantiles per leg and per route, the route table, the room's error and r
 shadow outcomes and top differing routes, span error rate and latency, and the route, leg and
 service variables. ``hub.sql.aggregates`` writes those statements (its ``form="aggregate"``) and
 the same definition over the raw rows (``form="raw"``); the two return the same rows. The rule
-and steady-state panels, annotations and tables read the raw tables.
+and steady-state panels read the aggregates where they hold the measurement (``absence`` included:
+the last second of a leg in scope); annotations and tables read the experiment's own tables.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def rule_measurement(db: str, experiment_id: str, condition, *, sources: str = "
     """The rule's measurement per window (``hub.abort.measure.series_sql``), from the per-second
     aggregate when it holds what the rule counts (``form="raw"``: from the raw rows)."""
     if condition.measurement == "absence":
-        return _absence_series(db, experiment_id, condition, sources)
+        return _absence_series(db, experiment_id, condition, sources, form)
     return measure.series_sql(db, experiment_id, condition, name=condition.measurement, sources=sources, form=form)
 
 
@@ -148,18 +149,21 @@ def steady_state_measurement(db: str, experiment_id: str, m, window_s: float = 3
                               source=measure.steady_source(m), form=form)
 
 
-def _absence_series(db: str, experiment_id: str, condition, sources: str) -> str:
-    """Seconds since the last record in scope at the end of each bucket; NULL before the first one."""
-    table = measure.table_of(condition.measurement)
+def _absence_series(db: str, experiment_id: str, condition, sources: str, form: str = "aggregate") -> str:
+    """Seconds since the last record in scope at the end of each bucket; NULL before the first one.
+    Whole seconds of the time range (its last one whole): the last record's second, read from the
+    per-second aggregate (``form="raw"``: from the raw rows, the same value) when it keeps the
+    scope's columns (``hub.abort.measure.served``)."""
     source = measure.source_of(condition.measurement)
     where = measure._base_where(db, experiment_id, source, measure.scope_sql(source, condition.scope), sources)
+    name, t, where = measure._rows_of(db, source, where, form if measure.served(condition) else "raw")
+    in_range = "$__timeFilter(second)" if t == "second" else f"{t} >= $__fromTime AND {t} < $__toTime + 1"
     bucket = f"greatest({max(1, int(round(parse_duration(condition.window))))}, $__interval_s)"
-    t = table.time
     return (f"WITH {bucket} AS b SELECT time, if(seen = 0, NULL, greatest(0, least(toUnixTimestamp(time) + b, "
             f"toUnixTimestamp(now())) - seen)) AS absence_s FROM (SELECT time, max(last) OVER (ORDER BY time "
             f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS seen FROM (SELECT "
             f"toStartOfInterval(toDateTime({t}), toIntervalSecond(b)) AS time, "
-            f"toUnixTimestamp(max({t})) AS last FROM {db}.{table.name} WHERE {where} AND $__timeFilter({t}) "
+            f"toUnixTimestamp(max({t})) AS last FROM {db}.{name} WHERE {where} AND {in_range} "
             f"GROUP BY time ORDER BY time WITH FILL FROM toStartOfInterval($__fromTime, toIntervalSecond(b)) "
             f"TO $__toTime STEP toIntervalSecond(b))) ORDER BY time")
 

@@ -314,60 +314,75 @@ def run_span_sql(db: str, experiment_id: str, grace: float = 0.0) -> tuple[str, 
             f"(SELECT any(toUInt32(floor(toUnixTimestamp64Milli(ended_at) / 1000 + {float(grace)!r}))) {experiment})")
 
 
+def _rows_of(db: str, source: str, where: str, form: str) -> tuple[str, str, str]:
+    """``(table, time column, where)`` of the rows a measurement reads in ``form``: the raw table,
+    or its per-second aggregate (whole seconds; the source selection asked of the aggregate)."""
+    if form != "aggregate":
+        return TABLES[source].name, TABLES[source].time, where
+    name = AGGREGATES[source].name
+    return name, "second", where.replace(f"FROM {db}.requests WHERE", f"FROM {db}.{name} WHERE")
+
+
 def window_sql(db: str, experiment_id: str, condition, *, end: str = "toUnixTimestamp($__toTime)",
-               sources: str = "auto", grace: float | None = None) -> str:
+               sources: str = "auto", grace: float | None = None, form: str = "raw") -> str:
     """``SELECT value, samples``: the condition over the window ending at second ``end`` (SQL),
     NULL below ``min_samples``, as the judge evaluates it at that second.
 
     With ``grace`` (the definition's ``abort_grace`` in seconds), the value is NULL outside the run
     (before the start, after the end plus the grace) and the window holds only seconds from the
-    start on, as the judge's (``hub.abort.run``)."""
+    start on, as the judge's (``hub.abort.run``). ``form="aggregate"``: from the source's per-second
+    aggregate when it holds what the measurement counts (``served``; else the raw rows), a
+    quantile as the judge's sketch."""
     kind = condition.measurement
     source = source_of(kind)
-    table = TABLES[source]
     window = _window_seconds_of(condition)
     w = _window_seconds(window)
+    if form == "aggregate" and not served(condition):
+        form = "raw"
     if kind == "absence":
-        return absence_sql(db, experiment_id, condition, end=end, sources=sources, grace=grace)
-    value, samples, rows = aggregate_sql(condition, window=window)
-    where = _base_where(db, experiment_id, source, rows, sources)
+        return absence_sql(db, experiment_id, condition, end=end, sources=sources, grace=grace, form=form)
+    value, samples, rows = aggregate_sql(condition, window=window, form=form)
+    name, time, where = _rows_of(db, source, _base_where(db, experiment_id, source, rows, sources), form)
     inside, from_start = "1", "1"
     if grace is not None:
         run_start, run_end = run_span_sql(db, experiment_id, grace)
         inside = f"({run_start} IS NOT NULL AND {end} >= {run_start} AND ({run_end} IS NULL OR {end} <= {run_end}))"
-        from_start = f"toUnixTimestamp({table.time}) >= ifNull({run_start}, 0)"
+        from_start = f"toUnixTimestamp({time}) >= ifNull({run_start}, 0)"
     return (f"SELECT if({_and(inside, f'samples >= {int(condition.min_samples)}')}, v, NULL) AS value, samples FROM "
-            f"(SELECT {value} AS v, {samples} AS samples FROM {db}.{table.name} WHERE {where} "
-            f"AND {table.time} >= toDateTime({end} - {w}) AND toUnixTimestamp({table.time}) BETWEEN {end} - {w - 1} "
+            f"(SELECT {value} AS v, {samples} AS samples FROM {db}.{name} WHERE {where} "
+            f"AND {time} >= toDateTime({end} - {w}) AND toUnixTimestamp({time}) BETWEEN {end} - {w - 1} "
             f"AND {end} AND {from_start})")
 
 
 def absence_sql(db: str, experiment_id: str, condition, *, end: str, sources: str = "auto",
-                grace: float | None = None) -> str:
+                grace: float | None = None, form: str = "raw") -> str:
     """Seconds since the last record in scope, at second ``end``. With ``grace``: counted from the
     start when nothing came since, NULL outside the run (as the judge); without: the window's
-    length when nothing came at all."""
+    length when nothing came at all. ``form="aggregate"``: the last second from the per-second
+    aggregate (the second of the last record, what the raw form counts from)."""
     source = source_of(condition.measurement)
-    table = TABLES[source]
     w = _window_seconds(_window_seconds_of(condition))
-    where = _base_where(db, experiment_id, source, scope_sql(source, condition.scope), sources)
-    last = f"if(count() = 0, 0, toUnixTimestamp(max({table.time})))"
+    name, time, where = _rows_of(db, source, _base_where(db, experiment_id, source,
+                                                         scope_sql(source, condition.scope), sources), form)
+    last = f"if(count() = 0, 0, toUnixTimestamp(max({time})))"
     if grace is None:
         value = f"if(count() = 0, {w}, {end} - {last})"
     else:
         run_start, run_end = run_span_sql(db, experiment_id, grace)
         inside = f"({run_start} IS NOT NULL AND {end} >= {run_start} AND ({run_end} IS NULL OR {end} <= {run_end}))"
         value = f"if({inside}, {end} - greatest({last}, {run_start}), NULL)"
-    return (f"SELECT {value} AS value, count() AS samples "
-            f"FROM {db}.{table.name} WHERE {where} AND toUnixTimestamp({table.time}) <= {end}")
+    samples = f"sum({AGGREGATES[source].count})" if form == "aggregate" else "count()"
+    return (f"SELECT {value} AS value, {samples} AS samples "
+            f"FROM {db}.{name} WHERE {where} AND toUnixTimestamp({time}) <= {end}")
 
 
 def served(condition, *, scope=None, source: str | None = None) -> bool:
     """Whether a per-second aggregate (``AGGREGATES``) holds what the measurement counts: not a
-    custom ``count``/``ratio`` (its ``where``/``of`` read any column) nor ``absence``, and no span
-    scope on a route (spans_per_second keeps no span name)."""
+    custom ``count``/``ratio`` (its ``where``/``of`` read any column), and no span scope on a route
+    (spans_per_second keeps no span name). ``absence`` counts from the last record's second, which
+    the aggregate keeps."""
     kind = getattr(condition, "measurement", None) or getattr(condition, "sli")
-    if kind in CUSTOM or kind == "absence":
+    if kind in CUSTOM:
         return False
     source = source or source_of(kind)
     if source != "spans":

@@ -11,6 +11,12 @@ Migration 0017 keeps, filled by materialized views on every insert:
 - ``spans_per_second``: spans per second, experiment, phase, service and status code, with their
   durations (ms) as sketch buckets.
 
+Migration 0018 keeps ``requests_per_5_seconds``, the same as ``requests_per_second`` per 5-second
+cell (``GRAINS``). The latency quantile panels and the route table merge the cells wholly inside
+their range from it when the panel's ``$__interval_s`` is a multiple of 5 (the table has no time
+buckets), and the other seconds from ``requests_per_second`` (``grain_rows``): the same bucket
+counts, about half as many entries to merge.
+
 Each panel here is compiled twice from one definition: ``form="aggregate"`` reads the aggregate,
 ``form="raw"`` the raw table, and the two return the same rows (``tests/integration/
 test_panel_aggregates.py`` checks it over random legs). The definition:

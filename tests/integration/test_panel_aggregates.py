@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import random
 import uuid
 from collections import defaultdict
@@ -264,7 +265,6 @@ def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serv
     a raw table of an aggregate; each one that reads an aggregate is a panel of
     ``hub.sql.aggregates`` and returns the same rows as that panel's raw form over random ranges,
     intervals and selections."""
-    import re
 
     store, _ = filled
     db = store.database
@@ -367,3 +367,70 @@ def test_the_migration_copies_rows_stored_before_it_once_and_runs_again_harmless
     assert int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_5_seconds")) == 1000
     assert int(store.scalar(f"SELECT sum(pair_count) FROM {db}.shadow_pairs_per_second")) == 300
     assert int(store.scalar(f"SELECT sum(span_count) FROM {db}.spans_per_second")) == 0
+
+
+def absence_rule(scope: dict, window: str = "5s"):
+    from hub.experiments.definition import AbortCondition
+
+    return msgspec.convert({"name": "silent", "measurement": "absence", "scope": scope, "window": window,
+                            "comparison": ">", "threshold": 3}, AbortCondition)
+
+
+ABSENCE_SCOPES = [{}, {"route": "/search"}, {"leg": "canary", "route": "/health"}, {"gateway": "patient-api"},
+                  {"service": "search"}, {"target": "/appointments/{id}"}, {"backend": "patients-db", "leg": "shadow"}]
+
+
+def test_the_absence_panel_reads_the_last_second_from_the_aggregate_and_equals_its_raw_form(filled):
+    """Seconds since the last leg in scope, per bucket: from max(second) of requests_per_second,
+    equal to the same definition over the raw rows (whole seconds of the range)."""
+    from dashboards import queries as Q
+
+    store, _ = filled
+    db = store.database
+    rng = random.Random(5)
+    compared = 0
+    for experiment_id, sources in zip(EXPERIMENTS, ("auto", "all", "vegeta,emit")):
+        for scope in ABSENCE_SCOPES:
+            rule = absence_rule(scope, rng.choice(["1s", "5s", "30s"]))
+            agg = Q.rule_measurement(db, experiment_id, rule, sources=sources)
+            raw = Q.rule_measurement(db, experiment_id, rule, sources=sources, form="raw")
+            assert f"{db}.requests_per_second" in agg and not re.search(rf"{db}\.requests\b(?!_)", agg), agg
+            for time_from, time_to in [(T0 - dt.timedelta(minutes=1), T0 + dt.timedelta(minutes=11)),
+                                       (T0 + dt.timedelta(seconds=37), T0 + dt.timedelta(seconds=300))]:
+                interval = rng.choice([1, 5, 7, 60])
+                got = run(store, agg, time_from, time_to, interval, {})
+                assert got == run(store, raw, time_from, time_to, interval, {}), (experiment_id, scope, interval)
+                compared += sum(r[1] is not None for r in got)
+    assert compared > 100
+
+
+def test_alert_rules_read_the_aggregate_where_it_holds_the_measurement(filled, hub_settings):
+    """The Grafana alert rule's query reads the per-second aggregate for the measurements it holds
+    (absence included) and the raw rows for custom ones; its absence value is the raw form's at every
+    second, within the run and outside it."""
+    from dashboards.alert_rules import alert_rule
+    from dashboards.config import grafana_config
+    from hub.abort import measure
+    from hub.experiments.definition import AbortCondition
+
+    store, _ = filled
+    db = store.database
+    cfg = grafana_config(hub_settings, env={})
+    defn = load_definition(EXAMPLE)
+    for c in defn.abort_conditions + [absence_rule({"route": "/search"}),
+                                      msgspec.convert({"name": "c", "measurement": "count", "window": "5s",
+                                                       "where": {"status": ["5xx"]}, "comparison": ">",
+                                                       "threshold": 1}, AbortCondition)]:
+        sql = alert_rule(defn, c, cfg, "exp-a")["data"][0]["model"]["rawSql"]
+        reads_raw = bool(re.search(rf"{db}\.(requests|shadow_pairs|otel_traces)\b(?!_)", sql))
+        assert reads_raw == (c.measurement == "count"), (c.name, sql)
+    start = int(T0.timestamp())
+    for scope in ABSENCE_SCOPES:
+        rule = absence_rule(scope)
+        for grace in (None, 2.0):
+            forms = [measure.window_sql(db, "exp-b", rule, end="{end}", grace=grace, form=form)
+                     for form in ("aggregate", "raw")]
+            for end in (start - 2, start, start + 1, start + 4, start + 9, start + 37, start + 300, start + 301,
+                        start + 599, start + 604):
+                agg, raw = (store.query(f.replace("{end}", str(end))).result_rows for f in forms)
+                assert agg == raw, (scope, grace, end - start)
