@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from hub.settings import Settings
@@ -41,12 +41,16 @@ class GrafanaConfig:
         return {"type": PLUGIN_ID, "uid": self.datasource_uid}
 
 
+def _from_env(f: dataclasses.Field, env: Mapping[str, str]) -> Any:
+    default: Any = f.default  # every Grafana setting has a plain default (a str, an int or a float)
+    return type(default)(env.get(f.metadata["env"]) or default)
+
+
 def grafana_config(settings: Settings, env: Mapping[str, str] | None = None) -> GrafanaConfig:
     """The Grafana settings of ``settings``; with ``env``, its ``HUB_GRAFANA_*`` values instead
     (the defaults where it has none), the rest of ``settings`` kept."""
     if env is not None:
-        settings = settings.with_overrides(**{
-            f.name: type(f.default)(env.get(f.metadata["env"]) or f.default) for f in GRAFANA_FIELDS})
+        settings = settings.with_overrides(**{f.name: _from_env(f, env) for f in GRAFANA_FIELDS})
     defaults = Settings()
 
     def get(name: str) -> str:  # an empty value means the default, as the variables always have

@@ -132,8 +132,9 @@ class GrafanaAnnotator:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seen: set[str] = set()
-        self._open_phase: dict[str, int] = {}  # experiment id -> annotation id of the current phase
-        self._open_fault: dict[tuple[str, str], int] = {}  # (experiment, fault id) -> annotation id
+        # None where Grafana's answer had no id (nothing to close then)
+        self._open_phase: dict[str, int | None] = {}  # experiment id -> annotation id of the current phase
+        self._open_fault: dict[tuple[str, str], int | None] = {}  # (experiment, fault id) -> annotation id
         self.posted = 0
         self.failed = 0
 
@@ -185,7 +186,7 @@ class GrafanaAnnotator:
             self._api = _api(self.cfg, timeout=5.0)
         return self._api
 
-    def _add(self, event, text: str, tag: str, extra: list[str] = ()) -> int | None:
+    def _add(self, event, text: str, tag: str, extra: Iterable[str] = ()) -> int | None:
         tags = ["gameday-hub", event.experiment_id, tag, *extra]
         out = self.api.annotations.add_annotation(time_from=_ms(event.time), time_to=_ms(event.time), tags=tags,
                                                   text=text)

@@ -108,6 +108,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
             # no batch larger than the pairs sink's own record limit takes: it would be dead-lettered
             pairs.publish(batch_by_partition(records, pairs.partitions(), max_bytes=min(BATCH_BYTES, max_bytes)))
 
+    projection = ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes)
     return [
         SinkSpec(name="alerts", topic=settings.topic_alerts, table="alerts", columns=ALERT_COLUMNS,
                  # the alerts table has no TTL: no lower bound from HUB_TTL_DAYS
@@ -115,8 +116,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
         # every event stored with the lifecycle fold's verdict on it (hub/experiments/projection.py)
         SinkSpec(name="experiments", topic=settings.topic_experiments, table="experiment_events",
                  columns=PROJECTION_COLUMNS,
-                 decode=lambda messages, fold=ExperimentProjection(KafkaHistory(settings.bootstrap), max_bytes):
-                 clean.experiment_events(fold.decode(messages))),
+                 decode=lambda messages: clean.experiment_events(projection.decode(messages))),
         SinkSpec(name="requests", topic=settings.topic_requests, table="requests", columns=REQUEST_COLUMNS,
                  decode=lambda messages: decode_request_legs(messages, max_bytes, limits),
                  place=lambda batches: [clean.requests(batch) for batch in place.requests(batches)],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from hub.errors import HubError
 
@@ -35,7 +35,7 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
     try:
         partitions = await _partitions(producer, topic)
         partitioner = DefaultPartitioner()
-        batches: dict[int, object] = {}
+        batches: dict[int, Any] = {}  # aiokafka BatchBuilders
         pending: list[asyncio.Future] = []
         count = 0
         round_robin = 0

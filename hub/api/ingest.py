@@ -145,7 +145,7 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
         messages = [RawMessage("http", 0, i, None, value, 0) for i, value in enumerate(raw_events)
                     if i not in not_objects]
         decoded = decode_request_legs(messages, settings.max_record_bytes, limits)
-        refused = [{"index": i, "reason": "not an event: each event must be a JSON object"}
+        refused: list[dict[str, Any]] = [{"index": i, "reason": "not an event: each event must be a JSON object"}
                    for i in sorted(not_objects)]
         refused += [{"index": bad.offset, "reason": bad.reason} for bad in decoded.invalid]
         refused.sort(key=lambda item: item["index"])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from hub.errors import HubError, UserError
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.experiments.definition import ExperimentDefinition
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_datasource_user)
 
 
-def _definitions(args, settings: Settings) -> list[tuple[str, object]]:
+def _definitions(args, settings: Settings) -> list[tuple[str, ExperimentDefinition]]:
     from hub.experiments.definition import load_definition
 
     out = []

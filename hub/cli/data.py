@@ -96,6 +96,7 @@ def cmd_emit(args, settings: Settings) -> int:
     from hub.producer import send_records
 
     topic = args.topic or settings.topic_requests
+    records: Iterable[tuple[bytes | None, bytes]]
     if args.count is not None:
         if args.count <= 0:
             raise UserError("--count must be a positive number")

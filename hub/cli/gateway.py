@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any, Callable
 
 from hub.errors import HubError, UserError
 from hub.settings import Settings
@@ -59,6 +60,7 @@ def cmd_gateway(args, settings: Settings) -> int:
     def ready(address):
         print(f"gateway {config.name} listening on http://{address[0]}:{address[1]}", flush=True)
 
+    run: Callable[..., Any]  # runs a coroutine on a new event loop
     try:
         import uvloop  # faster when installed; optional
         run = uvloop.run

@@ -373,6 +373,7 @@ class Demo:
 
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
+        assert main is not None  # a coroutine runs inside a task
         for sig in (signal.SIGTERM,):
             loop.add_signal_handler(sig, main.cancel)
         load = LoadGenerator(self.gateway_url, self.o.rate)

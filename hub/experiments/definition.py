@@ -438,7 +438,7 @@ def _validate(data: Any, source: str, line_of) -> ExperimentDefinition:
 def _semantic_errors(d: ExperimentDefinition) -> Iterator[tuple[Path_, str]]:
     """What the types cannot say, first problem first (in file order)."""
     # JSON has no NaN or infinity: such a number would not survive the trip through the event log.
-    numbers = [(["steady_state", i, "tolerance", k], getattr(m.tolerance, k))
+    numbers: list[tuple[Path_, float | None]] = [(["steady_state", i, "tolerance", k], getattr(m.tolerance, k))
                for i, m in enumerate(d.steady_state) for k in ("max", "min")]
     numbers += [(["phases", i, "planned_minutes"], p.planned_minutes) for i, p in enumerate(d.phases)]
     numbers += [(["abort_conditions", i, "threshold"], c.threshold) for i, c in enumerate(d.abort_conditions)]
@@ -460,8 +460,8 @@ def _semantic_errors(d: ExperimentDefinition) -> Iterator[tuple[Path_, str]]:
     yield from _duplicates(d.prerequisites, "prerequisites", "item", "prerequisite")
     if d.environment.kind == "production" and not d.environment.approver:
         yield ["environment", "approver"], "required when environment.kind is production"
-    t = d.targets
-    if not (t.services or t.routes or t.gateways or t.backends):
+    targets = d.targets
+    if not (targets.services or targets.routes or targets.gateways or targets.backends):
         yield ["targets"], "at least one of services, routes, gateways or backends must name a target"
     yield from _duplicates(d.phases, "phases", "name", "phase")
     yield from _duplicates(d.abort_conditions, "abort_conditions", "name", "abort condition")

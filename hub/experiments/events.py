@@ -80,26 +80,26 @@ class PrerequisiteResult(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     note: str = ""
 
 
-class ExperimentCreated(_Event, tag="experiment_created", kw_only=True):
+class ExperimentCreated(_Event, tag="experiment_created", frozen=True, kw_only=True):
     """The definition, as plain data (``definition_to_dict``), with its ``id`` filled in."""
 
     definition: dict
 
 
-class PrerequisitesChecked(_Event, tag="prerequisites_checked", kw_only=True):
+class PrerequisitesChecked(_Event, tag="prerequisites_checked", frozen=True, kw_only=True):
     results: list[PrerequisiteResult]
 
 
-class ExperimentStarted(_Event, tag="experiment_started", kw_only=True):
+class ExperimentStarted(_Event, tag="experiment_started", frozen=True, kw_only=True):
     #: True when the experiment started although prerequisites were not all done (kept for the review).
     forced: bool = False
 
 
-class PhaseChanged(_Event, tag="phase_changed", kw_only=True):
+class PhaseChanged(_Event, tag="phase_changed", frozen=True, kw_only=True):
     phase: NonEmptyStr
 
 
-class FaultInjected(_Event, tag="fault_injected", kw_only=True):
+class FaultInjected(_Event, tag="fault_injected", frozen=True, kw_only=True):
     fault_id: NonEmptyStr
     action: NonEmptyStr  # e.g. stop-instance, stop-zone, add-latency, power-off-hypervisor
     target: NonEmptyStr  # what was hit, e.g. patients-db-primary (zone a)
@@ -107,11 +107,11 @@ class FaultInjected(_Event, tag="fault_injected", kw_only=True):
     injector: NonEmptyStr  # the tool or person that injected it, e.g. aws-fis, chaos-toolkit
 
 
-class FaultRemoved(_Event, tag="fault_removed", kw_only=True):
+class FaultRemoved(_Event, tag="fault_removed", frozen=True, kw_only=True):
     fault_id: NonEmptyStr
 
 
-class NoteAdded(_Event, tag="note_added", kw_only=True):
+class NoteAdded(_Event, tag="note_added", frozen=True, kw_only=True):
     """An observation, or a surprise: what actually happened against what was expected."""
 
     note_id: NonEmptyStr
@@ -122,12 +122,12 @@ class NoteAdded(_Event, tag="note_added", kw_only=True):
     tags: list[NonEmptyStr] = []
 
 
-class ExperimentAborted(_Event, tag="experiment_aborted", kw_only=True):
+class ExperimentAborted(_Event, tag="experiment_aborted", frozen=True, kw_only=True):
     reason: NonEmptyStr
     by: NonEmptyStr  # who or what decided: a person, or an abort condition
 
 
-class ExperimentCompleted(_Event, tag="experiment_completed", kw_only=True):
+class ExperimentCompleted(_Event, tag="experiment_completed", frozen=True, kw_only=True):
     summary: str = ""
     #: True when completed while faults were still active (they stay active until removed).
     forced: bool = False

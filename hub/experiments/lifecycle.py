@@ -263,15 +263,15 @@ def apply(state: ExperimentState | None, event: Event) -> ExperimentState:
                        fault_history=state.fault_history + (fault,))
 
     if isinstance(event, FaultRemoved):
-        fault = state.faults.get(event.fault_id)
-        if fault is None:
-            was = " (it was removed already)" if any(f.fault_id == event.fault_id for f in state.fault_history) else ""
+        removed = state.faults.get(event.fault_id)
+        if removed is None:
+            was = " (it was removed already)" if any(r.fault_id == event.fault_id for r in state.fault_history) else ""
             active = ", ".join(state.faults) or "none"
             raise _refuse(state, verb, f"fault {event.fault_id!r} is not active{was}; active faults: {active}")
-        ended = replace(fault, end=t, removed_by=event.actor)
+        ended = replace(removed, end=t, removed_by=event.actor)
         faults = {k: v for k, v in state.faults.items() if k != event.fault_id}
-        history = tuple(ended if f.fault_id == event.fault_id else f for f in state.fault_history)
-        return replace(state, **base, faults=faults, fault_history=history)
+        fault_history = tuple(ended if r.fault_id == event.fault_id else r for r in state.fault_history)
+        return replace(state, **base, faults=faults, fault_history=fault_history)
 
     if isinstance(event, NoteAdded):
         if any(n.note_id == event.note_id for n in state.notes):

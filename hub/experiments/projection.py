@@ -126,6 +126,7 @@ class ExperimentProjection:
             if isinstance(outcome, BadEvent):
                 invalid.append(InvalidRecord(outcome.reason, m.topic, m.partition, m.offset))
                 continue
+            assert event is not None  # a verdict is given on a decoded event only
             rows.append(event_row(event) + (0 if outcome else 1, outcome, m.partition, m.offset))
         return DecodedBatch(rows, invalid)
 

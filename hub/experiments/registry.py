@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from hub.experiments.events import BadEvent, decode_event
 from hub.experiments.lifecycle import ExperimentState, InvalidTransition, apply
@@ -34,7 +34,7 @@ class ExperimentRegistry:
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[object], None]] = []
         self._positions: dict = {}
-        self._probe = None  # a consumer for end offsets, used by threads that wait (wait_until_known)
+        self._probe: Any = None  # a KafkaConsumer for end offsets, used by threads that wait (wait_until_known)
         self._probe_lock = threading.Lock()
 
     # ---- reading -------------------------------------------------------------------------

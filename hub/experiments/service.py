@@ -102,10 +102,10 @@ class ExperimentService:
         return self._policy
 
     def create(self, definition: ExperimentDefinition, actor: str | None = None) -> Event:
-        event = lifecycle.create(definition, actor or default_actor(self.settings), now())
-        if event.experiment_id in self.states():
-            raise UserError(f"experiment {event.experiment_id!r} exists already; choose another id")
-        [event] = self._append(event.experiment_id, [event])
+        created = lifecycle.create(definition, actor or default_actor(self.settings), now())
+        if created.experiment_id in self.states():
+            raise UserError(f"experiment {created.experiment_id!r} exists already; choose another id")
+        [event] = self._append(created.experiment_id, [created])
         return event
 
     def command(self, experiment_id: str, decide: Callable[[ExperimentState], Event | list[Event]],

@@ -44,11 +44,11 @@ import json
 import logging
 import re
 import threading
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
 from urllib.parse import urlsplit
 
 from hub.experiments import lifecycle
-from hub.experiments.events import Event
+from hub.experiments.events import Event, FaultInjected
 from hub.experiments.lifecycle import ExperimentState
 
 __all__ = [
@@ -129,14 +129,19 @@ def _scalar(value: Any) -> str | int | float | bool:
     return json.dumps(value, sort_keys=True, default=str)[:200]
 
 
+def _mapping(value: object) -> Mapping:
+    """``value`` if it is a mapping, else an empty one (a journal's parts may be anything)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def describe(activity: Mapping) -> tuple[str, str, dict]:
     """``(target, target group, parameters)`` of an activity, from its provider."""
-    provider = activity.get("provider") if isinstance(activity.get("provider"), Mapping) else {}
+    provider = _mapping(activity.get("provider"))
     kind = str(provider.get("type") or "")
     params: dict = {"provider": kind or "unknown"}
     if kind == "python":
         module, func = str(provider.get("module") or ""), str(provider.get("func") or "")
-        args = provider.get("arguments") if isinstance(provider.get("arguments"), Mapping) else {}
+        args = _mapping(provider.get("arguments"))
         params.update(module=module, func=func)
         params.update({f"arg.{k}": _scalar(v) for k, v in args.items() if k not in ("secrets", "configuration")})
         shown = " ".join(f"{k}={_scalar(v)}" for k, v in args.items() if isinstance(v, (str, int, float)))
@@ -222,7 +227,7 @@ class Recorder:
         if self.log_problems:
             log.warning(message, *args)
 
-    def note(self, t: dt.datetime, text: str, *, kind: str = "observation", expected: str = "", actual: str = "",
+    def note(self, t: dt.datetime, text: str, *, kind: Literal["observation", "surprise"] = "observation", expected: str = "", actual: str = "",
              tags: Iterable[str] = ()) -> None:
         self._do("a note", lambda s: lifecycle.add_note(s, text[:2000], self.actor, t, note_kind=kind,
                                                          expected=expected[:2000], actual=actual[:2000],
@@ -261,7 +266,7 @@ class Recorder:
         name = str(activity.get("name") or "")
         if self.section == "rollbacks" or name in self.restores:
             return True
-        provider = activity.get("provider") if isinstance(activity.get("provider"), Mapping) else {}
+        provider = _mapping(activity.get("provider"))
         firsts = [re.split(r"[-_.\s]+", str(text).lower())[0] for text in (name, provider.get("func") or "")]
         return any(w in _RESTORE_VERBS for w in firsts) and any(g == group for _, g, _ in self.open)
 
@@ -274,9 +279,10 @@ class Recorder:
         events = self._do(f"fault {activity.get('name')}", lambda s: lifecycle.inject_fault(
             s, str(activity.get("name") or "chaostoolkit-action")[:200], target, self.actor, t,
             parameters=params, injector=INJECTOR))
-        if events:
-            self.open.append((events[0].fault_id, group, str(activity.get("name") or "")))
-            self._current[id(activity)] = events[0].fault_id
+        injected = events[0] if events else None
+        if isinstance(injected, FaultInjected):
+            self.open.append((injected.fault_id, group, str(activity.get("name") or "")))
+            self._current[id(activity)] = injected.fault_id
 
     def _remove(self, fault_id: str, t: dt.datetime) -> None:
         self.open = [o for o in self.open if o[0] != fault_id]
@@ -347,9 +353,9 @@ def _replay(recorder: Recorder, journal: Mapping) -> None:
     if not isinstance(journal, Mapping) or "experiment" not in journal or "start" not in journal:
         raise ValueError("not a Chaos Toolkit journal (expected experiment, start, status, run ...)")
     start = parse_time(journal.get("start"))
-    end = parse_time(journal.get("end")) or start
     if start is None:
         raise ValueError(f"journal start {journal.get('start')!r} is not a time")
+    end = parse_time(journal.get("end")) or start
     experiment = journal.get("experiment") or {}
     hypothesis = experiment.get("steady-state-hypothesis") or {}
     title = str(hypothesis.get("title") or "")

@@ -422,10 +422,12 @@ class ProcessStarts:
         process = _gauge_value(doc, PROCESS_GAUGE)
         process = process if isinstance(process, str) else ""
         counts = monotonic_counts(doc)
-        seen = data.get(key) if isinstance(data.get(key), dict) else {}
+        seen = data.get(key)
+        seen = seen if isinstance(seen, dict) else {}
         restart = ""
         if seen and isinstance(seen.get("start_ns"), int):
-            before = seen.get("counts") if isinstance(seen.get("counts"), dict) else {}
+            before = seen.get("counts")
+            before = before if isinstance(before, dict) else {}
             fell = sorted(n for n, v in counts.items() if isinstance(before.get(n), (int, float)) and v < before[n])
             if seen.get("process", "") != process:
                 restart = f"the process is now {process or 'unnamed'} (was {seen.get('process') or 'unnamed'})"

@@ -196,6 +196,7 @@ def event_time(event: SpinnakerEvent | dict, details: dict | None = None) -> dt.
         details = _dict(event.get("details"))
         event = parse_event(event)
     ending = event.phase != "starting"
+    sources: tuple[dict, ...]
     if event.level == "stage":
         sources = (event.content, event.stage)
     else:
@@ -281,7 +282,8 @@ def _children(event: SpinnakerEvent, parent_id: Any) -> list[dict]:
 
 
 def _descendants(event: SpinnakerEvent, parent_id: Any) -> list[dict]:
-    found, queue = [], [parent_id]
+    found: list[dict] = []
+    queue = [parent_id]
     while queue and len(found) < 1000:
         for child in _children(event, queue.pop()):
             found.append(child)
@@ -423,7 +425,7 @@ def spinnaker_event_to_note(payload: Any, experiments: Iterable[ExperimentState]
     if event.synthetic:
         tags.append("synthetic")
     what = f"stage '{stage_name}'" if event.level == "stage" else f"{event.level} '{pipeline}'"
-    note = {"text": _cut(text, 4 * MAX_REASON_CHARS), "note_kind": "surprise" if failed else "observation",
+    note: dict[str, Any] = {"text": _cut(text, 4 * MAX_REASON_CHARS), "note_kind": "surprise" if failed else "observation",
             "expected": f"Spinnaker {what} succeeds" if failed else "",
             "actual": _cut("; ".join(reasons) or f"status {status}") if failed else "",
             "tags": list(dict.fromkeys(tags)), "note_id": note_id_for(event.event_id), "at": event.at}
@@ -500,7 +502,7 @@ def add_spinnaker_routes(app, settings, json_response, store=None) -> None:
                 text = f"{text} [late: happened at {happened.isoformat()}, {late:.3f}s before the event it follows]"
                 tags = tags + ["late"]
             after = after_run(state, happened)
-            if after is not None:
+            if after is not None and state.ended_at is not None:  # (after_run is None without an end)
                 placed["after_run"] = {"happened_at": happened.isoformat(), "ended_at": state.ended_at.isoformat(),
                                        "seconds": round(after, 3)}
                 text = f"{text} [after the run: {after:.3f}s after the experiment ended at {state.ended_at.isoformat()}]"

@@ -21,7 +21,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 #: The ``source`` of every shadow pair in the corpus, so pairs the stream pairer derives from the
 #: corpus's request legs are told apart from the corpus's own.
@@ -256,9 +256,9 @@ def build_corpus(max_bytes: int, seed: int = 0, now: dt.datetime | None = None,
                             rows={"requests": 1}))
     req.append(PoisonRecord(t, "a 200 KB error text", _dumps(request_leg(rng, now, status=500, error="x" * 200_000)),
                             rows={"requests": 1}))
-    mixed = [request_leg(rng, now), request_leg(rng, now, status="five hundred"), request_leg(rng, now)]
-    req.append(PoisonRecord(t, "batch with one wrong type", _dumps(mixed), rows={"requests": 2}, dead_letters=1))
-    for label, data in [
+    one_wrong = [request_leg(rng, now), request_leg(rng, now, status="five hundred"), request_leg(rng, now)]
+    req.append(PoisonRecord(t, "batch with one wrong type", _dumps(one_wrong), rows={"requests": 2}, dead_letters=1))
+    changes: list[tuple[str, dict[str, Any]]] = [
         ("status as text", {"status": "abc"}),
         ("unknown leg", {"leg": "sideways"}),
         ("latency as text NaN", {"latency_ms": "NaN"}),
@@ -268,7 +268,8 @@ def build_corpus(max_bytes: int, seed: int = 0, now: dt.datetime | None = None,
         ("event time year 9999", {"event_time": "9999-12-31T23:59:59Z"}),
         ("event time a week ahead", {"event_time": _iso(now + dt.timedelta(days=7))}),
         ("event time not a time", {"event_time": "yesterday"}),
-    ]:
+    ]
+    for label, data in changes:
         req.append(PoisonRecord(t, label, _dumps(request_leg(rng, now, **data)), dead_letters=1))
     req.append(PoisonRecord(t, "batch holding deep nesting", _dumps([request_leg(rng, now)])[:-1]
                             + b"," + deeply_nested() + b"]", rows={"requests": 1}, dead_letters=1))
@@ -279,14 +280,15 @@ def build_corpus(max_bytes: int, seed: int = 0, now: dt.datetime | None = None,
     t = "topic_alerts"
     al = [PoisonRecord(t, "good alert", _dumps(alert_record(rng, now, experiment_id)), rows={"alerts": 1})
           for _ in range(good_per_kind)]
-    for label, fields in [
+    changes = [
         ("kind as a number", {"kind": 5}),
         ("time in year 9999", {"time": "9999-01-01T00:00:00Z"}),
         ("time not a time", {"time": "noon"}),
         ("observed as text", {"observed": "high"}),
         ("samples negative", {"samples": -1}),
         ("example ids not a list", {"example_request_ids": 7}),
-    ]:
+    ]
+    for label, fields in changes:
         al.append(PoisonRecord(t, label, _dumps(alert_record(rng, now, experiment_id, **fields)), dead_letters=1))
     al.append(PoisonRecord(t, "alert without experiment", _dumps({"kind": "alert", "time": _iso(now)}),
                            dead_letters=1))
@@ -297,12 +299,13 @@ def build_corpus(max_bytes: int, seed: int = 0, now: dt.datetime | None = None,
     t = "topic_pairs"
     pr = [PoisonRecord(t, "good pair", _dumps(pair_event(rng, now)), rows={"shadow_pairs": 1})
           for _ in range(good_per_kind)]
-    for label, data in [
+    changes = [
         ("unknown outcome", {"outcome": "kinda"}),
         ("status 9999", {"primary_status": 9999}),
         ("event time 1970", {"event_time": "1970-01-01T00:00:00Z"}),
         ("event time year 9999", {"event_time": "9999-12-31T23:59:59Z"}),
-    ]:
+    ]
+    for label, data in changes:
         pr.append(PoisonRecord(t, label, _dumps(pair_event(rng, now, **data)), dead_letters=1))
     pr.extend(_common_bad(t, max_bytes, True))
     out.extend(_shuffled(rng, pr))

@@ -68,7 +68,7 @@ class Doc:
     """Blocks: ("h", level, text), ("p", text), ("table", headers, rows), ("ul", items),
     ("ol", items), ("todo", items), ("img", file, alt). Text may use **bold** and `code`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.blocks: list[tuple] = []
 
     def h(self, level: int, text: str):
@@ -190,7 +190,7 @@ def _summary(report: Report) -> str:
     elif measured:
         bits.append(f"All {len(measured)} steady-state measurements stayed within tolerance where they were measured.")
     for f in report.faults:
-        top = (_attributed(report, f, "regression") or [None])[0]
+        top = next(iter(_attributed(report, f, "regression")), None)
         if top:
             bits.append(f"Fault {f['fault_id']} ({f['action']} on {f['target']}) hurt route `{top['route']}` most: "
                         f"error rate {pct(top['baseline_error_rate'])} to {pct(top['fault_error_rate'])}, "
@@ -458,7 +458,7 @@ def plot_traffic(report: Report, path: Path) -> bool:
 _LANE_POINTS = 11
 
 
-def _lanes(fig, labels: list, step: float, others: list = ()) -> None:
+def _lanes(fig, labels: list, step: float, others: Iterable = ()) -> None:
     """Moves each annotation (in order, offset in points) by whole lanes of ``step`` points until it
     overlaps none placed before it nor ``others``: labels of short phases or faults close together
     stack instead of overlapping."""

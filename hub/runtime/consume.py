@@ -43,7 +43,7 @@ def read_to_end(consumer, ends: Mapping, starts: Mapping | None = None, *, deadl
             unread = {tp: (consumer.position(tp), end) for tp, end in pending.items()}
             raise (timed_out(unread) if timed_out is not None else TimeoutError(f"partitions {unread} not read"))
         polled = consumer.poll(timeout_ms=poll_ms)
-        batch = []
+        batch: list = []
         for tp in sorted(polled, key=lambda tp: (tp.topic, tp.partition)):
             end = ends.get(tp)
             if end is not None:

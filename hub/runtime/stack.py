@@ -55,8 +55,9 @@ class Stack:
             return None
         return pid if _alive(pid) else None
 
-    def api(self, path: str, payload: dict | None = None, timeout: float = 5.0) -> dict:
-        """Call the running hub's HTTP endpoint; raises HubError with the hub's message on failure."""
+    def api(self, path: str, payload: dict | None = None, timeout: float = 5.0) -> Any:
+        """Call the running hub's HTTP endpoint and return its decoded JSON answer (an object, or a
+        list for list endpoints); raises HubError with the hub's message on failure."""
         url = self.settings.http_url + path
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(url, data=data, method="POST" if data else "GET")

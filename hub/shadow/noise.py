@@ -167,7 +167,8 @@ class NoiseModel:
         return n / stats.compared > self.noise_rate
 
     def classify(self, route: str, differing_fields: Iterable[str]) -> Classified:
-        real, noise = [], []
+        real: list[str] = []
+        noise: list[str] = []
         for f in differing_fields:
             (noise if self.is_noise(route, f) else real).append(f)
         return Classified(sorted(real), sorted(noise))

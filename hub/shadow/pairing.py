@@ -40,7 +40,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, overload
 
 import msgspec
 from kafka.partitioner.default import murmur2
@@ -51,7 +51,7 @@ from hub.records.request_leg import (REQ_BACKEND, REQ_CORRELATION_ID, REQ_ERROR,
                                      REQ_GATEWAY, REQ_LATENCY_MS, REQ_LEG, REQ_METHOD, REQ_PHASE, REQ_RESPONSE_HASH,
                                      REQ_ROUTE, REQ_SOURCE, REQ_STATUS)
 from hub.shadow.noise import WHOLE_BODY, NoiseModel
-from hub.shadow.records import ShadowPair, encode_pair
+from hub.shadow.records import Outcome, ShadowPair, encode_pair
 
 __all__ = ["DROPPED_BY_BULKHEAD", "LegView", "PairPolicy", "make_pair", "PairingWindow", "PairingAgent",
            "GATEWAY_SOURCE_PREFIX", "batch_by_partition"]
@@ -110,7 +110,7 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
     """The pair of one request. ``differing``: field paths where the bodies differ (None: compare
     ``response_hash``). With a secondary and no ``differing``, the secondary's hash comparison
     is fed to the noise model first (whole-body evidence)."""
-    common = dict(correlation_id=primary.correlation_id, gateway=primary.gateway, route=primary.route,
+    common: dict[str, Any] = dict(correlation_id=primary.correlation_id, gateway=primary.gateway, route=primary.route,
                   method=primary.method, primary_backend=primary.backend, event_time=primary.event_time,
                   primary_status=primary.status, latency_primary_ms=float(primary.latency_ms),
                   experiment_id=primary.experiment_id, phase=primary.phase)
@@ -143,6 +143,7 @@ def make_pair(primary: LegView, shadow: LegView | None, *, secondary: LegView | 
     else:
         real, noisy = sorted(differing), []
     diff = float(shadow.latency_ms) - float(primary.latency_ms)
+    outcome: Outcome
     if failed:
         outcome = "primary_failed"
     elif not status_match:
@@ -162,7 +163,11 @@ def _NEVER(leg: LegView) -> bool:
     return False
 
 
-def _view(leg) -> LegView | None:
+@overload
+def _view(leg: None) -> None: ...
+@overload
+def _view(leg: LegView | bytes | Sequence) -> LegView: ...
+def _view(leg):
     """A held leg as a ``LegView`` (``add_row`` holds ``requests`` rows encoded, see ``_hold``; a
     row that completes its pair on arrival is read as it came)."""
     if leg is None or isinstance(leg, LegView):
@@ -183,7 +188,7 @@ _HELD_DECODER = msgspec.json.Decoder()
 
 def _hold(row: Sequence) -> bytes:
     """A ``requests`` row as the window holds it: its fields but the event id, as JSON bytes."""
-    return _HELD_ENCODER.encode(row[:REQ_EVENT_ID] + row[REQ_EVENT_ID + 1:])
+    return _HELD_ENCODER.encode(row[:REQ_EVENT_ID] + row[REQ_EVENT_ID + 1:])  # type: ignore[operator]  # a tuple or a list
 
 
 #: Joins gateway and correlation id into a request's key (it sorts as the pair of them would).
@@ -426,7 +431,7 @@ BATCH_BYTES = 256 * 1024
 
 
 def batch_by_partition(records: Sequence[tuple[bytes, bytes]], partitions: Sequence[int],
-                       max_bytes: int = BATCH_BYTES) -> list[tuple[bytes, bytes, int]]:
+                       max_bytes: int = BATCH_BYTES) -> list[tuple]:
     """``(key, value)`` records (each value one CloudEvent) as ``(key, batch, partition)``: the
     events whose key the default partitioner (murmur2, as Kafka's Java client and aiokafka) puts
     on one of ``partitions`` are sent together as CloudEvents batch records

@@ -220,7 +220,7 @@ def _check_tokens(tokens: list[Token]) -> None:
 
 
 def _rebuild(tokens: list[Token]) -> str:
-    out = []
+    out: list[str] = []
     for t in tokens:
         if out and t.spaced:
             out.append(" ")

@@ -106,10 +106,11 @@ def tokenize(sql: str) -> list[Token]:
             i, spaced = j + 1, False
             continue
         if _WORD_START.match(ch):
-            m = _WORD.match(sql, i + 1)
-            text = sql[i:m.end()]
+            m = _WORD.match(sql, i + 1)  # matches, if only the empty string
+            end = m.end() if m else i + 1
+            text = sql[i:end]
             tokens.append(Token("word", text, text.upper(), spaced, i))
-            i, spaced = m.end(), False
+            i, spaced = end, False
             continue
         if ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit()
                             and not (tokens and not spaced and tokens[-1].kind in ("word", "name"))):
