@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
 echo "==> lint (ruff: pyproject.toml [tool.ruff])"
 .venv/bin/ruff check hub streams dashboards bench tests
+echo "==> types (mypy: the modules listed in pyproject.toml [tool.mypy] files)"
+.venv/bin/mypy
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?
