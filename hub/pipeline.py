@@ -103,6 +103,7 @@ def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
     def requests_after_store(token, decoded):
         # The stream pairing of legs from emitters other than the gateway, sent as one batch
         # record per pairs partition (each pair on the partition its key picks).
+        assert pairing is not None and pairs is not None  # (used only when both are given)
         records = pairing.after_store(token, decoded)
         if records:
             # no batch larger than the pairs sink's own record limit takes: it would be dead-lettered

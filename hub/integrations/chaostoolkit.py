@@ -369,8 +369,8 @@ def _replay(recorder: Recorder, journal: Mapping) -> None:
         return default
 
     def last_end(runs, default):
-        times = [parse_time(r.get("end")) for r in runs or [] if isinstance(r, Mapping)]
-        times = [t for t in times if t]
+        ends = [parse_time(r.get("end")) for r in runs or [] if isinstance(r, Mapping)]
+        times = [t for t in ends if t]
         return max(times) if times else default
 
     recorder.experiment_started(start, str(experiment.get("title") or ""))

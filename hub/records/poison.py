@@ -161,7 +161,9 @@ def _otel_metrics():
     meter.create_counter("poison.requests", unit="1").add(3, {"route": "/orders"})
     meter.create_histogram("poison.latency", unit="ms").record(12.5, {"route": "/orders"})
     meter.create_up_down_counter("poison.in_flight").add(2, {"route": "/orders"})
-    return encode_metrics(reader.get_metrics_data())
+    data = reader.get_metrics_data()
+    assert data is not None  # the instruments above recorded
+    return encode_metrics(data)
 
 
 _METRIC_TABLE = {"sum": "otel_metrics_sum", "gauge": "otel_metrics_gauge", "histogram": "otel_metrics_histogram",
