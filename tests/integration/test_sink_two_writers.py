@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from hub.records.generate import generate_request_legs
+from hub.storage.sink import LEDGER_COLUMNS
 from tests.integration.test_sink_exactly_once import consume_all, counts, make_sink, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -50,3 +51,25 @@ def test_the_new_owner_enters_a_shorter_chunk_first_and_the_expelled_writer_take
     owner.write(messages[150:300])       # from 150 the owner takes the expelled worker's entry
     assert counts(store) == (300, 300)
     assert ledger(store, topic) == [(0, 99), (100, 149), (150, 199), (200, 299)]
+
+
+def test_of_two_entries_from_one_offset_the_one_written_first_holds_it(store, kafka_bootstrap, make_topic):
+    # Two entries from one first offset stand when the first was made before entries were claimed
+    # (or its claim fell out of the ledger's deduplication window): every writer takes the one
+    # written first, whose writer may have inserted its rows already.
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, generate_request_legs(300, seed=33), partition=0)
+    messages = consume_all(kafka_bootstrap, topic, 1, 300)
+    expelled = make_sink(store, kafka_bootstrap, topic, topic + ".dlq")
+    expelled.write(messages[:100])
+    owner = make_sink(store, kafka_bootstrap, topic, topic + ".dlq")
+    owner.recover_assigned([0])
+    # the expelled writer's chunk 100-199: its rows, and an entry not made under the claim's token
+    token = f"requests:{topic}:0:100-199"
+    expelled._write_chunk(0, messages[100:200], recovering=True)
+    store.insert(f"{store.database}.sink_ledger", [["requests", topic, 0, 100, 199, token, 100, 0]],
+                 LEDGER_COLUMNS, token=token + ":ledger")
+    owner.write(messages[100:150])       # its own entry stands too, written later
+    owner.write(messages[150:300])
+    assert counts(store) == (300, 300)
+    assert ledger(store, topic) == [(0, 99), (100, 149), (100, 199), (200, 299)]
