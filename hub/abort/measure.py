@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.abort.sketch import QuantileSketch
+from hub.stats import normal_sf, two_proportion_p_value  # noqa: F401 - the control-group test, written once
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 RATES = ("error_rate", "span_error_rate", "shadow_mismatch_rate")
@@ -183,24 +184,8 @@ def _and(*conditions: str) -> str:
     return " AND ".join(parts) if parts else "1"
 
 
-def normal_sf(z: float) -> float:
-    """P(Z > z) for a standard normal variable."""
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def two_proportion_p_value(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
-    """One-sided p-value that group a's error rate exceeds group b's (pooled z-test)."""
-    if n_a == 0 or n_b == 0:
-        return 1.0
-    p_a, p_b = errors_a / n_a, errors_b / n_b
-    pooled = (errors_a + errors_b) / (n_a + n_b)
-    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    if variance <= 0:
-        return 0.0 if p_a > p_b else 1.0
-    return normal_sf((p_a - p_b) / math.sqrt(variance))
-
-
 def _p_value_sql(e_a: str, n_a: str, e_b: str, n_b: str) -> str:
+    """``hub.stats.two_proportion_p_value`` (one-sided, pooled) as SQL over the four counts."""
     p_a, p_b = f"({e_a} / {n_a})", f"({e_b} / {n_b})"
     pooled = f"(({e_a} + {e_b}) / ({n_a} + {n_b}))"
     variance = f"({pooled} * (1 - {pooled}) * (1 / {n_a} + 1 / {n_b}))"

@@ -4,7 +4,10 @@ effect size, stored as a verdict with its confidence.
 - ``latency``: Mann-Whitney U (two samples, ties averaged, normal approximation with tie
   correction and continuity correction), one-sided "canary slower"; effect size Cliff's delta
   (= rank-biserial correlation) in [-1, 1], positive when the canary is slower.
-- ``error_rate``: two-proportion z test, one-sided "canary errs more"; effect size Cohen's h.
+- ``error_rate``: two-proportion z test (pooled variance), one-sided "canary errs more"; effect size
+  Cohen's h.
+
+Both tests come from ``hub.stats``, as does the abort judge's control-group test.
 
 Verdict, with ``alpha`` and the smallest effect that matters (``min_delta`` for latency, 0.147
 is Romano's "small"; ``min_h`` for errors, 0.2 is Cohen's "small"):
@@ -28,8 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
 
-__all__ = ["mann_whitney_u", "two_proportions", "Verdict", "judge_latency", "judge_errors", "judge_samples",
-           "judge_canary", "store_verdicts", "VERDICT_COLUMNS", "client_caused", "sample", "CLIENT_ERROR_PREFIX"]
+from hub.stats import MannWhitney, Proportions, mann_whitney_u, normal_cdf, two_proportions
+
+__all__ = ["mann_whitney_u", "two_proportions", "MannWhitney", "Proportions", "Verdict", "judge_latency",
+           "judge_errors", "judge_samples", "judge_canary", "store_verdicts", "VERDICT_COLUMNS", "client_caused", "sample", "CLIENT_ERROR_PREFIX"]
 
 CLIENT_ERROR_PREFIX = "client:"  # a leg's error that the client caused (the gateway writes it so)
 
@@ -45,80 +50,6 @@ def sample(route: str, leg: str, backend: str, latency_ms: float, status: int, e
     by_client = client_caused(status, error)
     return (route, leg, backend, latency_ms, not by_client and (status >= 500 or status == 0 or bool(error)),
             by_client)
-
-
-def _phi(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
-def _ranks(values: Sequence[float]) -> tuple[list[float], float]:
-    """Average ranks (1-based) and the tie term sum(t^3 - t)."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    ties = 0.0
-    i = 0
-    n = len(values)
-    while i < n:
-        j = i
-        v = values[order[i]]
-        while j + 1 < n and values[order[j + 1]] == v:
-            j += 1
-        r = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = r
-        t = j - i + 1
-        ties += t * t * t - t
-        i = j + 1
-    return ranks, ties
-
-
-@dataclass(frozen=True)
-class MannWhitney:
-    u: float            # U of the first sample (pairs where x > y, ties half)
-    p_greater: float    # one-sided p: x stochastically greater than y
-    p_two_sided: float
-    delta: float        # Cliff's delta = P(x > y) - P(x < y) = rank-biserial correlation
-    se_delta: float
-
-
-def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> MannWhitney:
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
-        return MannWhitney(0.0, 1.0, 1.0, 0.0, float("inf"))
-    ranks, ties = _ranks(list(x) + list(y))
-    r1 = sum(ranks[:n1])
-    u1 = r1 - n1 * (n1 + 1) / 2.0
-    mu = n1 * n2 / 2.0
-    n = n1 + n2
-    var = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
-    delta = 2.0 * u1 / (n1 * n2) - 1.0
-    if var <= 0:
-        return MannWhitney(u1, 1.0 if u1 <= mu else 0.0, 1.0, delta, float("inf"))
-    sd = math.sqrt(var)
-    z_greater = (u1 - mu - 0.5) / sd
-    z_two = (abs(u1 - mu) - 0.5) / sd
-    return MannWhitney(u1, 1.0 - _phi(z_greater), min(1.0, 2.0 * (1.0 - _phi(z_two))), delta,
-                       2.0 * sd / (n1 * n2))
-
-
-@dataclass(frozen=True)
-class Proportions:
-    p1: float
-    p2: float
-    p_greater: float  # one-sided: p1 > p2
-    h: float          # Cohen's h, positive when p1 > p2
-    se_h: float
-
-
-def two_proportions(k1: int, n1: int, k2: int, n2: int) -> Proportions:
-    if n1 == 0 or n2 == 0:
-        return Proportions(0.0, 0.0, 1.0, 0.0, float("inf"))
-    p1, p2 = k1 / n1, k2 / n2
-    pooled = (k1 + k2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    p = (1.0 - _phi((p1 - p2) / se)) if se > 0 else (0.0 if p1 > p2 else 1.0)
-    h = 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
-    return Proportions(p1, p2, p, h, math.sqrt(1 / n1 + 1 / n2))
 
 
 @dataclass
@@ -154,7 +85,7 @@ VERDICT_COLUMNS = ("judged_at", "experiment_id", "route", "metric", "verdict", "
 
 def _decide(p: float, effect: float, se: float, minimum: float, alpha: float, enough: bool) -> tuple[str, float]:
     worse = 1.0 - p
-    non_inferior = _phi((minimum - effect) / se) if se > 0 and math.isfinite(se) else 0.0
+    non_inferior = normal_cdf((minimum - effect) / se) if se > 0 and math.isfinite(se) else 0.0
     if not enough:
         return "inconclusive", 0.0
     if p < alpha and effect >= minimum:
