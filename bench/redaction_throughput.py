@@ -94,10 +94,10 @@ def _batches(messages: list[RawMessage], size: int) -> list[list[RawMessage]]:
 
 
 def _cold(redactor: Redactor) -> Redactor:
-    """The redactor with its caches of known-clean values emptied (its compiled patterns kept, as in
-    a worker that has run for a while and then meets new values)."""
+    """The redactor with its caches of known-clean (and known masked) values emptied (its compiled
+    patterns kept, as in a worker that has run for a while and then meets new values)."""
     e = redactor._engine
-    for cache in (e._clean_text, e._clean_url, e._clean_segments, e._clean_url_shape, e._clean_json,
+    for cache in (e._clean_text, e._masked_text, e._clean_url, e._clean_segments, e._clean_url_shape, e._clean_json,
                   *e._clean_shape.values()):
         cache.clear()
     return redactor

@@ -7,7 +7,8 @@ The hot path. What keeps it cheap:
   runs where something was found;
 - a bounded set of values already known to be clean (attribute values repeat: methods, status
   codes, routes, host names), so a repeated value costs one set lookup; only clean values are
-  remembered, never a value that contained something to redact;
+  remembered, never a value that contained something to redact; of such a text (a log line or
+  error that repeats) only a keyed digest is remembered, with its masked form;
 - the decision per attribute key (keep / mask as text / treat as URL / drop, and why) is cached;
 - attribute maps shared by many rows (resource and scope attributes) are redacted once per batch;
 - a row, map or list in which nothing changed is returned as the same object (no copy).
@@ -22,7 +23,8 @@ import hashlib
 import hmac
 import os
 import re
-from operator import itemgetter
+from functools import reduce
+from operator import itemgetter, or_
 from typing import Any, Callable, Final, Sequence
 from urllib.parse import unquote
 
@@ -34,7 +36,7 @@ from hub.otel.decode import LOG_COLUMNS, TRACE_COLUMNS
 from hub.shadow.records import PAIR_COLUMNS
 from hub.records.request_leg import REQUEST_COLUMNS
 from hub.redaction.columns import DECLARATIONS, SHAPES
-from hub.redaction.detectors import PHI_KEY
+from hub.redaction.detectors import PHI_KEY, trie_regex
 from hub.redaction.policy import (
     ALWAYS_KEPT,
     COLLECTION_ROUTE_WORDS,
@@ -203,6 +205,8 @@ _KEEP, _MASK, _AS_URL, _DROP = 0, 1, 2, 3
 
 _MASKS_MAX: Final = 48        # alternations of pattern subsets compiled, at most
 _CLEAN_MAX: Final = 100_000   # values remembered as clean, per kind (text / URL)
+_MASKED_MAX: Final = 10_000   # texts remembered with what they were masked to (a repeated log line, error)
+_MASKED_LEN: Final = 1_024    # ... when at most this long
 _KEYS_MAX: Final = 20_000     # attribute keys whose decision is remembered, per allowlist
 _SHORT: Final = 10            # texts up to this long skip the "requires" tests
 _DEPTH_MAX: Final = 64       # JSON nesting walked, at most (deeper content is replaced)
@@ -215,21 +219,21 @@ _BACKREF: Final = re.compile(r"\\[1-9]|\(\?P=")
 _PLAIN: Final = re.compile(r"(?:[^\\.^$*+?{}\[\]|()]|\\[^A-Za-z0-9])+")
 
 # kinds of "requires" checks
-_LITERAL, _LOWER, _REGEX = 0, 1, 2
+_LITERAL, _LOWER, _REGEX, _LITERALS = 0, 1, 2, 3
 
 
-def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[tuple[int, int, str, Any]]:
+def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[tuple[int, int, Any, Any]]:
     """How to test one pattern's ``requires``: as few, as cheap tests as possible.
 
-    Plain literals become one substring test (one literal) or one alternation of literals (which
-    the regex engine scans for in C); case-insensitive ones are looked for in the lower-cased text,
-    but only in ASCII text: Unicode case folding (the Kelvin sign matches ``k``, the long s matches
+    Plain literals are returned as literals (the engine looks for those of every pattern in one
+    pass, ``_literal_scan``); case-insensitive ones are looked for in the lower-cased text, but
+    only in ASCII text: Unicode case folding (the Kelvin sign matches ``k``, the long s matches
     ``s``) is left to the regex, so that the shortcut never disagrees with it. Anything else is
     one regex search.
     """
     exact: list[str] = []
     lower: list[str] = []
-    checks: list[tuple[int, int, str, Any]] = []
+    checks: list[tuple[int, int, Any, Any]] = []
     for requirement in requires:
         body, folded = requirement, ignore_case
         if body.startswith("(?i)"):
@@ -247,11 +251,21 @@ def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[t
     if len(exact) == 1:
         checks.insert(0, (bit, _LITERAL, exact[0], None))
     elif exact:
-        checks.insert(0, (bit, _REGEX, "", re.compile("|".join(map(re.escape, exact)))))
+        checks.insert(0, (bit, _LITERALS, tuple(exact), None))
     if lower:
-        alternatives = "|".join(map(re.escape, lower))
-        checks.insert(0, (bit, _LOWER, "", (re.compile(alternatives), re.compile(alternatives, re.I))))
+        # the literals, and their alternation for a text that is not ASCII
+        checks.insert(0, (bit, _LOWER, tuple(lower), re.compile("|".join(map(re.escape, lower)), re.I)))
     return checks
+
+
+def _literal_scan(bits: dict[str, int]) -> tuple[re.Pattern | None, dict[str, int]]:
+    """A regex whose ``findall`` lists, at every position of a text, the longest of the literals
+    ``bits`` (literal -> bit mask) that starts there, and for each literal the bits of it and of
+    every literal that is a prefix of it (those start at the same position)."""
+    if not bits:
+        return None, {}
+    scan = re.compile("(?=(" + trie_regex(bits) + "))")
+    return scan, {w: reduce(or_, (b for v, b in bits.items() if w.startswith(v))) for w in bits}
 
 
 class _Engine:
@@ -275,11 +289,31 @@ class _Engine:
         # (bit, compiled "requires" or None) per pattern; a text activates the patterns whose
         # requirement it meets, and is searched with the alternation of just those
         self._always = 0
-        self._checks: list[tuple[int, int, str, re.Pattern]] = []
+        self._checks: list[tuple[int, int, Any, Any]] = []
         for i, p in enumerate(pats):
             if not p.requires:
                 self._always |= 1 << i
             self._checks.extend(_checks_of(1 << i, p.requires, p.ignore_case))
+        # the literals of every pattern's "requires" are looked for in one pass over the text (one for
+        # the lower-cased ones, one for the exact ones): a trie of them in a lookahead, tried at every
+        # position, finds the longest literal starting there, and with it every shorter one that
+        # starts there (its prefixes): each maps to the patterns of all of them
+        lower: dict[str, int] = {}
+        exact: dict[str, int] = {}
+        self._lower_regex: list[tuple[int, re.Pattern]] = []  # the lower-cased ones, for non-ASCII text
+        self._regex_checks: list[tuple[int, re.Pattern]] = []
+        for bit, kind, literal, rx in self._checks:
+            if kind == _LOWER:
+                for word in literal:
+                    lower[word] = lower.get(word, 0) | bit
+                self._lower_regex.append((bit, rx))
+            elif kind == _LITERAL or kind == _LITERALS:
+                for word in ((literal,) if kind == _LITERAL else literal):
+                    exact[word] = exact.get(word, 0) | bit
+            else:
+                self._regex_checks.append((bit, rx))
+        self._lower_scan, self._lower_bits = _literal_scan(lower)
+        self._exact_scan, self._exact_bits = _literal_scan(exact)
         self._single = [re.compile(p.pattern, re.I if p.ignore_case else 0) for p in pats]
         self._keeps_cue = ["value" in rx.groupindex for rx in self._single]
         self._names = [p.name for p in pats]
@@ -304,6 +338,8 @@ class _Engine:
         self._allow = {name: glob_regex(tuple(keys) + ALWAYS_KEPT) for name, keys in policy.allowlists.items()}
         self._key_actions: dict[Any, dict[str, tuple[int, str]]] = {}
         self._clean_text: set[str] = set()
+        self._masked_text: dict[bytes, tuple[str, tuple[str, ...]]] = {}  # digest of a text -> (masked, hits)
+        self._masked_key = os.urandom(16)
         self._clean_url: set[str] = set()
         self._clean_shape: dict[str, set[str]] = {name: set() for name in SHAPES}
         self._clean_segments: set[str] = set()
@@ -321,23 +357,21 @@ class _Engine:
     def _active(self, text: str) -> int:
         """Bit mask of the patterns whose ``requires`` the text meets (all bits for patterns without)."""
         mask = self._always
-        low = None
-        ascii_only = text.isascii()
-        for bit, kind, literal, rx in self._checks:
-            if mask & bit:
-                continue
-            if kind == _LITERAL:
-                if literal in text:
-                    mask |= bit
-            elif kind == _LOWER:
-                if ascii_only:
-                    if low is None:
-                        low = text.lower()
-                    if rx[0].search(low) is not None:
+        if self._lower_scan is not None:
+            if text.isascii():
+                bits = self._lower_bits
+                for word in self._lower_scan.findall(text.lower()):
+                    mask |= bits[word]
+            else:  # non-ASCII: the case-insensitive regex decides (Unicode case folding)
+                for bit, rx in self._lower_regex:
+                    if not mask & bit and rx.search(text) is not None:
                         mask |= bit
-                elif rx[1].search(text) is not None:  # non-ASCII: the case-insensitive regex decides
-                    mask |= bit
-            elif rx.search(text) is not None:
+        if self._exact_scan is not None:
+            bits = self._exact_bits
+            for word in self._exact_scan.findall(text):
+                mask |= bits[word]
+        for bit, rx in self._regex_checks:
+            if not mask & bit and rx.search(text) is not None:
                 mask |= bit
         return mask
 
@@ -459,6 +493,25 @@ class _Engine:
         """Free text: query strings in embedded URLs, mask patterns, identifiers in embedded paths."""
         if not text or text in self._clean_text:
             return text
+        if len(text) > _MASKED_LEN:
+            return self._text(text, hits)
+        # a text masked before: the same result and the same hits, found by a keyed digest of the
+        # text (the text itself, patient data, is not kept)
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, key=self._masked_key).digest()
+        known = self._masked_text.get(digest)
+        if known is not None:
+            hits.extend(known[1])
+            return known[0]
+        mark = len(hits)
+        out = self._text(text, hits)
+        if out is not text:
+            masked = self._masked_text
+            if len(masked) >= _MASKED_MAX:
+                masked.clear()
+            masked[digest] = (out, tuple(hits[mark:]))
+        return out
+
+    def _text(self, text: str, hits: list) -> str:
         out = text
         if text[0] in "{[" or text[-1:] in "}]":
             walked = self._json_in_text(text, hits)

@@ -82,10 +82,19 @@ _CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
     "chart", "record", "lab", "result", "meds", "medication", "allerg", "order", "vital", "note", "encounter",
     "visit", "admission", "discharge", "referral", "appointment", "bed", "room", "mar"))
 
+#: What ``(?i)`` matches for each ASCII letter, as a case-sensitive class (Unicode case folding adds
+#: the dotted and dotless i, the Kelvin sign and the long s); checked over every code point by a test.
+FOLDED: Final[dict[str, str]] = {
+    **{c: f"[{c.upper()}{c}]" for c in "abcdefghijklmnopqrstuvwxyz"},
+    "i": "[Ii\u0130\u0131]", "k": "[Kk\u212a]", "s": "[Ss\u017f]",
+}
 
-def trie_regex(words) -> str:
+
+def trie_regex(words, fold: bool = False) -> str:
     """One regex alternation of ``words`` as a trie (``a(?:aron|bigail|...)``): compiles and
-    searches much faster than a flat list of hundreds of words."""
+    searches much faster than a flat list of hundreds of words. ``fold``: each ASCII letter as its
+    ``FOLDED`` class, what ``(?i:...)`` of the trie matches, in a case-sensitive regex (which skips a
+    branch whose first letter does not fit without entering it)."""
     trie: dict = {}
     for w in words:
         node = trie
@@ -95,7 +104,8 @@ def trie_regex(words) -> str:
 
     def build(node: dict) -> str:
         ends = "" in node
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        branches = [(FOLDED[ch] if fold and ch in FOLDED else re.escape(ch)) + build(child)
+                    for ch, child in sorted(node.items()) if ch]
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
@@ -106,7 +116,8 @@ def trie_regex(words) -> str:
     return build(trie)
 
 
-_GIVEN: Final = trie_regex(GIVEN_NAMES)
+#: The given names in any case (``(?i:<trie>)``, as folded classes: faster).
+_GIVEN: Final = trie_regex(GIVEN_NAMES, fold=True)
 #: The census's given names (``hub.redaction.given_names``), capitalised: matched case-sensitively.
 _CENSUS: Final = trie_regex(n.capitalize() for n in CENSUS_GIVEN_NAMES)
 #: Words of operations text that a capitalised pair of words is made of (``Primary Database``,
@@ -122,22 +133,33 @@ the a an this that these those our your their its after before during when while
 monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
 september october november december team on call oncall ops sre dev prod production staging test qa
 """.split())))
-_NOT_OPS: Final = rf"(?!(?i:{trie_regex(OPS_WORDS)})\b)"
+_NOT_OPS: Final = rf"(?!(?:{trie_regex(OPS_WORDS, fold=True)})\b)"
 CLINICAL_BEFORE: Final = (trie_regex(_VERBS_BEFORE) + r"(?:\s+by)?|(?:" + trie_regex(_NOUNS_BEFORE) + r")\s+(?:for|of)"
                           # who saw or paged a patient, read as a name: free text cannot tell staff from patient
                           + r"|(?:paged|visited|assessed|consulted)\s+by")
 _CUES: Final = r"patient|pt|mr|mrs|ms|miss|mx|dr|name|the|a|an|this|that|user|member"
 _CAP: Final = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
 
-#: Key names whose values are patient data, in any spelling (``patientName``, ``patient.name``).
-PHI_KEY: Final = (
-    r"[A-Za-z0-9_.-]*(?:patient|ssn|social[_.-]?security|mrn|medical[_.-]?record|dob|birth|e-?mail|phone|"
-    r"mobile|telephone|street|address|zip(?:code)?|postcode|insurance|insured|member[_.-]?id|"
-    r"subscriber|policy[_.-]?(?:id|number|no)|mbi|medicare|medicaid|first[_.-]?name|last[_.-]?name|"
-    r"full[_.-]?name|given[_.-]?name|family[_.-]?name|surname|maiden|guardian|next[_.-]?of[_.-]?kin|"
-    r"diagnosis|allerg(?:y|ies))[A-Za-z0-9_.-]*"
-    r"|name|fullname|firstname|lastname"
+#: The words of which a PHI-named key holds one (each a regex that starts with a lower-case letter).
+_PHI_KEY_WORDS: Final = (
+    "patient", "ssn", r"social[_.-]?security", "mrn", r"medical[_.-]?record", "dob", "birth", "e-?mail", "phone",
+    "mobile", "telephone", "street", "address", "zip(?:code)?", "postcode", "insurance", "insured", r"member[_.-]?id",
+    "subscriber", r"policy[_.-]?(?:id|number|no)", "mbi", "medicare", "medicaid", r"first[_.-]?name", r"last[_.-]?name",
+    r"full[_.-]?name", r"given[_.-]?name", r"family[_.-]?name", "surname", "maiden", "guardian", r"next[_.-]?of[_.-]?kin",
+    "diagnosis", "allerg(?:y|ies)",
 )
+
+
+def _phi_key(words: tuple[str, ...]) -> str:
+    return r"[A-Za-z0-9_.-]*(?:" + "|".join(words) + r")[A-Za-z0-9_.-]*|name|fullname|firstname|lastname"
+
+
+#: Key names whose values are patient data, in any spelling (``patientName``, ``patient.name``).
+PHI_KEY: Final = _phi_key(_PHI_KEY_WORDS)
+#: ``PHI_KEY`` for a case-insensitive pattern, each word's first letter a case-sensitive class (the same
+#: strings): the regex engine then skips a word whose first letter does not fit without entering it,
+#: where it would try every word at every position of a key (``REDACTED`` before each marker's ``:``).
+_PHI_KEY_FAST: Final = _phi_key(tuple(f"(?-i:{FOLDED[w[0]]})" + w[1:] for w in _PHI_KEY_WORDS))
 
 #: A hyphenated name with an infrastructure part (``patient-api``, ``patient-api-gameday-3f9a1c``,
 #: ``patients-db-replica``) names a service, gateway or experiment, not a field of a patient: text
@@ -151,11 +173,15 @@ _NOT_SERVICE_KEY: Final = (r"(?![A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*-(?:api|apis|s
 #: same), since the alternation is tried at every backtracking point of every word otherwise.
 _BEFORE_SEPARATOR: Final = r"(?=[A-Za-z0-9_.-]*(?:[ \t]*\\*[\"'])?\s*(?::|=>|=))"
 
+#: Not the word of a marker (``[REDACTED:name]``), which is followed by a separator but holds no PHI key:
+#: a speed-up only, since every marker of a masked text would have its key alternation tried.
+_NOT_MARKER: Final = r"(?!redacted:)"
+
 # (name, pattern, ignore_case, requires)
 DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
     # a value under a PHI-named key: JSON (any spacing, escaped quotes), YAML, key=value
     ("phi_key",
-     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])" + _BEFORE_SEPARATOR + _NOT_SERVICE_KEY + r"(?:" + PHI_KEY + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
+     r"(?:\\*[\"'])?(?<![A-Za-z0-9_.-])" + _NOT_MARKER + _BEFORE_SEPARATOR + _NOT_SERVICE_KEY + r"(?:" + _PHI_KEY_FAST + r")(?:[ \t]*\\*[\"'])?\s*(?::|=>|=)\s*"
      r"(?P<value>(?!\\*[\"']?\[REDACTED:)(?!\{|\[[\s\\\"']*\[REDACTED:)(?:\[[^\]]*\]|\\*\"(?:[^\"\\]|\\+[^\"\\]|\\+\\)*?\\*\"|'[^']*'|[^\s,;&}\]\"'\\]+(?:[ \t]+(?-i:[A-Z0-9])[^\s,;&}\]\"'\\]*){0,3}"
      r"(?:(?<=[A-Za-z]{3})[ \t]+(?-i:[a-z][a-z'-]{2,})(?![\w=:.-]))?))",
      True, tuple("(?i)" + w for w in (
@@ -226,12 +252,12 @@ DETECTORS: Final[tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = (
      False, (r"\d\.\d", "::", r"[0-9A-Fa-f]:(?:[0-9A-Fa-f]{1,4}:){6}")),
     # names from the list of given names, "Last, First", and name tokens (jane.doe, jane-doe)
     ("name_known",
-     rf"\b(?i:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_NOT_OPS}{_CAP}|[._+-]+{_NOT_OPS}[A-Za-z][A-Za-z'-]+)",
+     rf"\b(?:{_GIVEN})(?:\b(?:\s+[A-Z]\.)?\s+{_NOT_OPS}{_CAP}|[._+-]+{_NOT_OPS}[A-Za-z][A-Za-z'-]+)",
      False, ()),
     ("name_known_last",
      # the surname's length is bounded: ``[A-Za-z'-]+`` followed by ``[._+-]+`` backtracked over a
      # whole "ab-ab-ab-..." run from every word start (quadratic; 43 s for a 21 KB dead letter)
-     rf"(?:\b{_CAP},\s?|\b[A-Za-z][A-Za-z'-]{{1,40}}[._+-]{{1,3}})(?i:{_GIVEN})\b",
+     rf"(?:\b{_CAP},\s?|\b[A-Za-z][A-Za-z'-]{{1,40}}[._+-]{{1,3}})(?:{_GIVEN})\b",
      False, (",", r"\.", "_", r"\+", "-")),
     # a lower-case title joined to a word (``dr.kessmorberg``), ``mr``/``mrs`` and a lower-case word
     # (``mr brackwater``); ``dr`` and a word apart is left (disaster recovery: ``dr failover``)
