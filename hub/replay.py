@@ -50,6 +50,7 @@ from hub.runtime.fetch import KafkaRangeFetcher
 from hub.settings import Settings
 from hub.storage.client import Store, open_store
 from hub.redaction.dead_letters import RedactingDeadLetterPublisher
+from hub.retry import NO_WAIT, retry
 from hub.storage.migrations import migrate
 from hub.storage.sink import ExactlyOnceSink
 
@@ -154,20 +155,25 @@ def _drop_fresh(work: Settings, store: Store, database: str) -> str:
     """Drop ``database`` after an interrupt: on a fresh connection first (the interrupted one may
     be stuck in its request, or its session still locked by it), then on ``store``. Returns ''
     once the database is gone, else the last error."""
-    error = ""
-    for attempt in range(3):
+    tried = 0
+
+    def drop() -> str:
+        nonlocal tried
+        tried += 1
         fresh = None
         try:
-            fresh = open_store(work, create_database=False) if attempt < 2 else store
+            fresh = open_store(work, create_database=False) if tried < 3 else store
             fresh.command(f"DROP DATABASE IF EXISTS {database} SYNC")
             return ""
-        except Exception as exc:  # noqa: BLE001 - reported, and the next replay drops it
-            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         finally:
             if fresh is not None and fresh is not store:
                 with contextlib.suppress(Exception):
                     fresh.close()
-    return error
+
+    try:
+        return retry(drop, retry_on=(Exception,), backoff=NO_WAIT, attempts=3)
+    except Exception as exc:  # noqa: BLE001 - reported, and the next replay drops it
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _rebuild(work: Settings, store: Store, progress: Progress, batch: int, deadline: float,

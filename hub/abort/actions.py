@@ -24,6 +24,7 @@ from typing import Callable
 from hub.abort.wording import contributor, plain, value_against_threshold
 from hub.errors import UserError
 from hub.masking import mask_secrets, mask_url
+from hub.retry import Backoff, retry
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,14 @@ def _credentials(url: str) -> tuple[str, dict]:
     return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), headers
 
 
+#: A webhook's tries: 0.5 s before the second, 1 s before the third (doubling).
+WEBHOOK_BACKOFF = Backoff(0.5)
+
+
+class _Unanswered(Exception):
+    """One POST that failed (its status and error are kept by ``post_json``)."""
+
+
 def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dict:
     """POST with retries; returns the outcome with its URL masked and the time it took (never raises)."""
     body = json.dumps(payload).encode()
@@ -89,19 +98,28 @@ def post_json(url: str, payload, attempts: int = 3, timeout: float = 5.0) -> dic
                 "error": mask_secrets(error), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
     target, headers = _credentials(url)
-    for attempt in range(1, attempts + 1):
+    tried = 0
+
+    def once() -> dict:
+        nonlocal status, error, tried
+        tried += 1
         request = urllib.request.Request(target, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status = response.status
-                return outcome(True, attempt)
+                return outcome(True, tried)
         except urllib.error.HTTPError as exc:
             status, error = exc.code, f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             error = str(getattr(exc, "reason", exc))
-        if attempt < attempts:
-            time.sleep(0.5 * 2 ** (attempt - 1))
-    return outcome(False, attempts)
+        raise _Unanswered
+
+    if attempts < 1:
+        return outcome(False, attempts)
+    try:
+        return retry(once, retry_on=(_Unanswered,), backoff=WEBHOOK_BACKOFF, attempts=attempts)
+    except _Unanswered:
+        return outcome(False, attempts)
 
 
 def utc_now() -> dt.datetime:

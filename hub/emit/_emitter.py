@@ -30,12 +30,15 @@ import msgspec
 
 from hub.records.generate import encode_event
 from hub.records.request_leg import RequestLeg, new_event
+from hub.retry import Backoff
 
 __all__ = ["EventEmitter", "partition_for", "murmur2"]
 
 log = logging.getLogger("hub.emit")
 
 DEFAULT_SOURCE: Final = "/emitters/python"
+#: The waits after a failed connect or send: 0.2 s doubling to 5 s, from the start again once connected.
+RECONNECT_BACKOFF: Final = Backoff(0.2, cap=5.0)
 _OBJECT_DECODER: Final = msgspec.json.Decoder(dict)
 _V4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
@@ -295,7 +298,7 @@ class EventEmitter:
 
     def _run(self) -> None:
         producer = None
-        backoff = 0.2
+        waits = RECONNECT_BACKOFF.waits()
         try:
             while True:
                 if not self._stop.is_set():
@@ -305,14 +308,13 @@ class EventEmitter:
                 try:
                     if producer is None:
                         producer = self._connect()
-                        backoff = 0.2
+                        waits = RECONNECT_BACKOFF.waits()
                     self._drain(producer)
                 except Exception as exc:  # broker down, metadata timeout, anything else
                     self._note_error(exc)
                     if self._stop.is_set():
                         break
-                    self._stop.wait(backoff)  # returns early on close
-                    backoff = min(backoff * 2, 5.0)
+                    self._stop.wait(next(waits))  # returns early on close
                 self._report()
                 if self._stop.is_set() and (not self._buffer or producer is None):
                     break

@@ -71,6 +71,7 @@ import msgspec
 
 from hub.errors import InvalidRecord, RecoverableError, StoreRejected
 from hub.records.decode import RawMessage
+from hub.retry import Backoff, retry
 from hub.storage.client import Store, first_line
 
 log = logging.getLogger(__name__)
@@ -873,21 +874,20 @@ def _is_transient_kafka_error(exc: BaseException) -> bool:
 def retry_recoverable(fn: Callable[[], Any], should_stop: Callable[[], bool] = lambda: False,
                       sleep: Callable[[float], None] = time.sleep,
                       on_retry: Callable[[BaseException], None] | None = None) -> Any:
-    """The one retry policy: call ``fn`` until it does not raise RecoverableError (the store or
+    """The sink's retry policy (``hub.retry``): call ``fn`` until it does not raise RecoverableError (the store or
     the broker is away): back-pressure, with a delay doubling from 0.2 s to 10 s. Any other error
     (``StoreRejected`` among them) is raised at once: retrying the same data cannot help."""
-    delay = 0.2
-    while True:
-        try:
-            return fn()
-        except RecoverableError as exc:
-            if should_stop():
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
-            sleep(delay)
-            delay = min(delay * 2, 10.0)
+    def note(exc: BaseException, delay: float) -> None:
+        if on_retry is not None:
+            on_retry(exc)
+        log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
+
+    return retry(fn, retry_on=(RecoverableError,), backoff=STORE_BACKOFF, should_stop=should_stop,
+                 on_retry=note, sleep=sleep)
+
+
+#: The sink's waits for the store or the broker: 0.2 s doubling to 10 s, without end.
+STORE_BACKOFF = Backoff(0.2, cap=10.0)
 
 
 def write_with_retry(sink: ExactlyOnceSink, messages: Sequence[RawMessage],
