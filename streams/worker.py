@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
+from hub.metrics import Families
 from hub.abort.runtime import JudgeRuntime, RollupPublisher
 from hub.experiments.registry import ExperimentRegistry
 from hub.shadow.pairing import PairingAgent
@@ -51,6 +52,43 @@ def sink_lags(sinks, assignment, highwater, committed: dict) -> dict[str, dict[i
             continue
         next_offset = max(committed.get(tp) or 0, sink.landed.get(tp.partition, -1) + 1)
         out[sink.spec.name][tp.partition] = max(0, int(high) - int(next_offset))
+    return out
+
+
+def metric_families(sinks, judge: JudgeRuntime, current: dict[str, dict[int, int]],
+                    redactions: dict[tuple[str, str], int], now: float) -> Families:
+    """``/metrics``: the sinks', the dead letters', the judge's and the redaction's values now."""
+    out = Families()
+    for (source, rule), n in redactions.items():
+        out.add("hub_redactions", n, kind="untyped", help="Values masked, by source and rule.",
+                source=source, rule=rule)
+    for sink in sinks:
+        s, name = sink.stats, sink.spec.name
+        out.add("hub_sink_stalled_seconds", sink.health.stalled_seconds(now), kind="gauge",
+                help="Seconds the sink has waited for the store or the broker (0 when it is not stalled).", sink=name)
+        out.add("hub_sink_lag", sum(current[name].values()), kind="gauge",
+                help="Records of the sink's topic not yet stored.", sink=name)
+        out.add("hub_sink_unexpected_errors", sink.health.errors, kind="untyped",
+                help="Errors the sink did not expect.", sink=name)
+        out.add("hub_sink_records_stored", s.stored, kind="untyped", help="Records stored.", sink=name)
+        out.add("hub_sink_records_skipped", s.skipped, kind="untyped",
+                help="Records skipped as stored before.", sink=name)
+        out.add("hub_sink_batches", s.batches, kind="untyped", help="Batches written.", sink=name)
+        out.add("hub_sink_insert_seconds", round(s.insert_seconds, 3), kind="untyped",
+                help="Seconds spent inserting.", sink=name)
+        for step, seconds in list(s.phase_seconds.items()):
+            out.add("hub_sink_step_seconds", round(seconds, 3), kind="untyped",
+                    help="Seconds the sink spent per step of a write.", sink=name, step=step)
+        for reason, count in s.invalid_by_reason.items():
+            out.add("hub_dlq_records", count, kind="untyped", help="Records sent to the dead-letter topic, by reason.",
+                    sink=name, reason=reason)
+    if sinks:  # one dead-letter publisher for all sinks
+        out.add("hub_dlq_truncated", getattr(sinks[-1].dead_letters, "truncated", 0), kind="untyped",
+                help="Dead letters whose value was cut to fit.")
+    out.add("hub_judge_errors", judge.health.errors, kind="untyped", help="Errors of the abort judge.")
+    for topic, count in list(judge.skipped.items()):
+        out.add("hub_judge_skipped_records", count, kind="untyped", help="Records the abort judge skipped, by topic.",
+                topic=topic)
     return out
 
 
@@ -165,30 +203,8 @@ def build(settings: Settings):
                                          for a in list(judge.actions.outcomes)[-5:]]},
         }
 
-    def metrics() -> dict:
-        out: dict = {}
-        for (source, rule), n in redactor_for(settings).stats.snapshot().items():
-            out[f'redactions{{source="{source}",rule="{rule}"}}'] = n
-        current = lags()
-        now = time.time()
-        for sink in sinks:
-            s, label = sink.stats, f'{{sink="{sink.spec.name}"}}'
-            out[f"sink_stalled_seconds{label}"] = sink.health.stalled_seconds(now)
-            out[f"sink_lag{label}"] = sum(current[sink.spec.name].values())
-            out[f"sink_unexpected_errors{label}"] = sink.health.errors
-            out["dlq_truncated"] = getattr(sink.dead_letters, "truncated", 0)  # one publisher for all sinks
-            out[f"sink_records_stored{label}"] = s.stored
-            out[f"sink_records_skipped{label}"] = s.skipped
-            out[f"sink_batches{label}"] = s.batches
-            out[f"sink_insert_seconds{label}"] = round(s.insert_seconds, 3)
-            for step, seconds in list(s.phase_seconds.items()):
-                out[f'sink_step_seconds{{sink="{sink.spec.name}",step="{step}"}}'] = round(seconds, 3)
-            for reason, count in s.invalid_by_reason.items():
-                out[f'dlq_records{{sink="{sink.spec.name}",reason="{reason}"}}'] = count
-        out["judge_errors"] = judge.health.errors
-        for topic, count in list(judge.skipped.items()):
-            out[f'judge_skipped_records{{topic="{topic}"}}'] = count
-        return out
+    def metrics() -> Families:
+        return metric_families(sinks, judge, lags(), redactor_for(settings).stats.snapshot(), time.time())
 
     ctx = ApiContext(store=store, token=settings.api_token, is_ready=is_ready, status=status, metrics=metrics,
                      health=health,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from hub.metrics import CONTENT_TYPE, Families, exposition
 from hub.records.decode import Limits, limits_from, too_deep
 from hub.sql import QueryRefused, SqlLimits, run_readonly, sql_limits
 from hub.sql.guard import MAX_CONCURRENT
@@ -32,7 +33,8 @@ class ApiContext:
     #: ``{"status": "ok"|"degraded", "problems": [{"sink", "state", "partition", "error", "since"}]}``
     health: Callable[[], dict] = lambda: {"status": "ok", "problems": []}
     status: Callable[[], dict] = dict
-    metrics: Callable[[], dict] = dict
+    #: the current values, for ``GET /metrics`` (``hub.metrics``)
+    metrics: Callable[[], Families] = Families
     max_rows: int = 100_000
     extra: dict = field(default_factory=dict)
 
@@ -243,12 +245,7 @@ def build_app(ctx: ApiContext) -> web.Application:
         return json_response(ctx.status())
 
     async def metrics(_: web.Request) -> web.Response:
-        lines = []
-        for name, value in sorted(ctx.metrics().items()):
-            base, brace, labels = name.partition("{")
-            metric = "hub_" + base.replace(".", "_").replace("-", "_")
-            lines.append(f"{metric}{brace}{labels} {value}")
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        return web.Response(body=exposition(ctx.metrics()), headers={"Content-Type": CONTENT_TYPE})
 
     async def sql(request: web.Request) -> web.Response:
         try:

@@ -58,6 +58,7 @@ from hub.gateway.headers import (
     FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
     OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id, valid_host)
 from hub.gateway.paths import BadTarget, normalize_target
+from hub.metrics import CONTENT_TYPE, Families, exposition
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
 from hub.shadow.noise import WHOLE_BODY, NoiseModel, body_diff, clean_comparison
@@ -414,21 +415,28 @@ class Gateway:
                                   "shadow_queue": self.bulkhead.queued, "shadow_bytes": self.bulkhead.bytes})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        name = self.config.name.replace("\\", "\\\\").replace('"', '\\"')
-        lines = []
+        return web.Response(body=exposition(self.metric_families()), headers={"Content-Type": CONTENT_TYPE})
+
+    def metric_families(self) -> Families:
+        """The gateway's counters, its bulkhead's and its emitters' now, labelled with its name."""
+        out, gateway = Families(), self.config.name
         for key, value in self.counters.items():
-            lines.append(f"# TYPE hub_gateway_{key}_total counter")
-            lines.append(f'hub_gateway_{key}_total{{gateway="{name}"}} {value}')
+            out.add(f"hub_gateway_{key}_total", value, kind="counter", help=f"Gateway count: {key}.", gateway=gateway)
         for key, value in self.bulkhead.stats.items():
-            lines.append(f'hub_gateway_bulkhead_{key}_total{{gateway="{name}"}} {value}')
-        lines.append(f'hub_gateway_bulkhead_queued{{gateway="{name}"}} {self.bulkhead.queued}')
-        lines.append(f'hub_gateway_bulkhead_bytes{{gateway="{name}"}} {self.bulkhead.bytes}')
+            out.add(f"hub_gateway_bulkhead_{key}_total", value, kind="counter", help=f"Shadow bulkhead count: {key}.",
+                    gateway=gateway)
+        out.add("hub_gateway_bulkhead_queued", self.bulkhead.queued, kind="gauge",
+                help="Shadow requests waiting in the bulkhead.", gateway=gateway)
+        out.add("hub_gateway_bulkhead_bytes", self.bulkhead.bytes, kind="gauge",
+                help="Bytes of the shadow requests held by the bulkhead.", gateway=gateway)
         for outcome, value in sorted(self.outcomes.items()):
-            lines.append(f'hub_gateway_pairs_by_outcome_total{{gateway="{name}",outcome="{outcome}"}} {value}')
+            out.add("hub_gateway_pairs_by_outcome_total", value, kind="counter", help="Shadow pairs by outcome.",
+                    gateway=gateway, outcome=outcome)
         for emitter in self._emitters:
             for key, value in emitter.stats().items():
-                lines.append(f'hub_gateway_emitter_{key}{{gateway="{name}",topic="{emitter.topic}"}} {value}')
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+                out.add(f"hub_gateway_emitter_{key}", value, kind="untyped",
+                        help=f"Event emitter: {key} (hub.emit.EventEmitter.stats).", gateway=gateway, topic=emitter.topic)
+        return out
 
     # ---- routing ------------------------------------------------------------------------------
     def match(self, path: str, method: str) -> tuple[Route | None, bool]:

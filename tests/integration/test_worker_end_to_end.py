@@ -51,7 +51,7 @@ def test_malformed_record_lands_in_dead_letters_with_reason_and_offset_and_later
         metrics = worker.stack.api("/v1/status")["sink"]["requests"]
         assert metrics["invalid_by_reason"] == {"not JSON": 1}
         prometheus = urllib.request.urlopen(worker.settings.http_url + "/metrics").read().decode()
-        assert 'hub_dlq_records{sink="requests",reason="not JSON"} 1' in prometheus
+        assert 'hub_dlq_records{reason="not JSON",sink="requests"} 1' in prometheus
         # where the requests sink's time went, per step of a write
         steps = {"decode", "place", "ledger", "after_ledger", "insert", "after_store"}
         assert set(metrics["phase_seconds"]) == steps
