@@ -39,6 +39,14 @@ def _status_ranges(values) -> list[tuple[int, int]]:
     return ranges
 
 
+def _equals(index: int, value: Any) -> Predicate:
+    return lambda row: bool(row[index] == value)
+
+
+def _both(first: Predicate, then: Predicate) -> Predicate:
+    return lambda row: first(row) and then(row)
+
+
 def failed(row: Sequence[Any]) -> bool:
     return request_failed(row[_STATUS], row[_ERROR])
 
@@ -51,7 +59,7 @@ def predicate(match) -> Predicate:
     for attr, index in (("leg", _LEG), ("route", _ROUTE), ("gateway", _GATEWAY), ("backend", _BACKEND)):
         value = getattr(match, attr, None)
         if value is not None:
-            checks.append(lambda row, i=index, v=value: row[i] == v)
+            checks.append(_equals(index, value))
     if getattr(match, "method", None):
         methods = frozenset(match.method)
         checks.append(lambda row: row[_METHOD] in methods)
@@ -104,13 +112,13 @@ def counters(conditions) -> list[tuple[str, Predicate, Predicate]]:
     The numerator of a ratio counts rows that match both ``where`` and ``of``; a count's
     denominator is every row in the rollup (it is only the sample count).
     """
-    out = []
+    out: list[tuple[str, Predicate, Predicate]] = []
     for c in conditions:
         if c.measurement not in ("count", "ratio"):
             continue
         where, of = predicate(c.where), predicate(getattr(c, "of", None))
         if c.measurement == "ratio" and getattr(c, "of", None) is not None:
-            out.append((c.name, lambda row, w=where, o=of: o(row) and w(row), of))
+            out.append((c.name, _both(of, where), of))
         else:
             out.append((c.name, where, of))
     return out

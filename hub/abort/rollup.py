@@ -63,7 +63,9 @@ def _add(cells: dict, experiment: str, key: tuple, latency_ms: float, error: boo
     per = cells.setdefault(experiment, {})
     cell = per.get(key)
     if cell is None:
-        cell = per[key] = Cell(*key[:7], kind=key[7] if len(key) > 7 else "")
+        second, source, leg, route, gateway, backend, service = key[:7]
+        cell = per[key] = Cell(second, source, leg, route, gateway, backend, service,
+                               kind=key[7] if len(key) > 7 else "")
     cell.count += 1
     cell.sketch.add(latency_ms)
     if error:

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Final, MutableMapping
 from urllib.parse import quote, unquote
 
 from hub.names import ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE, LEGS
-from hub.records.request_leg import RequestLeg
+from hub.records.request_leg import Leg, RequestLeg
 
 __all__ = [
     "RequestLegMiddleware",
@@ -115,7 +115,7 @@ class RequestLegMiddleware:
         *,
         gateway: str,
         backend: str,
-        leg: str = "primary",
+        leg: Leg = "primary",
         route_of: Callable[[Scope], str | None] | None = None,
         sink: Callable[[RequestLeg, dict[str, Any]], Any] | None = None,
         source: str | None = None,

@@ -19,7 +19,7 @@ from typing import Final, Iterator
 import msgspec
 
 from hub.names import RECORD_REQUEST_LEG
-from hub.records.request_leg import RequestLeg, RequestLegEvent
+from hub.records.request_leg import Leg, RequestLeg, RequestLegEvent
 
 __all__ = ["encode_event", "generate_request_legs", "GATEWAYS", "ROUTES"]
 
@@ -128,7 +128,7 @@ def generate_request_legs(
         method, route, backend, shadow_backend, _, median, sigma, req_b, resp_b = ROUTES[
             bisect(rt_cum, rand() * rt_total)
         ]
-        leg = "primary"
+        leg: Leg = "primary"
         if rand() < CANARY_SHARE:
             leg, backend = "canary", backend + "-canary"
         latency = lognorm(log(median), sigma)

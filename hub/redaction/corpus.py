@@ -28,7 +28,7 @@ import random
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from hub.redaction.detectors import GIVEN_NAMES
 
@@ -339,7 +339,7 @@ def _logs(pl: _Placer, path: str, rng: random.Random, now_ns: int) -> dict:
 
 def _metrics(pl: _Placer, path: str, rng: random.Random, now_ns: int) -> dict:
     def point(kind):
-        p = {"attributes": _attrs(pl, path, "Attributes"), "timeUnixNano": str(now_ns),
+        p: dict[str, Any] = {"attributes": _attrs(pl, path, "Attributes"), "timeUnixNano": str(now_ns),
              "startTimeUnixNano": str(now_ns - 10**9)}
         ex = [{"timeUnixNano": str(now_ns), "asDouble": 1.0, "traceId": _hex(rng, 16), "spanId": _hex(rng, 8),
                "filteredAttributes": _attrs(pl, path, "Exemplars.FilteredAttributes")}]
@@ -350,8 +350,9 @@ def _metrics(pl: _Placer, path: str, rng: random.Random, now_ns: int) -> dict:
         return p
 
     def metric(kind):
-        m = {"name": pl.next(path, "MetricName", "slug"), "description": pl.next(path, "MetricDescription"),
-             "unit": pl.next(path, "MetricUnit", "raw")}
+        m: dict[str, Any] = {"name": pl.next(path, "MetricName", "slug"),
+                             "description": pl.next(path, "MetricDescription"),
+                             "unit": pl.next(path, "MetricUnit", "raw")}
         if kind == "gauge":
             m["gauge"] = {"dataPoints": [point(kind)]}
         elif kind == "sum":
@@ -369,12 +370,18 @@ def _to_proto(doc: dict, signal: str) -> bytes:
     """The OTLP JSON document as protobuf (ids from hex to bytes, as the protobuf JSON mapping wants)."""
     from google.protobuf.json_format import ParseDict
 
+    from google.protobuf.message import Message
+
+    Req: type[Message]
     if signal == "spans":
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest as Req
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        Req = ExportTraceServiceRequest
     elif signal == "logs":
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest as Req
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+        Req = ExportLogsServiceRequest
     else:
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest as Req
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+        Req = ExportMetricsServiceRequest
 
     def fix(v):
         if isinstance(v, dict):
@@ -390,7 +397,7 @@ def _to_proto(doc: dict, signal: str) -> bytes:
 def _experiment_events(pl: _Placer, path: str, rng: random.Random, now: dt.datetime, experiment_id: str):
     """Experiment events with seeds in notes, surprises, expected/actual, fault parameters, reasons,
     summaries and the actor (as the CLI and the HTTP API write them)."""
-    from hub.experiments.events import (ExperimentAborted, ExperimentCompleted, FaultInjected, NoteAdded,
+    from hub.experiments.events import (Event, ExperimentAborted, ExperimentCompleted, FaultInjected, NoteAdded,
                                         encode_event)
 
     seq = iter(range(100, 10_000))
@@ -400,7 +407,7 @@ def _experiment_events(pl: _Placer, path: str, rng: random.Random, now: dt.datet
                 "actor": pl.next(path, "actor", "raw"), "time": now + dt.timedelta(seconds=offset),
                 "sequence": next(seq)}
 
-    events = [
+    events: list[Event] = [
         NoteAdded(note_id="n1", note_kind="observation", text=pl.next(path, "payload.text"),
                   expected=pl.next(path, "payload.expected"), actual=pl.next(path, "payload.actual"),
                   tags=[pl.next(path, "payload.tags", "slug")], **common(1)),
