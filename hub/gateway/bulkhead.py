@@ -28,10 +28,11 @@ class Bulkhead:
 
     async def start(self) -> None:
         # Queue of max_queue waiting jobs; max_concurrent workers run them.
-        self._queue = asyncio.Queue(maxsize=max(self.max_queue, 0) or 1)
+        q: asyncio.Queue = asyncio.Queue(maxsize=max(self.max_queue, 0) or 1)
+        self._queue = q
         self._unbounded_zero = self.max_queue == 0
         self._idle = self.max_concurrent
-        self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_concurrent)]
+        self._workers = [asyncio.create_task(self._work(q)) for _ in range(self.max_concurrent)]
 
     def submit(self, job: Job, nbytes: int = 0, on_drop: OnDrop | None = None) -> bool:
         """Queue ``job`` holding ``nbytes``; False (dropped) when the queue or the byte budget is full.
@@ -57,8 +58,7 @@ class Bulkhead:
     def queued(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def _work(self) -> None:
-        q = self._queue
+    async def _work(self, q: asyncio.Queue) -> None:
         while True:
             job, nbytes, on_drop = await q.get()
             self._idle -= 1

@@ -102,6 +102,7 @@ class _Conn(asyncio.Protocol):
         self.buf += data
         if len(self.buf) > HIGH_WATER and not self.paused:
             self.paused = True
+            assert self.transport is not None  # set by connection_made, before any data
             self.transport.pause_reading()
         self._wake()
 
@@ -138,6 +139,7 @@ class _Conn(asyncio.Protocol):
         """Until more bytes arrive or the connection ends; asyncio.TimeoutError after ``timeout`` s."""
         if self.paused:
             self.paused = False
+            assert self.transport is not None  # paused by data_received, so connected
             self.transport.resume_reading()
         w = self.waiter = self.loop.create_future()
         try:
@@ -155,6 +157,7 @@ class _Conn(asyncio.Protocol):
             del buf[:n]
         if self.paused and len(buf) < HIGH_WATER // 4:
             self.paused = False
+            assert self.transport is not None  # paused by data_received, so connected
             self.transport.resume_reading()
         return data
 
@@ -189,7 +192,7 @@ class Response:
         self.headers = headers
         self.length = length          # Content-Length when the body is framed by it
         self._pool = pool
-        self._conn = conn
+        self._conn: _Conn | None = conn  # None once released
         self._mode = mode             # "none" | "length" | "chunked" | "close"
         self._left = length or 0      # bytes left of the body (length) or of the current chunk (chunked)
         self._reuse = reuse
@@ -201,6 +204,7 @@ class Response:
         if self._done:
             return b""
         conn = self._conn
+        assert conn is not None, "the body is read before release()"
         mode = self._mode
         if mode == "length":
             while not conn.buf:
@@ -219,10 +223,9 @@ class Response:
                     return b""
                 await conn.wait(self._timeout)
             return conn.take(size)
-        return await self._chunked(size)
+        return await self._chunked(conn, size)
 
-    async def _chunked(self, size: int) -> bytes:
-        conn = self._conn
+    async def _chunked(self, conn: _Conn, size: int) -> bytes:
         while True:
             if self._left > 0:
                 while not conn.buf:
@@ -278,12 +281,13 @@ class Response:
         """The whole body (for small bodies and shadows: callers bound it)."""
         if self._mode == "length" and not self._done:
             conn = self._conn
+            assert conn is not None, "the body is read before release()"
             if len(conn.buf) >= self._left:  # all there already
                 data = conn.take(self._left)
                 self._left = 0
                 self._done = True
                 return data
-        parts = []
+        parts: list[bytes] = []
         while True:
             chunk = await self.read_chunk(1 << 20)
             if not chunk:
@@ -378,6 +382,7 @@ class Pool:
     def release(self, conn: _Conn, reuse: bool) -> None:
         self.busy -= 1
         if reuse and not conn.closed and not conn.eof and not self.closed:
+            assert self._loop is not None  # set by acquire, which gave out conn
             conn.idle_since = self._loop.time()
             self.idle.append(conn)
         else:
@@ -405,6 +410,8 @@ class Pool:
         pairs without framing headers or Host. The caller reads the body and calls ``release()``."""
         conn = await self.acquire()
         try:
+            transport = conn.transport
+            assert transport is not None  # acquire returns connected connections
             head = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
             for k, v in headers:
                 head.append(f"{k}: {v}\r\n")
@@ -412,7 +419,7 @@ class Pool:
                 if method in _WITH_EMPTY_BODY:
                     head.append("Content-Length: 0\r\n")
                 head.append("\r\n")
-                conn.transport.write("".join(head).encode("utf-8", "surrogateescape"))
+                transport.write("".join(head).encode("utf-8", "surrogateescape"))
             else:
                 chunked = length is None
                 head.append("Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {length}\r\n\r\n")
@@ -424,6 +431,8 @@ class Pool:
 
     async def _send_body(self, conn: _Conn, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
         """The head with the body's first piece in one write (a small body: all of it), then the rest."""
+        transport = conn.transport
+        assert transport is not None  # acquire returns connected connections
         try:
             async for chunk in body:
                 if conn.closed:
@@ -433,11 +442,11 @@ class Pool:
                 if head:
                     chunk, head = head + chunk, b""
                 if chunk:
-                    conn.transport.write(chunk)
+                    transport.write(chunk)
                 await conn.drain(self.timeout)
             last = b"0\r\n\r\n" if chunked else b""
             if head or last:
-                conn.transport.write(head + last)
+                transport.write(head + last)
         except (ConnectionError, asyncio.TimeoutError):
             if conn.buf:  # the backend answered (and closed) before taking the whole body: its answer
                 return

@@ -28,13 +28,15 @@ def decode_body(body: bytes, encoding: str, limit: int) -> bytes | None:
     for coding in reversed(codings):
         if coding == "identity":
             continue
+        decoded: bytes | None
         if coding in ("gzip", "x-gzip"):
-            body = _inflate(body, 16 + zlib.MAX_WBITS, limit)
+            decoded = _inflate(body, 16 + zlib.MAX_WBITS, limit)
         elif coding == "deflate":  # zlib-wrapped as the RFC says; raw deflate as some servers send
             out = _inflate(body, zlib.MAX_WBITS, limit)
-            body = out if out is not None else _inflate(body, -zlib.MAX_WBITS, limit)
+            decoded = out if out is not None else _inflate(body, -zlib.MAX_WBITS, limit)
         else:
             return None
-        if body is None:
+        if decoded is None:
             return None
+        body = decoded
     return body if len(body) <= limit else None

@@ -42,10 +42,10 @@ import zlib
 from http import HTTPStatus
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, cast
 
 from aiohttp import web, web_protocol
-from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.propagate import inject
@@ -206,7 +206,7 @@ class _Handler(web_protocol.RequestHandler):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        server = self._manager
+        server = cast(_Server, self._manager)  # made by _Server.__call__
         server.open_connections += 1
         self._counted = True
         if server.open_connections > server.max_connections:
@@ -225,9 +225,9 @@ class _Handler(web_protocol.RequestHandler):
 
     def __init__(self, *args, head_timeout: float = 10.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self._head_timer = None
+        self._head_timer: asyncio.TimerHandle | None = None
         self._head_timeout = head_timeout
-        self._last_payload = None
+        self._last_payload: StreamReader | None = None
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count
@@ -252,7 +252,7 @@ class _Handler(web_protocol.RequestHandler):
     def connection_lost(self, exc) -> None:
         if getattr(self, "_counted", False) and self._manager is not None:
             self._counted = False
-            self._manager.open_connections -= 1
+            cast(_Server, self._manager).open_connections -= 1
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -278,6 +278,12 @@ class _Server(web.Server):
 
     def __call__(self):
         return _Handler(self, loop=self._loop, **self._kwargs)
+
+
+def _bound_address(site: web.TCPSite) -> tuple:
+    """A started site's bound (host, port) (port 0 picks a free one)."""
+    server = cast(asyncio.Server, site._server)  # a started TCPSite listens with an asyncio.Server
+    return server.sockets[0].getsockname()[:2]
 
 
 class Gateway:
@@ -362,8 +368,7 @@ class Gateway:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
         await site.start()
-        sock = site._server.sockets[0]  # the bound address (port 0 picks a free one)
-        self.address = sock.getsockname()[:2]
+        self.address = _bound_address(site)
         if self.config.admin_host:
             admin = web.Application()
             admin.router.add_get("/health", self._health)
@@ -372,7 +377,7 @@ class Gateway:
             await self._admin.setup()
             admin_site = web.TCPSite(self._admin, self.config.admin_host, self.config.admin_port)
             await admin_site.start()
-            self.admin_address = admin_site._server.sockets[0].getsockname()[:2]
+            self.admin_address = _bound_address(admin_site)
         return self.address
 
     def _connection_refused(self) -> None:
@@ -572,7 +577,7 @@ class Gateway:
         replayed = trusted and bool(headers_in.get(HEADER_SHADOW))  # a shadow replay by an upstream gateway
         canary = self._canary(route, request)
         leg_name = "canary" if canary else "primary"
-        backend = self.config.backends[route.canary.backend if canary else route.backend]
+        backend = self.config.backends[route.canary.backend if canary and route.canary else route.backend]
         headers = CIMultiDict(end_to_end(headers_in.items(), _NOT_FORWARDED))
         headers.extend(forwarding(headers_in, request.remote, request.scheme, trusted))
         headers[HEADER_CID] = cid
@@ -737,6 +742,7 @@ class Gateway:
     # ---- shadowing ----------------------------------------------------------------------------
     def _dropped(self, route: Route, method: str, primary: RequestLeg, source: str, reason: str = "") -> None:
         self.counters["shadow_dropped"] += 1
+        assert route.shadow is not None  # only a shadowed route's shadows are dropped
         dropped = RequestLeg(correlation_id=primary.correlation_id, leg="shadow", gateway=self.config.name,
                              route=route.path, method=method, backend=route.shadow.backend, status=0, latency_ms=0.0,
                              event_time=datetime.now(UTC),
@@ -749,6 +755,7 @@ class Gateway:
         """Which bulkhead a route's shadows go to (``bulkhead.scope``)."""
         scope = self.config.bulkhead.scope
         if scope == "shadow":
+            assert route.shadow is not None  # asked only for a shadowed route
             return route.shadow.backend
         return route.path if scope == "route" else "*"
 
@@ -765,6 +772,7 @@ class Gateway:
                     primary: RequestLeg, primary_resp: _Response, ctx, source: str):
         async def run() -> None:
             shadow_cfg = route.shadow
+            assert shadow_cfg is not None  # a job is made only for a shadowed route
             shadow_headers = headers.copy()
             shadow_headers[HEADER_SHADOW] = "1"
             with self._span(f"shadow {shadow_cfg.backend}", context=ctx,
