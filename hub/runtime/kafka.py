@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import HubError, UserError
+from hub.runtime.process import pid_alive
 from hub.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -155,30 +156,7 @@ def _mvn_error_lines(output: str, count: int = 10) -> list[str]:
 
 # ---- process helpers -----------------------------------------------------------------------
 
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` is a live (non-zombie) process. Reaps it if it is our exited child."""
-    if pid <= 0:
-        return False
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: nothing to reap
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
+_pid_alive = pid_alive
 
 
 def _cmdline(pid: int) -> str | None:

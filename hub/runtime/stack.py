@@ -13,25 +13,12 @@ import urllib.request
 from typing import Any, Callable
 
 from hub.errors import HubError, UserError
+from hub.runtime.process import pid_alive
 from hub.masking import mask_data
 from hub.runtime.kafka import KafkaRuntime, tail, wait_for_kafka
 from hub.settings import Settings
 
 Progress = Callable[[str], Any]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class Stack:
@@ -53,7 +40,7 @@ class Stack:
             pid = int(self.worker_pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def api(self, path: str, payload: dict | None = None, timeout: float = 5.0) -> Any:
         """Call the running hub's HTTP endpoint and return its decoded JSON answer (an object, or a
@@ -146,9 +133,9 @@ class Stack:
         progress(f"stopping the worker (pid {pid})")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if pid_alive(pid):
             progress("  the worker did not stop in time; killing it")
             os.kill(pid, signal.SIGKILL)
         self.worker_pid_file.unlink(missing_ok=True)

@@ -75,15 +75,46 @@ def test_kubernetes_manifest_is_valid_against_its_schema(name, document):
     assert errors_of(validator, document) == []
 
 
-def test_every_kind_the_issue_names_is_there():
-    kinds = {doc["kind"] for _, doc in k8s_documents()}
-    assert kinds == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
-    deployment = next(doc for _, doc in k8s_documents() if doc["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 2
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+def test_the_kubernetes_manifests_fit_the_worker_and_each_other():
+    """What the manifests say agrees with the code and with one another: every variable they set
+    is a setting of the hub, the probes ask the paths the worker serves, the Service reaches the
+    container's named port, which is the port the worker listens on, and the workers read the
+    ConfigMap and the Secret the manifests define."""
+    from hub.api.server import build_app, ApiContext
+    from hub.settings import describe, load_settings
+
+    documents = {doc["kind"]: doc for _, doc in k8s_documents()}
+    assert {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"} <= set(documents)
+    namespace = documents["Namespace"]["metadata"]["name"]
+    assert all(doc["metadata"].get("namespace", namespace) == namespace for doc in documents.values())
+    settings_names = {env for env, _, _ in describe()}
+    config, secret = documents["ConfigMap"], documents["Secret"]
+    assert set(config["data"]) <= settings_names, set(config["data"]) - settings_names
+    assert set(secret["stringData"]) <= settings_names, set(secret["stringData"]) - settings_names
+    # the secrets are in the Secret, not in the ConfigMap
+    assert not {"HUB_API_TOKEN", "HUB_INGEST_TOKEN", "HUB_CLICKHOUSE_URL"} & set(config["data"])
+
+    deployment = documents["Deployment"]
+    pod = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert documents["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [container] = pod["spec"]["containers"]
+    refs = {(k, v["name"]) for source in container["envFrom"] for k, v in source.items()}
+    assert refs == {("configMapRef", config["metadata"]["name"]), ("secretRef", secret["metadata"]["name"])}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    settings = load_settings(config["data"])
+    assert ports[documents["Service"]["spec"]["ports"][0]["targetPort"]] == settings.http_port
+    assert settings.http_host == "0.0.0.0"  # reachable from the Service, not loopback only
+
+    served = {r.resource.canonical for r in build_app(ApiContext(store=None, extra={"settings": settings,
+                                                                                    "registry": None})).router.routes()
+              if r.method == "GET"}
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in served and get["port"] in ports, (probe, get)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"  # the one that fails while a sink is stuck
     assert container["resources"]["limits"] and container["resources"]["requests"]
+    assert deployment["spec"]["replicas"] <= int(config["data"]["HUB_PARTITIONS"])  # no idle worker
 
 
 def test_kubernetes_schema_rejects_a_broken_deployment():
