@@ -16,13 +16,13 @@ def register_judge_agent(app: faust.App, settings: Settings, runtime: JudgeRunti
     topic = app.topic(settings.topic_rollups, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _revoked(sender, revoked, **kwargs) -> None:  # noqa: ANN001
         mine = [tp.partition for tp in revoked if tp.topic == settings.topic_rollups]
         runtime.forget(mine)
         runtime.revoked(mine)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
         mine = [tp.partition for tp in assigned if tp.topic == settings.topic_rollups]
         runtime.forget(mine)

@@ -53,17 +53,17 @@ def register_sink_agent(app: faust.App, settings: Settings, sink: ExactlyOnceSin
                       key_serializer="raw", value_serializer="raw",
                       partitions=settings.partitions)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _revoked(sender, revoked, **kwargs) -> None:  # noqa: ANN001
         sink.forget(tp.partition for tp in revoked if tp.topic == sink.spec.topic)
         # the rows of the last batch land before another worker takes the partitions over
         await asyncio.get_running_loop().run_in_executor(executor, sink.flush)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _shutdown(sender, **kwargs) -> None:  # noqa: ANN001
         await asyncio.get_running_loop().run_in_executor(executor, sink.close)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
         partitions = [tp.partition for tp in assigned if tp.topic == sink.spec.topic]
         sink.forget(partitions)

@@ -154,7 +154,7 @@ def build(settings: Settings):
         register_sink_agent(app, settings, sink, executor)
     register_judge_agent(app, settings, judge)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # signal= arrives in **kwargs
     async def _forget_pairing(sender, revoked, **kwargs) -> None:  # noqa: ANN001
         pairing.forget(tp.partition for tp in revoked if tp.topic == settings.topic_requests)
     started = time.time()
@@ -173,7 +173,8 @@ def build(settings: Settings):
                 return consumer.highwater(tp)
             except Exception:
                 return None
-        return sink_lags(sinks, assignment, highwater, consumer._committed_offset)
+        committed = consumer._committed_offset  # type: ignore[attr-defined]  # not in ConsumerT
+        return sink_lags(sinks, assignment, highwater, committed)
 
     def health() -> dict:
         return health_report(sinks, judge, lags(), lagging_since, settings.health_max_lag, time.time())

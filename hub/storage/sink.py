@@ -117,6 +117,8 @@ class SinkSpec:
 class DeadLetters(Protocol):
     """Where invalid records go: the dead-letter topic and table."""
 
+    max_bytes: int  # a dead letter's size bound (HUB_DEAD_LETTER_MAX_BYTES)
+
     def publish(self, invalid: Sequence, raws: Sequence[RawMessage], token: str) -> None: ...
 
 
