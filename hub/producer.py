@@ -3,8 +3,10 @@
 Bulk sends use aiokafka's batch API rather than kafka-python's per-record ``send``: on a
 2-core machine kafka-python 3.0 sent about 3,500 records/s (its accumulator lock is taken
 once per record, contended by the sender thread), aiokafka's batches about 29,000 records/s.
-Records with a key go to the partition Kafka's default partitioner (murmur2) picks, so that
-both legs of a request share a partition whichever client sent them.
+The producer is made by ``hub.runtime.clients`` like every other Kafka client. Records with a
+key go to the partition Kafka's default partitioner (murmur2, ``hub.runtime.clients.partition_for``)
+picks, so that both legs of a request share a partition whichever client sent them; packed
+CloudEvents batches are made by the same ``BatchPacker`` as the emitter SDK's.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ Progress = Callable[[str], None]
 
 async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
                 progress: Progress | None, every: int, events_per_record: int = 1) -> int:
-    from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
-    from aiokafka.partitioner import DefaultPartitioner
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024,
-                                request_timeout_ms=60_000)
+    from hub.runtime import clients
+
+    producer = clients.async_producer(bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024,
+                                      max_request_size=8 * 1024 * 1024, request_timeout_ms=60_000)
     try:
         await producer.start()
     except KafkaError as exc:
@@ -34,19 +35,11 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
         raise HubError(f"no Kafka broker answers at {bootstrap} (is the hub up? `hub up`): {exc}") from None
     try:
         partitions = await _partitions(producer, topic)
-        partitioner = DefaultPartitioner()
         batches: dict[int, Any] = {}  # aiokafka BatchBuilders
         pending: list[asyncio.Future] = []
         count = 0
-        round_robin = 0
         started = time.perf_counter()
-        packing: dict[int, list] = {}
-        for partition, key, value, events in _pack(records, events_per_record, partitions, partitioner, packing):
-            if partition is None and key is None:
-                partition = partitions[round_robin % len(partitions)]
-                round_robin += 1
-            elif partition is None:
-                partition = partitioner(key, partitions, partitions)
+        for partition, key, value, events in _pack(records, events_per_record, partitions):
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
@@ -73,29 +66,24 @@ async def _send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
         await producer.stop()
 
 
-def _pack(records, events_per_record, partitions, partitioner, packing):
-    """With ``events_per_record`` > 1, pack events of one partition into CloudEvents batches.
-
-    Yields ``(partition or None, key, value, events)``; a packed batch's key is its first
-    event's key, and it goes to the partition each of its events would have gone to.
+def _pack(records, events_per_record: int, partitions: list[int]):
+    """Yields ``(partition, key, value, events)``: each record to its partition (murmur2 of its
+    key, keyless ones in turn), or with ``events_per_record`` > 1 the events packed per partition
+    into CloudEvents batches, a batch's key its first event's.
     """
+    from hub.runtime.clients import BatchPacker, batch_value
+
+    packer = BatchPacker(partitions, max(1, events_per_record))
     if events_per_record <= 1:
         for key, value in records:
-            yield None, key, value, 1
+            yield packer.partition(key), key, value, 1
         return
     for key, value in records:
-        partition = partitioner(key, partitions, partitions) if key is not None else partitions[0]
-        pending = packing.setdefault(partition, [None, []])
-        if pending[0] is None:
-            pending[0] = key
-        pending[1].append(value)
-        if len(pending[1]) >= events_per_record:
-            yield partition, pending[0], b"[" + b",".join(pending[1]) + b"]", len(pending[1])
-            packing[partition] = [None, []]
-    for partition, (key, values) in list(packing.items()):
-        if values:
-            yield partition, key, b"[" + b",".join(values) + b"]", len(values)
-    packing.clear()
+        batch = packer.add(key, value)
+        if batch is not None:
+            yield batch[0], batch[1], batch_value(batch[2]), len(batch[2])
+    for partition, key, values in packer.flush():
+        yield partition, key, batch_value(values), len(values)
 
 
 async def _partitions(producer, topic: str) -> list[int]:

@@ -203,9 +203,11 @@ def _rebuild(work: Settings, store: Store, progress: Progress, batch: int, deadl
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
     """``topic -> partition -> (first offset, end offset)`` now, for every partition of the topics."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    from hub.runtime import clients
+
+    consumer = clients.consumer(bootstrap)
     try:
         out: dict[str, dict[int, tuple[int, int]]] = {}
         for topic in topics:
@@ -224,14 +226,15 @@ def _replay_topic(bootstrap: str, topic: str, bounds: dict[int, tuple[int, int]]
                   batch: int, deadline: float, max_seconds: float, progress: Progress) -> int:
     """Store the topic's records below the end offsets taken at the start; ``ReplayIncomplete``
     if a partition is not read to its end offset by the deadline."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
+
+    from hub.runtime import clients
 
     pending = {TopicPartition(topic, p): end for p, (begin, end) in bounds.items() if end > begin}
     if not pending:
         return 0
     total = sum(end - bounds[tp.partition][0] for tp, end in pending.items())
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", max_poll_records=batch)
+    consumer = clients.consumer(bootstrap, auto_offset_reset="earliest", max_poll_records=batch)
 
     def incomplete(unread: dict) -> ReplayIncomplete:
         where = ", ".join(f"[{tp.partition}] at {position} of {end}"

@@ -151,10 +151,10 @@ class AlertActions:
     def _kafka(self):
         with self._producer_lock:
             if self._producer is None:
-                from kafka import KafkaProducer
+                from hub.runtime import clients
 
-                self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5,
-                                               linger_ms=0)
+                self._producer = clients.producer(self.settings.bootstrap, settings=self.settings, acks="all",
+                                                  retries=5, linger_ms=0)
             return self._producer
 
     def _warm_up(self) -> None:

@@ -106,10 +106,10 @@ def add_ingest_routes(app: web.Application, settings: Settings, json_response) -
 
     def producer():
         if "p" not in producer_holder:
-            from kafka import KafkaProducer
+            from hub.runtime import clients
 
-            producer_holder["p"] = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
-                                                 linger_ms=5, retries=5)
+            producer_holder["p"] = clients.producer(settings.bootstrap, settings=settings, acks="all",
+                                                    linger_ms=5, retries=5)
         return producer_holder["p"]
 
     def redactor():

@@ -20,7 +20,6 @@ import itertools
 import logging
 import os
 import random
-import struct
 import threading
 import time
 import weakref
@@ -31,6 +30,7 @@ import msgspec
 from hub.records.generate import encode_event
 from hub.records.request_leg import RequestLeg, new_event
 from hub.retry import Backoff
+from hub.runtime.clients import BatchPacker, batch_value, murmur2, partition_for
 
 __all__ = ["EventEmitter", "partition_for", "murmur2"]
 
@@ -42,43 +42,6 @@ RECONNECT_BACKOFF: Final = Backoff(0.2, cap=5.0)
 _OBJECT_DECODER: Final = msgspec.json.Decoder(dict)
 _V4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
-
-
-def murmur2(data: bytes, _unpack=struct.unpack_from) -> int:
-    """Kafka's murmur2 hash (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned.
-
-    Equal to ``kafka.partitioner.default.murmur2`` for every input (a unit test compares them)
-    and about four times faster: it reads the 4-byte words with one ``struct`` call. It runs once
-    per event on the emitter's thread, where kafka-python's version cost ~37 µs for a UUID key.
-    """
-    length = len(data)
-    m = 0x5BD1E995
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    words = length >> 2
-    for k in _unpack("<%dI" % words, data):
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        h = ((h * m) & 0xFFFFFFFF) ^ ((k * m) & 0xFFFFFFFF)
-    extra = length & 3
-    if extra:
-        i = words << 2
-        if extra == 3:
-            h ^= data[i + 2] << 16
-        if extra >= 2:
-            h ^= data[i + 1] << 8
-        h = ((h ^ data[i]) * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for ``key`` among ``partitions``.
-
-    The same murmur2 the Java client (and kafka-python, and aiokafka) uses, so a record keyed by
-    a correlation id lands where any other client would put it.
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class EventEmitter:
@@ -332,28 +295,25 @@ class EventEmitter:
                 self._connected = False
 
     def _connect(self):
-        from kafka import KafkaProducer
+        from hub.runtime import clients
 
         acks = "all" if self._acks in ("all", -1, "-1") else int(self._acks)
         delivery_ms = max(1000, int(self._delivery_timeout * 1000))
-        config = {
-            "bootstrap_servers": self.bootstrap,
+        config: dict[str, Any] = {
             "client_id": "hub-emit",
             "acks": acks,
             "compression_type": self._compression,
             "linger_ms": 5,
             "batch_size": 256 * 1024,
-            "max_request_size": max(self._max_record_bytes + 64 * 1024, 1024 * 1024),
             "delivery_timeout_ms": delivery_ms,
             "request_timeout_ms": min(10_000, delivery_ms - 10),
             "max_block_ms": 5000,
             "bootstrap_timeout_ms": 5000,
             "reconnect_backoff_max_ms": 5000,
         }
-        if acks != "all":
-            config["enable_idempotence"] = False
         config.update(self._producer_config)
-        producer = KafkaProducer(**config)
+        producer = clients.producer(self.bootstrap, max_record_bytes=self._max_record_bytes,
+                                    **config)
         try:
             # close() owns the producer's shutdown (its own exit hook would run before ours and
             # fail what is still buffered here)
@@ -369,40 +329,26 @@ class EventEmitter:
         if not self._buffer:
             return
         partitions = sorted(producer.partitions_for(self.topic))  # waits at most max_block_ms
-        count = len(partitions)
-        limit = self._batch_events
-        max_bytes = self._max_record_bytes
-        groups: dict[int, list] = {}  # partition -> [first key, values, bytes]
+        packer = BatchPacker(partitions, self._batch_events, self._max_record_bytes, self._round_robin)
         buffer = self._buffer
         while buffer:
             if self._in_flight >= self._max_buffer and not self._stop.is_set():
                 # the producer holds as many events as the buffer: let acknowledgements catch up
-                self._send_groups(producer, partitions, groups)
+                self._send_all(producer, packer)
                 time.sleep(0.005)
                 continue
             key, payload = buffer.popleft()
             value = self._encode(payload)
             if value is None:
                 continue
-            if key is None:
-                partition = partitions[next(self._round_robin) % count]
-            else:
-                partition = partitions[(murmur2(key) & 0x7FFFFFFF) % count]
-            group = groups.get(partition)
-            if group is not None and group[2] + len(value) + 1 > max_bytes:
-                self._send(producer, partition, group)
-                group = None
-            if group is None:
-                group = groups[partition] = [key, [], 2]
-            group[1].append(value)
-            group[2] += len(value) + 1
-            if len(group[1]) >= limit:
-                self._send(producer, partition, groups.pop(partition))
-        self._send_groups(producer, partitions, groups)
+            batch = packer.add(key, value)
+            if batch is not None:
+                self._send(producer, *batch)
+        self._send_all(producer, packer)
 
-    def _send_groups(self, producer, partitions, groups: dict[int, list]) -> None:
-        for partition in list(groups):
-            self._send(producer, partition, groups.pop(partition))
+    def _send_all(self, producer, packer: BatchPacker) -> None:
+        for batch in packer.flush():
+            self._send(producer, *batch)
 
     def _encode(self, payload) -> bytes | None:
         """The event's bytes, or None (counted as invalid) if it cannot be sent."""
@@ -442,13 +388,12 @@ class EventEmitter:
         h = "%032x" % ((self._random.getrandbits(128) & _V4_CLEAR) | _V4_SET)
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    def _send(self, producer, partition: int, group: list) -> None:
-        key, values, _ = group
+    def _send(self, producer, partition: int, key: bytes | None, values: list[bytes]) -> None:
         n = len(values)
         if n == 1 and self._batch_events == 1:
             value = values[0]
         else:
-            value = b"[" + b",".join(values) + b"]"
+            value = batch_value(values)
         with self._lock:
             self._in_flight += n
         try:

@@ -149,25 +149,21 @@ class KafkaSpanExporter(SpanExporter):
     def _get_producer(self):
         with self._lock:
             if self._producer is None:
-                from kafka import KafkaProducer
+                from hub.runtime import clients
 
                 timeout_ms = max(100, int(self._timeout * 1000))
-                config = {
-                    "bootstrap_servers": self.bootstrap,
+                config: dict[str, Any] = {
                     "client_id": "hub-emit-spans",
                     "acks": self._acks,
                     "linger_ms": 5,
-                    "max_request_size": max(self._max_record_bytes + 64 * 1024, 1024 * 1024),
                     "bootstrap_timeout_ms": timeout_ms,
                     "max_block_ms": timeout_ms,
                     "request_timeout_ms": max(timeout_ms, 1000),
                     "delivery_timeout_ms": max(timeout_ms, 1000) + 10,
                     "reconnect_backoff_max_ms": 5000,
                 }
-                if self._acks not in ("all", -1, "-1"):
-                    config["enable_idempotence"] = False
                 config.update(self._producer_config)
-                self._producer = KafkaProducer(**config)
+                self._producer = clients.producer(self.bootstrap, max_record_bytes=self._max_record_bytes, **config)
             return self._producer
 
     def _warn(self, message: str) -> None:

@@ -144,24 +144,21 @@ class KafkaHistory:
     def __call__(self, topic: str, partition: int, end: int) -> list[RawMessage]:
         import time
 
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         from hub.errors import RecoverableError
+        from hub.runtime import clients
+        from hub.runtime.consume import read_to_end
 
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", max_poll_records=10_000)
+        def timed_out(unread: dict) -> RecoverableError:
+            return RecoverableError(f"reading {topic}[{partition}] up to offset {end} timed out")
+
+        consumer = clients.consumer(self.bootstrap, auto_offset_reset="earliest", max_poll_records=10_000)
         try:
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            consumer.seek_to_beginning(tp)
             out: list[RawMessage] = []
-            deadline = time.monotonic() + self.timeout
-            while consumer.position(tp) < end:
-                if time.monotonic() > deadline:
-                    raise RecoverableError(f"reading {topic}[{partition}] up to offset {end} timed out")
-                for records in consumer.poll(timeout_ms=500).values():
-                    out.extend(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                               for r in records if r.offset < end)
+            for records in read_to_end(consumer, {TopicPartition(topic, partition): end},
+                                       deadline=time.monotonic() + self.timeout, timed_out=timed_out):
+                out.extend(RawMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records)
             return out
         finally:
             consumer.close()

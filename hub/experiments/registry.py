@@ -108,12 +108,13 @@ class ExperimentRegistry:
 
     def _end_offsets(self) -> dict:
         """The log's end offsets now, read by the calling thread with a consumer of its own."""
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
+
+        from hub.runtime import clients
 
         with self._probe_lock:
             if self._probe is None:
-                self._probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                            enable_auto_commit=False)
+                self._probe = clients.consumer(self.bootstrap)
             partitions = self._probe.partitions_for_topic(self.topic) or set()
             if not partitions:
                 return {}
@@ -155,12 +156,13 @@ class ExperimentRegistry:
                 self._probe = None
 
     def _run(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
+
+        from hub.runtime import clients
 
         while not self._stop.is_set():
             try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                         enable_auto_commit=False, auto_offset_reset="earliest")
+                consumer = clients.consumer(self.bootstrap, auto_offset_reset="earliest")
                 assigned: list = []
                 positions = self._positions  # kept across reconnects: never apply an event twice
                 while not self._stop.is_set():

@@ -410,10 +410,10 @@ def _shuffled(rng: random.Random, records: list[PoisonRecord]) -> list[PoisonRec
 def send_corpus(bootstrap: str, settings, records: list[PoisonRecord]) -> None:
     """Send the corpus with kafka-python as raw bytes (no hub encoder in between), each record on
     the topic its ``topic`` attribute names in ``settings``; waits for every acknowledgement."""
-    from kafka import KafkaProducer
+    from hub.runtime import clients
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             max_request_size=4 * 1024 * 1024)
+    # larger requests than the hub's own: the corpus holds records past HUB_MAX_RECORD_BYTES
+    producer = clients.producer(bootstrap, acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024)
     try:
         futures = [producer.send(getattr(settings, r.topic), key=r.key, value=r.value) for r in records]
         producer.flush(timeout=60)

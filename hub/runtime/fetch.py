@@ -19,12 +19,9 @@ class KafkaRangeFetcher:
 
     def _client(self):
         if self._consumer is None:
-            from kafka import KafkaConsumer
+            from hub.runtime import clients
 
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=5000,
-            )
+            self._consumer = clients.consumer(self.bootstrap, auto_offset_reset="earliest", max_poll_records=5000)
         return self._consumer
 
     def fetch(self, topic: str, partition: int, first: int, last: int) -> list[RawMessage]:

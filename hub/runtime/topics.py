@@ -12,6 +12,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.errors import RecoverableError, UserError
+from hub.runtime import clients
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,10 @@ log = logging.getLogger(__name__)
 def admin_client(bootstrap: str, timeout: float = 30.0) -> Iterator[KafkaAdminClient]:
     """A KafkaAdminClient that gives up after ``timeout`` seconds if no broker answers."""
     timeout_ms = max(1000, int(timeout * 1000))
-    config = {"bootstrap_servers": bootstrap, "client_id": "gameday-hub-admin",
-              "request_timeout_ms": timeout_ms, "reconnect_backoff_max_ms": 1000,
-              "bootstrap_timeout_ms": timeout_ms, "api_version_auto_timeout_ms": timeout_ms}
-    # kafka-python 3 has bootstrap_timeout_ms; 2.x has api_version_auto_timeout_ms instead.
-    config = {k: v for k, v in config.items() if k in KafkaAdminClient.DEFAULT_CONFIG}
     try:
-        admin = KafkaAdminClient(**config)
+        # kafka-python 3 has bootstrap_timeout_ms; 2.x has api_version_auto_timeout_ms instead.
+        admin = clients.admin(bootstrap, request_timeout_ms=timeout_ms, reconnect_backoff_max_ms=1000,
+                              bootstrap_timeout_ms=timeout_ms, api_version_auto_timeout_ms=timeout_ms)
     except KafkaError as exc:  # NoBrokersAvailable (2.x), connection/timeout errors (3.x)
         raise RecoverableError(f"no Kafka broker answers at {bootstrap}: {exc}") from None
     try:

@@ -91,10 +91,9 @@ class DeadLetterPublisher:
 
     def _kafka(self):
         if self._producer is None:
-            from kafka import KafkaProducer
+            from hub.runtime import clients
 
-            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
-                                           linger_ms=5, retries=5)
+            self._producer = clients.producer(self.bootstrap, acks="all", linger_ms=5, retries=5)
         return self._producer
 
     def _redact_reason(self, invalid: InvalidRecord) -> InvalidRecord:
