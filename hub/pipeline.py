@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.abort.match import counters
 from hub.abort.records import ALERT_COLUMNS, decode_alerts
 from hub.abort.rollup import encode_rollups, pair_cells, request_cells, span_cells
-from hub.abort.runtime import RollupPublisher
+from hub.abort.runtime import DerivedRecordPublisher
 from hub.experiments.correlate import correlate_pair_rows, correlate_request_rows, correlate_span_rows
 from hub.experiments.projection import PROJECTION_COLUMNS, ExperimentProjection, KafkaHistory
 from hub.experiments.registry import ExperimentRegistry
@@ -83,7 +83,7 @@ def custom_counters(registry: ExperimentRegistry | None):
 
 
 def sink_specs(settings: Settings, registry: ExperimentRegistry | None = None,
-               rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
+               rollups: DerivedRecordPublisher | None = None, pairs: DerivedRecordPublisher | None = None,
                pairing: PairingAgent | None = None, store: Store | None = None) -> list[SinkSpec]:
     """Every topic the worker stores, with its decoder and table."""
     max_bytes = settings.max_record_bytes
@@ -153,7 +153,7 @@ def redactor_for(settings: Settings) -> Redactor:
 
 
 def build_sinks(settings: Settings, store: Store, registry: ExperimentRegistry | None = None,
-                rollups: RollupPublisher | None = None, pairs: RollupPublisher | None = None,
+                rollups: DerivedRecordPublisher | None = None, pairs: DerivedRecordPublisher | None = None,
                 pairing: PairingAgent | None = None, pipelined: bool = False) -> list[ExactlyOnceSink]:
     dead_letters = RedactingDeadLetterPublisher(store, settings.bootstrap, settings.topic_dlq,
                                                 redactor=redactor_for(settings))

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hub.api.server import ApiContext, build_app, serve
 from hub.metrics import Families
-from hub.abort.runtime import JudgeRuntime, RollupPublisher
+from hub.abort.runtime import DerivedRecordPublisher, JudgeRuntime
 from hub.experiments.registry import ExperimentRegistry
 from hub.shadow.pairing import PairingAgent
 from hub.sql import sql_limits
@@ -143,8 +143,8 @@ def build(settings: Settings):
         migrate(store, settings, progress=log.info)
         registry = kafka_ready.result()
     pairing = PairingAgent(window_s=30.0)
-    sinks = build_sinks(settings, store, registry, RollupPublisher(settings),
-                        RollupPublisher(settings, settings.topic_pairs), pairing, pipelined=True)
+    sinks = build_sinks(settings, store, registry, DerivedRecordPublisher(settings),
+                        DerivedRecordPublisher(settings, settings.topic_pairs), pairing, pipelined=True)
     for sink in sinks:
         sink.dead_letters.max_bytes = settings.dead_letter_max_bytes
     judge = JudgeRuntime(settings, registry)

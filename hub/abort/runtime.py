@@ -20,8 +20,9 @@ from hub.storage.sink import SinkHealth
 log = logging.getLogger(__name__)
 
 
-class RollupPublisher:
-    """Sends a stored chunk's rollups to ``hub.rollups`` before the chunk is acknowledged."""
+class DerivedRecordPublisher:
+    """Sends the records derived from a stored chunk to one topic before the chunk is acknowledged:
+    its rollups to ``hub.rollups`` (the default topic), its shadow pairs to ``hub.pairs``."""
 
     def __init__(self, settings: Settings, topic: str | None = None):
         self.settings = settings
@@ -30,10 +31,10 @@ class RollupPublisher:
 
     def _producer_(self):
         if self._producer is None:
-            from kafka import KafkaProducer
+            from hub.runtime import clients
 
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", retries=5,
-                                           linger_ms=0)
+            self._producer = clients.producer(self.settings.bootstrap, settings=self.settings, acks="all",
+                                              retries=5, linger_ms=0)
         return self._producer
 
     def partitions(self) -> list[int]:
@@ -63,6 +64,8 @@ class JudgeRuntime:
                                idle=settings.judge_idle, run_of=self._run_of,
                                clock_experiments=self._clock_experiments)
         self._rebuilt: set[int] = set()
+        #: how far the alerts topic has been read (partition -> next offset): each rebuild reads only what is new
+        self._alerts_read: dict[int, int] = {}
         #: partitions of the rollups topic this worker holds (its judges); None: all (no consumer group)
         self.owned: set[int] | None = set()
         self._partition_count: int | None = None
@@ -102,9 +105,9 @@ class JudgeRuntime:
         from kafka.partitioner.default import murmur2
 
         if self._partition_count is None:
-            from kafka import KafkaConsumer
+            from hub.runtime import clients
 
-            consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None)
+            consumer = clients.consumer(self.settings.bootstrap)
             try:
                 self._partition_count = len(consumer.partitions_for_topic(self.settings.topic_rollups) or ()) or None
             finally:
@@ -181,12 +184,13 @@ class JudgeRuntime:
 
     def rebuild(self, partition: int) -> None:
         """Replay this partition's recent rollups in log order; alerts already raised stay raised once."""
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
+
+        from hub.runtime import clients
 
         started = time.monotonic()
         self._load_known_alerts()
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None,
-                                 enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = clients.consumer(self.settings.bootstrap, auto_offset_reset="earliest")
         replayed = 0
         try:
             tp = TopicPartition(self.settings.topic_rollups, partition)
@@ -211,10 +215,11 @@ class JudgeRuntime:
                  partition, replayed, time.monotonic() - started)
 
     def _load_known_alerts(self) -> None:
+        """Learn the alerts on the alerts topic since the last call (all of them the first time)."""
         from hub.experiments.log import read_log
 
         topic = self.settings.topic_alerts
-        for partition, offset, value in read_log(self.settings.bootstrap, topic):
+        for partition, offset, value in read_log(self.settings.bootstrap, topic, positions=self._alerts_read):
             record = safe_record(value, self.settings.max_record_bytes, self.settings.max_nesting_depth)
             if isinstance(record, str):
                 self.skip(topic, record, partition, offset)

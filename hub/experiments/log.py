@@ -13,14 +13,20 @@ from hub.errors import HubError, RecoverableError
 from hub.runtime.consume import read_to_end
 
 
-def read_log(bootstrap: str, topic: str, timeout: float = 30.0) -> Iterator[tuple[int, int, bytes]]:
-    """Every record of the topic up to its current end: (partition, offset, value)."""
-    from kafka import KafkaConsumer, TopicPartition
+def read_log(bootstrap: str, topic: str, timeout: float = 30.0,
+             positions: dict[int, int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """Every record of the topic up to its current end: (partition, offset, value).
+
+    With ``positions`` (partition -> next offset to read, updated in place to the ends once they
+    are read) only the records after an earlier read are read: a topic is read once, in steps.
+    """
+    from kafka import TopicPartition
     from kafka.errors import KafkaError
 
+    from hub.runtime import clients
+
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", max_poll_records=10_000)
+        consumer = clients.consumer(bootstrap, auto_offset_reset="earliest", max_poll_records=10_000)
     except KafkaError as exc:
         raise HubError(f"no Kafka broker answers at {bootstrap} (is the hub up?): {exc}") from None
     try:
@@ -28,10 +34,13 @@ def read_log(bootstrap: str, topic: str, timeout: float = 30.0) -> Iterator[tupl
         if not partitions:
             return
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-        for batch in read_to_end(consumer, ends, deadline=time.monotonic() + timeout,
+        starts = {tp: positions.get(tp.partition) for tp in ends} if positions is not None else None
+        for batch in read_to_end(consumer, ends, starts, deadline=time.monotonic() + timeout,
                                  timed_out=lambda unread: RecoverableError(f"reading {topic} timed out")):
             for record in batch:
                 yield record.partition, record.offset, record.value
+        if positions is not None:
+            positions.update({tp.partition: end for tp, end in ends.items()})
     finally:
         consumer.close()
 
@@ -40,12 +49,13 @@ class LogWriter:
     """Appends events for one experiment and waits for the broker's acknowledgement."""
 
     def __init__(self, bootstrap: str, topic: str):
-        from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        from hub.runtime import clients
+
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                                           retries=5, max_in_flight_requests_per_connection=1)
+            self._producer = clients.producer(bootstrap, acks="all", linger_ms=0, retries=5,
+                                              max_in_flight_requests_per_connection=1)
         except KafkaError as exc:
             raise HubError(f"no Kafka broker answers at {bootstrap} (is the hub up?): {exc}") from None
         self.topic = topic
