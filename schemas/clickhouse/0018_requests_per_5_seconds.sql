@@ -7,13 +7,18 @@
 -- its time range from here and the seconds at its edges from requests_per_second
 -- (hub.sql.aggregates): about half as many bucket entries as the per-second rows for the same hour.
 --
--- Filled from requests by its own materialized view, with requests_per_second's deduplication: an
--- insert the raw table drops as a repeat is dropped here too, when the insert sets
--- deduplicate_blocks_in_dependent_materialized_views = 1 as the hub's store client does.
+-- Filled by a materialized view chained on requests_per_second: each block requests_per_second_mv
+-- inserts there (one insert's legs already summed per second and key, far fewer rows than the legs)
+-- is summed again by 5-second cell (the counts added, the sketch buckets by sumMap, the same keys),
+-- so a cell holds exactly the sum of its seconds' rows. The deduplication follows the chain: with
+-- deduplicate_blocks_in_dependent_materialized_views = 1, as the hub's store client sets
+-- (hub.storage.client.Store.insert), an insert the raw table drops as a repeat (the same
+-- insert_deduplication_token, or the same rows) is dropped here too, while distinct inserts whose
+-- per-second rows happen to be equal are each counted.
 --
--- A store made before this migration gets the rows already stored copied in (once: only while the
--- table is empty), before the view starts to count new inserts. The TTL is the raw table's
--- (HUB_TTL_DAYS, computed as in 0014).
+-- A store made before this migration gets the per-second rows already stored (which 0017 copied
+-- from the raw rows) summed into cells (once: only while the table is empty), before the view starts
+-- to count new inserts. The TTL is the raw table's (HUB_TTL_DAYS, computed as in 0014).
 
 CREATE TABLE IF NOT EXISTS {db}.requests_per_5_seconds
 (
@@ -40,20 +45,15 @@ TTL toDateTime(least(toInt64(toUnixTimestamp(second))
 SETTINGS non_replicated_deduplication_window = 10000;
 
 INSERT INTO {db}.requests_per_5_seconds
-SELECT toStartOfInterval(toDateTime(event_time, 'UTC'), INTERVAL 5 SECOND) AS second, experiment_id, phase, route,
-       leg, gateway, backend, toUInt8(least(intDiv(status, 100), 9)) AS status_class, source,
-       count() AS legs, countIf(status >= 500 OR status = 0 OR error != '') AS failed_legs,
-       sumMap([if(toFloat64(latency_ms) <= 0.001, toInt32(-1073741824),
-                  toInt32(ceil(log(toFloat64(latency_ms)) / 0.020000666706669435)))], [toUInt64(1)]) AS latency_buckets
-FROM {db}.requests
+SELECT toStartOfInterval(second, INTERVAL 5 SECOND) AS cell, experiment_id, phase, route, leg, gateway, backend,
+       status_class, source, sum(legs), sum(failed_legs), sumMap(latency_buckets)
+FROM {db}.requests_per_second
 WHERE (SELECT count() FROM {db}.requests_per_5_seconds) = 0
-GROUP BY second, experiment_id, phase, route, leg, gateway, backend, status_class, source;
+GROUP BY cell, experiment_id, phase, route, leg, gateway, backend, status_class, source;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.requests_per_5_seconds_mv TO {db}.requests_per_5_seconds AS
-SELECT toStartOfInterval(toDateTime(event_time, 'UTC'), INTERVAL 5 SECOND) AS second, experiment_id, phase, route,
-       leg, gateway, backend, toUInt8(least(intDiv(status, 100), 9)) AS status_class, source,
-       count() AS legs, countIf(status >= 500 OR status = 0 OR error != '') AS failed_legs,
-       sumMap([if(toFloat64(latency_ms) <= 0.001, toInt32(-1073741824),
-                  toInt32(ceil(log(toFloat64(latency_ms)) / 0.020000666706669435)))], [toUInt64(1)]) AS latency_buckets
-FROM {db}.requests
+SELECT toStartOfInterval(requests_per_second.second, INTERVAL 5 SECOND) AS second, experiment_id, phase, route, leg,
+       gateway, backend, status_class, source, sum(requests_per_second.legs) AS legs,
+       sum(requests_per_second.failed_legs) AS failed_legs, sumMap(requests_per_second.latency_buckets) AS latency_buckets
+FROM {db}.requests_per_second
 GROUP BY second, experiment_id, phase, route, leg, gateway, backend, status_class, source

@@ -168,6 +168,60 @@ def test_the_5_second_grain_holds_the_per_second_rows_summed_by_5_second_cell(fi
     assert all(int(c[0].replace(tzinfo=UTC).timestamp()) % 5 == 0 for c in cells)
 
 
+def test_the_5_second_grain_is_filled_from_the_per_second_inserts_with_the_raw_deduplication(store):
+    """The 5-second view re-aggregates what is inserted into requests_per_second (per second, not
+    per leg): a row written into the per-second table reaches its cell. Along that chain a raw
+    insert the raw table drops as a repeat (the same token, or the same rows without one, also
+    across two days' partitions) is dropped in both grains, and distinct inserts whose per-second
+    rows are identical (other event ids, no token or other tokens) are each counted."""
+    db = store.database
+    rng = random.Random(5)
+
+    def stored():
+        return (int(store.scalar(f"SELECT count() FROM {db}.requests")),
+                int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_second")),
+                int(store.scalar(f"SELECT sum(legs) FROM {db}.requests_per_5_seconds")))
+
+    def renamed(rows):  # other legs, the same per-second rows
+        return [(uuid.uuid4(),) + r[1:] for r in rows]
+
+    first = request_rows(rng, 500)
+    store.insert(f"{db}.requests", first, REQUEST_COLUMNS, token="chain:1")
+    store.insert(f"{db}.requests", first, REQUEST_COLUMNS, token="chain:1")  # retried: dropped
+    assert stored() == (500, 500, 500)
+    again = request_rows(rng, 300)
+    store.insert(f"{db}.requests", again, REQUEST_COLUMNS)
+    store.insert(f"{db}.requests", again, REQUEST_COLUMNS)  # the same rows without a token: dropped
+    assert stored() == (800, 800, 800)
+    store.insert(f"{db}.requests", renamed(again), REQUEST_COLUMNS)
+    store.insert(f"{db}.requests", renamed(again), REQUEST_COLUMNS, token="chain:2")
+    store.insert(f"{db}.requests", renamed(again), REQUEST_COLUMNS, token="chain:3")
+    assert stored() == (1700, 1700, 1700)
+    midnight = T0.replace(hour=0, minute=0, second=0)
+    two_days = [(uuid.uuid4(), midnight + dt.timedelta(seconds=rng.randrange(-30, 30), milliseconds=rng.randrange(1000)))
+                + r[2:] for r in again]
+    for _ in range(2):
+        store.insert(f"{db}.requests", two_days, REQUEST_COLUMNS, token="chain:4")
+    assert stored() == (2000, 2000, 2000)
+    store.insert(f"{db}.requests", first[:10], REQUEST_COLUMNS, token="chain:1")  # a used token: dropped
+    assert stored() == (2000, 2000, 2000)
+    # a row put in the per-second table reaches its 5-second cell
+    cell = int(T0.timestamp()) // 5 * 5 + 900
+    store.command(f"INSERT INTO {db}.requests_per_second VALUES (toDateTime({cell + 3}, 'UTC'), 'exp-z', "
+                  f"'injection', '/search', 'primary', 'edge-gw', 'search', 5, '{SOURCES[0]}', 7, 7, "
+                  f"([toInt32(10)], [toUInt64(7)]))")
+    assert store.query(f"SELECT toUnixTimestamp(second), legs, failed_legs, latency_buckets "
+                       f"FROM {db}.requests_per_5_seconds WHERE experiment_id = 'exp-z'").result_rows == [
+        (cell, 7, 7, ([10], [7]))]
+    per_second = store.query(
+        f"SELECT toStartOfInterval(second, INTERVAL 5 SECOND) AS cell, {KEYS}, sum(legs), sum(failed_legs), "
+        f"sumMap(latency_buckets) FROM {db}.requests_per_second GROUP BY cell, {KEYS} ORDER BY cell, {KEYS}").result_rows
+    cells = store.query(
+        f"SELECT second AS cell, {KEYS}, sum(legs), sum(failed_legs), sumMap(latency_buckets) "
+        f"FROM {db}.requests_per_5_seconds GROUP BY cell, {KEYS} ORDER BY cell, {KEYS}").result_rows
+    assert cells == per_second
+
+
 def test_the_quantile_panels_read_the_5_second_cells_inside_the_range_when_the_interval_fits(store):
     """A row put in the 5-second grain alone (not a sum of per-second rows) shows which rows a panel
     read: the cells wholly inside the range when the panel's interval is a multiple of 5 s (or it
