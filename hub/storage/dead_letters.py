@@ -148,7 +148,7 @@ class DeadLetterPublisher:
         try:
             from kafka.errors import KafkaError
         except ImportError:  # pragma: no cover
-            KafkaError = Exception  # type: ignore[assignment,misc]  # noqa: N806
+            KafkaError = Exception  # noqa: N806
         producer = self._kafka()
         limits = [self.max_bytes] * len(letters)
         pending = list(range(len(letters)))
@@ -167,18 +167,18 @@ class DeadLetterPublisher:
                 producer.flush(timeout=30)
             except KafkaError as exc:
                 raise RecoverableError(f"dead-letter publish failed: {first_line(exc)}") from exc
-            again = []
+            again: list[int] = []
             for i, future in futures.items():
-                exc = future if isinstance(future, BaseException) else (future.exception if future.failed() else None)
-                if exc is None and not isinstance(future, BaseException) and not future.is_done:
+                error = future if isinstance(future, BaseException) else (future.exception if future.failed() else None)
+                if error is None and not isinstance(future, BaseException) and not future.is_done:
                     raise RecoverableError("dead-letter publish failed: not acknowledged in 30 s")
-                if exc is None:
+                if error is None:
                     continue
-                if not _is_size_error(exc):
-                    raise RecoverableError(f"dead-letter publish failed: {first_line(exc)}")
+                if not _is_size_error(error):
+                    raise RecoverableError(f"dead-letter publish failed: {first_line(error)}")
                 if limits[i] <= MIN_BYTES:
                     raise RecoverableError(f"dead-letter publish failed: the broker refuses even "
-                                           f"{MIN_BYTES} bytes: {first_line(exc)}")
+                                           f"{MIN_BYTES} bytes: {first_line(error)}")
                 limits[i] = max(limits[i] // 2, MIN_BYTES)
                 record, raw = letters[i] = self._letter(*originals[i], limits[i])
                 log.warning("dead letter of %s[%d] offset %d too large for the broker; cut to %d bytes",

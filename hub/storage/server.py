@@ -61,9 +61,9 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from hub.storage import compression, native
 
@@ -309,11 +309,7 @@ class _Decoder:
 
             self._factory = lz4.frame.LZ4FrameDecompressor
         elif self.encoding == "zstd":
-            try:
-                from compression import zstd  # type: ignore[import-not-found]
-            except ImportError:
-                from backports import zstd  # type: ignore[no-redef]
-            self._factory = zstd.ZstdDecompressor
+            self._factory = compression._zstd().ZstdDecompressor
         elif self.encoding == "br":
             try:
                 import brotli  # type: ignore[import-not-found]
@@ -322,11 +318,13 @@ class _Decoder:
             self._factory = brotli.Decompressor
         else:
             raise StoreError(UNSUPPORTED_METHOD, f"Unknown HTTP Content-Encoding: {encoding}")
-        self._current = self._factory() if self._factory else None
+        # a decompressor object of zlib, lz4, zstd or brotli (their methods differ: see feed)
+        self._current: Any = self._factory() if self._factory else None
         self._seen = False
 
     def feed(self, data: bytes) -> bytes:
-        if self._current is None:
+        factory = self._factory
+        if self._current is None or factory is None:
             return data
         out = []
         try:
@@ -339,7 +337,7 @@ class _Decoder:
                 if not getattr(self._current, "eof", False):
                     break
                 data = self._current.unused_data
-                self._current = self._factory()
+                self._current = factory()
                 self._seen = False
         except StoreError:
             raise
@@ -369,7 +367,7 @@ class RequestText:
         self._tmp_dir = tmp_dir
         self._head = bytearray()
         self._state = "head"  # head -> text | data
-        self._file = None
+        self._file: BinaryIO | None = None
         self.data_path: str | None = None
         self.insert: InsertHead | None = None
         self.data_bytes = 0
@@ -378,6 +376,7 @@ class RequestText:
         if not data:
             return
         if self._state == "data":
+            assert self._file is not None  # opened on entering the data state
             self._file.write(data)
             self.data_bytes += len(data)
             return
@@ -567,6 +566,7 @@ class Engine:
             session = self._session(statement.session_id, create=False) if statement.session_id else None
             if keyword in ("SET", "USE") and statement.session_id and statement.readonly is None:
                 session = self._session(statement.session_id, create=True)
+                assert session is not None  # create=True opens one
                 return self._run_session_statement(session, keyword, statement)
             if keyword in ("SET", "USE") or statement.readonly is not None:
                 # No lasting effect: a SET or USE without a session, or a read-only request.
@@ -643,6 +643,7 @@ class Engine:
         tz = statement.settings.get("session_timezone") or handle.base.get("session_timezone") or self.timezone
         if statement.insert is not None:
             head = statement.insert
+            assert statement.data_path is not None  # an INSERT's data is in a file (RequestText)
             # One clause a line: a comment at the end of the statement's text ends with its line.
             sql = (head.target + b"\nFROM INFILE " + _quote_string(statement.data_path).encode()
                    + b" COMPRESSION 'none'\n" + head.settings + b"\nFORMAT " + head.fmt.encode())
@@ -799,7 +800,7 @@ def _response_encoding(request: web.Request) -> str | None:
         if name in _RESPONSE_ENCODINGS:
             if name == "br":
                 try:
-                    import brotli  # type: ignore[import-not-found]  # noqa: F401
+                    import brotli  # noqa: F401
                 except ImportError:
                     continue
             return name
@@ -821,7 +822,7 @@ def _encode(body: bytes, encoding: str, level: str | None) -> bytes:
         return lz4.frame.compress(body)
     if encoding == "zstd":
         return compression._zstd().compress(body, max(1, min(lvl, 19)))
-    import brotli  # type: ignore[import-not-found]
+    import brotli
 
     return brotli.compress(body)
 
@@ -1063,8 +1064,12 @@ class StoreServer:
         if request.content_type == "multipart/form-data" and request.method == "POST":
             reader = await request.multipart()
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    raise StoreError(NOT_IMPLEMENTED, "a form nested in a form is not supported by the store server")
                 if part.filename:
                     raise StoreError(NOT_IMPLEMENTED, "external data (files in a form) is not supported by the store server")
+                if part.name is None:
+                    raise StoreError(BAD_ARGUMENTS, "a form field without a name", status=400)
                 values[part.name] = await part.text()
         else:
             body_reader = request.content

@@ -95,6 +95,23 @@ def authorized(server, url: str, data: bytes | None = None, user: str = "default
     return request
 
 
+def test_a_form_reads_its_named_fields_and_refuses_a_nameless_one_as_a_bad_request(server):
+    def post_form(fields: list[tuple[str, str]]) -> urllib.request.Request:
+        body = b"".join(b"--b0undary\r\n" + f"Content-Disposition: {disposition}\r\n\r\n{value}\r\n".encode()
+                        for disposition, value in fields) + b"--b0undary--\r\n"
+        request = authorized(server, f"http://127.0.0.1:{server.port}/", data=body)
+        request.add_header("Content-Type", "multipart/form-data; boundary=b0undary")
+        return request
+
+    with urllib.request.urlopen(post_form([('form-data; name="query"', "SELECT 40 + 2")])) as response:
+        assert response.read() == b"42\n"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post_form([('form-data; name="query"', "SELECT 1"), ("form-data", "x")]))
+    assert refused.value.code == 400
+    assert refused.value.headers["X-ClickHouse-Exception-Code"] == "36"
+    assert b"a form field without a name" in refused.value.read()
+
+
 def test_ping_and_a_get_query_answer_like_a_server(server):
     assert urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ping").read() == b"Ok.\n"
     with urllib.request.urlopen(authorized(server, f"http://127.0.0.1:{server.port}/?query=SELECT%201%2B1%20AS%20x%20"
