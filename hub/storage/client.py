@@ -8,7 +8,6 @@ import struct
 import threading
 from typing import Any, Sequence
 
-from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from hub.errors import HubError, StoreRejected, StoreUnavailable, UserError
@@ -95,20 +94,6 @@ def classify_insert_error(exc: BaseException, table: str = "") -> HubError:
     return StoreUnavailable(f"{where}: {reason}")
 
 
-_LOW_CARDINALITY = "LowCardinality("
-
-
-def wire_type(column_type: Any) -> Any:
-    """The type an insert encodes a column's values as: a ``LowCardinality(T)`` column is sent as
-    plain ``T``, and the store makes the dictionary as it takes the block (in C++; the client
-    would build it in Python, value by value, at about half the cost of the whole insert). The
-    stored column, its values and which values are refused are the same."""
-    name = column_type.name
-    if name.startswith(_LOW_CARDINALITY) and name.endswith(")"):
-        return get_from_name(name[len(_LOW_CARDINALITY):-1])
-    return column_type
-
-
 class Store:
     """A thread-safe wrapper of a clickhouse-connect client.
 
@@ -170,7 +155,7 @@ class Store:
                 types = self._column_types.get(key)
                 if types is None:
                     context = self._client.create_insert_context(table, column_names=list(columns))
-                    types = self._column_types[key] = [wire_type(t) for t in context.column_types]
+                    types = self._column_types[key] = list(context.column_types)
                 context = self._client.create_insert_context(table, column_names=list(columns),
                                                              column_types=types, settings=settings, data=rows)
                 try:

@@ -48,29 +48,3 @@ def test_a_failed_insert_is_reported_as_not_stored_and_the_next_one_works(store)
         store.insert(table, [("not a number",)], ("k",))
     store.insert(table, [(3,)], ("k",))
     assert store.scalar(f"SELECT sum(k) FROM {table}") == 3
-
-
-def test_low_cardinality_columns_are_sent_plain_and_stored_as_given(store, monkeypatch):
-    # The client would build each LowCardinality column's dictionary in Python, value by value;
-    # the insert sends the plain values and the engine builds the dictionary.
-    from clickhouse_connect.datatypes.base import ClickHouseType
-
-    from hub.errors import StoreRejected
-
-    def no_client_dictionary(self, column, ctx):
-        raise AssertionError("a LowCardinality dictionary was built by the client")
-
-    monkeypatch.setattr(ClickHouseType, "_build_lc_dictionary", no_client_dictionary)
-    table = f"{store.database}.low_card"
-    store.command(f"CREATE TABLE {table} (k UInt32, route LowCardinality(String), "
-                  "owner LowCardinality(Nullable(String))) ENGINE = MergeTree ORDER BY k")
-    rows = [(i, f"/r{i % 3}", None if i % 4 == 0 else f"o{i % 2}") for i in range(1000)]
-    store.insert(table, rows, ("k", "route", "owner"), token="low-card-1")
-    assert store.query(f"SELECT k, route, owner FROM {table} ORDER BY k").result_rows == rows
-    assert store.query(f"SELECT toTypeName(route), toTypeName(owner) FROM {table} LIMIT 1").result_rows == [
-        ("LowCardinality(String)", "LowCardinality(Nullable(String))")]
-    with pytest.raises(StoreRejected):  # a value the column cannot take is still the rows' fault
-        store.insert(table, [(5000, 7, None)], ("k", "route", "owner"))
-    with pytest.raises(StoreRejected):
-        store.insert(table, [(5001, None, None)], ("k", "route", "owner"))
-    assert store.scalar(f"SELECT count() FROM {table}") == 1000
