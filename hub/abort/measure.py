@@ -130,7 +130,8 @@ def scope_items(scope) -> dict[str, str]:
     if scope is None:
         return {}
     get = scope.get if isinstance(scope, dict) else (lambda k: getattr(scope, k, None))
-    return {k: get(k) for k in SCOPE_KEYS if get(k)}
+    values = {k: get(k) for k in SCOPE_KEYS}
+    return {k: v for k, v in values.items() if v}
 
 
 # ---- the streaming form: rollup cells ----------------------------------------------------------
@@ -264,7 +265,7 @@ def aggregate_sql(condition, *, window: float | None = None, scope=None, seconds
     raise ValueError(f"no SQL for measurement {kind!r}")
 
 
-def _window_seconds_of(condition) -> int:
+def _window_seconds_of(condition) -> float:
     from hub.experiments.definition import parse_duration
 
     return parse_duration(condition.window)
@@ -275,7 +276,7 @@ def steady_source(measurement) -> str:
     (error rate and latency of spans), else its SLI's own."""
     declared = measurement.get("source") if isinstance(measurement, dict) else getattr(measurement, "source", None)
     sli = measurement.get("sli") if isinstance(measurement, dict) else measurement.sli
-    return "spans" if declared == "spans" else source_of(sli)
+    return "spans" if declared == "spans" else source_of(sli or "")  # no SLI: counted from requests
 
 
 def request_source_sql(db: str, experiment_id: str, selection: str = "auto") -> str:

@@ -47,6 +47,7 @@ statement.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from hub.abort import measure
 from hub.abort.sketch import _GAMMA, _LOG_GAMMA, _MIN
@@ -356,7 +357,7 @@ def panels(db: str, experiment_id: str, sources: str = "auto", recent_hours: flo
     with the dashboard's statement (``dashboards.queries``: the aggregate form) and both forms."""
     from dashboards import queries as Q
 
-    def both(fn, *args, **kw):
+    def both(fn: Callable[..., str], *args: Any, **kw: Any) -> tuple[str, str]:
         return fn(*args, form="raw", **kw), fn(*args, form="aggregate", **kw)
 
     out = []
