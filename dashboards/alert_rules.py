@@ -75,6 +75,8 @@ def alert_rules(defn: ExperimentDefinition, cfg: GrafanaConfig, *, experiment_id
                 shadow_pairs: bool = False, sources: str = "auto") -> tuple[list[dict], list[str]]:
     """(rules, names of the abort conditions left out with the reason)."""
     eid = experiment_id or defn.id
+    if not eid:
+        raise ValueError("the definition has no id: pass experiment_id")
     rules, skipped = [], []
     for c in defn.abort_conditions:
         if c.measurement == "shadow_mismatch_rate" and not shadow_pairs:

@@ -115,7 +115,7 @@ def table_panel(title: str, ds: dict, sql: str, *, description: str = "", height
 def stat_panel(title: str, ds: dict, sql: str, *, fields: str = "", height: int = 4, span: int = 12) -> stat.Panel:
     p = (stat.Panel().title(title).datasource(ds_ref(ds)).height(height).span(span)
          .with_target(ClickHouseQueryBuilder(sql, datasource=ds))
-         .reduce_options(common.ReduceDataOptions(values=True, calcs=["lastNotNull"], fields=fields))
+         .reduce_options(common_builders.ReduceDataOptions().values(True).calcs(["lastNotNull"]).fields(fields))
          .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
          .text_mode(common.BigValueTextMode.VALUE_AND_NAME))
     return p
