@@ -52,9 +52,10 @@ TABLES = {
                            "gateway, backend, status class and source; merge with sum()/sumMap() (hub.sql.aggregates).",
     "requests_per_second_mv": "Materialized view that fills requests_per_second on every insert into requests.",
     "requests_per_5_seconds": "requests_per_second at a 5-second grain (filled by requests_per_5_seconds_mv on every "
-                              "insert): second is the first second of a 5-second cell; the same keys and columns. "
-                              "The latency quantile panels read its cells inside their range (hub.sql.aggregates).",
-    "requests_per_5_seconds_mv": "Materialized view that fills requests_per_5_seconds on every insert into requests.",
+                              "insert into requests_per_second): second is the first second of a 5-second cell; the "
+                              "same keys and columns. The latency quantile panels read its cells inside their range (hub.sql.aggregates).",
+    "requests_per_5_seconds_mv": ("Materialized view that fills requests_per_5_seconds on every insert into "
+                                  "requests_per_second (chained on requests_per_second_mv)."),
     "shadow_pairs_per_second": "Per-second aggregate of shadow_pairs (filled by shadow_pairs_per_second_mv): pairs per "
                                "experiment, phase, route, gateway, shadow backend, outcome, noise and source.",
     "shadow_pairs_per_second_mv": "Materialized view that fills shadow_pairs_per_second on every pair insert.",
