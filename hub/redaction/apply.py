@@ -333,9 +333,12 @@ class _Engine:
                          if policy.path_segment_patterns else None)
         self._collections = frozenset(w.lower() for w in policy.phi_collections)
         self._url_keys = frozenset(policy.url_attributes)
-        self._drop = [(g, glob_regex((g,), ignore_case=True)) for g in policy.drop_attributes]
+        # one glob, or an allowlist with the keys always kept, always makes a pattern
+        self._drop = [(g, rx) for g in policy.drop_attributes
+                      if (rx := glob_regex((g,), ignore_case=True)) is not None]
         self._keep = glob_regex(policy.keep_attributes)
-        self._allow = {name: glob_regex(tuple(keys) + ALWAYS_KEPT) for name, keys in policy.allowlists.items()}
+        self._allow = {name: rx for name, keys in policy.allowlists.items()
+                       if (rx := glob_regex(tuple(keys) + ALWAYS_KEPT)) is not None}
         self._key_actions: dict[Any, dict[str, tuple[int, str]]] = {}
         self._clean_text: set[str] = set()
         self._masked_text: dict[bytes, tuple[str, tuple[str, ...]]] = {}  # digest of a text -> (masked, hits)
@@ -813,12 +816,12 @@ class _Engine:
                     hits.append("shape:key")
                 if ((phi_key.fullmatch(k.strip()) is not None or (phi_attribute and k == "value"))
                         and x not in (None, "", [], {}) and not isinstance(x, bool)):
-                    new = STRUCT_MARKER.format(shape="phi_key")
+                    new: Any = STRUCT_MARKER.format(shape="phi_key")
                     if phi_attribute and k == "value":
                         new = {"stringValue": new}
                     hits.append("mask:phi_key")
                 elif isinstance(x, str) and x and (k == "actor" or (fields is not None and k in fields)):
-                    new = self.struct("actor" if k == "actor" else fields[k], x, hits)
+                    new = self.struct("actor" if k == "actor" or fields is None else fields[k], x, hits)
                 else:
                     new = self._walk(x, hits, depth + 1, phi_key, fields)
                 if new is not x or key is not k:
@@ -980,7 +983,7 @@ class _Engine:
                 if kind == _STRUCT:
                     if shape in _OPAQUE_SHAPES and opaque(value) is not None:
                         continue  # a long hex id or a UUID: nothing personal fits in it
-                    new = struct(shape, value, hits)
+                    new: Any = struct(shape, value, hits)
                 elif kind == _TEXT or kind == _URL:
                     new = self._value(kind, shape, clean, value, hits)
                 elif kind == _MAP:

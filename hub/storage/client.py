@@ -146,7 +146,8 @@ class Store:
         if not rows:
             return
         # A repeat the table drops is dropped by the tables its materialized views fill too.
-        settings = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+        settings: dict[str, int | str] = {"insert_deduplicate": 1,
+                                          "deduplicate_blocks_in_dependent_materialized_views": 1}
         if token:
             settings["insert_deduplication_token"] = token
         key = (table, tuple(columns))

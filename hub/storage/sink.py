@@ -504,9 +504,10 @@ class ExactlyOnceSink:
         # The batch before this one must be stored before this one is placed and inserted (point 3
         # above); it was placed and inserted while this batch was gathered, decoded and entered.
         self.flush()
-        for partition, chunk, _, _ in work:
-            self._stored_up_to[partition] = chunk[-1].offset
+        for partition, entered, _, _ in work:
+            self._stored_up_to[partition] = entered[-1].offset
         if work:
+            assert self._inserts is not None  # pipelined
             self._inflight_partitions = [partition for partition, _, _, _ in work]
             self._inflight = self._inserts.submit(self._finish, work)
         return sum(len(decoded.rows) for _, _, _, decoded in work)
