@@ -44,6 +44,7 @@ from bench.common import BenchContext, BenchError, Result
 from hub.runtime.kafka import tail
 from hub.runtime.topics import ensure_topics
 from hub.settings import REPO_ROOT
+from hub.stats import percentile
 from hub.testing import WorkerProcess, isolated_env
 
 RATE = 10_000          # request legs per second
@@ -182,11 +183,6 @@ class AlertReader(threading.Thread):
                     if doc.get("status") == "firing":
                         self.firing.append(r.timestamp / 1000)
         self.consumer.close()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def _match(breaches: list[float], alerts: list[float]) -> list[float]:
@@ -350,7 +346,7 @@ def run(ctx: BenchContext, trials: int | None = None, rate: int | None = None) -
                "rule": f"error_rate > {THRESHOLD} over {WINDOW}s, min_samples {MIN_SAMPLES}",
                **hub_details, **base_details}
     hub_median, base_median = statistics.median(hub_latency), statistics.median(base_latency)
-    hub_p99, base_p99 = _percentile(hub_latency, 0.99), _percentile(base_latency, 0.99)
+    hub_p99, base_p99 = percentile(hub_latency, 0.99), percentile(base_latency, 0.99)
     ctx.progress(f"alert latency: hub median {hub_median:.3f}s p99 {hub_p99:.3f}s; "
                  f"baseline median {base_median:.3f}s p99 {base_p99:.3f}s")
     at = f"{rate:,} legs/s"

@@ -92,6 +92,7 @@ import time
 from pathlib import Path
 
 from bench.common import BenchContext, Result, peak_rss_mib, run_json_child
+from hub.stats import percentile
 
 UTC = dt.timezone.utc
 DEFAULT_ROWS = 10_000_000
@@ -302,16 +303,6 @@ def plain_sql(sql: str, db: str) -> str:
     return re.sub(rf"(?<![\w.`]){re.escape(db)}\.requests(?![\w])", f"{db}.requests_plain", sql)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def summary(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 4), "p95": round(percentile(values, 0.95), 4),
             "min": round(min(values), 4), "max": round(max(values), 4)}
@@ -361,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     from hub.experiments.definition import load_definition
     from hub.experiments.events import EVENT_COLUMNS
     from hub.settings import load_settings
-    from hub.storage.client import open_store
     from hub.sql import aggregates as A
+    from hub.storage.client import open_store
     from hub.storage.migrations import migrate
 
     settings = load_settings({"HUB_HOME": str(Path(args.data_dir).resolve())})  # embedded chDB, nothing else

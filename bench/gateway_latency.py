@@ -64,6 +64,7 @@ from bench.common import BenchContext, BenchError, Result, run_json_child
 from hub.runtime.kafka import tail
 from hub.runtime.topics import ensure_topics
 from hub.settings import REPO_ROOT
+from hub.stats import percentile
 
 SERVICE_MS = 2.0           # the backend's fixed service time per request
 DEFAULT_REQUESTS = 10_000  # per side (direct, gateway) and per concurrency
@@ -94,17 +95,6 @@ BEFORE_ENV = "GATEWAY_BENCH_BEFORE"  # a source tree whose gateway runs beside t
 
 
 # ---- statistics ---------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    s = sorted(values)
-    if not s:
-        raise ValueError("no values")
-    pos = (len(s) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def summary(latencies: list[float], seconds: float) -> dict:
     return {"requests": len(latencies), "seconds": round(seconds, 3),
             "requests_per_second": round(len(latencies) / seconds, 1),

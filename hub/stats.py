@@ -116,3 +116,17 @@ def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> MannWhitney:
     z_greater = (u1 - mu - 0.5) / sd
     z_two = (abs(u1 - mu) - 0.5) / sd
     return MannWhitney(u1, normal_sf(z_greater), min(1.0, 2.0 * normal_sf(z_two)), delta, 2.0 * sd / (n1 * n2))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by linear interpolation between the closest ranks
+    (numpy's default method); what every benchmark reports as p50, p95 and p99."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"percentile: q must be within 0..1, got {q}")
+    position = (len(ordered) - 1) * q
+    lo = int(position)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)

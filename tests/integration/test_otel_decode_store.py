@@ -9,12 +9,9 @@ writes them. Rows go into the migrated ``otel_*`` tables and are checked with SQ
 
 from __future__ import annotations
 
-import base64
 import time
 
-import orjson
 import pytest
-from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -29,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry._logs import SeverityNumber
 
+from hub.emit._otel import otlp_json
 from hub.names import ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
 from hub.otel.decode import (
     LOG_COLUMNS,
@@ -46,26 +44,6 @@ pytestmark = pytest.mark.clickhouse
 T0 = time.time_ns() // 1_000_000_000 * 1_000_000_000 - 3600 * 1_000_000_000
 MAX_BYTES = 4 * 1024 * 1024
 RESOURCE = {"service.name": "checkout", "deployment.environment": "gameday", ATTR_EXPERIMENT_ID: "exp-res"}
-_ID_KEYS = {"traceId", "spanId", "parentSpanId"}
-
-
-def otlp_json(request) -> bytes:
-    """A request in OTLP/JSON as the Collector writes it: the protobuf JSON mapping, ids in hex."""
-
-    def fix(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in _ID_KEYS and isinstance(value, str):
-                    node[key] = base64.b64decode(value).hex()
-                else:
-                    fix(value)
-        elif isinstance(node, list):
-            for value in node:
-                fix(value)
-
-    doc = MessageToDict(request, use_integers_for_enums=True)
-    fix(doc)
-    return orjson.dumps(doc)
 
 
 def kafka_values(request, encoding: str, topic: str) -> list[RawMessage]:

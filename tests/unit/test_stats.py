@@ -123,3 +123,19 @@ def test_the_judges_sql_p_value_computes_the_same():
     values = [float(v) for v in out.strip().split("\t")]
     for c, value in zip(grid, values, strict=True):
         assert value == pytest.approx(stats.two_proportion_p_value(*c), rel=1e-9, abs=1e-15), c
+
+
+def test_the_benchmarks_percentile_is_numpys_linear_percentile():
+    import numpy
+
+    rng = random.Random(5)
+    samples = [[1.0], [3.0, 1.0], [rng.expovariate(1.0) for _ in range(999)], [float(i % 7) for i in range(100)],
+               [rng.uniform(-5, 5) for _ in range(10)]]
+    for values in samples:
+        for q in (0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0):
+            assert stats.percentile(values, q) == pytest.approx(float(numpy.percentile(values, q * 100)),
+                                                                rel=1e-12, abs=1e-12), (len(values), q)
+    with pytest.raises(ValueError):
+        stats.percentile([], 0.5)
+    with pytest.raises(ValueError):
+        stats.percentile([1.0], 95)  # a percent where a fraction is meant
