@@ -32,17 +32,36 @@ def _walk_scope(scope: ast.AST):
             todo.extend(ast.iter_child_nodes(node))
 
 
-def _mentions_environ(node: ast.AST) -> bool:
+ENVIRON_NAMES = ("environ", "getenv", "environb", "getenvb")
+
+
+def _environ_aliases(tree: ast.AST) -> set[str]:
+    """Names bound to the environment by ``from os import environ`` (``as`` aliases too)."""
+    return {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            and node.module == "os" for alias in node.names if alias.name in ENVIRON_NAMES}
+
+
+def _mentions_environ(node: ast.AST, aliases: set[str] | frozenset[str] = frozenset()) -> bool:
     for sub in _walk_scope(node):
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "os" \
-                and sub.attr in ("environ", "getenv", "environb"):
+                and sub.attr in ENVIRON_NAMES:
+            return True
+        if isinstance(sub, ast.Name) and sub.id in aliases:
             return True
     return False
 
 
 def _hub_name(node: ast.AST | None) -> str | None:
+    """The HUB_* name a key spells: a constant, or the constant start of a name built by ``+`` or
+    an f-string (``"HUB_" + kind``, ``f"HUB_{kind}"``)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("HUB_"):
         return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        start = _hub_name(node.left)
+        return start + "..." if start else None
+    if isinstance(node, ast.JoinedStr) and node.values:
+        start = _hub_name(node.values[0])
+        return start + "..." if start else None
     return None
 
 
@@ -52,10 +71,11 @@ def hub_environ_reads(source: str) -> list[tuple[int, str]]:
     direct reads, reads through a name bound to the environment (``env = os.environ``) and
     through a local helper (``get("HUB_X")``) alike."""
     tree = ast.parse(source)
+    aliases = _environ_aliases(tree)
     found: set[tuple[int, str]] = set()
     scopes = [tree] + [n for n in ast.walk(tree) if isinstance(n, FUNCTIONS)]
     for scope in scopes:
-        if not _mentions_environ(scope):
+        if not _mentions_environ(scope, aliases):
             continue
         for node in _walk_scope(scope):
             name = None
@@ -88,6 +108,18 @@ def test_the_scanner_finds_direct_and_aliased_reads():
         "KEEP = {k: v for k, v in os.environ.items() if not k.startswith('HUB_')}\n"
     )
     assert [name for _, name in hub_environ_reads(source)] == ["HUB_A", "HUB_B", "HUB_C", "HUB_D", "HUB_E", "HUB_G"]
+
+
+def test_the_scanner_finds_reads_through_from_imports_and_built_names():
+    source = (
+        "from os import environ, getenv as ge\n"
+        "A = environ.get('HUB_A')\n"
+        "B = ge('HUB_B')\n"
+        "def f(kind):\n"
+        "    a = environ['HUB_' + kind]\n"
+        "    return a, environ.get(f'HUB_{kind}_X')\n"
+    )
+    assert [name for _, name in hub_environ_reads(source)] == ["HUB_A", "HUB_B", "HUB_...", "HUB_..."]
 
 
 def test_no_hub_variable_is_read_from_the_environment_outside_settings():
