@@ -10,7 +10,16 @@ README = (REPO_ROOT / "README.md").read_text()
 
 def test_readme_lists_every_setting():
     missing = [env for env, _, _ in describe() if f"`{env}`" not in README]
-    assert missing == []
+    assert missing == [], "add their rows to the README's settings table: `hub config --markdown` prints them"
+
+
+def test_the_readme_settings_table_says_what_the_code_says():
+    """Each setting's row, default and sentence included, is the one `hub config --markdown`
+    prints, so a changed default or description cannot leave the README behind."""
+    rows = {line.split("|")[1].strip().strip("`"): line for line in README.splitlines() if line.startswith("| `HUB_")}
+    stale = [f"{rows.get(env)!r} should be {f'| `{env}` | `{default}` | {doc} |'!r}"
+             for env, default, doc in describe() if rows.get(env) != f"| `{env}` | `{default}` | {doc} |"]
+    assert stale == [], "replace these README rows with what `hub config --markdown` prints:\n" + "\n".join(stale)
 
 
 def test_readme_documents_every_command():
