@@ -1,0 +1,31 @@
+"""A Python column list against its table as all the migrations leave it (a store migrated from
+scratch by the ``store`` fixture), never against the one migration file that created the table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hub.storage.client import Store
+
+HINT = ("add it in a new migration under schemas/clickhouse/, never by editing a released one "
+        "(ALTER TABLE ... ADD COLUMN IF NOT EXISTS; see docs/testing.md, Adding a migration)")
+
+
+def stored_columns(store: Store, table: str) -> list[str]:
+    """The table's columns in the store, in their order (DESCRIBE TABLE)."""
+    rows = store.query(f"DESCRIBE TABLE {store.database}.`{table}`").result_rows
+    return [str(r[0]) for r in rows]
+
+
+def assert_columns_stored(store: Store, table: str, columns: Iterable[str], defaulted: Iterable[str] = ()) -> None:
+    """Every column of ``columns`` is in the migrated table, and the table has no other column than
+    those and the ``defaulted`` ones the writer leaves to their default. Inserts name their columns,
+    so the order is not compared."""
+    expected = list(columns)
+    stored = stored_columns(store, table)
+    missing = [c for c in expected if c not in stored]
+    assert not missing, (f"{table}: column(s) {missing} written by the code are missing from the store "
+                         f"migrated by every file under schemas/clickhouse/; a column missing from the store: {HINT}")
+    extra = [c for c in stored if c not in expected and c not in set(defaulted)]
+    assert not extra, (f"{table}: the migrations create column(s) {extra} that the code's column list does not "
+                       "write: add them to that list (or give them a DEFAULT and list them as defaulted here)")
