@@ -28,6 +28,7 @@ tables (``experiment_notes`` etc. read ``experiment_events.payload``), so they s
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Final, Mapping
 
@@ -284,5 +285,18 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # pragma: no cover - prints the docs table
-    print(markdown_table(), end="")
+def write_docs() -> Path:
+    """Put the table between ``docs/redaction.md``'s column markers, as
+    ``python -m hub.redaction.columns`` does; returns the file written."""
+    from hub.settings import REPO_ROOT
+
+    doc = REPO_ROOT / "docs" / "redaction.md"
+    begin, end = "<!-- columns:begin -->\n", "<!-- columns:end -->"
+    text = doc.read_text()
+    head, rest = text.split(begin, 1)
+    doc.write_text(head + begin + markdown_table() + end + rest.split(end, 1)[1])
+    return doc
+
+
+if __name__ == "__main__":  # pragma: no cover - rewrites the docs table
+    print(f"wrote the column table of {write_docs()}")

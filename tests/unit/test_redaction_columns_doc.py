@@ -14,7 +14,7 @@ def test_the_column_table_in_the_docs_is_generated_from_the_declarations():
     begin, end = "<!-- columns:begin -->\n", "<!-- columns:end -->"
     assert begin in text and end in text
     shown = text.split(begin, 1)[1].split(end, 1)[0]
-    assert shown == markdown_table(), "regenerate with: python -m hub.redaction.columns"
+    assert shown == markdown_table(), "regenerate the table in docs/redaction.md with: python -m hub.redaction.columns"
 
 
 def test_every_declaration_names_a_known_kind_and_shape():
