@@ -105,15 +105,19 @@ def alert_row(r: dict, window: TimeWindow | None = None) -> tuple:
         window_end = _time(a.window_end, "window_end", window)
     except _Refused as exc:
         raise ValueError(str(exc)) from None
-    return (
-        time, a.kind, a.alert_id or "", a.status or "", a.experiment_id,
-        a.rule or "", a.severity or "", a.measurement or "", a.comparison or "",
-        a.threshold if a.threshold is not None else 0.0, a.observed, a.samples or 0,
-        window_start, window_end,
-        json.dumps(a.top_contributors if a.top_contributors is not None else []),
-        list(a.example_request_ids or ()), a.message or "", a.action or "", a.url or "",
-        a.ok, a.status_code, a.attempts or 0, a.error or "", bool(a.outside_run), a.latency_ms,
-    )
+    values = {
+        "time": time, "kind": a.kind, "alert_id": a.alert_id or "", "status": a.status or "",
+        "experiment_id": a.experiment_id, "rule": a.rule or "", "severity": a.severity or "",
+        "measurement": a.measurement or "", "comparison": a.comparison or "",
+        "threshold": a.threshold if a.threshold is not None else 0.0, "observed": a.observed,
+        "samples": a.samples or 0, "window_start": window_start, "window_end": window_end,
+        "top_contributors": json.dumps(a.top_contributors if a.top_contributors is not None else []),
+        "example_request_ids": list(a.example_request_ids or ()), "message": a.message or "",
+        "action": a.action or "", "url": a.url or "", "ok": a.ok, "status_code": a.status_code,
+        "attempts": a.attempts or 0, "error": a.error or "", "outside_run": bool(a.outside_run),
+        "latency_ms": a.latency_ms,
+    }
+    return tuple(values[column] for column in ALERT_COLUMNS)  # by name: the constant's order rules
 
 
 def decode_alerts(messages: Sequence[RawMessage], max_bytes: int, limits: Limits | None = None,

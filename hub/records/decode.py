@@ -595,16 +595,17 @@ def dead_letter_record_row(letter: DeadLetter) -> tuple:
     t = letter.dead_time
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return (
-        t.astimezone(UTC),
-        letter.source_topic,
-        letter.source_partition,
-        letter.source_offset,
-        letter.source_index,
-        letter.reason,
-        letter.key or "",
-        letter.value or "",
-    )
+    values = {
+        "dead_time": t.astimezone(UTC),
+        "source_topic": letter.source_topic,
+        "source_partition": letter.source_partition,
+        "source_offset": letter.source_offset,
+        "source_index": letter.source_index,
+        "reason": letter.reason,
+        "key": letter.key or "",
+        "value": letter.value or "",
+    }
+    return tuple(values[column] for column in DEAD_LETTER_COLUMNS)  # by name: the constant's order rules
 
 
 def dead_letter_row(invalid: InvalidRecord, raw: RawMessage, dead_time: datetime | None = None) -> tuple:
