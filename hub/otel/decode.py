@@ -28,8 +28,12 @@ reported once (``timestamp out of range: ...``, index -1) while its other rows a
 and infinities are kept as they are (the Float64 columns hold them).
 
 The protobuf path is the hot one: one ``ParseFromString`` (upb, in C) per record, then a tight
-loop building tuples; the JSON path parses with orjson, turns hex ids into base64 and lets
-``json_format.ParseDict`` build the same message, so both encodings share one row builder.
+loop building tuples. A row is built by column name: ``SPAN_VALUES``, ``LOG_VALUES`` and
+``METRIC_VALUES`` give each column's value, and the table's column constant the order, compiled
+into one tuple display per table when this module is imported (``hub.records.rows``); reordering a
+column constant moves its values with it. The JSON path parses with orjson, turns hex ids into
+base64 and lets ``json_format.ParseDict`` build the same message, so both encodings share one row
+builder.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from hub.records.decode import (
     depth_reason,
     too_deep,
 )
+from hub.records.rows import compile_row
 
 __all__ = [
     "DEFAULT_TOPICS",
@@ -214,8 +219,9 @@ class MetricTables:
 
 # ---- value conversion (pdata Value.AsString) -------------------------------------------------
 
-_SPAN_KINDS: Final = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
-_STATUS_CODES: Final = ("Unset", "Ok", "Error")
+#: ``SpanKind`` and ``Status.code`` numbers to the names the exporter stores (others: '').
+_SPAN_KIND: Final = dict(enumerate(("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")))
+_STATUS_CODE: Final = dict(enumerate(("Unset", "Ok", "Error")))
 _HTML_ESCAPES: Final = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
@@ -342,10 +348,94 @@ def _hex_id(b: bytes) -> str:
 # ---- row builders (one parsed request -> rows) -------------------------------------------------
 
 
+#: Names the value expressions below may use, besides their parameters.
+_ROW_NAMESPACE: Final = {
+    "hex_id": _hex_id, "any_value_string": any_value_string, "SPAN_KIND": _SPAN_KIND, "STATUS_CODE": _STATUS_CODE,
+    "EXP_ID": ATTR_EXPERIMENT_ID, "EXP_PHASE": ATTR_EXPERIMENT_PHASE,
+}
+
+#: Each ``otel_traces`` column's value, by name: an expression of the span ``s``, its start and end
+#: (ns), its ``status``, its attributes ``a``, its events' and links' arrays (``ev_*``, ``ln_*``)
+#: and what it shares with its resource and scope.
+SPAN_VALUES: Final[dict[str, str]] = {
+    "Timestamp": "start", "TraceId": "hex_id(s.trace_id)", "SpanId": "hex_id(s.span_id)",
+    "ParentSpanId": "hex_id(s.parent_span_id)", "TraceState": "s.trace_state", "SpanName": "s.name",
+    "SpanKind": "SPAN_KIND.get(s.kind, '')", "ServiceName": "service", "ResourceAttributes": "rattrs",
+    "ScopeName": "scope_name", "ScopeVersion": "scope_version", "SpanAttributes": "a",
+    "Duration": "end - start if end > start else 0", "StatusCode": "STATUS_CODE.get(status.code, '')",
+    "StatusMessage": "status.message",
+    "Events.Timestamp": "ev_t", "Events.Name": "ev_n", "Events.Attributes": "ev_a",
+    "Links.TraceId": "ln_t", "Links.SpanId": "ln_s", "Links.TraceState": "ln_ts", "Links.Attributes": "ln_a",
+    "ExperimentId": "a.get(EXP_ID) or r_exp", "ExperimentPhase": "a.get(EXP_PHASE) or r_phase",
+}
+_span_row: Final = compile_row(
+    "otel_traces", TRACE_COLUMNS, SPAN_VALUES, "s, start, end, status, a, ev_t, ev_n, ev_a, ln_t, ln_s, ln_ts, ln_a, "
+    "service, rattrs, scope_name, scope_version, r_exp, r_phase", _ROW_NAMESPACE)
+
+#: Each ``otel_logs`` column's value, by name: an expression of the log record ``r``, its
+#: attributes ``a`` and ``body``, and what it shares with its resource and scope.
+LOG_VALUES: Final[dict[str, str]] = {
+    "Timestamp": "r.time_unix_nano or r.observed_time_unix_nano", "TraceId": "hex_id(r.trace_id)",
+    "SpanId": "hex_id(r.span_id)", "TraceFlags": "r.flags & 0xFF", "SeverityText": "r.severity_text",
+    "SeverityNumber": "r.severity_number & 0xFF", "ServiceName": "service",
+    "Body": "body.string_value if body.WhichOneof('value') == 'string_value' else any_value_string(body)",
+    "ResourceSchemaUrl": "r_url", "ResourceAttributes": "rattrs", "ScopeSchemaUrl": "s_url",
+    "ScopeName": "scope_name", "ScopeVersion": "scope_version", "ScopeAttributes": "scope_attrs",
+    "LogAttributes": "a", "EventName": "r.event_name",
+    "ExperimentId": "a.get(EXP_ID) or r_exp", "ExperimentPhase": "a.get(EXP_PHASE) or r_phase",
+}
+_log_row: Final = compile_row(
+    "otel_logs", LOG_COLUMNS, LOG_VALUES, "r, a, body, service, rattrs, r_url, s_url, scope_name, scope_version, "
+    "scope_attrs, r_exp, r_phase", _ROW_NAMESPACE)
+
+#: The values the ``otel_metrics_*`` tables share, by column name: expressions of the data point
+#: ``dp`` and its attributes ``a``, the point's exemplars' arrays (``ex_*``; ``None`` for a
+#: summary, whose table has no exemplars) and what it shares with its metric, resource and scope.
+_METRIC_HEAD_VALUES: Final[dict[str, str]] = {
+    "ResourceAttributes": "rattrs", "ResourceSchemaUrl": "r_url", "ScopeName": "scope_name",
+    "ScopeVersion": "scope_version", "ScopeAttributes": "scope_attrs", "ScopeDroppedAttrCount": "scope_dropped",
+    "ScopeSchemaUrl": "s_url", "ServiceName": "service", "MetricName": "name",
+    "MetricDescription": "description", "MetricUnit": "unit", "Attributes": "a",
+    "StartTimeUnix": "dp.start_time_unix_nano", "TimeUnix": "dp.time_unix_nano",
+    "Exemplars.FilteredAttributes": "ex_a", "Exemplars.TimeUnix": "ex_t", "Exemplars.Value": "ex_v",
+    "Exemplars.SpanId": "ex_s", "Exemplars.TraceId": "ex_tr",
+    "ExperimentId": "a.get(EXP_ID) or r_exp", "ExperimentPhase": "a.get(EXP_PHASE) or r_phase",
+}
+_METRIC_PARAMS: Final = ("dp, a, ex_a, ex_t, ex_v, ex_s, ex_tr, name, description, unit, temporality, monotonic, "
+                         "service, rattrs, r_url, scope_name, scope_version, scope_attrs, scope_dropped, s_url, "
+                         "r_exp, r_phase")
+_NO_EXEMPLARS: Final = ("Exemplars.FilteredAttributes", "Exemplars.TimeUnix", "Exemplars.Value", "Exemplars.SpanId",
+                        "Exemplars.TraceId")
+_DISTRIBUTION: Final = {"Count": "dp.count", "Sum": "dp.sum", "Flags": "dp.flags", "Min": "dp.min", "Max": "dp.max",
+                        "AggregationTemporality": "temporality"}
+#: Each ``otel_metrics_*`` column's value, by kind and column name (``name``, ``description``,
+#: ``unit``: the metric's; ``temporality``, ``monotonic``: its sum's or histogram's).
+METRIC_VALUES: Final[dict[str, dict[str, str]]] = {
+    "gauge": {**_METRIC_HEAD_VALUES, "Flags": "dp.flags",
+              "Value": "float(dp.as_int) if dp.WhichOneof('value') == 'as_int' else dp.as_double"},
+    "sum": {**_METRIC_HEAD_VALUES, "Flags": "dp.flags",
+            "Value": "float(dp.as_int) if dp.WhichOneof('value') == 'as_int' else dp.as_double",
+            "AggregationTemporality": "temporality", "IsMonotonic": "monotonic"},
+    "histogram": {**_METRIC_HEAD_VALUES, **_DISTRIBUTION, "BucketCounts": "list(dp.bucket_counts)",
+                  "ExplicitBounds": "list(dp.explicit_bounds)"},
+    "exponential_histogram": {
+        **_METRIC_HEAD_VALUES, **_DISTRIBUTION, "Scale": "dp.scale", "ZeroCount": "dp.zero_count",
+        "PositiveOffset": "dp.positive.offset", "PositiveBucketCounts": "list(dp.positive.bucket_counts)",
+        "NegativeOffset": "dp.negative.offset", "NegativeBucketCounts": "list(dp.negative.bucket_counts)"},
+    "summary": {**{c: v for c, v in _METRIC_HEAD_VALUES.items() if c not in _NO_EXEMPLARS},
+                "Count": "dp.count", "Sum": "dp.sum", "Flags": "dp.flags",
+                "ValueAtQuantiles.Quantile": "[q.quantile for q in dp.quantile_values]",
+                "ValueAtQuantiles.Value": "[q.value for q in dp.quantile_values]"},
+}
+#: The metric kinds with an aggregation temporality.
+_TEMPORAL: Final = frozenset({"sum", "histogram", "exponential_histogram"})
+_metric_row: Final = {kind: compile_row(table, columns, METRIC_VALUES[kind], _METRIC_PARAMS, _ROW_NAMESPACE)
+                      for kind, (table, columns) in METRIC_TABLES.items()}
+
+
 def _span_rows(req: Any, rows: list) -> None:
     exp_id, exp_phase = ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
-    kinds, codes = _SPAN_KINDS, _STATUS_CODES
-    hex_id, attrs = _hex_id, _attrs
+    hex_id, attrs, row = _hex_id, _attrs, _span_row
     append = rows.append
     for rs in req.resource_spans:
         rattrs = attrs(rs.resource.attributes)
@@ -357,9 +447,6 @@ def _span_rows(req: Any, rows: list) -> None:
             scope_name = scope.name
             scope_version = scope.version
             for s in ss.spans:
-                start = s.start_time_unix_nano
-                end = s.end_time_unix_nano
-                a = attrs(s.attributes)
                 events = s.events
                 if events:
                     ev_t = [e.time_unix_nano for e in events]
@@ -375,23 +462,14 @@ def _span_rows(req: Any, rows: list) -> None:
                     ln_a = [attrs(x.attributes) for x in links]
                 else:
                     ln_t, ln_s, ln_ts, ln_a = [], [], [], []
-                kind = s.kind
-                status = s.status
-                code = status.code
-                append((
-                    start, hex_id(s.trace_id), hex_id(s.span_id), hex_id(s.parent_span_id),
-                    s.trace_state, s.name, kinds[kind] if 0 <= kind < 6 else "",
-                    service, rattrs, scope_name, scope_version, a,
-                    end - start if end > start else 0,
-                    codes[code] if 0 <= code < 3 else "", status.message,
-                    ev_t, ev_n, ev_a, ln_t, ln_s, ln_ts, ln_a,
-                    a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase,
-                ))
+                append(row(s, s.start_time_unix_nano, s.end_time_unix_nano, s.status, attrs(s.attributes),
+                           ev_t, ev_n, ev_a, ln_t, ln_s, ln_ts, ln_a,
+                           service, rattrs, scope_name, scope_version, r_exp, r_phase))
 
 
 def _log_rows(req: Any, rows: list) -> None:
     exp_id, exp_phase = ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
-    hex_id, attrs = _hex_id, _attrs
+    attrs, row = _attrs, _log_row
     append = rows.append
     for rl in req.resource_logs:
         rattrs = attrs(rl.resource.attributes)
@@ -406,24 +484,17 @@ def _log_rows(req: Any, rows: list) -> None:
             scope_attrs = attrs(scope.attributes)
             s_url = sl.schema_url
             for r in sl.log_records:
-                a = attrs(r.attributes)
-                body = r.body
-                append((
-                    r.time_unix_nano or r.observed_time_unix_nano,
-                    hex_id(r.trace_id), hex_id(r.span_id), r.flags & 0xFF,
-                    r.severity_text, r.severity_number & 0xFF, service,
-                    body.string_value if body.WhichOneof("value") == "string_value" else any_value_string(body),
-                    r_url, rattrs, s_url, scope_name, scope_version, scope_attrs, a, r.event_name,
-                    a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase,
-                ))
+                append(row(r, attrs(r.attributes), r.body, service, rattrs, r_url, s_url, scope_name, scope_version,
+                           scope_attrs, r_exp, r_phase))
 
 
 _ZERO_TRACE: Final = bytes(16)
 _ZERO_SPAN: Final = bytes(8)
 
 
-def _exemplars(exemplars: Any) -> tuple:
-    """The five ``Exemplars.*`` arrays (ids in hex, all zeros when absent, as the exporter writes them)."""
+def _exemplars(exemplars: Any) -> tuple[list, list, list, list, list]:
+    """The ``Exemplars.*`` arrays: filtered attributes, times, values, span ids, trace ids (ids in
+    hex, all zeros when absent, as the exporter writes them)."""
     if not exemplars:
         return [], [], [], [], []
     attrs_, times, values, span_ids, trace_ids = [], [], [], [], []
@@ -438,9 +509,8 @@ def _exemplars(exemplars: Any) -> tuple:
 
 def _metric_rows(req: Any, batch: MetricsBatch) -> None:
     exp_id, exp_phase = ATTR_EXPERIMENT_ID, ATTR_EXPERIMENT_PHASE
-    attrs = _attrs
-    gauge, sum_, hist, exp_hist, summary = (batch.gauge, batch.sum, batch.histogram,
-                                            batch.exponential_histogram, batch.summary)
+    attrs, exemplars = _attrs, _exemplars
+    builders = _metric_row
     for rm in req.resource_metrics:
         rattrs = attrs(rm.resource.attributes)
         service = rattrs.get(SERVICE_NAME, "")
@@ -449,56 +519,27 @@ def _metric_rows(req: Any, batch: MetricsBatch) -> None:
         r_url = rm.schema_url
         for sm in rm.scope_metrics:
             scope = sm.scope
-            scope_head = (rattrs, r_url, scope.name, scope.version, attrs(scope.attributes),
-                          scope.dropped_attributes_count, sm.schema_url, service)
+            scope_name, scope_version, scope_dropped = scope.name, scope.version, scope.dropped_attributes_count
+            scope_attrs = attrs(scope.attributes)
+            s_url = sm.schema_url
             for m in sm.metrics:
-                head = scope_head + (m.name, m.description, m.unit)
-                which = m.WhichOneof("data")
-                if which == "gauge" or which == "sum":
-                    data = m.gauge if which == "gauge" else m.sum
-                    tail = () if which == "gauge" else (data.aggregation_temporality, data.is_monotonic)
-                    out = gauge if which == "gauge" else sum_
-                    for dp in data.data_points:
-                        a = attrs(dp.attributes)
-                        value = float(dp.as_int) if dp.WhichOneof("value") == "as_int" else dp.as_double
-                        out.append(head + (a, dp.start_time_unix_nano, dp.time_unix_nano, value, dp.flags)
-                                   + _exemplars(dp.exemplars) + tail
-                                   + (a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase))
-                elif which == "histogram":
-                    data = m.histogram
-                    temporality = data.aggregation_temporality
-                    for dp in data.data_points:
-                        a = attrs(dp.attributes)
-                        hist.append(head + (
-                            a, dp.start_time_unix_nano, dp.time_unix_nano, dp.count, dp.sum,
-                            list(dp.bucket_counts), list(dp.explicit_bounds),
-                        ) + _exemplars(dp.exemplars) + (
-                            dp.flags, dp.min, dp.max, temporality,
-                            a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase,
-                        ))
-                elif which == "exponential_histogram":
-                    data = m.exponential_histogram
-                    temporality = data.aggregation_temporality
-                    for dp in data.data_points:
-                        a = attrs(dp.attributes)
-                        pos, neg = dp.positive, dp.negative
-                        exp_hist.append(head + (
-                            a, dp.start_time_unix_nano, dp.time_unix_nano, dp.count, dp.sum,
-                            dp.scale, dp.zero_count, pos.offset, list(pos.bucket_counts),
-                            neg.offset, list(neg.bucket_counts),
-                        ) + _exemplars(dp.exemplars) + (
-                            dp.flags, dp.min, dp.max, temporality,
-                            a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase,
-                        ))
-                elif which == "summary":
-                    for dp in m.summary.data_points:
-                        a = attrs(dp.attributes)
-                        qv = dp.quantile_values
-                        summary.append(head + (
-                            a, dp.start_time_unix_nano, dp.time_unix_nano, dp.count, dp.sum,
-                            [q.quantile for q in qv], [q.value for q in qv], dp.flags,
-                            a.get(exp_id) or r_exp, a.get(exp_phase) or r_phase,
-                        ))
+                kind = m.WhichOneof("data")
+                if kind not in builders:
+                    continue
+                row = builders[kind]
+                data = getattr(m, kind)
+                append = getattr(batch, kind).append
+                name, description, unit = m.name, m.description, m.unit
+                temporality = data.aggregation_temporality if kind in _TEMPORAL else 0
+                monotonic = kind == "sum" and data.is_monotonic
+                with_exemplars = kind != "summary"
+                ex_a = ex_t = ex_v = ex_s = ex_tr = None
+                for dp in data.data_points:
+                    if with_exemplars:
+                        ex_a, ex_t, ex_v, ex_s, ex_tr = exemplars(dp.exemplars)
+                    append(row(dp, attrs(dp.attributes), ex_a, ex_t, ex_v, ex_s, ex_tr, name, description, unit,
+                               temporality, monotonic, service, rattrs, r_url, scope_name, scope_version,
+                               scope_attrs, scope_dropped, s_url, r_exp, r_phase))
 
 
 # ---- parsing ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Callable, Final, Literal
 import msgspec
 
 from hub.names import RECORD_REQUEST_LEG
+from hub.records.rows import compile_row as compile_row_of
 
 __all__ = [
     "Leg",
@@ -184,9 +185,7 @@ ROW_VALUES: Final[dict[str, str]] = {
 def compile_row(columns: tuple[str, ...]) -> Callable[[Any, Any, datetime, uuid.UUID], tuple]:
     """``row(e, d, t, eid)``: the row of ``columns`` (in that order), built by name and compiled
     once, so building a row costs one tuple display however the columns are ordered."""
-    if set(columns) != set(ROW_VALUES) or len(columns) != len(ROW_VALUES):
-        raise ValueError(f"requests columns {columns} do not match the row's values {tuple(ROW_VALUES)}")
-    return eval("lambda e, d, t, eid: (" + ", ".join(ROW_VALUES[c] for c in columns) + ",)")  # noqa: S307
+    return compile_row_of("requests", columns, ROW_VALUES, "e, d, t, eid")
 
 
 #: The ``requests`` row of an event, in ``REQUEST_COLUMNS`` order.

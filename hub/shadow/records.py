@@ -18,9 +18,11 @@ import msgspec
 
 from hub.errors import InvalidRecord
 from hub.records.decode import DecodedBatch, Limits, RawMessage, decode_cloudevents, json_error
+from hub.records.rows import compile_row
 
 __all__ = ["RECORD_SHADOW_PAIR", "OUTCOMES", "Outcome", "ShadowPair", "PairEvent", "PAIR_COLUMNS",
-           "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs", "pair_row",
+           "PAIR_VALUES", "PAIR_NAMESPACE", "pair_id_of", "new_pair_event", "encode_pair", "decode_pairs",
+           "pair_row",
            "PAIR_ID", "PAIR_TIME", "PAIR_PARTITION", "PAIR_OFFSET"]
 
 UTC: Final = timezone.utc
@@ -112,19 +114,32 @@ PAIR_COLUMNS: Final[tuple[str, ...]] = (
     "latency_diff_ms", "outcome", "noise", "differing_fields", "noise_fields", "shadow_error", "source",
     "source_partition", "source_offset",
 )
+#: Each ``shadow_pairs`` column's value, by name: an expression of the event ``e``, its pair ``d``,
+#: the pair's event time in UTC ``t`` and the record's ``partition`` and ``offset``.
+PAIR_VALUES: Final[dict[str, str]] = {
+    "pair_id": "pair_id_of(d.gateway, d.correlation_id)", "event_time": "t", "experiment_id": "d.experiment_id",
+    "phase": "d.phase", "gateway": "d.gateway", "correlation_id": "d.correlation_id", "route": "d.route",
+    "method": "d.method", "primary_backend": "d.primary_backend", "shadow_backend": "d.shadow_backend",
+    "secondary_backend": "d.secondary_backend", "primary_status": "d.primary_status",
+    "shadow_status": "d.shadow_status", "secondary_status": "d.secondary_status", "status_match": "d.status_match",
+    "body_match": "d.body_match", "latency_primary_ms": "d.latency_primary_ms",
+    "latency_shadow_ms": "d.latency_shadow_ms", "latency_diff_ms": "d.latency_diff_ms", "outcome": "d.outcome",
+    "noise": "d.noise", "differing_fields": "list(d.differing_fields)", "noise_fields": "list(d.noise_fields)",
+    "shadow_error": "d.shadow_error", "source": "e.source", "source_partition": "partition",
+    "source_offset": "offset",
+}
+_row: Final = compile_row("shadow_pairs", PAIR_COLUMNS, PAIR_VALUES, "e, d, t, partition, offset",
+                          {"pair_id_of": pair_id_of})
 #: Positions in a ``shadow_pairs`` row of the pair id, the event time and the record's partition and offset.
-PAIR_ID, PAIR_TIME, PAIR_PARTITION, PAIR_OFFSET = 0, 1, len(PAIR_COLUMNS) - 2, len(PAIR_COLUMNS) - 1
+PAIR_ID, PAIR_TIME, PAIR_PARTITION, PAIR_OFFSET = (
+    PAIR_COLUMNS.index(c) for c in ("pair_id", "event_time", "source_partition", "source_offset"))
 
 
 def pair_row(e: PairEvent, partition: int = -1, offset: int = -1) -> tuple:
-    """A ``shadow_pairs`` row; ``partition`` and ``offset``: the record's on the pairs topic (-1: unknown)."""
+    """A ``shadow_pairs`` row (``PAIR_COLUMNS`` order, built by name); ``partition`` and ``offset``:
+    the record's on the pairs topic (-1: unknown)."""
     d = e.data
-    t = d.event_time.astimezone(UTC)
-    return (pair_id_of(d.gateway, d.correlation_id), t, d.experiment_id, d.phase, d.gateway, d.correlation_id,
-            d.route, d.method, d.primary_backend, d.shadow_backend, d.secondary_backend, d.primary_status,
-            d.shadow_status, d.secondary_status, d.status_match, d.body_match, d.latency_primary_ms,
-            d.latency_shadow_ms, d.latency_diff_ms, d.outcome, d.noise, list(d.differing_fields),
-            list(d.noise_fields), d.shadow_error, e.source, partition, offset)
+    return _row(e, d, d.event_time.astimezone(UTC), partition, offset)
 
 
 _DECODER: Final = msgspec.json.Decoder(PairEvent)
