@@ -24,7 +24,9 @@ import hmac
 import os
 import re
 from functools import reduce
+from itertools import compress
 from operator import itemgetter, or_
+from re import _constants as _sre, _parser as _sre_parse  # type: ignore[attr-defined]  # the regex parser
 from typing import Any, Callable, Final, Sequence
 from urllib.parse import unquote
 
@@ -78,6 +80,11 @@ _OPAQUE_RX: Final = r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _OPAQUE: Final = re.compile(_OPAQUE_RX)
 #: Values joined with newlines (none in a value), each a long hex id or a UUID.
 _ALL_OPAQUE: Final = re.compile(rf"(?:(?:{_OPAQUE_RX})?\n)*(?:{_OPAQUE_RX})?")
+_UUID_FIRST_RX: Final = "|".join(reversed(_OPAQUE_RX.split("|")))
+#: The same, a UUID tried first: the same values match (the order of the alternatives only decides
+#: which is tried first), in half the time over a column of UUIDs (a UUID is not first read as a
+#: long hex id up to its first ``-``).
+_ALL_UUIDS: Final = re.compile(rf"(?:(?:{_UUID_FIRST_RX})?\n)*(?:{_UUID_FIRST_RX})?")
 #: A run of 6 or more digits in an id (an MRN, phone, SSN or member number), except a date of this
 #: century written ``20YYMMDD`` (``exp-20261207``).
 _OPAQUE_SHAPES: Final = frozenset({"hex", "uuid", "id", "endpoint", "experiment", "alert"})
@@ -258,6 +265,54 @@ def _checks_of(bit: int, requires: tuple[str, ...], ignore_case: bool) -> list[t
     return checks
 
 
+#: Any decimal digit (``\\d`` of a ``str`` pattern: Unicode's too).
+_DIGIT: Final = re.compile(r"\d")
+
+
+
+def _needs_digit(pattern: str, flags: int = 0) -> bool:
+    """Whether every text ``pattern`` matches holds a decimal digit: a digit (``\\d``, ``[0-9]``, ``7``) is
+    one of its required parts (not inside an optional part, in every alternative of a branch). ``False``
+    when unsure, which is always correct: it only lets ``_Engine._active`` skip a search in text
+    without any digit."""
+    try:
+        parsed = _sre_parse.parse(pattern, flags)
+    except (re.error, RecursionError):
+        return False
+    return _sequence_needs_digit(list(parsed))
+
+
+def _sequence_needs_digit(items: list) -> bool:
+    return any(_item_needs_digit(op, av) for op, av in items)
+
+
+def _item_needs_digit(op: Any, av: Any) -> bool:
+    if op is _sre.LITERAL:
+        return 0x30 <= av <= 0x39
+    if op is _sre.IN:  # a class of which every member is a digit
+        if not av:
+            return False
+        for kind, value in av:
+            if kind is _sre.LITERAL and 0x30 <= value <= 0x39:
+                continue
+            if kind is _sre.RANGE and 0x30 <= value[0] and value[1] <= 0x39:
+                continue
+            if kind is _sre.CATEGORY and value is _sre.CATEGORY_DIGIT:
+                continue
+            return False  # anything else (a negation, a letter, another category)
+        return True
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) or op is getattr(_sre, "POSSESSIVE_REPEAT", None):
+        low, _high, body = av
+        return low >= 1 and _sequence_needs_digit(list(body))
+    if op is _sre.SUBPATTERN:
+        return _sequence_needs_digit(list(av[-1]))
+    if op is getattr(_sre, "ATOMIC_GROUP", None):
+        return _sequence_needs_digit(list(av))
+    if op is _sre.BRANCH:
+        return all(_sequence_needs_digit(list(b)) for b in av[1])
+    return False  # lookarounds, anchors, backreferences ... require nothing of the text's characters
+
+
 def _literal_scan(bits: dict[str, int]) -> tuple[re.Pattern | None, dict[str, int]]:
     """A regex whose ``findall`` lists, at every position of a text, the longest of the literals
     ``bits`` (literal -> bit mask) that starts there, and for each literal the bits of it and of
@@ -302,6 +357,9 @@ class _Engine:
         exact: dict[str, int] = {}
         self._lower_regex: list[tuple[int, re.Pattern]] = []  # the lower-cased ones, for non-ASCII text
         self._regex_checks: list[tuple[int, re.Pattern]] = []
+        # the regex requirements that only a text with a digit can meet: searched only in such a text
+        # (after masking, most text with patient data has none left)
+        self._digit_checks: list[tuple[int, re.Pattern]] = []
         for bit, kind, literal, rx in self._checks:
             if kind == _LOWER:
                 for word in literal:
@@ -310,8 +368,11 @@ class _Engine:
             elif kind == _LITERAL or kind == _LITERALS:
                 for word in ((literal,) if kind == _LITERAL else literal):
                     exact[word] = exact.get(word, 0) | bit
+            elif _needs_digit(rx.pattern, rx.flags):
+                self._digit_checks.append((bit, rx))
             else:
                 self._regex_checks.append((bit, rx))
+        self._digit_bits = reduce(or_, (bit for bit, _ in self._digit_checks), 0)
         self._lower_scan, self._lower_bits = _literal_scan(lower)
         self._exact_scan, self._exact_bits = _literal_scan(exact)
         self._single = [re.compile(p.pattern, re.I if p.ignore_case else 0) for p in pats]
@@ -376,6 +437,10 @@ class _Engine:
         for bit, rx in self._regex_checks:
             if not mask & bit and rx.search(text) is not None:
                 mask |= bit
+        if self._digit_bits & ~mask and _DIGIT.search(text) is not None:
+            for bit, rx in self._digit_checks:
+                if not mask & bit and rx.search(text) is not None:
+                    mask |= bit
         return mask
 
     def _regex_for(self, mask: int) -> re.Pattern | None:
@@ -901,14 +966,18 @@ class _Engine:
         for i, kind, shape, clean in plan:
             get = itemgetter(i)
             check_opaque = kind == _STRUCT and shape in _OPAQUE_SHAPES
-            if check_opaque:
-                # ids of a batch are mostly unique UUIDs or long hex ids (or empty): one match over
-                # all of them, joined with newlines (none in a value, or the count differs)
+            first = rows[0][i]
+            # ids of a batch are mostly unique UUIDs or long hex ids (or empty): one match over all of
+            # them, joined with newlines (none in a value, or the count differs); not tried when the
+            # first value is neither empty nor such an id (the match would fail at it)
+            if check_opaque and not (first and isinstance(first, str) and opaque(first) is None):
                 try:
                     joined = "\n".join(map(get, rows))
                 except TypeError:  # None in the column
                     joined = ""
-                if joined and joined.count("\n") == n - 1 and _ALL_OPAQUE.fullmatch(joined) is not None:
+                if joined and joined.count("\n") == n - 1 and (
+                        len(joined) == n - 1  # every value empty
+                        or (_ALL_UUIDS if first[8:9] == "-" else _ALL_OPAQUE).fullmatch(joined) is not None):
                     continue
             values = set(map(get, rows))
             values -= clean
@@ -928,10 +997,20 @@ class _Engine:
                 changes.append((i, changed))
         if not changes:
             return rows
+        # the rows holding a changed value, found in C (few: mostly a batch's rows are clean); then
+        # only those are looked at, in order
+        if len(changes) == 1:
+            i, changed = changes[0]
+            touched: Any = compress(range(n), map(changed.__contains__, map(itemgetter(i), rows)))
+        else:
+            touched = set()
+            for i, changed in changes:
+                touched.update(compress(range(n), map(changed.__contains__, map(itemgetter(i), rows))))
+            touched = sorted(touched)
         hits: list[str] = []
-        out: list = []
-        append = out.append
-        for row in rows:
+        out = list(rows)
+        for j in touched:
+            row = rows[j]
             new_row = None
             for i, changed in changes:
                 hit = changed.get(row[i])
@@ -941,7 +1020,8 @@ class _Engine:
                         if new_row is None:
                             new_row = list(row)
                         new_row[i] = hit[0]
-            append(row if new_row is None else tuple(new_row))
+            if new_row is not None:
+                out[j] = tuple(new_row)
         if stats is not None and hits:
             stats.add(source, hits)
         return out
