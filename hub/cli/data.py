@@ -40,10 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("migrate", help="apply the ClickHouse migrations not yet applied",
                        description="Apply the ClickHouse migrations (schemas/clickhouse/NNNN_*.sql) not yet applied to "
-                                   "the store, in order. Refuses a store whose applied migrations were edited since "
-                                   "(their recorded checksum differs) or that has migrations this version lacks.")
+                                   "the store, in order; run again, it changes nothing. Refuses (one line on stderr, "
+                                   "exit code 2) a store whose applied migrations were edited since (their recorded "
+                                   "checksum differs) or that has migrations this version lacks.")
     p.add_argument("--dry-run", action="store_true",
-                   help="list each migration as applied or pending, and change nothing")
+                   help="list each migration as applied or pending (with its checksum), and change nothing, "
+                        "not even on a store never migrated")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka log (stop the worker first)",
@@ -193,10 +195,11 @@ def cmd_migrate(args, settings: Settings) -> int:
     if settings.embedded_clickhouse and stack.worker_pid() is not None:
         print("the running hub owns the embedded store and applied its migrations at start-up")
         return 0
-    store = open_store(settings)
+    dry_run = getattr(args, "dry_run", False)
+    store = open_store(settings, create_database=not dry_run)
     try:
-        if getattr(args, "dry_run", False):
-            state = plan(store)
+        if dry_run:
+            state = plan(store)  # reads the store's record only: a store without one is left as it was
             for migration in state.applied:
                 print(f"applied  {migration.path.name}  {migration.checksum}")
             for migration in state.pending:

@@ -1,4 +1,10 @@
-"""Numbered SQL migrations from ``schemas/clickhouse/NNNN_description.sql``, applied in order and recorded."""
+"""Numbered SQL migrations from ``schemas/clickhouse/NNNN_description.sql``, applied in order and recorded.
+
+What the person running them can fix (a badly named or missing migration file, a file that cannot
+be split into statements, an applied migration edited since, a store made by a newer hub) is a
+``UserError``: ``hub migrate`` prints it in one line and exits 2. A statement the store fails to
+run is a ``HubError`` (the store failed: exit 1). Running the migrations again changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.errors import HubError, UserError
 from hub.settings import REPO_ROOT, Settings
 from hub.sql.lexer import QueryRefused, split_statements
 from hub.storage.client import Store
@@ -40,14 +46,14 @@ def discover(directory: Path = MIGRATIONS_DIR, retired: frozenset[int] = RETIRED
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
-            raise HubError(f"migration file {path.name} does not match NNNN_description.sql")
+            raise UserError(f"migration file {path.name} does not match NNNN_description.sql")
         number = int(match.group(1))
         if number in found:
-            raise HubError(f"two migrations share number {number:04d}: {found[number].path.name}, {path.name}")
+            raise UserError(f"two migrations share number {number:04d}: {found[number].path.name}, {path.name}")
         found[number] = Migration(number, match.group(2), path)
     missing = [n for n in range(1, max(found, default=0) + 1) if n not in found and n not in retired]
     if missing:
-        raise HubError(f"migration number(s) {', '.join(f'{n:04d}' for n in missing)} missing from {directory}: "
+        raise UserError(f"migration number(s) {', '.join(f'{n:04d}' for n in missing)} missing from {directory}: "
                        "migrations are numbered without gaps; restore the file(s)")
     return [found[n] for n in sorted(found)]
 
@@ -59,22 +65,24 @@ class Plan:
     pending: list[Migration]
 
 
-def plan(store: Store) -> Plan:
-    """Compare the store's record with the migration files; refuses a store whose applied
+def plan(store: Store, done: dict[int, str] | None = None) -> Plan:
+    """Compare the store's record (``done``: number -> checksum; read from the store when not
+    given, changing nothing there) with the migration files; refuses a store whose applied
     migrations were edited since, or that has migrations this version does not know."""
-    done = applied(store)
+    if done is None:
+        done = recorded(store)
     known = discover()
     by_number = {m.number: m for m in known}
     unknown = sorted(set(done) - set(by_number))
     if unknown:
-        raise HubError(f"the store {store.database} has migration(s) {', '.join(f'{n:04d}' for n in unknown)} "
-                       "that this version of the hub does not have: run the hub version that made it")
-    for number, recorded in sorted(done.items()):
+        raise UserError(f"the store {store.database} has migration(s) {', '.join(f'{n:04d}' for n in unknown)} "
+                        "that this version of the hub does not have: run the hub version that made it")
+    for number, checksum in sorted(done.items()):
         migration = by_number[number]
-        if recorded and recorded != migration.checksum:
-            raise HubError(f"migration {migration.path.name} was changed after it was applied to the store "
-                           f"{store.database} (recorded checksum {recorded}, file {migration.checksum}): "
-                           "an applied migration must not be edited; restore it and add a new migration instead")
+        if checksum and checksum != migration.checksum:
+            raise UserError(f"migration {migration.path.name} was changed after it was applied to the store "
+                            f"{store.database} (recorded checksum {checksum}, file {migration.checksum}): "
+                            "an applied migration must not be edited; restore it and add a new migration instead")
     return Plan(applied=[m for m in known if m.number in done], pending=[m for m in known if m.number not in done])
 
 
@@ -88,7 +96,18 @@ def render(sql: str, settings: Settings) -> list[str]:
     return split_statements(text)
 
 
+def recorded(store: Store) -> dict[int, str]:
+    """The store's record of applied migrations, number -> checksum (empty when it has none); reads only."""
+    exists = store.scalar("SELECT count() FROM system.tables WHERE database = {db:String} "
+                          "AND name = 'schema_migrations'", parameters={"db": store.database})
+    if not exists:
+        return {}
+    rows = store.query(f"SELECT number, checksum FROM {store.database}.schema_migrations").result_rows
+    return {int(n): c for n, c in rows}
+
+
 def applied(store: Store) -> dict[int, str]:
+    """The store's record of applied migrations, its table made first when missing."""
     store.command(
         f"CREATE TABLE IF NOT EXISTS {store.database}.schema_migrations "
         "(number UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
@@ -99,8 +118,7 @@ def applied(store: Store) -> dict[int, str]:
     if "non_replicated_deduplication_window" not in ddl:  # made before records were deduplicated
         store.command(f"ALTER TABLE {store.database}.schema_migrations "
                       "MODIFY SETTING non_replicated_deduplication_window = 1000")
-    rows = store.query(f"SELECT number, checksum FROM {store.database}.schema_migrations").result_rows
-    return {int(n): c for n, c in rows}
+    return recorded(store)
 
 
 def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
@@ -111,16 +129,17 @@ def migrate(store: Store, settings: Settings, progress=None) -> list[Migration]:
     may be applied by two of them, and is then recorded once.
     """
     newly: list[Migration] = []
-    for migration in plan(store).pending:
+    for migration in plan(store, applied(store)).pending:
         try:
             statements = render(migration.sql, settings)
         except QueryRefused as exc:
-            raise HubError(f"migration {migration.path.name} cannot be split into statements: {exc.reason}") from exc
+            raise UserError(f"migration {migration.path.name} cannot be split into statements: {exc.reason}") from exc
         for statement in statements:
             try:
                 store.command(statement)
             except Exception as exc:
-                raise HubError(f"migration {migration.path.name} failed: {str(exc).splitlines()[0]}") from exc
+                raise HubError(f"migration {migration.path.name} failed: "
+                               f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from exc
         # Workers that start together may both apply a migration (its statements are idempotent,
         # IF NOT EXISTS); the token makes the store keep one record of it.
         store.insert(f"{store.database}.schema_migrations",
