@@ -58,6 +58,8 @@ from hub.gateway.headers import (
     FORWARDING, HEADER_CID, HEADER_CLIENT_CID, HEADER_EXP, HEADER_PHASE, HEADER_SECRET, HEADER_SHADOW, HEADER_VIA,
     OWN, Trust, end_to_end, forwarding, overrides_method, valid_correlation_id, valid_host)
 from hub.gateway.paths import BadTarget, normalize_target
+from hub.gateway.server import SERVER_NAME, Answer, Exchange
+from hub.gateway.server import Server as ProtocolServer
 from hub.metrics import CONTENT_TYPE, Families, exposition
 from hub.names import ATTR_CORRELATION_ID, ATTR_EXPERIMENT_ID, ATTR_GATEWAY_LEG
 from hub.records.request_leg import RequestLeg
@@ -186,14 +188,75 @@ def describe(exc: BaseException, backend: Backend) -> str:
     return f"{type(exc).__name__} with {backend.name}"
 
 
-SERVER_NAME = "hub-gateway"   # the Server header of what the gateway answers itself (never a version)
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: hub-gateway\r\nContent-Type: text/plain\r\n"
          b"Content-Length: 41\r\nConnection: close\r\n\r\nservice unavailable: too many connections\n")
 
 
-def _plain(status: int, text: str) -> web.Response:
+def _plain(status: int, text: str, close: bool = False) -> Answer:
     """A response the gateway makes itself: plain text, a fixed Server name."""
-    return web.Response(status=status, text=text, headers={"Server": SERVER_NAME})
+    return Answer(status, text, close)
+
+
+class _AioExchange:
+    """A request of aiohttp's server, as the proxy handles it (see ``hub.gateway.server.Exchange``)."""
+
+    __slots__ = ("request", "method", "raw_path", "version", "headers", "remote", "scheme", "content",
+                 "body_exists", "content_length", "out")
+
+    def __init__(self, request: web.BaseRequest):
+        self.request = request
+        self.method = request.method
+        self.raw_path = request.raw_path
+        self.version = request.version
+        self.headers = request.headers
+        self.remote = request.remote
+        self.scheme = request.scheme
+        self.content = request.content
+        self.body_exists = request.body_exists
+        self.content_length = request.content_length
+        self.out: web.StreamResponse | None = None
+
+    @property
+    def transport(self):
+        return self.request.transport
+
+    @property
+    def cookies(self):
+        return self.request.cookies
+
+    @property
+    def prepared(self) -> bool:
+        return self.out is not None and self.out.prepared
+
+    async def continue_100(self) -> None:
+        await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.request.writer.output_size = 0  # the response proper has not started
+
+    async def send(self, status: int, reason: str | None, headers, body: bytes) -> None:
+        self.out = web.Response(status=status, reason=reason, headers=headers, body=body)
+        await self.out.prepare(self.request)
+        await self.out.write_eof()
+
+    async def start(self, status: int, reason: str | None, headers, length: int | None) -> None:
+        self.out = web.StreamResponse(status=status, reason=reason, headers=headers)
+        if length is not None:
+            self.out.content_length = length
+        await self.out.prepare(self.request)
+
+    async def write(self, chunk: bytes) -> None:
+        assert self.out is not None  # after start
+        await self.out.write(chunk)
+
+    async def finish(self) -> None:
+        assert self.out is not None  # after start
+        await self.out.write_eof()
+
+
+def _aio_response(answer: Answer) -> web.Response:
+    resp = web.Response(status=answer.status, text=answer.text, headers={"Server": SERVER_NAME})
+    if answer.close:
+        resp.force_close()
+    return resp
 
 
 class _Handler(web_protocol.RequestHandler):
@@ -345,6 +408,8 @@ class Gateway:
         self.trust = Trust(config.trust_secret, config.trust_peers)
         self._pools: dict[str, Pool] = {}
         self._runner: web.BaseRunner | None = None
+        self._server: ProtocolServer | None = None        # gateway.server: protocol
+        self._listener: asyncio.AbstractServer | None = None
         self._admin: web.AppRunner | None = None
         self.admin_address: tuple | None = None
         self._refusals_logged: set[str] = set()
@@ -358,17 +423,18 @@ class Gateway:
             self._pools[backend.name] = Pool(backend.url, backend.max_connections, backend.timeout_s,
                                              backend.pool_timeout_s)
         await self.bulkhead.start()
-        # a client that goes away cancels its handler, and so the backend request
-        server = _Server(self.handle, max_connections=self.config.max_connections,
-                         on_refused=self._connection_refused, handler_cancellation=True,
-                         keepalive_timeout=self.config.idle_timeout_s,
-                         head_timeout=self.config.header_timeout_s, access_log=None,
-                         max_line_size=8190, max_field_size=8190)
-        self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
-        await site.start()
-        self.address = _bound_address(site)
+        if self.config.server == "protocol":
+            loop = asyncio.get_running_loop()
+            self._server = ProtocolServer(self.proxy, max_connections=self.config.max_connections,
+                                          on_refused=self._connection_refused,
+                                          keepalive_timeout=self.config.idle_timeout_s,
+                                          head_timeout=self.config.header_timeout_s)
+            self._listener = await loop.create_server(self._server, host or self.config.host,
+                                                      self.config.port if port is None else port,
+                                                      reuse_address=True, backlog=1024)
+            self.address = self._listener.sockets[0].getsockname()[:2]
+        else:
+            await self._start_aiohttp(host, port)
         if self.config.admin_host:
             admin = web.Application()
             admin.router.add_get("/health", self._health)
@@ -379,6 +445,20 @@ class Gateway:
             await admin_site.start()
             self.admin_address = _bound_address(admin_site)
         return self.address
+
+    async def _start_aiohttp(self, host: str | None, port: int | None) -> None:
+        # a client that goes away cancels its handler, and so the backend request
+        server = _Server(self.handle, max_connections=self.config.max_connections,
+                         on_refused=self._connection_refused, handler_cancellation=True,
+                         keepalive_timeout=self.config.idle_timeout_s,
+                         head_timeout=self.config.header_timeout_s, access_log=None,
+                         auto_decompress=False,  # a request body is forwarded as the client sent it
+                         max_line_size=8190, max_field_size=8190)
+        self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
+        await site.start()
+        self.address = _bound_address(site)
 
     def _connection_refused(self) -> None:
         self.counters["connections_refused"] += 1
@@ -395,6 +475,13 @@ class Gateway:
         """Stop: no new connections; the requests in flight finish (up to ``shutdown_timeout_s``),
         then the queued shadows (up to the same again); every shadow not done by then is emitted as
         dropped (a shadow leg and a ``dropped_by_bulkhead`` pair). Then the emitters are flushed."""
+        if self._listener is not None:
+            self._listener.close()  # no new connections
+        if self._server is not None:
+            await self._server.shutdown(self.config.shutdown_timeout_s)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
         await self.bulkhead.close(grace=self.config.shutdown_timeout_s)
@@ -454,7 +541,7 @@ class Gateway:
                 found = found or route
         return found, False
 
-    def _canary(self, route: Route, request: web.BaseRequest) -> bool:
+    def _canary(self, route: Route, request: _AioExchange | Exchange) -> bool:
         c = route.canary
         if c is None or c.weight <= 0:
             return False
@@ -520,6 +607,16 @@ class Gateway:
             self._refused("pair", type(exc).__name__)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """A request of aiohttp's server (``gateway.server: aiohttp``)."""
+        ex = _AioExchange(request)
+        answer = await self.proxy(ex)
+        if answer is not None:
+            return _aio_response(answer)
+        assert ex.out is not None  # answered through the exchange
+        return ex.out
+
+    async def proxy(self, request: _AioExchange | Exchange) -> Answer | None:
+        """Forward one request; an Answer when the gateway answers it itself, else None (answered)."""
         self.counters["requests"] += 1
         method = request.method
         try:
@@ -605,13 +702,11 @@ class Gateway:
             upload = sent.stream(request.content)
             if headers_in.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 # the gateway takes the body itself: the client need not wait for the backend's 100
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                request.writer.output_size = 0  # the response proper has not started
+                await request.continue_100()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         body = _Body(self.config.compare_max_bytes if shadowing else 0)
         status, encoding, error, timed_out = 0, "", "", False
-        out: web.StreamResponse | None = None
         with self._span(f"{method} {route.path}", kind=trace.SpanKind.SERVER) as span:
             span.set_attribute(ATTR_CORRELATION_ID, cid)
             span.set_attribute(ATTR_GATEWAY_LEG, leg_name)
@@ -647,18 +742,14 @@ class Gateway:
                         data = await resp.read()
                         resp.release()
                         body.add(data)
-                        out = web.Response(status=status, reason=resp.reason, headers=headers_out, body=data)
-                        await out.prepare(request)
+                        await request.send(status, resp.reason, headers_out, data)
                     else:
-                        out = web.StreamResponse(status=status, reason=resp.reason, headers=headers_out)
-                        if length is not None:
-                            out.content_length = length
-                        await out.prepare(request)
+                        await request.start(status, resp.reason, headers_out, length)
                         if has_content:
                             while chunk := await resp.read_chunk(_CHUNK):
                                 body.add(chunk)
-                                await out.write(chunk)
-                    await out.write_eof()
+                                await request.write(chunk)
+                        await request.finish()
                     resp.release()
                 except asyncio.CancelledError:
                     # the client went away: the backend request is cancelled with it
@@ -678,14 +769,13 @@ class Gateway:
                         # the client, not the backend: the backend request is cancelled, the client gets 408
                         self.counters["slow_bodies"] += 1
                         error, timed_out = sent.slow, False
-                    elif isinstance(exc, ConnectionError) and out is not None \
-                            and out.prepared and request.transport is None:
+                    elif isinstance(exc, ConnectionError) and request.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
                         error = "client: closed the connection during the answer"
                     else:
                         self.counters["backend_timeouts" if timed_out else "backend_errors"] += 1
                         error = describe(exc, backend)
-                    if out is None or not out.prepared:
+                    if not request.prepared:
                         status = 408 if sent.slow else 0
                 finally:
                     if resp is not None:
@@ -706,16 +796,14 @@ class Gateway:
                 if not self.bulkhead.submit(self._bulkhead_key(route), job, held,
                                             self._drop_callback(route, method, primary_leg, source)):
                     self._dropped(route, method, primary_leg, source)
-        if out is not None and out.prepared:
+        if request.prepared:
             if error:  # the head went out already: the client sees the connection end early
                 if request.transport is not None:
                     request.transport.close()
-            return out
+            return None
         if sent.slow:
             log.info("cut off a %s request body from %s: %s", method, request.remote, sent.slow[len("client: "):])
-            answer = _plain(408, "request timeout: the request body came too slowly\n")
-            answer.force_close()
-            return answer
+            return _plain(408, "request timeout: the request body came too slowly\n", close=True)
         if pool_wait:
             return _plain(503, f"service unavailable: {backend.name} is busy\n")
         if timed_out:
