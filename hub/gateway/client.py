@@ -80,7 +80,7 @@ class _Conn(asyncio.Protocol):
     """One connection: bytes in a buffer, one waiter woken when more arrive or the connection ends."""
 
     __slots__ = ("loop", "transport", "buf", "eof", "closed", "waiter", "paused", "write_paused", "drainer",
-                 "idle_since")
+                 "idle_since", "deadline", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -93,6 +93,8 @@ class _Conn(asyncio.Protocol):
         self.write_paused = False
         self.drainer: asyncio.Future | None = None
         self.idle_since = 0.0
+        self.deadline = 0.0           # of the wait in progress
+        self.timer: asyncio.TimerHandle | None = None
 
     # protocol callbacks
     def connection_made(self, transport) -> None:
@@ -113,6 +115,9 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.eof = self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self._wake()
         d = self.drainer
         if d is not None and not d.done():
@@ -141,11 +146,28 @@ class _Conn(asyncio.Protocol):
             self.paused = False
             assert self.transport is not None  # paused by data_received, so connected
             self.transport.resume_reading()
-        w = self.waiter = self.loop.create_future()
+        # One timer per connection, re-armed lazily: a wait only moves the deadline, and the timer,
+        # when it fires, times out the wait in progress if its deadline has passed, or sets itself
+        # for that deadline (no timer made and cancelled per wait).
+        loop = self.loop
+        w = self.waiter = loop.create_future()
+        self.deadline = loop.time() + timeout
+        if self.timer is None:
+            self.timer = loop.call_at(self.deadline, self._due)
         try:
-            await _bounded(self.loop, w, timeout)
+            await w
         finally:
             self.waiter = None
+
+    def _due(self) -> None:
+        self.timer = None
+        w = self.waiter
+        if w is None or w.done() or self.closed:
+            return  # no wait in progress: the next one sets the timer again
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._due)
+        else:
+            w.set_exception(asyncio.TimeoutError())
 
     def take(self, n: int) -> bytes:
         buf = self.buf

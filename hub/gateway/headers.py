@@ -56,11 +56,20 @@ def nominated(headers) -> set[str]:
     return out
 
 
+_NOT_END_TO_END = HOP_BY_HOP | FRAMING
+_gone: dict[frozenset, frozenset] = {}   # _NOT_END_TO_END | drop, per drop set
+
+
 def end_to_end(items, drop: frozenset = frozenset()) -> list[tuple[str, str]]:
     """``items`` (name, value) pairs without hop-by-hop headers, nominated ones and ``drop``."""
-    items = list(items)
-    gone = HOP_BY_HOP | FRAMING | drop | nominated(items)
-    return [(k, v) for k, v in items if k.lower() not in gone]
+    gone = _gone.get(drop)
+    if gone is None:
+        gone = _gone[drop] = _NOT_END_TO_END | drop
+    named = [(k.lower(), k, v) for k, v in items]
+    connection = [v for lk, _, v in named if lk == "connection"]
+    if connection:
+        gone = gone | nominated([("Connection", v) for v in connection])
+    return [(k, v) for lk, k, v in named if lk not in gone]
 
 
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"

@@ -222,7 +222,7 @@ Handler = Callable[[Exchange], Awaitable["Answer | None"]]
 class _Connection(BaseProtocol):
     """One client connection."""
 
-    __slots__ = ("server", "remote", "messages", "task", "closing", "failed", "payload", "counted",
+    __slots__ = ("server", "remote", "messages", "task", "waiter", "closing", "failed", "payload", "counted",
                  "head_timer", "idle_timer", "idle_deadline", "requests", "busy")
 
     def __init__(self, server: "Server"):
@@ -234,7 +234,8 @@ class _Connection(BaseProtocol):
         self.server = server
         self.remote: str | None = None
         self.messages: deque = deque()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None   # handles this connection's requests, one at a time
+        self.waiter: asyncio.Future | None = None   # the task waits on it for the next request
         self.closing = False          # no more requests on this connection
         self.failed = False           # the parser refused a request: nothing after it is read
         self.payload: StreamReader | None = None   # the body of the last request parsed
@@ -283,6 +284,8 @@ class _Connection(BaseProtocol):
                 self._pause_reading_for_buffer()
             if self.task is None:
                 self.task = self._loop.create_task(self._run())
+            elif self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(None)
         elif data and self.head_timer is None:
             payload = self.payload
             if payload is None or payload is EMPTY_PAYLOAD or payload.is_eof():  # not inside a body
@@ -344,9 +347,19 @@ class _Connection(BaseProtocol):
 
     # ---- requests ------------------------------------------------------------------------------
     async def _run(self) -> None:
-        """Handle the parsed requests in order, until none is left or the connection closes."""
+        """Handle the parsed requests in order, waiting for the next one, until the connection closes."""
+        loop = self._loop
         try:
-            while self.messages and self.transport is not None:
+            while self.transport is not None:
+                if not self.messages:
+                    if self.closing:
+                        break
+                    w = self.waiter = loop.create_future()
+                    try:
+                        await w
+                    finally:
+                        self.waiter = None
+                    continue
                 message, payload = self.messages.popleft()
                 parser = self._parser
                 if parser is not None:
@@ -364,13 +377,13 @@ class _Connection(BaseProtocol):
                 if not keep:
                     self.close()
                     return
-                self.idle_deadline = self._loop.time() + self.server.keepalive_timeout
+                self.idle_deadline = loop.time() + self.server.keepalive_timeout
                 if self.idle_timer is None and self.transport is not None:
-                    self.idle_timer = self._loop.call_at(self.idle_deadline, self._idle_check)
-            if self.closing and self.transport is not None:
+                    self.idle_timer = loop.call_at(self.idle_deadline, self._idle_check)
+            if self.transport is not None:
                 self.close()
         finally:
-            self.task = None  # a new one starts with the next request (connection_lost cleared it already)
+            self.task = None
 
     async def _one(self, message, payload: StreamReader) -> bool:
         """Handle one request; True when the connection may carry another."""
