@@ -172,6 +172,33 @@ _IP_PORT: Final = re.compile(r"(?:(?:\d{1,3}\.){3}\d{1,3}|\[[0-9A-Fa-f:.]{2,45}\
 _DATE8: Final = re.compile(r"20[2-9]\d[01]\d[0-3]\d")
 
 
+_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
+
+
+def _uniform_ids(joined: str, n: int, first: str) -> bool:
+    """Whether ``joined``, ``n`` values joined with ``n - 1`` newlines (none in a value), holds only long
+    hex ids as long as ``first`` or only UUIDs: each a fit of ``_OPAQUE``. Checked in C by position
+    (every newline, every ``-`` of a UUID) and by one deletion of the hex digits, which must leave the
+    newlines and dashes alone; ``False`` leaves the decision to ``_ALL_OPAQUE``."""
+    size = len(first)
+    if size < 16 or len(joined) != n * (size + 1) - 1:
+        return False
+    try:
+        data = joined.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    step = size + 1
+    if data[size::step] != b"\n" * (n - 1):
+        return False  # a value of another length
+    left = n - 1
+    if size == 36 and first[8] == "-":  # UUIDs: 8-4-4-4-12
+        for k in (8, 13, 18, 23):
+            if data[k::step] != b"-" * n:
+                return False
+        left += 4 * n
+    return len(data.translate(None, _HEX_DIGITS)) == left
+
+
 def _struct_probe(value: str) -> tuple[str, bool]:
     """``(probe, infra)``: ``value`` with its harmless digit runs (``_HARMLESS_DIGITS``) replaced by
     ``x``, and whether one of its tokens is an infrastructure word (``INFRA_WORDS``)."""
@@ -977,6 +1004,7 @@ class _Engine:
                     joined = ""
                 if joined and joined.count("\n") == n - 1 and (
                         len(joined) == n - 1  # every value empty
+                        or _uniform_ids(joined, n, first)
                         or (_ALL_UUIDS if first[8:9] == "-" else _ALL_OPAQUE).fullmatch(joined) is not None):
                     continue
             values = set(map(get, rows))

@@ -93,3 +93,30 @@ def test_a_batch_is_redacted_as_its_rows_one_by_one(name, rows):
     assert batch_stats.snapshot() == row_stats.snapshot(), name
     unchanged = [a is b for a, b in zip(batch, rows)]
     assert unchanged == [a == b for a, b in zip(batch, rows)], "a row without a change is the same object"
+
+
+def test_a_column_of_uniform_ids_is_told_apart_as_the_id_pattern_does():
+    import random
+
+    from hub.redaction.apply import _uniform_ids
+
+    rng = random.Random(6)
+    uuids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(30)]
+    hexes = ["%016x" % rng.getrandbits(64) for _ in range(30)]
+    assert _uniform_ids("\n".join(uuids), 30, uuids[0]) and _uniform_ids("\n".join(hexes), 30, hexes[0])
+    spoilers = ["g" * 16, "0123456789abcdeF", "0123456789abcde-", "0123456789abcd\uff45f", "0123456789abcdef0",
+                "0123456789abcde", "", "012345678-abcdef", uuids[0].replace("-", "x"), uuids[0][:-1] + "g",
+                uuids[0][:8] + uuids[0][9:] + "-", uuids[0].upper(), "0" * 36]
+    for column in (uuids, hexes):
+        for spoiler in spoilers:
+            for at in (0, 7, 29):
+                values = list(column)
+                values[at] = spoiler
+                joined = "\n".join(values)
+                if joined.count("\n") != len(values) - 1:
+                    continue
+                expected = all(_ALL_OPAQUE.fullmatch(v) is not None for v in values)
+                # never says yes where the id pattern says no (a "no" leaves it to the pattern)
+                assert not _uniform_ids(joined, len(values), values[0]) or expected, (spoiler, at)
+                if spoiler in ("0123456789abcdeF", uuids[0].upper()) and column is (hexes if len(spoiler) == 16 else uuids):
+                    assert _uniform_ids(joined, len(values), values[0]), spoiler
