@@ -404,6 +404,9 @@ class _Engine:
         self._exact_scan, self._exact_bits = _literal_scan(exact)
         self._single = [re.compile(p.pattern, re.I if p.ignore_case else 0) for p in pats]
         self._keeps_cue = ["value" in rx.groupindex for rx in self._single]
+        #: (bit, finditer, keeps its cue, name) of each pattern, in order: what the masking loop needs
+        self._searches = [(1 << i, rx.finditer, keep, p.name)
+                          for i, (rx, keep, p) in enumerate(zip(self._single, self._keeps_cue, pats))]
         self._names = [p.name for p in pats]
         self._order = list(range(len(pats)))
         self._by_mask: dict[int, Any] = {}
@@ -518,11 +521,10 @@ class _Engine:
             # every active pattern searched once (a search to ask "anything?" first would search
             # the patterns before the first hit twice in a text with something to mask)
             spans = []
-            for i in range(len(self._patterns)):
-                if not mask >> i & 1:
+            for bit, finditer, keep_cue, name in self._searches:
+                if not mask & bit:
                     continue
-                single, keep_cue, name = self._single[i], self._keeps_cue[i], self._patterns[i].name
-                for m in single.finditer(probe):
+                for m in finditer(probe):
                     start, end = m.span("value") if keep_cue and m.start("value") >= 0 else m.span()
                     if name == "phi_key" and probe[start] in '["\\':
                         q = _QUOTED_VALUE.fullmatch(probe, start, end)
