@@ -104,3 +104,18 @@ def store_for_engine(settings: Settings) -> Store:
 def store(hub_settings) -> Store:
     """A database of its own in the session's engine, as every migration leaves it."""
     return migrated_copy(hub_settings)
+
+
+@pytest.fixture(scope="module")
+def module_hub_settings(tmp_path_factory, chdb_dir) -> Settings:
+    """Like ``hub_settings``, shared by the tests of one module (for data they only read)."""
+    database = f"t_{uuid.uuid4().hex[:10]}"
+    base = load_settings({"HUB_HOME": str(tmp_path_factory.mktemp("module") / "home")})
+    return base.with_overrides(database=database, clickhouse_url=f"chdb://{chdb_dir}")
+
+
+@pytest.fixture(scope="module")
+def module_store(module_hub_settings) -> Store:
+    """Like ``store``, shared by the tests of one module: for a module whose tests only read what
+    a module fixture writes (each test that writes takes ``store``)."""
+    return migrated_copy(module_hub_settings)

@@ -109,8 +109,10 @@ def span_rows(rng: random.Random, n: int) -> list[tuple]:
     return rows
 
 
-@pytest.fixture
-def filled(store):
+@pytest.fixture(scope="module")
+def filled(module_store):
+    """The store every test of the module reads (none writes to it; a test that writes takes its own)."""
+    store = module_store
     rng = random.Random(20)
     db = store.database
     store.insert(f"{db}.experiment_events", [event_row(e) for x in EXPERIMENTS for e in timeline(x)], EVENT_COLUMNS)
@@ -313,7 +315,7 @@ RAW_TABLES = ("requests", "shadow_pairs", "otel_traces")
 
 
 @pytest.mark.slow
-def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serves(filled, hub_settings):
+def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serves(filled, module_hub_settings):
     """The statements in the generated dashboards, not the module's functions: apart from the rule
     and steady-state panels (the judge's measurement per window, ``hub.abort.measure``), none reads
     a raw table of an aggregate; each one that reads an aggregate is a panel of
@@ -330,9 +332,9 @@ def test_the_dashboards_emit_the_aggregate_form_of_every_panel_an_aggregate_serv
     defn = load_definition(EXAMPLE)
     served_names, compared = set(), defaultdict(int)
     for experiment_id, sources in zip(EXPERIMENTS, ("auto", "all", "vegeta,emit")):
-        served = A.panels(db, experiment_id, sources, hub_settings.room_recent_hours, list(defn.targets.routes),
+        served = A.panels(db, experiment_id, sources, module_hub_settings.room_recent_hours, list(defn.targets.routes),
                           list(defn.targets.services))
-        for kind, title, sql in emitted_queries(hub_settings, experiment_id, sources):
+        for kind, title, sql in emitted_queries(module_hub_settings, experiment_id, sources):
             raw_tables = [t for t in RAW_TABLES if re.search(rf"\b{re.escape(db)}\.{t}\b(?!_)", sql)]
             panel = A.aggregate_of(sql, served)
             if title.startswith(("Rule ", "Steady state ")):
@@ -458,7 +460,7 @@ def test_the_absence_panel_reads_the_last_second_from_the_aggregate_and_equals_i
     assert compared > 100
 
 
-def test_alert_rules_read_the_aggregate_where_it_holds_the_measurement(filled, hub_settings):
+def test_alert_rules_read_the_aggregate_where_it_holds_the_measurement(filled, module_hub_settings):
     """The Grafana alert rule's query reads the per-second aggregate for the measurements it holds
     (absence included) and the raw rows for custom ones; its absence value is the raw form's at every
     second, within the run and outside it."""
@@ -469,7 +471,7 @@ def test_alert_rules_read_the_aggregate_where_it_holds_the_measurement(filled, h
 
     store, _ = filled
     db = store.database
-    cfg = grafana_config(hub_settings, env={})
+    cfg = grafana_config(module_hub_settings, env={})
     defn = load_definition(EXAMPLE)
     for c in defn.abort_conditions + [absence_rule({"route": "/search"}),
                                       msgspec.convert({"name": "c", "measurement": "count", "window": "5s",
