@@ -10,7 +10,8 @@ Build events with the command helpers in ``hub.experiments.lifecycle``, which ch
 the current state; the constructors here check nothing. ``decode_event`` checks every field.
 
 Storage: ``event_row`` gives one row of the ClickHouse table ``experiment_events``
-(``schemas/clickhouse/0004_experiment_events.sql``) in ``EVENT_COLUMNS`` order.
+(``schemas/clickhouse/0004_experiment_events.sql``) in ``EVENT_COLUMNS`` order, each value given
+by its column's name in ``EVENT_VALUES``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Final, Literal, Union, get_args
 
 import msgspec
+
+from hub.records.rows import compile_row
 
 __all__ = [
     "Event",
@@ -39,6 +42,8 @@ __all__ = [
     "encode_event",
     "decode_event",
     "EVENT_COLUMNS",
+    "EVENT_VALUES",
+    "EVENT_NAMESPACE",
     "event_row",
 ]
 
@@ -231,22 +236,34 @@ EVENT_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 
+#: Each ``experiment_events`` column's value, by name: an expression of the event ``e`` (compiled in
+#: the order of ``EVENT_COLUMNS``, and of ``hub.experiments.projection.PROJECTION_COLUMNS``).
+EVENT_VALUES: Final[dict[str, str]] = {
+    "experiment_id": "e.experiment_id",
+    "sequence": "e.sequence",
+    "event_id": "UUID(e.event_id)",
+    "kind": "e.__struct_config__.tag",
+    "time": "utc(e.time)",
+    "actor": "e.actor",
+    "phase": "e.phase if isinstance(e, PhaseChanged) else ''",
+    "payload": "encode_event(e).decode()",
+}
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo is UTC else t.astimezone(UTC)
+
+
+#: The globals of ``EVENT_VALUES``' expressions.
+EVENT_NAMESPACE: Final[dict[str, object]] = {"UUID": uuid.UUID, "utc": _utc, "PhaseChanged": PhaseChanged,
+                                             "encode_event": encode_event}
+_event_row: Final = compile_row("experiment_events", EVENT_COLUMNS, EVENT_VALUES, "e", EVENT_NAMESPACE)
+
+
 def event_row(event: Event) -> tuple:
-    """One ``experiment_events`` row, in ``EVENT_COLUMNS`` order.
+    """One ``experiment_events`` row, in ``EVENT_COLUMNS`` order (built by name, ``EVENT_VALUES``).
 
     ``payload`` is the whole event as JSON (``decode_event(payload)`` gives the event back), so
     the table alone is enough to fold a timeline; ``phase`` is filled for ``phase_changed`` only.
     """
-    t = event.time
-    if t.tzinfo is not UTC:
-        t = t.astimezone(UTC)
-    return (
-        event.experiment_id,
-        event.sequence,
-        uuid.UUID(event.event_id),
-        event.__struct_config__.tag,
-        t,
-        event.actor,
-        event.phase if isinstance(event, PhaseChanged) else "",
-        encode_event(event).decode(),
-    )
+    return _event_row(event)

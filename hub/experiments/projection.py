@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Final, Sequence
 
 from hub.errors import InvalidRecord
-from hub.experiments.events import EVENT_COLUMNS, BadEvent, Event, decode_event, event_row
+from hub.experiments.events import EVENT_COLUMNS, EVENT_NAMESPACE, EVENT_VALUES, BadEvent, Event, decode_event
 from hub.experiments.lifecycle import ExperimentState, InvalidTransition, apply
 from hub.records.decode import DecodedBatch, RawMessage
+from hub.records.rows import compile_row
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ log = logging.getLogger(__name__)
 #: verdict and the record's place in the log.
 PROJECTION_COLUMNS: Final[tuple[str, ...]] = EVENT_COLUMNS + ("accepted", "refusal", "source_partition",
                                                              "source_offset")
+#: Each projection column's value, by name: the event's (``EVENT_VALUES``, of the event ``e``), the
+#: fold's ``refusal`` (``""``: accepted) and the record's ``partition`` and ``offset``.
+PROJECTION_VALUES: Final[dict[str, str]] = {**EVENT_VALUES, "accepted": "0 if refusal else 1", "refusal": "refusal",
+                                            "source_partition": "partition", "source_offset": "offset"}
+_row: Final = compile_row("experiment_events", PROJECTION_COLUMNS, PROJECTION_VALUES, "e, refusal, partition, offset",
+                          EVENT_NAMESPACE)
 
 #: ``history(topic, partition, end)``: the partition's records from its first offset up to ``end``
 #: (excluded), in offset order.
@@ -127,7 +134,7 @@ class ExperimentProjection:
                 invalid.append(InvalidRecord(outcome.reason, m.topic, m.partition, m.offset))
                 continue
             assert event is not None  # a verdict is given on a decoded event only
-            rows.append(event_row(event) + (0 if outcome else 1, outcome, m.partition, m.offset))
+            rows.append(_row(event, outcome, m.partition, m.offset))
         return DecodedBatch(rows, invalid)
 
     def forget(self, topic: str, partition: int) -> None:

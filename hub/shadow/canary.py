@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
 
+from hub.records.rows import compile_row
 from hub.stats import MannWhitney, Proportions, mann_whitney_u, normal_cdf, two_proportions
 
 __all__ = ["mann_whitney_u", "two_proportions", "MannWhitney", "Proportions", "Verdict", "judge_latency",
@@ -73,14 +74,22 @@ class Verdict:
     baseline_client_legs: int = 0
 
     def row(self) -> tuple:
-        return (self.judged_at, self.experiment_id, self.route, self.metric, self.verdict, self.confidence,
-                self.p_value, self.effect_size, self.effect_kind, self.canary_samples, self.baseline_samples,
-                self.canary_value, self.baseline_value, self.canary_backend, self.baseline_backend)
+        """The verdict as a ``canary_verdicts`` row, in ``VERDICT_COLUMNS`` order (built by name)."""
+        return _verdict_row(self)
 
 
 VERDICT_COLUMNS = ("judged_at", "experiment_id", "route", "metric", "verdict", "confidence", "p_value",
                    "effect_size", "effect_kind", "canary_samples", "baseline_samples", "canary_value",
                    "baseline_value", "canary_backend", "baseline_backend")
+#: Each ``canary_verdicts`` column's value, by name: an expression of the verdict ``v``.
+VERDICT_VALUES = {
+    "judged_at": "v.judged_at", "experiment_id": "v.experiment_id", "route": "v.route", "metric": "v.metric",
+    "verdict": "v.verdict", "confidence": "v.confidence", "p_value": "v.p_value", "effect_size": "v.effect_size",
+    "effect_kind": "v.effect_kind", "canary_samples": "v.canary_samples", "baseline_samples": "v.baseline_samples",
+    "canary_value": "v.canary_value", "baseline_value": "v.baseline_value", "canary_backend": "v.canary_backend",
+    "baseline_backend": "v.baseline_backend",
+}
+_verdict_row = compile_row("canary_verdicts", VERDICT_COLUMNS, VERDICT_VALUES, "v")
 
 
 def _decide(p: float, effect: float, se: float, minimum: float, alpha: float, enough: bool) -> tuple[str, float]:

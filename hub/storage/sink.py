@@ -71,12 +71,17 @@ import msgspec
 
 from hub.errors import InvalidRecord, RecoverableError, StoreRejected
 from hub.records.decode import RawMessage
+from hub.records.rows import compile_row
 from hub.retry import Backoff, retry
 from hub.storage.client import Store, first_line
 
 log = logging.getLogger(__name__)
 
 LEDGER_COLUMNS = ("sink", "topic", "partition", "first_offset", "last_offset", "token", "rows", "invalid")
+#: ``ledger_entry(sink=, topic=, partition=, first_offset=, last_offset=, token=, rows=, invalid=)``: a
+#: ``sink_ledger`` row in ``LEDGER_COLUMNS`` order, each value passed by its column's name.
+ledger_entry = compile_row("sink_ledger", LEDGER_COLUMNS, {c: c for c in LEDGER_COLUMNS},
+                           "*, " + ", ".join(LEDGER_COLUMNS))
 
 
 class Decoded(Protocol):
@@ -603,8 +608,10 @@ class ExactlyOnceSink:
         from the consumer group and not aware of it yet) starting a chunk at the same offset, exactly
         one entry stands and both take its range (point 9)."""
         for partition, chunk, token, d in work:
-            entry = [self.spec.name, self.spec.topic, partition, chunk[0].offset, chunk[-1].offset, token,
-                     len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())), len(d.invalid)]
+            entry = ledger_entry(sink=self.spec.name, topic=self.spec.topic, partition=partition,
+                                 first_offset=chunk[0].offset, last_offset=chunk[-1].offset, token=token,
+                                 rows=len(d.rows) + sum(len(t[2]) for t in getattr(d, "tables", ())),
+                                 invalid=len(d.invalid))
             claim = f"{self.spec.name}:{self.spec.topic}:{partition}:{chunk[0].offset}:entry"
             self.store.insert(f"{self.store.database}.sink_ledger", [entry], LEDGER_COLUMNS, token=claim)
         keys = ", ".join(f"({int(partition)}, {int(chunk[0].offset)})" for partition, chunk, _, _ in work)

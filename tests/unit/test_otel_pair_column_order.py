@@ -1,10 +1,12 @@
-"""``otel_traces``, ``otel_logs``, every ``otel_metrics_*`` table and ``shadow_pairs`` rows are built
-by column name: with each column constant in another order (as if its definition were edited), the
-rows decoded from the same records hold the same value under each column name.
+"""Rows of every table built from a column constant are built by column name: with each constant in
+another order (as if its definition were edited), the rows made from the same records hold the same
+value under each column name. ``otel_traces``, ``otel_logs``, every ``otel_metrics_*`` table and
+``shadow_pairs`` (decoded records); ``experiment_events`` (``event_row`` and the projection the
+experiments sink stores), ``canary_verdicts`` and ``sink_ledger``.
 
-Each order runs in a fresh interpreter that loads ``hub/otel/decode.py`` and
-``hub/shadow/records.py`` from their source with the constants' definitions rotated, before
-anything else imports them, and prints every decoded row as a mapping of column name to value.
+Each order runs in a fresh interpreter that loads the declaring modules from their source with the
+constants' definitions rotated, before anything else imports them, and prints every row as a
+mapping of column name to value.
 """
 
 from __future__ import annotations
@@ -22,10 +24,17 @@ ROTATIONS = {
                         "HISTOGRAM_COLUMNS": 13, "EXP_HISTOGRAM_COLUMNS": 17, "SUMMARY_COLUMNS": 2},
     "hub.shadow.records": {"PAIR_COLUMNS": 5},
 }
+#: The same for the small tables, in the order the modules are loaded (the projection imports the events).
+SMALL_ROTATIONS = {
+    "hub.experiments.events": {"EVENT_COLUMNS": 3},
+    "hub.experiments.projection": {"PROJECTION_COLUMNS": 5},
+    "hub.shadow.canary": {"VERDICT_COLUMNS": 4},
+    "hub.storage.sink": {"LEDGER_COLUMNS": 3},
+}
 #: The observed time of the second log record (it has no time of its own), as the script sets it.
 OBSERVED_NS = int(datetime(2026, 11, 30, 9, 0, 5, tzinfo=timezone.utc).timestamp()) * 1_000_000_000 + 250_000_099
 
-SCRIPT = r'''
+LOADER = r'''
 import ast, json, sys, types
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +45,7 @@ assert not [m for m in ROTATIONS if m in sys.modules], "a module was imported be
 
 def load(name, rotations):
     """The module ``name`` from its source, each constant of ``rotations`` rotated where it is defined."""
+    assert name not in sys.modules, f"{name} was imported before its columns were set"
     path = Path(*name.split(".")).with_suffix(".py").resolve()
     tree = ast.parse(path.read_text(), str(path))
     seen = set()
@@ -52,8 +62,9 @@ def load(name, rotations):
     sys.modules[name] = module
     exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), module.__dict__)
     return module
+'''
 
-
+SCRIPT = LOADER + r'''
 if sys.argv[2] == "rotated":
     od, sr = (load(name, ROTATIONS[name]) for name in ("hub.otel.decode", "hub.shadow.records"))
 else:
@@ -206,8 +217,71 @@ print(json.dumps(out, sort_keys=True))
 '''
 
 
-def decoded(order: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(ROTATIONS), order], cwd=REPO_ROOT,
+SMALL_SCRIPT = LOADER + r'''
+if sys.argv[2] == "rotated":
+    ev, pr, cn, sk = (load(name, ROTATIONS[name]) for name in ROTATIONS)
+else:
+    import hub.experiments.events as ev
+    import hub.experiments.projection as pr
+    import hub.shadow.canary as cn
+    import hub.storage.sink as sk
+
+import itertools
+import uuid
+from datetime import timedelta
+
+from hub.experiments import lifecycle as lc
+from hub.experiments.definition import load_definition
+from hub.records.decode import RawMessage
+
+T0 = datetime(2026, 11, 30, 9, 0, 5, 250000, tzinfo=timezone.utc)
+defn = load_definition(Path("examples/experiments/patient-api-db-failover.yaml"))
+state, events = None, []
+ids = itertools.count(1)
+uuid.uuid4 = lambda: uuid.UUID(int=next(ids), version=4)  # the same event ids in both runs
+
+
+def do(*made):
+    global state
+    for e in made:
+        state = lc.apply(state, e)
+        events.append(e)
+
+
+do(lc.create(defn, "amara", T0))
+do(lc.check_prerequisites(state, [{"item": p.item, "done": True} for p in state.prerequisites], "amara",
+                          T0 + timedelta(seconds=1)))
+do(*lc.start(state, "amara", T0 + timedelta(seconds=2)))
+do(lc.change_phase(state, "injection", "jonas", T0 + timedelta(seconds=3)))
+messages = [RawMessage("hub.experiments", 2, 10 + i, e.experiment_id.encode(), ev.encode_event(e), 0)
+            for i, e in enumerate(events)]
+# the last event again (a redelivery), and one under another experiment's key: both refused
+messages.append(RawMessage("hub.experiments", 2, 10 + len(events), messages[-1].key, messages[-1].value, 0))
+messages.append(RawMessage("hub.experiments", 2, 11 + len(events), b"other", messages[-1].value, 0))
+projected = pr.decode_experiment_events(messages, 1 << 20)
+assert not projected.invalid, projected.invalid
+verdict = cn.Verdict("exp-c", "/patients/{id}", "latency", "fail", 0.97, 0.03, 0.41, "cliffs_delta", 120, 118, 48.5,
+                     31.0, "patients-v2", "patients-v1", judged_at=T0)
+entry = sk.ledger_entry(sink="requests", topic="hub.requests", partition=3, first_offset=1200, last_offset=1299,
+                        token="requests:hub.requests:3:1200-1299", rows=97, invalid=3)
+
+
+def by_name(columns, rows):
+    return {"columns": list(columns), "rows": [{c: repr(v) for c, v in zip(columns, row, strict=True)}
+                                               for row in rows]}
+
+
+print(json.dumps({
+    "experiment_events": by_name(ev.EVENT_COLUMNS, [ev.event_row(e) for e in events]),
+    "projection": by_name(pr.PROJECTION_COLUMNS, projected.rows),
+    "canary_verdicts": by_name(cn.VERDICT_COLUMNS, [verdict.row()]),
+    "sink_ledger": by_name(sk.LEDGER_COLUMNS, [entry]),
+}, sort_keys=True))
+'''
+
+
+def decoded(order: str, script: str = SCRIPT, rotations: dict = ROTATIONS) -> dict:
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(rotations), order], cwd=REPO_ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
@@ -250,3 +324,34 @@ def test_rows_decoded_with_rotated_column_constants_hold_the_same_values_by_name
     for table in tables:
         assert rotated[table]["rows"] == usual[table]["rows"], table
     assert rotated["pair_positions"] == usual["pair_positions"]
+
+
+def test_event_projection_verdict_and_ledger_rows_with_rotated_column_constants_hold_the_same_values_by_name():
+    usual, rotated = decoded("usual", SMALL_SCRIPT, SMALL_ROTATIONS), decoded("rotated", SMALL_SCRIPT, SMALL_ROTATIONS)
+    assert set(usual) == {"experiment_events", "projection", "canary_verdicts", "sink_ledger"}
+    for table in usual:  # every constant did move, and every table has rows
+        assert rotated[table]["columns"] != usual[table]["columns"], table
+        assert sorted(rotated[table]["columns"]) == sorted(usual[table]["columns"]), table
+        assert usual[table]["rows"], table
+    # the usual order gives what the records say, so the comparison below is not vacuous
+    phase = usual["experiment_events"]["rows"][-1]
+    assert (phase["kind"], phase["phase"], phase["actor"], phase["sequence"]) == (
+        "'phase_changed'", "'injection'", "'jonas'", "5")
+    projected = usual["projection"]["rows"]
+    assert [(r["sequence"], r["accepted"], r["source_partition"], r["source_offset"]) for r in projected] == [
+        ("1", "1", "2", "10"), ("2", "1", "2", "11"), ("3", "1", "2", "12"), ("4", "1", "2", "13"),
+        ("5", "1", "2", "14"), ("5", "0", "2", "15"), ("5", "0", "2", "16")]
+    assert [r["refusal"][1:12] for r in projected[-2:]] == ["duplicate: ", "wrong key: "]
+    assert all(r["refusal"] == "''" for r in projected[:5])
+    assert [{c: r[c] for c in usual["experiment_events"]["columns"]} for r in projected[:5]] == usual[
+        "experiment_events"]["rows"]
+    [verdict] = usual["canary_verdicts"]["rows"]
+    assert (verdict["verdict"], verdict["p_value"], verdict["canary_samples"], verdict["baseline_value"],
+            verdict["canary_backend"], verdict["baseline_backend"]) == (
+        "'fail'", "0.03", "120", "31.0", "'patients-v2'", "'patients-v1'")
+    assert usual["sink_ledger"]["rows"] == [{
+        "sink": "'requests'", "topic": "'hub.requests'", "partition": "3", "first_offset": "1200",
+        "last_offset": "1299", "token": "'requests:hub.requests:3:1200-1299'", "rows": "97", "invalid": "3"}]
+
+    for table in usual:
+        assert rotated[table]["rows"] == usual[table]["rows"], table
