@@ -75,6 +75,13 @@ class TargetIndex:
         return window.experiment_id, phase or phase_at(window.state, t)
 
 
+def _placed(row: tuple, experiment: int, experiment_id: str, phase_column: int, phase: str) -> tuple:
+    """``row`` with ``experiment_id`` and ``phase`` at their columns' positions, wherever those are."""
+    out = list(row)
+    out[experiment], out[phase_column] = experiment_id, phase
+    return tuple(out)
+
+
 # Positions of the fields correlation reads and writes in a ``requests`` row.
 _REQ_TIME, _REQ_EXPERIMENT, _REQ_PHASE = REQ_EVENT_TIME, REQ_EXPERIMENT_ID, REQ_PHASE
 _REQ_GATEWAY, _REQ_ROUTE, _REQ_BACKEND = REQ_GATEWAY, REQ_ROUTE, REQ_BACKEND
@@ -107,14 +114,15 @@ def correlate_request_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]
                     experiment_id, phase = window.experiment_id, phase or phase_at(window.state, t)
                     break
         if experiment_id != row[_REQ_EXPERIMENT] or phase != row[_REQ_PHASE]:
-            row = row[:_REQ_EXPERIMENT] + (experiment_id, phase) + row[_REQ_PHASE + 1:]
+            row = _placed(row, _REQ_EXPERIMENT, experiment_id, _REQ_PHASE, phase)
         out.append(row)
     return out
 
 
-# Positions in an ``otel_traces`` row (TRACE_COLUMNS order): Timestamp (ns), ServiceName, and the
-# two experiment columns at the end.
-_SPAN_TIME, _SPAN_SERVICE = TRACE_COLUMNS.index("Timestamp"), TRACE_COLUMNS.index("ServiceName")
+# Positions in an ``otel_traces`` row (TRACE_COLUMNS order): Timestamp (ns), ServiceName and the
+# experiment columns.
+_SPAN_TIME, _SPAN_SERVICE, _SPAN_EXPERIMENT, _SPAN_PHASE = (
+    TRACE_COLUMNS.index(name) for name in ("Timestamp", "ServiceName", "ExperimentId", "ExperimentPhase"))
 
 
 def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
@@ -124,9 +132,9 @@ def correlate_span_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
     out = []
     for row in rows:
         t = datetime.fromtimestamp(row[_SPAN_TIME] / 1e9, tz=UTC)
-        experiment_id, phase = index.place(t, row[-2], row[-1], (("services", row[_SPAN_SERVICE]),))
-        if experiment_id != row[-2] or phase != row[-1]:
-            row = row[:-2] + (experiment_id, phase)
+        experiment_id, phase = index.place(t, row[_SPAN_EXPERIMENT], row[_SPAN_PHASE], (("services", row[_SPAN_SERVICE]),))
+        if experiment_id != row[_SPAN_EXPERIMENT] or phase != row[_SPAN_PHASE]:
+            row = _placed(row, _SPAN_EXPERIMENT, experiment_id, _SPAN_PHASE, phase)
         out.append(row)
     return out
 
@@ -147,6 +155,6 @@ def correlate_pair_rows(index: TargetIndex, rows: list[tuple]) -> list[tuple]:
             (("gateways", row[_PAIR_GATEWAY]), ("routes", row[_PAIR_ROUTE]), ("backends", row[_PAIR_BACKEND])),
         )
         if experiment_id != row[_PAIR_EXPERIMENT] or phase != row[_PAIR_PHASE]:
-            row = row[:_PAIR_EXPERIMENT] + (experiment_id, phase) + row[_PAIR_PHASE + 1:]
+            row = _placed(row, _PAIR_EXPERIMENT, experiment_id, _PAIR_PHASE, phase)
         out.append(row)
     return out

@@ -133,13 +133,13 @@ class DeadLetterPublisher:
             self.store.insert(f"{self.store.database}.dead_letters", rows, DEAD_LETTER_COLUMNS, token=token)
         except StoreRejected:
             # One by one (a dead letter the table refuses is logged; it is on the topic).
-            for i, row in enumerate(rows):
+            for i, (row, (_, raw)) in enumerate(zip(rows, letters)):
                 try:
                     self.store.insert(f"{self.store.database}.dead_letters", [row], DEAD_LETTER_COLUMNS,
                                       token=f"{token}/r{i}")
                 except StoreRejected as exc:
                     log.error("dead letter of %s[%d] offset %d refused by the table: %s",
-                              row[1], row[2], row[3], exc.reason)
+                              raw.topic, raw.partition, raw.offset, exc.reason)
 
     def _send(self, letters: list[tuple[InvalidRecord, RawMessage]],
               originals: list[tuple[InvalidRecord, RawMessage]]) -> list[tuple[InvalidRecord, RawMessage]]:

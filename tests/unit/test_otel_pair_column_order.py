@@ -20,9 +20,9 @@ from hub.settings import REPO_ROOT
 
 #: Constant -> how far it is rotated (each by another amount, so no two move alike).
 ROTATIONS = {
-    "hub.otel.decode": {"TRACE_COLUMNS": 7, "LOG_COLUMNS": 5, "GAUGE_COLUMNS": 3, "SUM_COLUMNS": 11,
+    "hub.otel.decode": {"TRACE_COLUMNS": 7, "LOG_COLUMNS": 5, "GAUGE_COLUMNS": 19, "SUM_COLUMNS": 11,
                         "HISTOGRAM_COLUMNS": 13, "EXP_HISTOGRAM_COLUMNS": 17, "SUMMARY_COLUMNS": 2},
-    "hub.shadow.records": {"PAIR_COLUMNS": 5},
+    "hub.shadow.records": {"PAIR_COLUMNS": 3},  # phase first, experiment_id last: apart
 }
 #: The same for the small tables, in the order the modules are loaded (the projection imports the events).
 SMALL_ROTATIONS = {
@@ -211,6 +211,37 @@ for table, (columns, b) in decoded.items():
     assert not b.invalid, (table, b.invalid)
     out[table] = {"columns": list(columns), "rows": [{c: repr(v) for c, v in zip(columns, row, strict=True)}
                                                       for row in b.rows]}
+
+# Correlation places spans and pairs that name no experiment: each reads and writes the experiment
+# columns wherever they are.
+from datetime import timedelta
+
+import msgspec.structs
+
+from hub.experiments import lifecycle as lc
+from hub.experiments.correlate import TargetIndex, correlate_pair_rows, correlate_span_rows
+from hub.experiments.definition import Targets, load_definition
+
+definition = msgspec.structs.replace(load_definition(Path("examples/experiments/patient-api-db-failover.yaml")),
+                                     id="exp-c", targets=Targets(gateways=["gw-a"], services=["patients"]))
+state = lc.apply(None, lc.create(definition, "ana", T0 - timedelta(minutes=5)))
+for event in lc.start(state, "ana", T0 - timedelta(minutes=1), force=True):
+    state = lc.apply(state, event)
+
+
+def unplaced(columns, rows, *names):
+    """``rows`` with the columns ``names`` emptied."""
+    at = [columns.index(name) for name in names]
+    return [tuple("" if i in at else v for i, v in enumerate(row)) for row in rows]
+
+
+index = TargetIndex([state])
+for table, columns, rows in (
+        ("otel_traces", od.TRACE_COLUMNS, correlate_span_rows(index, unplaced(
+            od.TRACE_COLUMNS, decoded["otel_traces"][1].rows, "ExperimentId", "ExperimentPhase"))),
+        ("shadow_pairs", sr.PAIR_COLUMNS, correlate_pair_rows(index, unplaced(
+            sr.PAIR_COLUMNS, decoded["shadow_pairs"][1].rows, "experiment_id", "phase")))):
+    out["correlated " + table] = [{c: repr(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 out["pair_positions"] = [[repr(row[getattr(sr, name)]) for name in ("PAIR_ID", "PAIR_TIME", "PAIR_PARTITION",
                                                                      "PAIR_OFFSET")] for row in decoded["shadow_pairs"][1].rows]
 print(json.dumps(out, sort_keys=True))
@@ -291,7 +322,7 @@ def test_rows_decoded_with_rotated_column_constants_hold_the_same_values_by_name
     usual, rotated = decoded("usual"), decoded("rotated")
     tables = {"otel_traces", "otel_logs", "shadow_pairs", "otel_metrics_gauge", "otel_metrics_sum",
               "otel_metrics_histogram", "otel_metrics_exponential_histogram", "otel_metrics_summary"}
-    assert set(usual) - {"pair_positions"} == tables
+    assert set(usual) - {"pair_positions", "correlated otel_traces", "correlated shadow_pairs"} == tables
     for table in tables:  # every constant did move, and every table has rows
         assert rotated[table]["columns"] != usual[table]["columns"], table
         assert sorted(rotated[table]["columns"]) == sorted(usual[table]["columns"]), table
@@ -321,9 +352,19 @@ def test_rows_decoded_with_rotated_column_constants_hold_the_same_values_by_name
         "'status_mismatch'", "503", "38.0", "40", "'patients-v1b'", "['$.t']")
     assert [p[2:] for p in usual["pair_positions"]] == [["3", "40"], ["3", "41"]]
 
+    # correlation fills the experiment columns of spans and pairs that name none, and only those
+    for table, (experiment, phase) in (("otel_traces", ("ExperimentId", "ExperimentPhase")),
+                                       ("shadow_pairs", ("experiment_id", "phase"))):
+        placed = usual["correlated " + table]
+        assert [(r[experiment], r[phase]) for r in placed] == [("'exp-c'", "'baseline'")] * len(placed), table
+        assert [{c: v for c, v in r.items() if c not in (experiment, phase)} for r in placed] == [
+            {c: v for c, v in r.items() if c not in (experiment, phase)} for r in usual[table]["rows"]], table
+
     for table in tables:
         assert rotated[table]["rows"] == usual[table]["rows"], table
     assert rotated["pair_positions"] == usual["pair_positions"]
+    assert rotated["correlated otel_traces"] == usual["correlated otel_traces"]
+    assert rotated["correlated shadow_pairs"] == usual["correlated shadow_pairs"]
 
 
 def test_event_projection_verdict_and_ledger_rows_with_rotated_column_constants_hold_the_same_values_by_name():
