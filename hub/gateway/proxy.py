@@ -755,6 +755,8 @@ class Gateway:
                     # the client went away: the backend request is cancelled with it
                     self.counters["client_disconnects"] += 1
                     error = "client: closed the connection before the answer (the backend request was cancelled)"
+                    if not request.prepared:
+                        status = 408  # the client's doing: status 0 is a backend that gave no answer
                     self._emit(self._leg(cid, leg_name, route, method, backend.name,
                                          _Response.of(status, body, _since(sent, t0), error=error),
                                          started, sent.size, exp, phase), source)
@@ -769,6 +771,11 @@ class Gateway:
                         # the client, not the backend: the backend request is cancelled, the client gets 408
                         self.counters["slow_bodies"] += 1
                         error, timed_out = sent.slow, False
+                    elif sent.gone:
+                        # the client went away (or broke its body) mid-upload: the backend request is
+                        # cancelled; the client's failure, 408, never the backend's
+                        self.counters["client_disconnects"] += 1
+                        error = sent.gone
                     elif isinstance(exc, ConnectionError) and request.prepared and request.transport is None:
                         self.counters["client_disconnects"] += 1
                         error = "client: closed the connection during the answer"
@@ -776,7 +783,7 @@ class Gateway:
                         self.counters["backend_timeouts" if timed_out else "backend_errors"] += 1
                         error = describe(exc, backend)
                     if not request.prepared:
-                        status = 408 if sent.slow else 0
+                        status = 408 if sent.slow or sent.gone else 0
                 finally:
                     if resp is not None:
                         resp.release()  # back to the pool only when its answer was read whole
@@ -804,6 +811,8 @@ class Gateway:
         if sent.slow:
             log.info("cut off a %s request body from %s: %s", method, request.remote, sent.slow[len("client: "):])
             return _plain(408, "request timeout: the request body came too slowly\n", close=True)
+        if sent.gone:
+            return _plain(400, "bad request: the request body ended early\n", close=True)
         if pool_wait:
             return _plain(503, f"service unavailable: {backend.name} is busy\n")
         if timed_out:
@@ -954,22 +963,29 @@ class _SlowBody(Exception):
     """The client sent the request body too slowly (a pause or an average rate below the minimum)."""
 
 
+class _ClientGone(ConnectionError):
+    """The client's request body ended early: it closed the connection or broke the body's framing."""
+
+
 class _Upload:
     """A request body streaming to the backend: its size, when the last byte went out, and whether
     the client was cut off for being too slow. A read waits at most ``idle`` seconds, and after the
     first ``idle`` seconds the body must average ``min_rate`` bytes/s (``min_rate`` 0: no rate check)."""
 
-    __slots__ = ("size", "done", "slow", "idle", "min_rate")
+    __slots__ = ("size", "done", "slow", "gone", "started", "idle", "min_rate")
 
     def __init__(self, idle: float, min_rate: float):
         self.size = 0
         self.done: float | None = None   # perf_counter when the whole body was handed to the backend
         self.slow = ""                   # why the client was cut off
+        self.gone = ""                   # the client went away (or broke its body's framing) mid-body
+        self.started = False             # a body began to stream
         self.idle = idle
         self.min_rate = min_rate
 
     async def stream(self, stream):
         start = time.perf_counter()
+        self.started = True
         while True:
             wait = self.idle
             if self.min_rate > 0:
@@ -983,6 +999,12 @@ class _Upload:
                 self.slow = (f"client: the request body paused longer than {self.idle:g} s" if paused else
                              f"client: the request body arrived slower than {self.min_rate:g} bytes/s")
                 raise _SlowBody(self.slow) from None
+            except Exception as exc:
+                # the client's side of the body failed (it closed the connection, or its chunked
+                # framing broke): the client's failure, never the backend's
+                self.gone = (f"client: the request body ended early ({type(exc).__name__}) after "
+                             f"{self.size} bytes")
+                raise _ClientGone(self.gone) from None
             if not chunk:
                 break
             self.size += len(chunk)
@@ -994,7 +1016,7 @@ def _since(sent: _Upload, t0: float) -> float:
     """A leg's latency in ms: from the moment the whole request (head and body) was handed to the
     backend until the response was relayed; a client's upload time is not the backend's. 0 when
     the body never went out whole."""
-    if sent.slow:
+    if sent.slow or sent.gone or (sent.started and sent.done is None):
         return 0.0
     return max(time.perf_counter() - (sent.done or t0), 0.0) * 1000
 

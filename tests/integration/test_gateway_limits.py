@@ -247,3 +247,23 @@ def test_what_the_gateway_answers_itself_echoes_nothing_and_names_no_version():
             ["gw.example:8443", "10.0.0.1", "[::1]:80"]
 
     asyncio.run(run())
+
+
+def test_a_client_that_aborts_its_upload_is_the_clients_failure_not_the_backends():
+    async def run():
+        backend = EofBackend()
+        async with Harness(limits(body_idle_timeout_s=30, body_min_rate=0), {"primary": backend}) as h:
+            reader, writer = await asyncio.open_connection(*h.address)
+            writer.write(b"PUT /api/x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.close()  # 3 of 100 bytes, then gone
+            while not h.legs:
+                await asyncio.sleep(0.02)
+            stats = h.gateway.stats()
+        assert stats["client_disconnects"] == 1 and stats["backend_errors"] == 0
+        (leg, _), = h.legs
+        assert leg.status == 408 and leg.error.startswith("client:")
+        assert leg.latency_ms == 0  # the upload never finished: no backend time to speak of
+
+    asyncio.run(run())
