@@ -121,8 +121,10 @@ TERMINATED = 128 + signal.SIGTERM
 
 @contextlib.contextmanager
 def _terminate_as_exit():
-    """SIGTERM raises ``SystemExit(143)`` in the main thread (as SIGINT raises KeyboardInterrupt),
-    so that the replay's clean-up runs; the previous handler is restored afterwards."""
+    """SIGTERM raises ``SystemExit(143)`` in the main thread and SIGINT raises KeyboardInterrupt,
+    so that the replay's clean-up runs; the previous handlers are restored afterwards. SIGINT's
+    handler is set here too: a process started in the background of a shell inherits SIGINT
+    ignored, and Python then leaves it ignored, so ``kill -INT`` would let the replay run on."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -131,10 +133,12 @@ def _terminate_as_exit():
         raise SystemExit(TERMINATED)
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @contextlib.contextmanager

@@ -127,8 +127,10 @@ def test_a_replay_stopped_by_a_signal_drops_its_half_built_database(request, sto
     env, experiment = request.getfixturevalue(
         "stopped_hub" if store_kind == "embedded" else "stopped_hub_on_a_store_server")
     before = contents(env)
+    # Started as a shell starts a background job: SIGINT ignored. The replay must still stop on it.
     process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "replay", "--yes"], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         said = []
         for line in process.stdout:  # the new database exists and is migrated once the offsets are taken
