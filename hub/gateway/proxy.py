@@ -624,7 +624,7 @@ class Gateway:
         except BadTarget as exc:
             self.counters["bad_requests"] += 1
             log.info("refused a %s request from %s: %s", method, request.remote, exc)
-            return _plain(400, f"bad request: {exc}\n")
+            return _plain(400, f"bad request: {exc}\n", close=True)
         path_qs = f"{path}?{query}" if query else path
         if path_qs != request.raw_path:
             self.counters["paths_normalized"] += 1
@@ -639,12 +639,12 @@ class Gateway:
             # bytes that are not UTF-8 cannot be forwarded unaltered by the HTTP client: refused, never mangled
             self.counters["bad_requests"] += 1
             log.info("refused a %s request from %s: a header value is not UTF-8", method, request.remote)
-            return _plain(400, "bad request: a header value is not UTF-8\n")
+            return _plain(400, "bad request: a header value is not UTF-8\n", close=True)
         if not valid_host(headers_in.getall("Host", ())):
             # forwarded as X-Forwarded-Host and in Forwarded: only a plain host name or address, and a port
             self.counters["bad_requests"] += 1
             log.info("refused a %s request from %s: a malformed Host header", method, request.remote)
-            return _plain(400, "bad request: a malformed Host header\n")
+            return _plain(400, "bad request: a malformed Host header\n", close=True)
         overrides = overrides_method(headers_in)
         if route.methods and any(m not in route.methods for m in overrides):
             return _plain(405, "method not allowed on this route\n")

@@ -165,3 +165,17 @@ def test_a_response_header_with_a_line_break_never_reaches_the_client():
     ex = Exchange(Conn(), Message(), None)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ex._head_bytes(200, "OK", [("X-A", "1\r\nSet-Cookie: a=b")], 0)
+
+
+@pytest.mark.parametrize("head", [b"GET /api/a HTTP/1.1\r\nHost: h;x\r\n\r\n",
+                                  b"GET /api/a HTTP/1.1\r\nHost: gw\r\nX-Name: caf\xe9\r\n\r\n",
+                                  b"GET /api/%zz HTTP/1.1\r\nHost: gw\r\n\r\n"])
+def test_every_400_closes_the_connection_and_nothing_after_it_is_forwarded(head):
+    async def run():
+        backend = RawBackend()
+        async with Harness(on("protocol"), {"primary": backend}) as h:
+            (answer,), rest = await exchange(h.address, head + b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n", 1)
+        assert answer[0] == 400 and answer[1].get("connection") == "close" and rest == b""
+        assert backend.seen == []
+
+    asyncio.run(run())
