@@ -659,6 +659,13 @@ _LOG_TIMES: Final = _Times("log record", LOG_COLUMNS, "Timestamp")
 _METRIC_TIMES: Final = {kind: _Times("data point", columns, "TimeUnix", ("StartTimeUnix",),
                                      ("Exemplars.TimeUnix",) if "Exemplars.TimeUnix" in columns else ())
                         for kind, (_, columns) in METRIC_TABLES.items()}
+#: Each ``otel_*`` table -> (its column constant, the time checks of its rows). Every DateTime64
+#: column the decoder writes must be one of its checks (``tests/integration/test_otel_time_checks.py``).
+TIME_CHECKS: Final[dict[str, tuple[tuple[str, ...], _Times]]] = {
+    "otel_traces": (TRACE_COLUMNS, _SPAN_TIMES),
+    "otel_logs": (LOG_COLUMNS, _LOG_TIMES),
+    **{table: (columns, _METRIC_TIMES[kind]) for kind, (table, columns) in METRIC_TABLES.items()},
+}
 
 
 def _keep_in_window(rows: list, sources: list, start: int, times: _Times, window: TimeWindow,
