@@ -96,7 +96,7 @@ class GatewayConfig:
     body_idle_timeout_s: float = 10.0  # a request body may pause this long between bytes (and starts the rate check)
     body_min_rate: float = 1024.0      # bytes/s a request body must average after body_idle_timeout_s; 0: no check
     max_connections: int = 1024        # client connections open at once; beyond: 503 and closed
-    server: str = "protocol"           # the HTTP server of the proxy port: "protocol" (hub.gateway.server) or "aiohttp"
+    server: str = "protocol"           # the HTTP server of the proxy port: "protocol" (hub.gateway.server)
     compare_max_bytes: int = 1024 * 1024   # bodies compared field by field up to this; beyond: hash and size
 
 
@@ -311,13 +311,20 @@ def parse_config(doc: Any, source: str = "<config>") -> GatewayConfig:
         body_min_rate=float(ctx.number(gw.get("body_min_rate", 1024.0), "gateway.body_min_rate", 0, 1e12)),
         max_connections=int(ctx.number(gw.get("max_connections", 1024), "gateway.max_connections", 1, 1_000_000,
                                        True)),
-        server=_choice(ctx, gw.get("server", "protocol"), "gateway.server", SERVERS),
+        server=_server(ctx, gw.get("server", "protocol")),
         compare_max_bytes=int(ctx.number(cmp_.get("max_body_bytes", 1024 * 1024), "comparison.max_body_bytes", 0,
                                          2**31, True)),
     )
 
 
-SERVERS = ("protocol", "aiohttp")   # gateway.server: the proxy port's HTTP server
+SERVERS = ("protocol",)   # gateway.server: the proxy port's HTTP server (hub.gateway.server)
+
+
+def _server(ctx: _Ctx, value) -> str:
+    if value == "aiohttp":
+        ctx.fail("gateway.server", "'aiohttp' (aiohttp's server) is no longer offered; the proxy port is served by "
+                                   "'protocol' (hub.gateway.server): remove the key or set it to protocol")
+    return _choice(ctx, value, "gateway.server", SERVERS)
 SHADOWABLE = ("GET", "HEAD", "OPTIONS", "TRACE")   # replayed only when they carry no body or override
 
 

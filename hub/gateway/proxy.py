@@ -1,5 +1,5 @@
-"""The gateway: aiohttp's low-level server forwarding to backends through its own HTTP/1.1 client
-(``hub.gateway.client``: one keep-alive connection pool per backend, never re-sending).
+"""The gateway: its own HTTP/1.1 server (``hub.gateway.server``) forwarding to backends through
+its own HTTP/1.1 client (``hub.gateway.client``: one keep-alive connection pool per backend, never re-sending).
 
 Per request: normalise the path (``hub.gateway.paths``: the path routed is the path forwarded),
 match the route (first match; 404 when none, 405 when the method is not allowed), make the
@@ -39,13 +39,11 @@ import re
 import signal
 import time
 import zlib
-from http import HTTPStatus
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, cast
 
-from aiohttp import web, web_protocol
-from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.propagate import inject
@@ -188,164 +186,14 @@ def describe(exc: BaseException, backend: Backend) -> str:
     return f"{type(exc).__name__} with {backend.name}"
 
 
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: hub-gateway\r\nContent-Type: text/plain\r\n"
-         b"Content-Length: 41\r\nConnection: close\r\n\r\nservice unavailable: too many connections\n")
-
-
 def _plain(status: int, text: str, close: bool = False) -> Answer:
     """A response the gateway makes itself: plain text, a fixed Server name."""
     return Answer(status, text, close)
 
 
-class _AioExchange:
-    """A request of aiohttp's server, as the proxy handles it (see ``hub.gateway.server.Exchange``)."""
-
-    __slots__ = ("request", "method", "raw_path", "version", "headers", "remote", "scheme", "content",
-                 "body_exists", "content_length", "out")
-
-    def __init__(self, request: web.BaseRequest):
-        self.request = request
-        self.method = request.method
-        self.raw_path = request.raw_path
-        self.version = request.version
-        self.headers = request.headers
-        self.remote = request.remote
-        self.scheme = request.scheme
-        self.content = request.content
-        self.body_exists = request.body_exists
-        self.content_length = request.content_length
-        self.out: web.StreamResponse | None = None
-
-    @property
-    def transport(self):
-        return self.request.transport
-
-    @property
-    def cookies(self):
-        return self.request.cookies
-
-    @property
-    def prepared(self) -> bool:
-        return self.out is not None and self.out.prepared
-
-    async def continue_100(self) -> None:
-        await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.request.writer.output_size = 0  # the response proper has not started
-
-    async def send(self, status: int, reason: str | None, headers, body: bytes) -> None:
-        self.out = web.Response(status=status, reason=reason, headers=headers, body=body)
-        await self.out.prepare(self.request)
-        await self.out.write_eof()
-
-    async def start(self, status: int, reason: str | None, headers, length: int | None) -> None:
-        self.out = web.StreamResponse(status=status, reason=reason, headers=headers)
-        if length is not None:
-            self.out.content_length = length
-        await self.out.prepare(self.request)
-
-    async def write(self, chunk: bytes) -> None:
-        assert self.out is not None  # after start
-        await self.out.write(chunk)
-
-    async def finish(self) -> None:
-        assert self.out is not None  # after start
-        await self.out.write_eof()
-
-
-def _aio_response(answer: Answer) -> web.Response:
-    resp = web.Response(status=answer.status, text=answer.text, headers={"Server": SERVER_NAME})
-    if answer.close:
-        resp.force_close()
-    return resp
-
-
-class _Handler(web_protocol.RequestHandler):
-    """aiohttp's connection handler with a deadline for a request's head (the idle keep-alive
-    deadline is aiohttp's own), one log line, not a traceback, per malformed request, answered with
-    a fixed text (never the request echoed back), and a cap on the connections open at once: one
-    more is answered 503 and closed."""
-
-    __slots__ = ("_head_timer", "_head_timeout", "_last_payload", "_counted")
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        server = cast(_Server, self._manager)  # made by _Server.__call__
-        server.open_connections += 1
-        self._counted = True
-        if server.open_connections > server.max_connections:
-            server.refused()
-            transport.write(_BUSY)
-            transport.close()
-
-    def handle_error(self, request, status: int = 500, exc=None, message=None):
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        resp = super().handle_error(request, status, exc, f"{status} {phrase}\n")
-        resp.headers["Server"] = SERVER_NAME
-        return resp
-
-    def __init__(self, *args, head_timeout: float = 10.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._head_timeout = head_timeout
-        self._last_payload: StreamReader | None = None
-
-    def data_received(self, data: bytes) -> None:
-        before = self._request_count
-        super().data_received(data)
-        if self._request_count != before:
-            self._last_payload = self._messages[-1][1] if self._messages else None
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-        elif data and self._head_timer is None and self._payload_parser is None and not self._upgraded:
-            payload = self._last_payload
-            if payload is None or payload is EMPTY_PAYLOAD or payload.is_eof():  # not inside a body
-                self._head_timer = self._loop.call_later(self._head_timeout, self._head_late)
-
-    def _head_late(self) -> None:
-        self._head_timer = None
-        log.warning("closed a connection from %s: no complete request head within %g s",
-                    self.transport.get_extra_info("peername", ("?",))[0] if self.transport else "?",
-                    self._head_timeout)
-        self.force_close()
-
-    def connection_lost(self, exc) -> None:
-        if getattr(self, "_counted", False) and self._manager is not None:
-            self._counted = False
-            cast(_Server, self._manager).open_connections -= 1
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        super().connection_lost(exc)
-
-    def log_exception(self, *args, **kw) -> None:
-        exc = kw.get("exc_info")
-        if args and str(args[0]).startswith("Error handling request") and isinstance(exc, BaseException):
-            remote = args[1] if len(args) > 1 else "?"
-            reason = (getattr(exc, "message", "") or str(exc)).splitlines()[0][:200] if str(exc) else ""
-            log.warning("malformed request from %s: %s%s", remote, type(exc).__name__, f": {reason}" if reason else "")
-            return
-        super().log_exception(*args, **kw)
-
-
-class _Server(web.Server):
-    def __init__(self, *args, max_connections: int = 1024, on_refused: Callable[[], None] = lambda: None,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.open_connections = 0
-        self.max_connections = max_connections
-        self.refused = on_refused
-
-    def __call__(self):
-        return _Handler(self, loop=self._loop, **self._kwargs)
-
-
 def _bound_address(site: web.TCPSite) -> tuple:
     """A started site's bound (host, port) (port 0 picks a free one)."""
-    server = cast(asyncio.Server, site._server)  # a started TCPSite listens with an asyncio.Server
+    server = cast(asyncio.Server, site._server)  # a started TCPSite listens with a server
     return server.sockets[0].getsockname()[:2]
 
 
@@ -407,8 +255,7 @@ class Gateway:
         self.outcomes: dict[str, int] = {}
         self.trust = Trust(config.trust_secret, config.trust_peers)
         self._pools: dict[str, Pool] = {}
-        self._runner: web.BaseRunner | None = None
-        self._server: ProtocolServer | None = None        # gateway.server: protocol
+        self._server: ProtocolServer | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._admin: web.AppRunner | None = None
         self.admin_address: tuple | None = None
@@ -423,18 +270,15 @@ class Gateway:
             self._pools[backend.name] = Pool(backend.url, backend.max_connections, backend.timeout_s,
                                              backend.pool_timeout_s)
         await self.bulkhead.start()
-        if self.config.server == "protocol":
-            loop = asyncio.get_running_loop()
-            self._server = ProtocolServer(self.proxy, max_connections=self.config.max_connections,
-                                          on_refused=self._connection_refused,
-                                          keepalive_timeout=self.config.idle_timeout_s,
-                                          head_timeout=self.config.header_timeout_s)
-            self._listener = await loop.create_server(self._server, host or self.config.host,
-                                                      self.config.port if port is None else port,
-                                                      reuse_address=True, backlog=1024)
-            self.address = self._listener.sockets[0].getsockname()[:2]
-        else:
-            await self._start_aiohttp(host, port)
+        loop = asyncio.get_running_loop()
+        self._server = ProtocolServer(self.proxy, max_connections=self.config.max_connections,
+                                      on_refused=self._connection_refused,
+                                      keepalive_timeout=self.config.idle_timeout_s,
+                                      head_timeout=self.config.header_timeout_s)
+        self._listener = await loop.create_server(self._server, host or self.config.host,
+                                                  self.config.port if port is None else port,
+                                                  reuse_address=True, backlog=1024)
+        self.address = self._listener.sockets[0].getsockname()[:2]
         if self.config.admin_host:
             admin = web.Application()
             admin.router.add_get("/health", self._health)
@@ -445,20 +289,6 @@ class Gateway:
             await admin_site.start()
             self.admin_address = _bound_address(admin_site)
         return self.address
-
-    async def _start_aiohttp(self, host: str | None, port: int | None) -> None:
-        # a client that goes away cancels its handler, and so the backend request
-        server = _Server(self.handle, max_connections=self.config.max_connections,
-                         on_refused=self._connection_refused, handler_cancellation=True,
-                         keepalive_timeout=self.config.idle_timeout_s,
-                         head_timeout=self.config.header_timeout_s, access_log=None,
-                         auto_decompress=False,  # a request body is forwarded as the client sent it
-                         max_line_size=8190, max_field_size=8190)
-        self._runner = web.ServerRunner(server, shutdown_timeout=self.config.shutdown_timeout_s)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host or self.config.host, self.config.port if port is None else port)
-        await site.start()
-        self.address = _bound_address(site)
 
     def _connection_refused(self) -> None:
         self.counters["connections_refused"] += 1
@@ -482,8 +312,6 @@ class Gateway:
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None
-        if self._runner is not None:
-            await self._runner.cleanup()
         await self.bulkhead.close(grace=self.config.shutdown_timeout_s)
         if self._admin is not None:
             await self._admin.cleanup()
@@ -541,7 +369,7 @@ class Gateway:
                 found = found or route
         return found, False
 
-    def _canary(self, route: Route, request: _AioExchange | Exchange) -> bool:
+    def _canary(self, route: Route, request: Exchange) -> bool:
         c = route.canary
         if c is None or c.weight <= 0:
             return False
@@ -606,16 +434,7 @@ class Gateway:
         except Exception as exc:
             self._refused("pair", type(exc).__name__)
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """A request of aiohttp's server (``gateway.server: aiohttp``)."""
-        ex = _AioExchange(request)
-        answer = await self.proxy(ex)
-        if answer is not None:
-            return _aio_response(answer)
-        assert ex.out is not None  # answered through the exchange
-        return ex.out
-
-    async def proxy(self, request: _AioExchange | Exchange) -> Answer | None:
+    async def proxy(self, request: Exchange) -> Answer | None:
         """Forward one request; an Answer when the gateway answers it itself, else None (answered)."""
         self.counters["requests"] += 1
         method = request.method

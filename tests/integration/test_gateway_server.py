@@ -1,6 +1,6 @@
-"""The proxy port's HTTP server on the wire, for both servers (``gateway.server``: ``protocol``, the
-gateway's own asyncio Protocol on aiohttp's C parser, and ``aiohttp``, aiohttp's server): raw
-sockets on the client side, raw-socket backends recording every byte that reaches them."""
+"""The proxy port's HTTP server on the wire (``hub.gateway.server``, the gateway's own asyncio
+Protocol on aiohttp's C parser): raw sockets on the client side, raw-socket backends recording
+every byte that reaches them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 
 from tests.integration.test_gateway_hostile import API, Harness, RawBackend, read_body, read_head
 
-SERVERS = ("protocol", "aiohttp")
 
 
-def on(server: str, **gateway) -> dict:
-    return {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "server": server, **gateway}, **API}
+def on(**gateway) -> dict:
+    return {"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", **gateway}, **API}
 
 
 async def exchange(address, data: bytes, answers: int) -> tuple[list[tuple[int, dict, bytes]], bytes]:
@@ -60,14 +59,13 @@ SMUGGLING = {
 }
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_ambiguous_and_malformed_requests_are_refused_and_nothing_after_them_is_read(server):
+def test_ambiguous_and_malformed_requests_are_refused_and_nothing_after_them_is_read():
     follow = b"GET /api/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n"
 
     async def run():
         backend = RawBackend()
         refused = {}
-        async with Harness(on(server), {"primary": backend}) as h:
+        async with Harness(on(), {"primary": backend}) as h:
             for name, data in SMUGGLING.items():
                 answers, rest = await exchange(h.address, data + follow, 1)
                 (status, headers, body), = answers
@@ -78,13 +76,12 @@ def test_ambiguous_and_malformed_requests_are_refused_and_nothing_after_them_is_
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_a_compressed_request_body_reaches_the_backend_as_sent(server):
+def test_a_compressed_request_body_reaches_the_backend_as_sent():
     raw = gzip.compress(b'{"patient": "x", "pad": "' + b"y" * 5000 + b'"}')
 
     async def run():
         backend = RawBackend()
-        async with Harness(on(server), {"primary": backend}) as h:
+        async with Harness(on(), {"primary": backend}) as h:
             data = (b"POST /api/upload HTTP/1.1\r\nHost: gw\r\nContent-Encoding: gzip\r\n"
                     b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(raw))
             (answer,), _ = await exchange(h.address, data + raw, 1)
@@ -96,11 +93,10 @@ def test_a_compressed_request_body_reaches_the_backend_as_sent(server):
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_pipelined_requests_are_answered_in_order_and_an_unread_body_does_not_end_the_connection(server):
+def test_pipelined_requests_are_answered_in_order_and_an_unread_body_does_not_end_the_connection():
     async def run():
         backend = RawBackend()
-        async with Harness({**on(server), "routes": [{"path": "/api/{rest*}", "backend": "primary",
+        async with Harness({**on(), "routes": [{"path": "/api/{rest*}", "backend": "primary",
                                                       "methods": ["GET"]}]}, {"primary": backend}) as h:
             data = (b"GET /api/1 HTTP/1.1\r\nHost: gw\r\n\r\n"
                     b"POST /api/2 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello"  # 405: body never read
@@ -116,14 +112,13 @@ def test_pipelined_requests_are_answered_in_order_and_an_unread_body_does_not_en
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_an_http_1_0_client_gets_a_body_of_unknown_length_framed_by_the_close(server):
+def test_an_http_1_0_client_gets_a_body_of_unknown_length_framed_by_the_close():
     def answer(seen):
         return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
 
     async def run():
         backend = RawBackend(answer)
-        async with Harness(on(server), {"primary": backend}) as h:
+        async with Harness(on(), {"primary": backend}) as h:
             reader, writer = await asyncio.open_connection(*h.address)
             writer.write(b"GET /api/x HTTP/1.0\r\nHost: gw\r\n\r\n")
             await writer.drain()
@@ -139,7 +134,7 @@ def test_an_http_1_0_client_gets_a_body_of_unknown_length_framed_by_the_close(se
 def test_after_a_protocol_switch_request_nothing_more_is_read_from_the_connection():
     async def run():
         backend = RawBackend()
-        async with Harness(on("protocol"), {"primary": backend}) as h:
+        async with Harness(on(), {"primary": backend}) as h:
             data = (b"GET /api/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
                     b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n")
@@ -173,7 +168,7 @@ def test_a_response_header_with_a_line_break_never_reaches_the_client():
 def test_every_400_closes_the_connection_and_nothing_after_it_is_forwarded(head):
     async def run():
         backend = RawBackend()
-        async with Harness(on("protocol"), {"primary": backend}) as h:
+        async with Harness(on(), {"primary": backend}) as h:
             (answer,), rest = await exchange(h.address, head + b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n", 1)
         assert answer[0] == 400 and answer[1].get("connection") == "close" and rest == b""
         assert backend.seen == []
