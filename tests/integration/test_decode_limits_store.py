@@ -20,7 +20,7 @@ from hub.records.decode import REQUEST_COLUMNS, Limits, RawMessage, decode_reque
 from hub.records.generate import encode_event
 from hub.records.request_leg import RequestLeg, new_event
 from hub.shadow.records import PAIR_COLUMNS, ShadowPair, decode_pairs, encode_pair
-from tests.fixtures_clickhouse import store_for
+from tests.fixtures_clickhouse import migrated_copy
 
 pytestmark = pytest.mark.clickhouse
 
@@ -52,7 +52,7 @@ def test_alerts_at_the_edges_are_stored_as_decoded(store):
 
 
 def test_request_legs_at_the_edges_are_stored_as_decoded(hub_settings):
-    store = store_for(hub_settings.with_overrides(ttl_days=0))  # a row of 2000 outlives no TTL
+    store = migrated_copy(hub_settings.with_overrides(ttl_days=0))  # a row of 2000 outlives no TTL
     def leg(i, **changes):
         fields = dict(correlation_id=f"c{i}", leg="primary", gateway="g", route="/r", method="GET", backend="b",
                       status=599, latency_ms=1e30, event_time=NOW + timedelta(hours=23), request_bytes=4294967295)

@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 
-from tests.fixtures_clickhouse import store_for
+from tests.fixtures_clickhouse import migrated_copy
 
 pytestmark = pytest.mark.clickhouse
 
@@ -56,7 +56,7 @@ def _kept(store, table: str) -> list[str]:
 
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_rows_near_the_columns_maximum_outlive_the_merge_and_old_rows_still_expire(hub_settings, table):
-    store = store_for(hub_settings.with_overrides(ttl_days=90))
+    store = migrated_copy(hub_settings.with_overrides(ttl_days=90))
     now = dt.datetime.now(UTC).replace(microsecond=0)
     near_2106 = dt.datetime(2106, 1, 1, tzinfo=UTC)  # + 90 days is past what a DateTime holds
     top = dt.datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC) if TABLES[table][1] == 3 else NANOS_MAX
@@ -71,7 +71,7 @@ def test_rows_near_the_columns_maximum_outlive_the_merge_and_old_rows_still_expi
 
 
 def test_the_trace_id_lookup_keeps_a_trace_that_starts_near_the_maximum(hub_settings):
-    store = store_for(hub_settings.with_overrides(ttl_days=90))
+    store = migrated_copy(hub_settings.with_overrides(ttl_days=90))
     _insert(store, "otel_traces", [NANOS_MAX])
     store.command(f"OPTIMIZE TABLE {store.database}.otel_traces_trace_id_ts FINAL")
     rows = store.query(f"SELECT TraceId, toString(Start), toString(End) "
@@ -80,7 +80,7 @@ def test_the_trace_id_lookup_keeps_a_trace_that_starts_near_the_maximum(hub_sett
 
 
 def test_without_a_ttl_rows_are_kept_for_good(hub_settings):
-    store = store_for(hub_settings.with_overrides(ttl_days=0))
+    store = migrated_copy(hub_settings.with_overrides(ttl_days=0))
     old = dt.datetime(2001, 1, 1, tzinfo=UTC)
     _insert(store, "requests", [old, dt.datetime(2106, 1, 1, tzinfo=UTC)])
     _insert(store, "otel_traces", [_ns(old), NANOS_MAX])
