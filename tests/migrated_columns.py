@@ -23,6 +23,10 @@ def assert_columns_stored(store: Store, table: str, columns: Iterable[str], defa
     so the order is not compared."""
     expected = list(columns)
     stored = stored_columns(store, table)
+    described = store.query(f"DESCRIBE TABLE {store.database}.`{table}`").result_rows
+    undefaulted = [c for c in defaulted if c not in expected and not any(r[0] == c and r[2] for r in described)]
+    assert not undefaulted, (f"{table}: column(s) {undefaulted} are listed as left to their default, but the store "
+                             "gives them none: write them (add them to the code's column list)")
     missing = [c for c in expected if c not in stored]
     assert not missing, (f"{table}: column(s) {missing} written by the code are missing from the store "
                          f"migrated by every file under schemas/clickhouse/; a column missing from the store: {HINT}")

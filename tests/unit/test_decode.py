@@ -12,7 +12,10 @@ import msgspec
 import orjson
 import pytest
 
+from hub.abort.records import ALERT_COLUMNS
 from hub.errors import InvalidRecord
+from hub.experiments.events import EVENT_COLUMNS
+from hub.experiments.projection import PROJECTION_COLUMNS
 from hub.names import RECORD_REQUEST_LEG
 from hub.records.decode import (
     DEAD_LETTER_COLUMNS,
@@ -26,7 +29,11 @@ from hub.records.decode import (
     to_dead_letter,
 )
 from hub.records.generate import encode_event, generate_request_legs
+from hub.otel.decode import LOG_COLUMNS, METRIC_TABLES, TRACE_COLUMNS
 from hub.records.request_leg import EVENT_ID_NAMESPACE, RequestLeg, RequestLegEvent, new_event, to_row
+from hub.shadow.canary import VERDICT_COLUMNS
+from hub.shadow.records import PAIR_COLUMNS
+from hub.storage.sink import LEDGER_COLUMNS
 from tests.migrated_columns import assert_columns_stored
 
 UTC = timezone.utc
@@ -85,8 +92,7 @@ def test_good_record_becomes_a_row_in_column_order():
 def test_columns_match_the_clickhouse_migrations(store):
     """The columns the decoder writes are those of the tables as every migration leaves them (a store
     migrated from scratch), not as the migration that created them wrote them."""
-    assert_columns_stored(store, "requests", REQUEST_COLUMNS, defaulted={"ingest_time"})
-    assert_columns_stored(store, "dead_letters", DEAD_LETTER_COLUMNS)
+    # the column lists themselves: test_every_written_table_matches_its_column_constant
     described = {r[0]: r for r in store.query(f"DESCRIBE TABLE {store.database}.requests").result_rows}
     assert described["ingest_time"][1:3] == ("DateTime64(3)", "DEFAULT") and described["ingest_time"][3] == "now64(3)"
     assert "{ttl_clause}" in (SQL / "0002_requests.sql").read_text()
@@ -94,6 +100,48 @@ def test_columns_match_the_clickhouse_migrations(store):
         ddl = store.scalar("SELECT create_table_query FROM system.tables WHERE database = {db:String} "
                            "AND name = {t:String}", parameters={"db": store.database, "t": table})
         assert "non_replicated_deduplication_window = 10000" in ddl, table
+
+
+#: Every table the hub writes rows to -> (the column constant its writer names, the columns it leaves
+#: to their DEFAULT). A column the store has and neither lists fails the test below.
+WRITTEN_TABLES = {
+    "requests": (REQUEST_COLUMNS, {"ingest_time"}),
+    "dead_letters": (DEAD_LETTER_COLUMNS, set()),
+    # event_time: MATERIALIZED from the row's own time (the day the TTL and partitions use)
+    "otel_traces": (TRACE_COLUMNS, {"event_time"}),
+    "otel_logs": (LOG_COLUMNS, {"TimestampTime", "event_time"}),
+    **{table: (columns, {"event_time"}) for table, columns in METRIC_TABLES.values()},
+    "shadow_pairs": (PAIR_COLUMNS, {"ingest_time"}),
+    "alerts": (ALERT_COLUMNS, set()),
+    "canary_verdicts": (VERDICT_COLUMNS, set()),
+    "experiment_events": (PROJECTION_COLUMNS, set()),  # EVENT_COLUMNS and the projection's own
+    "sink_ledger": (LEDGER_COLUMNS, {"written_at"}),
+}
+
+
+@pytest.mark.clickhouse
+def test_every_written_table_matches_its_column_constant(store):
+    """Each column constant the hub inserts with, against its table as every migration leaves it:
+    a column only the store has (and that is not left to its default) and a column only the
+    constant has are both named."""
+    assert PROJECTION_COLUMNS[:len(EVENT_COLUMNS)] == EVENT_COLUMNS
+    for table, (columns, defaulted) in WRITTEN_TABLES.items():
+        assert_columns_stored(store, table, columns, defaulted=defaulted)
+
+
+@pytest.mark.clickhouse
+def test_a_column_only_the_store_or_only_the_constant_has_is_named(store):
+    store.command(f"ALTER TABLE {store.database}.otel_logs ADD COLUMN ObservedTimestamp DateTime64(9)")
+    with pytest.raises(AssertionError, match=r"otel_logs: the migrations create column\(s\) \['ObservedTimestamp'\] "
+                                             r"that the code's column list does not write: add them"):
+        assert_columns_stored(store, "otel_logs", LOG_COLUMNS, defaulted={"TimestampTime", "event_time"})
+    with pytest.raises(AssertionError, match=r"sink_ledger: column\(s\) \['tenant'\] written by the code are "
+                                             r"missing from the store.*new migration under schemas/clickhouse/"):
+        assert_columns_stored(store, "sink_ledger", LEDGER_COLUMNS + ("tenant",))
+    without_token = tuple(c for c in LEDGER_COLUMNS if c != "token")
+    with pytest.raises(AssertionError, match=r"sink_ledger: column\(s\) \['token'\] are listed as left to "
+                                             r"their default, but the store gives them none"):
+        assert_columns_stored(store, "sink_ledger", without_token, defaulted={"token", "written_at"})
 
 
 def test_defaults_and_envelope_fallbacks():
