@@ -62,12 +62,35 @@ def test_an_edited_released_migration_is_named_with_what_to_do(tmp_path):
     assert problem.startswith("migration 0002_requests.sql was released: restore it and add a new migration instead")
 
 
-def test_a_migration_missing_from_the_list_gets_the_exact_line_to_add(tmp_path):
-    folder, listed = copy(tmp_path)
-    new = folder / "0019_requests_tenant.sql"
+def next_number(folder: Path) -> int:
+    """The number the next migration in ``folder`` takes."""
+    return max(m.number for m in discover(folder, RETIRED)) + 1
+
+
+def assert_an_unlisted_migration_gets_its_line(folder: Path, listed: Path) -> None:
+    name = f"{next_number(folder):04d}_requests_tenant.sql"
+    new = folder / name
     new.write_text("ALTER TABLE {db}.requests ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT ''\n")
     [migration] = [m for m in discover(folder, RETIRED) if m.path.name == new.name]
     [problem] = problems(folder, listed)
-    assert f"add the line `0019_requests_tenant.sql {migration.checksum}`" in problem
-    listed.write_text(listed.read_text() + f"0019_requests_tenant.sql {migration.checksum}\n")
+    assert f"add the line `{name} {migration.checksum}`" in problem
+    listed.write_text(listed.read_text() + f"{name} {migration.checksum}\n")
     assert problems(folder, listed) == []
+
+
+def test_a_migration_missing_from_the_list_gets_the_exact_line_to_add(tmp_path):
+    folder, listed = copy(tmp_path)
+    assert_an_unlisted_migration_gets_its_line(folder, listed)
+
+
+def test_the_unlisted_migration_takes_the_next_free_number_after_more_are_released(tmp_path):
+    """The check above still holds once the next migrations (0019 and on) are released."""
+    folder, listed = copy(tmp_path)
+    for _ in range(2):
+        number = next_number(folder)
+        released_next = folder / f"{number:04d}_released_later.sql"
+        released_next.write_text(f"SELECT {number}\n")
+        [migration] = [m for m in discover(folder, RETIRED) if m.path.name == released_next.name]
+        listed.write_text(listed.read_text() + f"{released_next.name} {migration.checksum}\n")
+    assert problems(folder, listed) == []
+    assert_an_unlisted_migration_gets_its_line(folder, listed)
