@@ -105,7 +105,9 @@ class Exchange:
         self.scheme = "http"
         self.content = payload
         self.body_exists = payload is not EMPTY_PAYLOAD
-        self._close: bool = message.should_close
+        # a request asking to switch protocols (any Upgrade, which the gateway never forwards) is
+        # answered as a plain one, and the connection closes after it
+        self._close: bool = message.should_close or message.upgrade or "Upgrade" in message.headers
         self._head = b""
         self._chunked = False
         self._until_close = False

@@ -155,7 +155,7 @@ def test_a_response_header_with_a_line_break_never_reaches_the_client():
         closing = False
 
     class Message:
-        method, path, version, headers, should_close = "GET", "/", (1, 1), {}, False
+        method, path, version, headers, should_close, upgrade = "GET", "/", (1, 1), {}, False, False
 
     ex = Exchange(Conn(), Message(), None)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -172,5 +172,19 @@ def test_every_400_closes_the_connection_and_nothing_after_it_is_forwarded(head)
             (answer,), rest = await exchange(h.address, head + b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n", 1)
         assert answer[0] == 400 and answer[1].get("connection") == "close" and rest == b""
         assert backend.seen == []
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("upgrade", [b"Connection: Upgrade\r\nUpgrade: h2c\r\n", b"Upgrade: websocket\r\n"])
+def test_any_protocol_switch_request_is_answered_with_close_and_the_connection_closed(upgrade):
+    async def run():
+        backend = RawBackend()
+        async with Harness(on(), {"primary": backend}) as h:  # idle timeout 60 s: the close is the answer's
+            data = (b"GET /api/ws HTTP/1.1\r\nHost: gw\r\n" + upgrade + b"\r\n"
+                    b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n")
+            (answer,), rest = await exchange(h.address, data, 1)
+        assert answer[0] == 200 and answer[1].get("connection") == "close" and rest == b""
+        assert [s.target for s in backend.seen] == ["/api/ws"]
 
     asyncio.run(run())
