@@ -23,6 +23,8 @@ import hmac
 import ipaddress
 import re
 
+from multidict import CIMultiDict
+
 HEADER_CID = "X-Correlation-Id"
 HEADER_CLIENT_CID = "X-Client-Correlation-Id"
 HEADER_EXP = "X-Experiment-Id"
@@ -124,9 +126,13 @@ def _forwarded_value(value: str) -> str:
 
 
 def forwarding(headers, remote: str | None, scheme: str, trusted: bool) -> list[tuple[str, str]]:
-    """The forwarding headers to send on: the client's chain with the client appended."""
+    """The forwarding headers to send on: the client's chain with the client appended. A forwarding
+    header the ``Connection`` header nominates is hop-by-hop: its value is dropped, as if absent."""
     client = remote or "unknown"
     host = headers.get("Host", "")
+    gone = nominated(headers) & FORWARDING if "Connection" in headers else frozenset()
+    if gone:
+        headers = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in gone)
     xff = ", ".join(v for v in headers.getall("X-Forwarded-For", ()) if v.strip())
     fwd = ", ".join(v for v in headers.getall("Forwarded", ()) if v.strip())
     element = f"for={_forwarded_node(client)};proto={scheme}"

@@ -24,6 +24,16 @@ def test_forwarding_headers_append_the_client_and_quote_ipv6():
     assert trusted["X-Forwarded-Host"] == "evil" and trusted["X-Real-IP"] == "6.6.6.6"
 
 
+def test_forwarding_headers_named_in_connection_are_dropped_before_the_client_is_appended():
+    h = CIMultiDict([("Host", "h"), ("X-Forwarded-For", "6.6.6.6"), ("Forwarded", "for=6.6.6.6"),
+                     ("X-Forwarded-Host", "evil"), ("X-Forwarded-Proto", "https"), ("X-Real-IP", "6.6.6.6"),
+                     ("Connection", "close, X-Forwarded-For"), ("Connection", "Forwarded, X-Forwarded-Host"),
+                     ("Connection", "X-Forwarded-Proto, X-Real-IP")])
+    out = dict(forwarding(h, "127.0.0.1", "http", trusted=True))
+    assert out["X-Forwarded-For"] == "127.0.0.1" and out["Forwarded"] == "for=127.0.0.1;proto=http;host=h"
+    assert out["X-Forwarded-Host"] == "h" and out["X-Forwarded-Proto"] == "http" and out["X-Real-IP"] == "127.0.0.1"
+
+
 def test_trust_by_secret_or_peer_network():
     t = Trust("s" * 20, ("10.1.0.0/16", "::1"))
     assert t.trusts(CIMultiDict({"X-Hub-Gateway-Secret": "s" * 20}), "192.0.2.1")
