@@ -45,9 +45,12 @@ def store_for(settings: Settings) -> Store:
 @pytest.fixture
 def hub_settings(tmp_path, chdb_dir) -> Settings:
     """Settings for an isolated test: own home, own database in the session's chDB engine."""
-    database = f"t_{uuid.uuid4().hex[:10]}"
-    base = load_settings({"HUB_HOME": str(tmp_path / "home")})
-    return base.with_overrides(database=database, clickhouse_url=f"chdb://{chdb_dir}")
+    return _isolated_settings(tmp_path / "home", chdb_dir)
+
+
+def _isolated_settings(home, chdb_dir: str) -> Settings:
+    base = load_settings({"HUB_HOME": str(home)})
+    return base.with_overrides(database=f"t_{uuid.uuid4().hex[:10]}", clickhouse_url=f"chdb://{chdb_dir}")
 
 
 def _template(settings: Settings) -> tuple[str, list[str]]:
@@ -109,9 +112,7 @@ def store(hub_settings) -> Store:
 @pytest.fixture(scope="module")
 def module_hub_settings(tmp_path_factory, chdb_dir) -> Settings:
     """Like ``hub_settings``, shared by the tests of one module (for data they only read)."""
-    database = f"t_{uuid.uuid4().hex[:10]}"
-    base = load_settings({"HUB_HOME": str(tmp_path_factory.mktemp("module") / "home")})
-    return base.with_overrides(database=database, clickhouse_url=f"chdb://{chdb_dir}")
+    return _isolated_settings(tmp_path_factory.mktemp("module") / "home", chdb_dir)
 
 
 @pytest.fixture(scope="module")
