@@ -523,10 +523,13 @@ class Pool:
                 # no body; the length, if any, is the one a GET would have
                 return Response(self, conn, status, reason, headers, "none", length, reuse)
             if te is not None:
-                chunked = te.rsplit(",", 1)[-1].strip().lower() == "chunked"
-                if lengths or not chunked:
-                    reuse = False  # ambiguous or framed by the end of the connection
-                return Response(self, conn, status, reason, headers, "chunked" if chunked else "close", None, reuse)
+                if [c.strip().lower() for v in headers.getall("Transfer-Encoding") for c in v.split(",")] != \
+                        ["chunked"]:
+                    # a coding besides chunked is not decoded here: relayed, it would pass for the body
+                    raise Malformed("a transfer coding other than chunked")
+                if lengths:
+                    reuse = False  # ambiguous
+                return Response(self, conn, status, reason, headers, "chunked", None, reuse)
             if length is not None:
                 return Response(self, conn, status, reason, headers, "length", length, reuse)
             return Response(self, conn, status, reason, headers, "close", None, False)

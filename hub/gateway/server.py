@@ -392,6 +392,14 @@ class _Connection(BaseProtocol):
         if isinstance(message, HttpProcessingError):
             self._refused(message)
             return False
+        te = message.headers.getall("Transfer-Encoding", ())
+        if te and [c.strip().lower() for v in te for c in v.split(",")] != ["chunked"]:
+            # a transfer coding besides chunked (RFC 9112 6.1): not decoded, so never forwarded as
+            # if the bytes were the body; 501 and the connection closed, nothing after it read
+            self.failed = self.closing = True
+            log.info("refused a request from %s: a transfer coding other than chunked", self.remote or "?")
+            self._fixed(501, "501 Not Implemented: only the chunked transfer coding is accepted\n")
+            return False
         ex = Exchange(self, message, payload)
         try:
             answer = await self.server.handler(ex)
@@ -432,8 +440,11 @@ class _Connection(BaseProtocol):
         level = logging.DEBUG if self.requests == 1 and isinstance(exc, BadHttpMethod) else logging.WARNING
         log.log(level, "malformed request from %s: %s%s", self.remote or "?", type(exc).__name__,
                 f": {reason}" if reason else "")
-        status = 400
-        body = f"{status} {_phrase(status)}\n".encode()
+        self._fixed(400, "400 Bad Request\n")
+
+    def _fixed(self, status: int, text: str) -> None:
+        """A fixed plain-text answer, the connection closed after it."""
+        body = text.encode()
         transport = self.transport
         if transport is not None:
             transport.write(f"HTTP/1.1 {status} {_phrase(status)}\r\nServer: {SERVER_NAME}\r\n"

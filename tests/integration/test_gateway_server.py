@@ -188,3 +188,17 @@ def test_any_protocol_switch_request_is_answered_with_close_and_the_connection_c
         assert [s.target for s in backend.seen] == ["/api/ws"]
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"identity, chunked", b"deflate,chunked"])
+def test_a_transfer_coding_other_than_chunked_is_refused_with_501_and_the_connection_closed(coding):
+    async def run():
+        backend = RawBackend()
+        async with Harness(on(), {"primary": backend}) as h:
+            data = (b"POST /api/a HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+                    b"3\r\nabc\r\n0\r\n\r\nGET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n")
+            (answer,), rest = await exchange(h.address, data, 1)
+        assert answer[0] == 501 and answer[1].get("connection") == "close" and rest == b""
+        assert backend.seen == []
+
+    asyncio.run(run())

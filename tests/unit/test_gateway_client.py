@@ -190,6 +190,10 @@ def test_answers_framed_by_length_chunks_or_the_end_of_the_connection():
     (b"HTTP/1.1 200 OK\r\nX-Bad\x01: v\r\n\r\n", Malformed),
     (b"HTTP/1.1 200 OK\r\n folded: line\r\n\r\n", Malformed),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", BrokenBody),
+    # a transfer coding the client does not decode would reach the client as if it were the body
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", Malformed),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nab", Malformed),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", Malformed),
 ])
 def test_a_broken_answer_is_an_error_and_the_request_is_never_sent_again(answer, error):
     async def scenario(pool):
