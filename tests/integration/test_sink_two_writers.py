@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from hub.records.generate import generate_request_legs
-from hub.storage.sink import LEDGER_COLUMNS
+from hub.storage.sink import LEDGER_COLUMNS, ledger_entry
 from tests.integration.test_sink_exactly_once import consume_all, counts, make_sink, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -67,8 +67,9 @@ def test_of_two_entries_from_one_offset_the_one_written_first_holds_it(store, ka
     # the expelled writer's chunk 100-199: its rows, and an entry not made under the claim's token
     token = f"requests:{topic}:0:100-199"
     expelled._write_chunk(0, messages[100:200], recovering=True)
-    store.insert(f"{store.database}.sink_ledger", [["requests", topic, 0, 100, 199, token, 100, 0]],
-                 LEDGER_COLUMNS, token=token + ":ledger")
+    entry = ledger_entry(sink="requests", topic=topic, partition=0, first_offset=100, last_offset=199, token=token,
+                         rows=100, invalid=0)
+    store.insert(f"{store.database}.sink_ledger", [entry], LEDGER_COLUMNS, token=token + ":ledger")
     owner.write(messages[100:150])       # its own entry stands too, written later
     owner.write(messages[150:300])
     assert counts(store) == (300, 300)

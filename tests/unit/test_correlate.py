@@ -91,7 +91,8 @@ def test_spans_are_placed_by_service():
     values["ServiceName"] = "patients-api"
     row = tuple(values[c] for c in TRACE_COLUMNS)
     [out] = correlate_span_rows(index, [row])
-    assert out[-2:] == ("exp-s", "injection")
+    placed = dict(zip(TRACE_COLUMNS, out, strict=True))
+    assert (placed["ExperimentId"], placed["ExperimentPhase"]) == ("exp-s", "injection")
 
 
 def test_batch_placement_equals_placing_each_row_alone():

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.records.decode import DecodedBatch
+from hub.records.request_leg import REQUEST_COLUMNS
 from hub.shadow.noise import NoiseModel
 from hub.shadow.pairing import DROPPED_BY_BULKHEAD, LegView, PairingAgent, PairingWindow, make_pair
 from hub.shadow.records import PAIR_COLUMNS, decode_pairs, encode_pair
@@ -117,9 +118,23 @@ def test_hash_level_noise_from_a_secondary_leg():
     assert all(p.noise_fields == ["$"] and p.differing_fields == [] for p in out)
 
 
+def _request(**fields) -> tuple:
+    """A ``requests`` row, built by column name: ``fields`` over a primary leg's values."""
+    values = dict(event_id=None, event_time=T0, experiment_id="exp", phase="injection", correlation_id="c",
+                  leg="primary", gateway="gw", route="/r", method="GET", backend="v1", status=200, latency_ms=10.0,
+                  request_bytes=0, response_bytes=0, response_hash="aa", error="", source="/gateways/other")
+    values.update(fields)
+    return tuple(values[c] for c in REQUEST_COLUMNS)
+
+
 def _row(cid, kind, t, source="/gateways/other", h="aa"):
-    return (None, T0 + timedelta(seconds=t), "exp", "injection", cid, kind, "gw", "/r", "GET",
-            "v1" if kind == "primary" else "v2", 200, 10.0, 0, 0, h, "", source)
+    return _request(event_time=T0 + timedelta(seconds=t), correlation_id=cid, leg=kind,
+                    backend="v1" if kind == "primary" else "v2", response_hash=h, source=source)
+
+
+def _pair(row) -> dict:
+    """A ``shadow_pairs`` row by column name."""
+    return dict(zip(PAIR_COLUMNS, row, strict=True))
 
 
 def test_agent_after_store_publishes_decodable_pairs_once():
@@ -132,8 +147,9 @@ def test_agent_after_store_publishes_decodable_pairs_once():
     from hub.records.decode import RawMessage
     batch = decode_pairs([RawMessage("hub.pairs", 0, 0, b"a", records[0][1], 0)], 1_000_000)
     assert batch.invalid == [] and len(batch.rows) == 1
-    row = batch.rows[0]
-    assert row[2:4] == ("exp", "injection") and row[19] == "body_mismatch" and row[21] == ["$"]
+    row = _pair(batch.rows[0])
+    assert (row["experiment_id"], row["phase"]) == ("exp", "injection")
+    assert row["outcome"] == "body_mismatch" and row["differing_fields"] == ["$"]
 
 
 def test_pairing_throughput():
@@ -177,14 +193,14 @@ def test_decoded_pairs_carry_the_partition_and_offset_they_were_read_from():
     batch = decode_pairs(_chunk(3, 40, _pair_records(["a", "b"])), 1_000_000)
     assert batch.invalid == [] and all(len(r) == len(PAIR_COLUMNS) for r in batch.rows)
     assert [(r[PAIR_PARTITION], r[PAIR_OFFSET]) for r in batch.rows] == [(3, 40), (3, 41)]
-    assert batch.rows[0][0] == pair_id_of("gw", "a")
+    assert _pair(batch.rows[0])["pair_id"] == pair_id_of("gw", "a")
 
 
 def test_a_pair_published_again_is_dropped_and_a_chunk_written_again_keeps_its_rows():
     from hub.shadow.dedupe import PairDeduplicator
 
     dedupe = PairDeduplicator()  # without a store: what replay uses
-    cids = lambda rows: [r[5] for r in rows]  # noqa: E731
+    cids = lambda rows: [_pair(r)["correlation_id"] for r in rows]  # noqa: E731
     a = decode_pairs(_chunk(0, 0, _pair_records(["p1", "p2", "p3"])), 1_000_000)
     assert cids(dedupe(a).rows) == ["p1", "p2", "p3"]
     # the same chunk again (a crash before its offsets were committed): its own rows do not count
@@ -219,8 +235,8 @@ def test_a_held_leg_costs_a_few_hundred_bytes():
     import uuid
 
     t0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
-    rows = [(uuid.uuid4(), t0 + timedelta(milliseconds=i), "exp", "load", f"c{i}", "primary", "gw", "/r",
-             "GET", "v1", 200, 5.0, 0, 0, "aa", "", "/src") for i in range(5000)]
+    rows = [_request(event_id=uuid.uuid4(), event_time=t0 + timedelta(milliseconds=i), phase="load",
+                     correlation_id=f"c{i}", latency_ms=5.0, source="/src") for i in range(5000)]
     window = PairingWindow(window_s=30.0)
     tracemalloc.start()
     try:
@@ -245,8 +261,8 @@ def test_held_legs_are_never_tracked_by_the_garbage_collector():
     window = PairingWindow(window_s=30.0)
     t0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
     for i in range(2000):
-        row = (uuid.uuid4(), t0 + timedelta(milliseconds=i), "exp", "load", f"c{i}", "primary", "gw", "/r",
-               "GET", "v1", 200, 5.0, 0, 0, "aa", "", "/src")
+        row = _request(event_id=uuid.uuid4(), event_time=t0 + timedelta(milliseconds=i), phase="load",
+                       correlation_id=f"c{i}", latency_ms=5.0, source="/src")
         window.add_row(row)
     held = (list(window._first) + list(window._first.values()) + list(window._primary.values())
             + window._expiry._heap + list(window._expiry._at.values()))
@@ -308,7 +324,7 @@ def test_stream_pairing_of_a_failing_primary_gives_primary_failed_pairs():
         out += w.add(leg(f"f{i}", "shadow", i * 0.01, h="ok"))
     assert [(p.outcome, p.noise) for p in out] == [("primary_failed", False)] * 10
     rows = decode_pairs([("hub.pairs", 0, 0, None, encode_pair(out[0], "/hub/pairing"), 0)], 1 << 20).rows
-    assert rows[0][PAIR_COLUMNS.index("outcome")] == "primary_failed"
+    assert _pair(rows[0])["outcome"] == "primary_failed"
 
 
 def test_declared_nondeterministic_fields_are_never_listed_as_differing():

@@ -31,6 +31,8 @@ EXAMPLE = REPO_ROOT / "examples" / "experiments" / "patient-api-db-failover.yaml
 EXP = "patient-api-db-failover"
 TOPIC = "hub.experiments"
 ACCEPTED = PROJECTION_COLUMNS.index("accepted")
+KIND = PROJECTION_COLUMNS.index("kind")
+PAYLOAD = PROJECTION_COLUMNS.index("payload")
 REFUSAL = PROJECTION_COLUMNS.index("refusal")
 OFFSET = PROJECTION_COLUMNS.index("source_offset")
 
@@ -76,7 +78,7 @@ def test_forged_ends_of_a_draft_are_refused_with_the_folds_reason(definition):
     log = log_of(draft_with_forgeries(definition))
     batch = ExperimentProjection(history_of(log), 1_000_000).decode(log)
     assert not batch.invalid
-    assert [(r[3], r[ACCEPTED]) for r in batch.rows] == [
+    assert [(r[KIND], r[ACCEPTED]) for r in batch.rows] == [
         ("experiment_created", 1), ("experiment_completed", 0), ("experiment_aborted", 0), ("note_added", 1)]
     assert "cannot complete experiment" in batch.rows[1][REFUSAL] and "it is draft" in batch.rows[1][REFUSAL]
     assert "cannot abort experiment" in batch.rows[2][REFUSAL]
@@ -143,7 +145,7 @@ def test_the_projection_accepts_exactly_what_the_registry_applies(definition):
         registry = ExperimentRegistry("unused:9092", TOPIC)
         for v in values:
             registry.apply_value(v)
-        accepted = [decode_event(r[7]) for r in rows if r[ACCEPTED]]
+        accepted = [decode_event(r[PAYLOAD]) for r in rows if r[ACCEPTED]]
         assert lc.fold(accepted) == registry.states
         duplicates = sum(1 for r in rows if r[REFUSAL].startswith("duplicate:"))
         assert registry.skipped == len(rows) - len(accepted) - duplicates
