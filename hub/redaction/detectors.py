@@ -77,7 +77,7 @@ CLINICAL_AFTER: Final = (
 _CLINICAL_REQUIRES: Final = tuple("(?i)" + w for w in (
     "admit", "discharg", "transferr", "diagnos", "triag", "seen", "treat", "examined", "intubat", "sedat",
     "prescri", "referr", "regist", "schedul", "allergic", "present", "complain", "reports",
-    "deceased", "expired", "readmit", "paged by", "visited by", "assessed by", "consulted by",
+    "deceased", "expired", "readmit", "paged", "visited", "assessed", "consulted",  # (any blank before "by")
     # the nouns before "for"/"of": "chart for", "labs of" ...
     "chart", "record", "lab", "result", "meds", "medication", "allerg", "order", "vital", "note", "encounter",
     "visit", "admission", "discharge", "referral", "appointment", "bed", "room", "mar"))

@@ -16,6 +16,12 @@ E = P.engine(b"k" * 32)
     ("seen by Ottoline Marsh in bed 4", ("Ottoline", "Marsh")),
     ("Ottoline Marsh in bed 4", ("Ottoline", "Marsh")),
     ("paged by Ottoline Marsh", ("Ottoline", "Marsh")),
+    # any blank between the verb and "by", as the pattern allows (not only one space)
+    ("gateway paged  by Zed Quillworth", ("Zed", "Quillworth")),
+    ("paged\tby Zed Quillworth", ("Zed", "Quillworth")),
+    ("assessed\nby Zed Quillworth", ("Zed", "Quillworth")),
+    ("consulted   by Zed Quillworth", ("Zed", "Quillworth")),
+    ("visited\t by Zed Quillworth", ("Zed", "Quillworth")),
     ("moved Ottoline Marsh to ward 7B", ("Ottoline", "Marsh")),
     ("DOB-03-14-1962", ("03-14-1962",)),
     ("edge-gw-DOB-03-14-1962", ("03-14-1962",)),
