@@ -17,6 +17,16 @@ def stored_columns(store: Store, table: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def written_tables(store: Store) -> set[str]:
+    """The store's tables that take rows from a writer: neither views nor the tables a materialized
+    view fills (``CREATE MATERIALIZED VIEW ... TO <table>``)."""
+    listed = store.query("SELECT name, engine, create_table_query FROM system.tables WHERE database = {db:String}",
+                         parameters={"db": store.database}).result_rows
+    views = [ddl + " " for _, engine, ddl in listed if engine == "MaterializedView"]
+    return {name for name, engine, _ in listed if engine not in ("View", "MaterializedView")
+            and not any(f" TO {store.database}.{name} " in ddl for ddl in views)}
+
+
 def assert_columns_stored(store: Store, table: str, columns: Iterable[str], defaulted: Iterable[str] = ()) -> None:
     """Every column of ``columns`` is in the migrated table, and the table has no other column than
     those and the ``defaulted`` ones the writer leaves to their default. Inserts name their columns,
