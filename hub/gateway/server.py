@@ -12,8 +12,9 @@ of a body wait unread.
 Per connection:
 
 - at most ``max_connections`` at once: one more is answered ``503`` and closed;
-- a request's head must arrive whole within ``head_timeout`` once its first byte came, and an
-  idle connection (no request in progress) is closed after ``keepalive_timeout``;
+- a new connection's first request head must arrive whole within ``head_timeout`` of the
+  connection, a later one within ``head_timeout`` once its first byte came, and an idle
+  connection (no request in progress) is closed after ``keepalive_timeout``;
 - requests are handled one at a time, in order (pipelined ones wait, at most 32 parsed ahead);
   a client that goes away cancels the handler of its request;
 - an answer with a known length goes out with ``Content-Length``; otherwise chunked to an
@@ -266,6 +267,9 @@ class _Connection(BaseProtocol):
         self.remote = peer[0] if isinstance(peer, (tuple, list)) and peer else None
         self.idle_deadline = self._loop.time() + server.keepalive_timeout
         self.idle_timer = self._loop.call_at(self.idle_deadline, self._idle_check)
+        # a new connection's first request head must arrive whole within the head timeout, also
+        # when not one byte of it comes (a silent socket would hold a slot for the idle timeout)
+        self.head_timer = self._loop.call_later(server.head_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser

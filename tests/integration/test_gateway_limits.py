@@ -267,3 +267,17 @@ def test_a_client_that_aborts_its_upload_is_the_clients_failure_not_the_backends
         assert leg.latency_ms == 0  # the upload never finished: no backend time to speak of
 
     asyncio.run(run())
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_after_the_head_timeout_not_the_idle_one():
+    async def run():
+        async with Harness(limits(header_timeout_s=0.5, idle_timeout_s=3600), {"primary": RawBackend()}) as h:
+            reader, writer = await asyncio.open_connection(*h.address)
+            try:
+                assert await asyncio.wait_for(reader.read(), 20) == b""  # closed, long before the idle timeout
+            finally:
+                writer.close()
+            while h.gateway._server.open_connections:  # its slot under the connection cap is free again
+                await asyncio.sleep(0.02)
+
+    asyncio.run(run())
