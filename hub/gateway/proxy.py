@@ -83,6 +83,12 @@ _NOT_FORWARDED = OWN | FORWARDING | frozenset({"expect"})
 # Kafka at most EMIT_LINGER_S later, and every one is sent when the gateway stops.
 EMIT_LINGER_S = 0.25
 EMIT_BATCH_EVENTS = 1000
+# An emitter that cannot deliver (not connected to Kafka for EMIT_GRACE_S, or dropping events
+# within the last EMIT_DROP_WINDOW_S) makes /health say "degraded" with the reason, and one warning
+# is logged when that starts; the emitters are looked at every EMIT_CHECK_S.
+EMIT_GRACE_S = 5.0
+EMIT_DROP_WINDOW_S = 30.0
+EMIT_CHECK_S = 1.0
 
 
 def response_hash(body: bytes) -> str:
@@ -260,6 +266,10 @@ class Gateway:
         self._admin: web.AppRunner | None = None
         self.admin_address: tuple | None = None
         self._refusals_logged: set[str] = set()
+        self.emit_problem = ""                          # why the emitters cannot deliver now, "" when they can
+        self._emit_down: dict[str, float] = {}          # topic: since when its emitter is not connected
+        self._emit_drops: dict[str, tuple[int, float]] = {}   # topic: its drops when last seen, when they last grew
+        self._emit_watch: asyncio.Task | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
@@ -270,6 +280,8 @@ class Gateway:
             self._pools[backend.name] = Pool(backend.url, backend.max_connections, backend.timeout_s,
                                              backend.pool_timeout_s)
         await self.bulkhead.start()
+        if self._emitters:
+            self._emit_watch = asyncio.get_running_loop().create_task(self._watch_emitters())
         loop = asyncio.get_running_loop()
         self._server = ProtocolServer(self.proxy, max_connections=self.config.max_connections,
                                       on_refused=self._connection_refused,
@@ -297,6 +309,45 @@ class Gateway:
             log.warning("refused a connection: %d open (gateway.max_connections); counted in connections_refused",
                         self.config.max_connections)
 
+    def _emitters_problem(self) -> str:
+        """Why the emitters cannot deliver now: not connected to Kafka for EMIT_GRACE_S, or events
+        dropped within EMIT_DROP_WINDOW_S; "" when they can."""
+        now = time.monotonic()
+        reasons = []
+        for emitter in self._emitters:
+            st = emitter.stats()
+            topic = emitter.topic
+            if st.get("connected"):
+                self._emit_down.pop(topic, None)
+            elif now - self._emit_down.setdefault(topic, now) >= EMIT_GRACE_S:
+                reasons.append(f"the emitter for {topic} is not connected to Kafka at {emitter.bootstrap} "
+                               f"(for {now - self._emit_down[topic]:.0f} s)")
+            drops = st.get("dropped_send_failed", 0) + st.get("dropped_buffer_full", 0)
+            before, at = self._emit_drops.get(topic, (0, -1e18))
+            if drops > before:
+                at = now
+            self._emit_drops[topic] = (drops, at)
+            if now - at < EMIT_DROP_WINDOW_S:
+                reasons.append(f"the emitter for {topic} dropped events ({drops} so far)")
+        return "; ".join(reasons)
+
+    async def _watch_emitters(self) -> None:
+        """Keep ``emit_problem`` current; one warning when the emitters start failing, one line when they recover."""
+        while True:
+            await asyncio.sleep(EMIT_CHECK_S)
+            problem = self._emitters_problem()
+            if problem and not self.emit_problem:
+                log.warning("gateway %s cannot deliver its legs and pairs: %s; /health says degraded",
+                            self.config.name, problem)
+            elif self.emit_problem and not problem:
+                log.info("gateway %s delivers its legs and pairs again", self.config.name)
+            self.emit_problem = problem
+
+    def undelivered(self) -> int:
+        """Legs and pairs that never reached Kafka: refused by an emitter, or dropped by it after
+        being taken (its send failed, or it was still buffered when the emitter closed)."""
+        return self.counters["emit_refused"] + sum(e.stats().get("dropped_send_failed", 0) for e in self._emitters)
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until the shadow work queued so far is done."""
         await self.bulkhead.join(timeout)
@@ -305,6 +356,9 @@ class Gateway:
         """Stop: no new connections; the requests in flight finish (up to ``shutdown_timeout_s``),
         then the queued shadows (up to the same again); every shadow not done by then is emitted as
         dropped (a shadow leg and a ``dropped_by_bulkhead`` pair). Then the emitters are flushed."""
+        if self._emit_watch is not None:
+            self._emit_watch.cancel()
+            self._emit_watch = None
         if self._listener is not None:
             self._listener.close()  # no new connections
         if self._server is not None:
@@ -331,8 +385,11 @@ class Gateway:
 
     # ---- admin --------------------------------------------------------------------------------
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "gateway": self.config.name,
-                                  "shadow_queue": self.bulkhead.queued, "shadow_bytes": self.bulkhead.bytes})
+        out = {"status": "degraded" if self.emit_problem else "ok", "gateway": self.config.name,
+               "shadow_queue": self.bulkhead.queued, "shadow_bytes": self.bulkhead.bytes}
+        if self.emit_problem:
+            out["reason"] = self.emit_problem  # the proxy still serves: degraded, not down
+        return web.json_response(out)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=exposition(self.metric_families()), headers={"Content-Type": CONTENT_TYPE})
@@ -871,5 +928,5 @@ async def serve(config: GatewayConfig, *, bootstrap: str = "", requests_topic: s
             c = gateway.stats()
             line = (f"gateway {config.name} stopped in {time.perf_counter() - started:.1f} s: {c['requests']} "
                     f"requests, {c['shadow_sent']} shadows sent, {c['shadow_dropped']} dropped, {c['pairs']} pairs, "
-                    f"{c['emit_refused']} legs or pairs refused by the emitter")
+                    f"{gateway.undelivered()} legs or pairs not delivered (refused or dropped by the emitters)")
             (stopped or log.info)(line)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from dataclasses import dataclass, field
 
 
@@ -687,3 +688,52 @@ def test_expect_100_continue_is_answered_by_the_gateway_and_the_body_streams_on(
         assert seen.body == b"hello" and seen.all("Expect") == []
 
     asyncio.run(run())
+
+
+def test_an_emitter_that_cannot_reach_kafka_makes_health_degraded_warns_once_and_counts_in_the_summary(
+        caplog, monkeypatch):
+    import hub.gateway.proxy as proxy_module
+    from hub.gateway.config import parse_config as parse
+    from hub.gateway.proxy import serve
+
+    made: list = []
+
+    class Kept(proxy_module.Gateway):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(proxy_module, "Gateway", Kept)
+    monkeypatch.setattr(proxy_module, "EMIT_GRACE_S", 0.2)
+    monkeypatch.setattr(proxy_module, "EMIT_CHECK_S", 0.1)
+    unreachable = "127.0.0.1:45999"  # nothing listens there
+
+    async def run():
+        backend = RawBackend()
+        url = await backend.start()
+        config = parse({"gateway": {"name": "gw-test", "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"},
+                        "emit": {"bootstrap": unreachable}, "backends": {"primary": {"url": url}}, **API})
+        lines: list[str] = []
+        address: list = []
+        task = asyncio.ensure_future(serve(config, ready=address.append, stopped=lines.append))
+        while not address:
+            await asyncio.sleep(0.02)
+        assert (await raw_request(address[0], req("GET", "/api/x"))).status == 200
+        (gateway,) = made
+        for _ in range(600):  # the watcher looks every 0.1 s; at most 30 s
+            health = json.loads((await raw_request(gateway.admin_address, req("GET", "/health"))).body)
+            if health["status"] != "ok":
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # more checks: still one warning
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await backend.close()
+        return health, lines
+
+    with caplog.at_level(logging.WARNING, logger="hub.gateway.proxy"):
+        health, lines = asyncio.run(run())
+    assert health["status"] == "degraded" and unreachable in health["reason"]
+    assert len([r for r in caplog.records if "cannot deliver" in r.getMessage()]) == 1
+    (line,) = lines
+    assert "1 legs or pairs not delivered" in line, line  # the leg of the one request
