@@ -439,8 +439,10 @@ class _Connection(BaseProtocol):
 
     def _refused(self, exc: HttpProcessingError) -> None:
         """A request the parser refused: one log line, a fixed answer, the connection closed."""
+        # the kind of error and its sizes only: the parser's message goes on to quote the request's
+        # bytes (a header value or target, maybe a token or a cookie), which are never logged
         reason = (getattr(exc, "message", "") or str(exc))
-        reason = reason.splitlines()[0][:200] if reason else ""
+        reason = reason.splitlines()[0].split(":", 1)[0].strip()[:120] if reason else ""
         level = logging.DEBUG if self.requests == 1 and isinstance(exc, BadHttpMethod) else logging.WARNING
         log.log(level, "malformed request from %s: %s%s", self.remote or "?", type(exc).__name__,
                 f": {reason}" if reason else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 
 import pytest
 
@@ -202,3 +203,24 @@ def test_a_transfer_coding_other_than_chunked_is_refused_with_501_and_the_connec
         assert backend.seen == []
 
     asyncio.run(run())
+
+
+def test_a_refused_head_is_logged_by_its_kind_and_sizes_never_its_bytes(caplog):
+    secret = b"tok3nS3cr3t"
+    heads = [b"GET /api/" + secret * 900 + b" HTTP/1.1\r\nHost: gw\r\n\r\n",
+             b"GET /api/a HTTP/1.1\r\nHost: gw\r\nCookie: s=" + secret * 900 + b"\r\n\r\n",
+             b"GET /api/a HTTP/1.1\r\nHost: gw\r\nX-Token: " + secret + b"\x01\r\n\r\n",
+             b"GET /api/a HTTP/1.1\r\nHost: gw\r\nX" + secret + b"\x01: 1\r\n\r\n"]
+
+    async def run():
+        async with Harness(on(), {"primary": RawBackend()}) as h:
+            for head in heads:
+                (answer,), _ = await exchange(h.address, head, 1)
+                assert answer[0] == 400
+
+    with caplog.at_level(logging.DEBUG, logger="hub.gateway.proxy"):
+        asyncio.run(run())
+    lines = [r.getMessage() for r in caplog.records if "malformed request" in r.getMessage()]
+    assert len(lines) == len(heads)
+    assert [line for line in lines if "tok3n" in line or "3cr3t" in line] == []
+    assert "8190" in lines[0] and "8190" in lines[1]  # the limit it broke
