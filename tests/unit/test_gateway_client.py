@@ -231,3 +231,17 @@ def test_a_silent_backend_times_out():
             await fetch(pool, "GET", "/x")
 
     run(lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", scenario, timeout_s=0.3)
+
+
+def test_a_backend_urls_path_is_a_prefix_of_every_request_target():
+    async def main():
+        backend = Raw(lambda req: OK)
+        pool = Pool(await backend.start() + "/v2/", 4, 2.0, 0.2)
+        try:
+            return await fetch(pool, "GET", "/users/1?x=1"), backend
+        finally:
+            pool.close()
+            backend.server.close()
+
+    (status, _, _), backend = asyncio.run(main())
+    assert status == 200 and backend.requests[0].startswith(b"GET /v2/users/1?x=1 HTTP/1.1\r\n")
