@@ -628,11 +628,18 @@ class Gateway:
                         await request.finish()
                     resp.release()
                 except asyncio.CancelledError:
-                    # the client went away: the backend request is cancelled with it
-                    self.counters["client_disconnects"] += 1
-                    error = "client: closed the connection before the answer (the backend request was cancelled)"
-                    if not request.prepared:
-                        status = 408  # the client's doing: status 0 is a backend that gave no answer
+                    if request.stopped:
+                        # the gateway's own stop cut it off (shutdown_timeout_s ran out): neither the
+                        # client's doing nor the backend's answer; the client gets 503 if nothing was sent
+                        error = "gateway: stopped before the answer (shutdown timeout)"
+                        if not request.prepared:
+                            status = 503
+                    else:
+                        # the client went away: the backend request is cancelled with it
+                        self.counters["client_disconnects"] += 1
+                        error = "client: closed the connection before the answer (the backend request was cancelled)"
+                        if not request.prepared:
+                            status = 408  # the client's doing: status 0 is a backend that gave no answer
                     self._emit(self._leg(cid, leg_name, route, method, backend.name,
                                          _Response.of(status, body, _since(sent, t0), error=error),
                                          started, sent.size, exp, phase), source)

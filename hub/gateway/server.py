@@ -24,7 +24,9 @@ Per connection:
   seconds) before the next request, so the client sees the answer and not a reset.
 
 ``shutdown(timeout)``: idle connections are closed at once, requests in flight get ``timeout``
-seconds to finish, then their handlers are cancelled and the connections closed.
+seconds to finish, then their handlers are cancelled (``Exchange.stopped`` is then true: the
+gateway stopped, not the client), a client whose answer had not begun gets ``503`` with
+``Connection: close``, and the connections are closed.
 
 The handler gets an :class:`Exchange` (the request and the means to answer it) and either answers
 through it (``send`` or ``start``/``write``/``finish``) or returns an :class:`Answer`, a short
@@ -132,6 +134,11 @@ class Exchange:
     @property
     def prepared(self) -> bool:
         return self.started
+
+    @property
+    def stopped(self) -> bool:
+        """True once the server's shutdown cut off the requests still in flight."""
+        return self._conn.server.cut_off
 
     def _head_bytes(self, status: int, reason: str | None, headers, length: int | None) -> bytes:
         """The answer's head; decides its framing and whether the connection stays open."""
@@ -410,6 +417,10 @@ class _Connection(BaseProtocol):
             if answer is not None:
                 ex._answer(answer)
         except asyncio.CancelledError:
+            if self.server.cut_off and not ex.started:
+                # the gateway stopped before the answer began: the client is told so, not left
+                # with a connection closed on it
+                self._fixed(503, "503 Service Unavailable: the gateway stopped\n")
             raise
         except ConnectionError:
             return False
@@ -474,6 +485,7 @@ class Server:
         self.connections: set[_Connection] = set()
         self.open_connections = 0
         self.stopping = False
+        self.cut_off = False    # the shutdown cancelled the requests still in flight
         self._all_done: asyncio.Future | None = None
 
     def __call__(self) -> _Connection:
@@ -500,8 +512,11 @@ class Server:
             finally:
                 self._all_done = None
         tasks = [c.task for c in self.connections if c.task is not None and not c.task.done()]
+        self.cut_off = bool(tasks)
         for task in tasks:
             task.cancel()
+        if tasks:  # the handlers record the cut-off and answer 503 before their connections close
+            await asyncio.wait(tasks, timeout=5)
         for conn in list(self.connections):
             conn.close()
         if tasks:

@@ -281,3 +281,38 @@ def test_a_connection_that_never_sends_a_byte_is_closed_after_the_head_timeout_n
                 await asyncio.sleep(0.02)
 
     asyncio.run(run())
+
+
+def test_requests_cut_off_by_the_gateways_stop_are_the_gateways_doing_and_the_client_gets_503():
+    async def run():
+        async def slow(seen):
+            await asyncio.sleep(3)
+            return response()
+
+        backend = EofBackend(slow)
+        h = Harness(limits(shutdown_timeout_s=0.5, body_idle_timeout_s=30, body_min_rate=0), {"primary": backend})
+        await h.__aenter__()
+        try:
+            waiting = await asyncio.open_connection(*h.address)
+            waiting[1].write(b"GET /api/slow HTTP/1.1\r\nHost: h\r\n\r\n")
+            uploading = await asyncio.open_connection(*h.address)
+            uploading[1].write(b"PUT /api/up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+            for _, writer in (waiting, uploading):
+                await writer.drain()
+            while backend.heads < 2:
+                await asyncio.sleep(0.02)
+            await h.gateway.close()  # the stop's grace (0.5 s) runs out long before the backend answers
+            for reader, writer in (waiting, uploading):
+                answer = await asyncio.wait_for(reader.read(), 20)
+                writer.close()
+                assert answer.startswith(b"HTTP/1.1 503 "), answer
+                assert b"\r\nConnection: close\r\n" in answer
+            stats = h.gateway.stats()
+        finally:
+            await backend.close()
+        assert stats["client_disconnects"] == 0
+        assert sorted(leg.method for leg, _ in h.legs) == ["GET", "PUT"]
+        for leg, _ in h.legs:
+            assert leg.status == 503 and leg.error == "gateway: stopped before the answer (shutdown timeout)"
+
+    asyncio.run(run())
