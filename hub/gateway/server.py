@@ -15,6 +15,7 @@ Per connection:
 - a new connection's first request head must arrive whole within ``head_timeout`` of the
   connection, a later one within ``head_timeout`` once its first byte came, and an idle
   connection (no request in progress) is closed after ``keepalive_timeout``;
+- ``CONNECT`` (in any form of target) is refused with ``400`` and the connection closed;
 - requests are handled one at a time, in order (pipelined ones wait, at most 32 parsed ahead);
   a client that goes away cancels the handler of its request;
 - an answer with a known length goes out with ``Content-Length``; otherwise chunked to an
@@ -410,6 +411,13 @@ class _Connection(BaseProtocol):
             self.failed = self.closing = True
             log.info("refused a request from %s: a transfer coding other than chunked", self.remote or "?")
             self._fixed(501, "501 Not Implemented: only the chunked transfer coding is accepted\n")
+            return False
+        if message.method == "CONNECT":
+            # a tunnel, in any form of target, is never forwarded: 400 and the connection closed,
+            # nothing after the head read
+            self.failed = self.closing = True
+            log.info("refused a CONNECT request from %s", self.remote or "?")
+            self._fixed(400, "400 Bad Request: CONNECT is not accepted\n")
             return False
         ex = Exchange(self, message, payload)
         try:

@@ -224,3 +224,17 @@ def test_a_refused_head_is_logged_by_its_kind_and_sizes_never_its_bytes(caplog):
     assert len(lines) == len(heads)
     assert [line for line in lines if "tok3n" in line or "3cr3t" in line] == []
     assert "8190" in lines[0] and "8190" in lines[1]  # the limit it broke
+
+
+@pytest.mark.parametrize("target", [b"/api/x", b"backend.internal:443", b"http://gw/api/x"])
+def test_connect_in_any_form_is_refused_and_the_connection_closed_never_forwarded(target):
+    async def run():
+        backend = RawBackend()
+        async with Harness(on(), {"primary": backend}) as h:
+            data = (b"CONNECT " + target + b" HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                    b"GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n")
+            (answer,), rest = await exchange(h.address, data, 1)
+        assert answer[0] == 400 and answer[1].get("connection") == "close" and rest == b""
+        assert backend.seen == []
+
+    asyncio.run(run())
