@@ -22,7 +22,9 @@ Per connection:
   HTTP/1.1 client, or framed by closing the connection for an HTTP/1.0 one. The head waits for
   the body's first piece, so a small answer is one write;
 - after an answer, a request body nobody read is read and dropped (up to ``lingering_time``
-  seconds) before the next request, so the client sees the answer and not a reset.
+  seconds) before the next request, so the client sees the answer and not a reset; an answer
+  that closes the connection (``Connection: close``) is followed at once by the end of the stream
+  (the client reads the close right after the answer), only the reading side lingers.
 
 ``shutdown(timeout)``: idle connections are closed at once, requests in flight get ``timeout``
 seconds to finish, then their handlers are cancelled (``Exchange.stopped`` is then true: the
@@ -442,9 +444,14 @@ class _Connection(BaseProtocol):
             return False
         if not ex.finished:
             return False
-        if payload is not EMPTY_PAYLOAD and not payload.is_eof() and self.transport is not None:
-            # a body nobody read: read and dropped (also before closing), so the client sees the
-            # answer, not a reset
+        transport = self.transport
+        if payload is not EMPTY_PAYLOAD and not payload.is_eof() and transport is not None:
+            # a body nobody read: read and dropped, so the next request is read from where it
+            # starts, or, after an answer that closes the connection, so the client sees the answer
+            # and not a reset; that answer is followed by the end of the stream at once (the client
+            # reads the close right after it), only the reading side lingers
+            if (ex._close or self.closing) and transport.can_write_eof() and not transport.is_closing():
+                transport.write_eof()
             end = self._loop.time() + self.server.lingering_time
             try:
                 while not payload.is_eof():

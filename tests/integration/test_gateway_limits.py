@@ -316,3 +316,21 @@ def test_requests_cut_off_by_the_gateways_stop_are_the_gateways_doing_and_the_cl
             assert leg.status == 503 and leg.error == "gateway: stopped before the answer (shutdown timeout)"
 
     asyncio.run(run())
+
+
+def test_an_answer_that_closes_the_connection_is_followed_at_once_by_the_end_of_the_stream():
+    async def run():
+        backend = EofBackend()
+        async with Harness(limits(body_idle_timeout_s=0.5, body_min_rate=0), {"primary": backend}) as h:
+            h.gateway._server.lingering_time = 3600  # the unread body may be drained, never before the close
+            reader, writer = await asyncio.open_connection(*h.address)
+            try:
+                writer.write(b"PUT /api/x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(), 20)  # the answer, then the close
+            finally:
+                writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"\r\nConnection: close\r\n" in answer
+        assert answer.endswith(b"request timeout: the request body came too slowly\n")
+
+    asyncio.run(run())
