@@ -6,7 +6,7 @@
   body) and the body's first piece (a small body: all of it) in one write. The rest of a body
   streams from its async iterator, with the socket's flow control.
 - The answer: the status line and headers parsed strictly (one header block of at most 64 KiB,
-  CRLF line ends, token names, no control characters in values, no folded lines, one
+  CRLF line ends (a bare LF is refused as soon as it arrives), token names, no control characters in values, no folded lines, one
   ``Content-Length`` value); 1xx interim answers are skipped; the body framed by ``Content-Length``,
   chunked transfer coding, or the end of the connection (RFC 9112 6.3), read in chunks with the
   reading paused while more than 256 KiB wait unread.
@@ -35,6 +35,7 @@ IDLE_S = 30.0            # an idle pooled connection is closed after this
 _WITH_EMPTY_BODY = frozenset({"POST", "PUT", "PATCH"})
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+_BARE_LF = re.compile(rb"(?<!\r)\n")  # a line end without its CR: never HTTP/1.1 as the gateway accepts it
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 
 
@@ -478,6 +479,9 @@ class Pool:
         while True:
             buf = conn.buf
             end = buf.find(b"\r\n\r\n")
+            if _BARE_LF.search(buf, 0, len(buf) if end < 0 else end + 4) is not None:
+                # refused as soon as seen: waiting for a CRLF CRLF that never comes would pass for a timeout
+                raise Malformed("a bare LF line end in the response head")
             if end < 0:
                 if len(buf) > MAX_HEAD:
                     raise Malformed("the response head is too large")

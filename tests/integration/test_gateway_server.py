@@ -238,3 +238,41 @@ def test_connect_in_any_form_is_refused_and_the_connection_closed_never_forwarde
         assert backend.seen == []
 
     asyncio.run(run())
+
+
+class ScriptedBackend(RawBackend):
+    """Answers every request head with ``data``, then closes (``close``) or holds the connection open."""
+
+    def __init__(self, data: bytes, close: bool):
+        super().__init__()
+        self.data, self.close_after = data, close
+
+    async def _conn(self, reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(self.data)
+            await writer.drain()
+            if not self.close_after:
+                await reader.read()  # open until the gateway lets go
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("data, close, error", [
+    (b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello", False, "Malformed: primary sent a malformed response"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\nX-A: 1\r\n\r\nhello", False,
+     "Malformed: primary sent a malformed response"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nhello", True, "BrokenBody: primary sent a broken body"),
+], ids=["bare LF head", "one bare LF in the head", "body shorter than its length"])
+def test_a_malformed_backend_answer_is_a_502_at_once_never_a_timeout(data, close, error):
+    async def run():
+        config = {**on(), "backends": {"primary": {"timeout_s": 3600}}}  # a wait would outlast the test
+        async with Harness(config, {"primary": ScriptedBackend(data, close)}) as h:
+            (answer,), _ = await exchange(h.address, b"GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", 1)
+            assert answer[0] == 502
+        (leg, _), = h.legs
+        assert leg.status == 0 and leg.error == error
+
+    asyncio.run(run())
